@@ -1,0 +1,15 @@
+//! Compiles the wire contract in `proto/` with protox (no `protoc` needed).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = "../proto";
+    let files = ["fedseg/v1/secagg.proto", "fedseg/v1/coordinator.proto"];
+    for file in &files {
+        println!("cargo:rerun-if-changed={proto_root}/{file}");
+    }
+    let descriptors = protox::compile(files, [proto_root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! What the fedseg coordinator and participants share.
+//!
+//! - [`proto`]: the generated gRPC wire contract (`proto/fedseg/v1`).
+//! - [`fixed_point`]: clipping and fixed-point encoding of real vectors into
+//!   wrapping `u64` words, the domain every secure sum works in.
+//! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
+//!   types and state machines with no networking, plus an in-process runner.
+
+pub mod fixed_point;
+pub mod proto;
+pub mod secagg;

@@ -1,0 +1,541 @@
+//! The member's side of the protocol, as states consumed by value:
+//! [`start_epoch`] → [`AwaitingRoster`] → [`AwaitingShares`] → [`ReadyEpoch`],
+//! which then masks and unmasks the epoch's rounds in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use curve25519_dalek::Scalar;
+use rand::CryptoRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::error::{Phase, SecAggError};
+use super::messages::{
+    EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, MaskedInput, RevealedShare,
+    SealedShares, ShareBundle, ShareDelivery, ShareValue, UnmaskRequest, UnmaskResponse,
+};
+use super::prg::{self, Sign};
+use super::sealed::{self, SealContext};
+use super::shamir;
+use super::{JobParams, pairwise_key, pairwise_sign, self_mask_key, share_x, strictly_sorted};
+
+/// Bytes of one round's shares in a sealed bundle: mask-key share then
+/// self-mask-seed share, 32 bytes each.
+const ROUND_SHARE_BYTES: usize = 64;
+
+/// One member's secrets for one epoch; wiped on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct EpochSecrets {
+    encryption: [u8; 32],
+    mask_keys: Vec<Scalar>,
+    self_seeds: Vec<Scalar>,
+}
+
+impl EpochSecrets {
+    fn encryption_secret(&self) -> StaticSecret {
+        StaticSecret::from(self.encryption)
+    }
+}
+
+fn mask_secret(scalar: &Scalar) -> StaticSecret {
+    StaticSecret::from(scalar.to_bytes())
+}
+
+/// This member's shares of one owner's secrets, one pair per round.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct HeldShares {
+    mask_key: Vec<Scalar>,
+    self_seed: Vec<Scalar>,
+}
+
+/// Which kind of share of an owner was revealed in a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disclosure {
+    SelfSeed,
+    MaskKey,
+}
+
+/// Begins epoch set-up: draws fresh secrets and advertises their public keys.
+pub fn start_epoch<R: CryptoRng + ?Sized>(
+    params: Arc<JobParams>,
+    me: u32,
+    start: EpochStart,
+    rng: &mut R,
+) -> Result<(KeyAdvertisement, AwaitingRoster), SecAggError> {
+    if me >= params.participants() {
+        return Err(SecAggError::InvalidParams(format!(
+            "member {me} is not in the cohort"
+        )));
+    }
+    if start.rounds == 0 || !strictly_sorted(&start.members) {
+        return Err(SecAggError::Malformed {
+            from: u32::MAX,
+            reason: "epoch start has no rounds or an unsorted member list".into(),
+        });
+    }
+    if start.members.binary_search(&me).is_err() {
+        return Err(SecAggError::NotMember {
+            who: me,
+            phase: Phase::AdvertiseKeys,
+        });
+    }
+    let mut encryption = [0u8; 32];
+    rng.fill_bytes(&mut encryption);
+    let secrets = EpochSecrets {
+        encryption,
+        mask_keys: (0..start.rounds).map(|_| Scalar::random(rng)).collect(),
+        self_seeds: (0..start.rounds).map(|_| Scalar::random(rng)).collect(),
+    };
+    let advertisement = KeyAdvertisement {
+        epoch: start.epoch,
+        encryption_key: PublicKey::from(&secrets.encryption_secret()).to_bytes(),
+        mask_keys: secrets
+            .mask_keys
+            .iter()
+            .map(|k| PublicKey::from(&mask_secret(k)).to_bytes())
+            .collect(),
+    };
+    Ok((
+        advertisement.clone(),
+        AwaitingRoster {
+            params,
+            me,
+            start,
+            secrets,
+            advertisement,
+        },
+    ))
+}
+
+/// Keys advertised; waiting for everyone else's.
+pub struct AwaitingRoster {
+    params: Arc<JobParams>,
+    me: u32,
+    start: EpochStart,
+    secrets: EpochSecrets,
+    advertisement: KeyAdvertisement,
+}
+
+impl AwaitingRoster {
+    /// Checks the roster, then shares this epoch's secrets among the holders
+    /// that advertised, sealing each holder's shares to it.
+    pub fn receive_roster<R: CryptoRng + ?Sized>(
+        self,
+        roster: EpochRoster,
+        rng: &mut R,
+    ) -> Result<(ShareBundle, AwaitingShares), SecAggError> {
+        if roster.start != self.start {
+            return Err(SecAggError::WrongEpoch {
+                expected: self.start.epoch,
+                got: roster.start.epoch,
+            });
+        }
+        let members: Vec<u32> = roster.keys.iter().map(|(m, _)| *m).collect();
+        if !strictly_sorted(&members) {
+            return Err(SecAggError::Malformed {
+                from: u32::MAX,
+                reason: "roster is not sorted".into(),
+            });
+        }
+        for (member, keys) in &roster.keys {
+            if self.start.members.binary_search(member).is_err() {
+                return Err(SecAggError::NotMember {
+                    who: *member,
+                    phase: Phase::AdvertiseKeys,
+                });
+            }
+            if keys.epoch != self.start.epoch || keys.mask_keys.len() != self.start.rounds as usize
+            {
+                return Err(SecAggError::Malformed {
+                    from: *member,
+                    reason: "advertisement does not match the epoch".into(),
+                });
+            }
+        }
+        if roster.keys_of(self.me) != Some(&self.advertisement) {
+            return Err(SecAggError::Malformed {
+                from: u32::MAX,
+                reason: "roster does not carry this member's own keys".into(),
+            });
+        }
+        let holders: Vec<u32> = self
+            .params
+            .graph
+            .holders(self.me)
+            .into_iter()
+            .filter(|h| roster.keys_of(*h).is_some())
+            .collect();
+        let t = self.params.t();
+        if holders.len() < t {
+            return Err(SecAggError::TooFewParticipants {
+                have: holders.len(),
+                need: t,
+                phase: Phase::ShareKeys,
+            });
+        }
+        let xs: Vec<u32> = holders.iter().map(|&h| share_x(h)).collect();
+        let rounds = self.start.rounds as usize;
+        let mut plaintexts = vec![Vec::with_capacity(rounds * ROUND_SHARE_BYTES); holders.len()];
+        for r in 0..rounds {
+            let key_shares = shamir::split(&self.secrets.mask_keys[r], t, &xs, rng)?;
+            let seed_shares = shamir::split(&self.secrets.self_seeds[r], t, &xs, rng)?;
+            for (h, plain) in plaintexts.iter_mut().enumerate() {
+                plain.extend_from_slice(key_shares[h].y.as_bytes());
+                plain.extend_from_slice(seed_shares[h].y.as_bytes());
+            }
+        }
+        let encryption = self.secrets.encryption_secret();
+        let mut sealed_shares = Vec::with_capacity(holders.len() - 1);
+        let mut own = None;
+        for (holder, mut plain) in holders.iter().copied().zip(plaintexts) {
+            if holder == self.me {
+                own = Some(parse_shares(self.me, &plain, rounds)?);
+            } else {
+                let holder_key = PublicKey::from(
+                    roster
+                        .keys_of(holder)
+                        .expect("holder advertised")
+                        .encryption_key,
+                );
+                let ctx = SealContext {
+                    job_id: &self.params.job_id,
+                    epoch: self.start.epoch,
+                    sender: self.me,
+                    holder,
+                };
+                sealed_shares.push(SealedShares {
+                    sender: self.me,
+                    holder,
+                    ciphertext: sealed::seal(&encryption, &holder_key, &ctx, &plain)?,
+                });
+            }
+            plain.zeroize();
+        }
+        let mut held = BTreeMap::new();
+        held.insert(self.me, own.expect("a member is among its own holders"));
+        let bundle = ShareBundle {
+            epoch: self.start.epoch,
+            shares: sealed_shares,
+        };
+        Ok((
+            bundle,
+            AwaitingShares {
+                params: self.params,
+                me: self.me,
+                roster,
+                secrets: self.secrets,
+                held,
+            },
+        ))
+    }
+}
+
+fn parse_shares(sender: u32, plain: &[u8], rounds: usize) -> Result<HeldShares, SecAggError> {
+    if plain.len() != rounds * ROUND_SHARE_BYTES {
+        return Err(SecAggError::Malformed {
+            from: sender,
+            reason: "share bundle has the wrong length".into(),
+        });
+    }
+    let scalar = |bytes: &[u8]| -> Result<Scalar, SecAggError> {
+        Option::from(Scalar::from_canonical_bytes(
+            bytes.try_into().expect("32-byte slice"),
+        ))
+        .ok_or_else(|| SecAggError::Malformed {
+            from: sender,
+            reason: "share is not a canonical scalar".into(),
+        })
+    };
+    let mut held = HeldShares {
+        mask_key: Vec::with_capacity(rounds),
+        self_seed: Vec::with_capacity(rounds),
+    };
+    for chunk in plain.chunks_exact(ROUND_SHARE_BYTES) {
+        held.mask_key.push(scalar(&chunk[..32])?);
+        held.self_seed.push(scalar(&chunk[32..])?);
+    }
+    Ok(held)
+}
+
+/// Shares sent; waiting for the shares sealed to this member.
+pub struct AwaitingShares {
+    params: Arc<JobParams>,
+    me: u32,
+    roster: EpochRoster,
+    secrets: EpochSecrets,
+    held: BTreeMap<u32, HeldShares>,
+}
+
+impl AwaitingShares {
+    /// Opens and stores the shares of every neighbour that completed the
+    /// share phase; the epoch's rounds can then run.
+    pub fn receive_shares(mut self, delivery: ShareDelivery) -> Result<ReadyEpoch, SecAggError> {
+        let epoch = self.roster.start.epoch;
+        if delivery.epoch != epoch {
+            return Err(SecAggError::WrongEpoch {
+                expected: epoch,
+                got: delivery.epoch,
+            });
+        }
+        let encryption = self.secrets.encryption_secret();
+        let rounds = self.roster.start.rounds as usize;
+        for sealed_shares in &delivery.shares {
+            let sender = sealed_shares.sender;
+            if sealed_shares.holder != self.me || !self.params.graph.are_neighbours(self.me, sender)
+            {
+                return Err(SecAggError::Malformed {
+                    from: sender,
+                    reason: "shares addressed elsewhere or from a non-neighbour".into(),
+                });
+            }
+            let keys = self.roster.keys_of(sender).ok_or(SecAggError::NotMember {
+                who: sender,
+                phase: Phase::ShareKeys,
+            })?;
+            if self.held.contains_key(&sender) {
+                return Err(SecAggError::Duplicate {
+                    from: sender,
+                    phase: Phase::ShareKeys,
+                });
+            }
+            let ctx = SealContext {
+                job_id: &self.params.job_id,
+                epoch,
+                sender,
+                holder: self.me,
+            };
+            let plain = sealed::open(
+                &encryption,
+                &PublicKey::from(keys.encryption_key),
+                &ctx,
+                &sealed_shares.ciphertext,
+            )?;
+            self.held
+                .insert(sender, parse_shares(sender, &plain, rounds)?);
+        }
+        let rounds_state = vec![RoundState::Pending; rounds];
+        Ok(ReadyEpoch {
+            params: self.params,
+            me: self.me,
+            roster: self.roster,
+            secrets: self.secrets,
+            held: self.held,
+            rounds: rounds_state,
+            disclosures: HashMap::new(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoundState {
+    Pending,
+    Masked { members: Vec<u32> },
+    Skipped,
+}
+
+/// Key set-up done: masks and unmasks the epoch's rounds, each at most once
+/// and in increasing order.
+pub struct ReadyEpoch {
+    params: Arc<JobParams>,
+    me: u32,
+    roster: EpochRoster,
+    secrets: EpochSecrets,
+    held: BTreeMap<u32, HeldShares>,
+    rounds: Vec<RoundState>,
+    disclosures: HashMap<(u32, u64), Disclosure>,
+}
+
+impl ReadyEpoch {
+    /// The epoch this state serves.
+    pub fn start(&self) -> &EpochStart {
+        &self.roster.start
+    }
+
+    /// Members whose shares this member holds (its neighbours that completed
+    /// the share phase, and itself).
+    pub fn held_owners(&self) -> impl Iterator<Item = u32> + '_ {
+        self.held.keys().copied()
+    }
+
+    fn round_index(&self, round: u64) -> Result<usize, SecAggError> {
+        if !self.roster.start.covers(round) {
+            return Err(SecAggError::RoundUnavailable {
+                round,
+                reason: "outside the current key epoch",
+            });
+        }
+        Ok((round - self.roster.start.first_round) as usize)
+    }
+
+    /// Masks this member's encoded `input` for the round `request` opens.
+    /// Each round can be masked once; rounds skipped over are never used.
+    pub fn mask(
+        &mut self,
+        request: &MaskRequest,
+        input: &[u64],
+    ) -> Result<MaskedInput, SecAggError> {
+        let r = self.round_index(request.round)?;
+        if self.rounds[r] != RoundState::Pending {
+            return Err(SecAggError::RoundUnavailable {
+                round: request.round,
+                reason: "already used",
+            });
+        }
+        if input.len() != request.length {
+            return Err(SecAggError::LengthMismatch {
+                expected: request.length,
+                got: input.len(),
+            });
+        }
+        let members = &request.members;
+        if !strictly_sorted(members) {
+            return Err(SecAggError::Malformed {
+                from: u32::MAX,
+                reason: "member list is not sorted".into(),
+            });
+        }
+        if members.binary_search(&self.me).is_err() {
+            return Err(SecAggError::NotMember {
+                who: self.me,
+                phase: Phase::MaskedInput,
+            });
+        }
+        if members.len() < self.params.t() {
+            return Err(SecAggError::TooFewParticipants {
+                have: members.len(),
+                need: self.params.t(),
+                phase: Phase::MaskedInput,
+            });
+        }
+        let mut peers = Vec::new();
+        for &member in members {
+            let keys = self.roster.keys_of(member).ok_or(SecAggError::NotMember {
+                who: member,
+                phase: Phase::MaskedInput,
+            })?;
+            if member != self.me && self.params.graph.are_neighbours(self.me, member) {
+                if !self.held.contains_key(&member) {
+                    return Err(SecAggError::MissingShares(member));
+                }
+                peers.push((member, PublicKey::from(keys.mask_keys[r])));
+            }
+        }
+        let job = &self.params.job_id;
+        let mut words = input.to_vec();
+        prg::apply_mask(
+            &mut words,
+            &self_mask_key(job, request.round, self.me, &self.secrets.self_seeds[r]),
+            Sign::Plus,
+        );
+        let mask_secret = mask_secret(&self.secrets.mask_keys[r]);
+        for (peer, peer_key) in peers {
+            let shared = mask_secret.diffie_hellman(&peer_key);
+            if !shared.was_contributory() {
+                return Err(SecAggError::NonContributoryKey(peer));
+            }
+            let key = pairwise_key(job, request.round, self.me, peer, &shared);
+            prg::apply_mask(&mut words, &key, pairwise_sign(self.me, peer));
+        }
+        for earlier in &mut self.rounds[..r] {
+            if *earlier == RoundState::Pending {
+                *earlier = RoundState::Skipped;
+            }
+        }
+        self.rounds[r] = RoundState::Masked {
+            members: members.clone(),
+        };
+        Ok(MaskedInput {
+            round: request.round,
+            words,
+        })
+    }
+
+    /// Reveals the shares that unmask a round this member masked: for each
+    /// owner it holds shares of, the self-mask share if the owner survived,
+    /// the mask-key share if it dropped. A repeated request (a retry) gets
+    /// the same answer; one that would reveal the other kind of share of any
+    /// owner for the same round is refused, so no owner is ever unmasked.
+    pub fn unmask(&mut self, request: &UnmaskRequest) -> Result<UnmaskResponse, SecAggError> {
+        let r = self.round_index(request.round)?;
+        let members = match &self.rounds[r] {
+            RoundState::Masked { members } => members.clone(),
+            RoundState::Pending | RoundState::Skipped => {
+                return Err(SecAggError::OutOfPhase {
+                    expected: Phase::MaskedInput,
+                    got: Phase::Unmask,
+                });
+            }
+        };
+        let (survivors, dropped) = (&request.survivors, &request.dropped);
+        if !strictly_sorted(survivors) || !strictly_sorted(dropped) {
+            return Err(SecAggError::InconsistentUnmask(
+                "member lists are not sorted",
+            ));
+        }
+        let mut union: Vec<u32> = survivors.iter().chain(dropped).copied().collect();
+        union.sort_unstable();
+        if union != members {
+            return Err(SecAggError::InconsistentUnmask(
+                "survivors and dropped do not partition the round's members",
+            ));
+        }
+        if survivors.binary_search(&self.me).is_err() {
+            return Err(SecAggError::InconsistentUnmask(
+                "this member is not listed as a survivor",
+            ));
+        }
+        if survivors.len() < self.params.t() {
+            return Err(SecAggError::TooFewParticipants {
+                have: survivors.len(),
+                need: self.params.t(),
+                phase: Phase::Unmask,
+            });
+        }
+        let mut response = UnmaskResponse {
+            round: request.round,
+            self_mask_shares: Vec::new(),
+            mask_key_shares: Vec::new(),
+        };
+        let mut granted = Vec::new();
+        for (&owner, shares) in &self.held {
+            let kind = if survivors.binary_search(&owner).is_ok() {
+                Disclosure::SelfSeed
+            } else if dropped.binary_search(&owner).is_ok() {
+                Disclosure::MaskKey
+            } else {
+                continue;
+            };
+            if self
+                .disclosures
+                .get(&(owner, request.round))
+                .is_some_and(|&earlier| earlier != kind)
+            {
+                return Err(SecAggError::DisclosureRefused {
+                    owner,
+                    round: request.round,
+                });
+            }
+            granted.push((owner, kind));
+            match kind {
+                Disclosure::SelfSeed => response.self_mask_shares.push(RevealedShare {
+                    owner,
+                    value: ShareValue(shares.self_seed[r]),
+                }),
+                Disclosure::MaskKey => response.mask_key_shares.push(RevealedShare {
+                    owner,
+                    value: ShareValue(shares.mask_key[r]),
+                }),
+            }
+        }
+        for (owner, kind) in granted {
+            self.disclosures.insert((owner, request.round), kind);
+        }
+        Ok(response)
+    }
+
+    /// Whether the epoch's last round has been used, so no round is left.
+    pub fn is_exhausted(&self) -> bool {
+        self.rounds.last() != Some(&RoundState::Pending)
+    }
+}
