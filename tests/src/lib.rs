@@ -13,7 +13,15 @@ pub fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bins", "-p", "fedseg-coordinator", "-p", "fedseg-participant"])
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "fedseg-coordinator",
+                "-p",
+                "fedseg-participant",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo runs");

@@ -16,7 +16,7 @@ use super::messages::{
     SealedShares, ShareBundle, ShareDelivery, ShareValue, UnmaskRequest, UnmaskResponse,
 };
 use super::prg::{self, Sign};
-use super::sealed::{self, SealContext};
+use super::sealed::{SealContext, ShareChannel};
 use super::shamir;
 use super::{JobParams, pairwise_key, pairwise_sign, self_mask_key, share_x, strictly_sorted};
 
@@ -187,6 +187,7 @@ impl AwaitingRoster {
         }
         let encryption = self.secrets.encryption_secret();
         let mut sealed_shares = Vec::with_capacity(holders.len() - 1);
+        let mut channels = HashMap::with_capacity(holders.len() - 1);
         let mut own = None;
         for (holder, mut plain) in holders.iter().copied().zip(plaintexts) {
             if holder == self.me {
@@ -204,11 +205,13 @@ impl AwaitingRoster {
                     sender: self.me,
                     holder,
                 };
+                let channel = ShareChannel::new(&encryption, &holder_key, holder)?;
                 sealed_shares.push(SealedShares {
                     sender: self.me,
                     holder,
-                    ciphertext: sealed::seal(&encryption, &holder_key, &ctx, &plain)?,
+                    ciphertext: channel.seal(&ctx, &plain)?,
                 });
+                channels.insert(holder, channel);
             }
             plain.zeroize();
         }
@@ -225,6 +228,7 @@ impl AwaitingRoster {
                 me: self.me,
                 roster,
                 secrets: self.secrets,
+                channels,
                 held,
             },
         ))
@@ -264,6 +268,9 @@ pub struct AwaitingShares {
     me: u32,
     roster: EpochRoster,
     secrets: EpochSecrets,
+    /// Channels to the holders this member sealed shares to; the same
+    /// members seal theirs back over them.
+    channels: HashMap<u32, ShareChannel>,
     held: BTreeMap<u32, HeldShares>,
 }
 
@@ -278,18 +285,17 @@ impl AwaitingShares {
                 got: delivery.epoch,
             });
         }
-        let encryption = self.secrets.encryption_secret();
         let rounds = self.roster.start.rounds as usize;
         for sealed_shares in &delivery.shares {
             let sender = sealed_shares.sender;
-            if sealed_shares.holder != self.me || !self.params.graph.are_neighbours(self.me, sender)
-            {
+            if sealed_shares.holder != self.me {
                 return Err(SecAggError::Malformed {
                     from: sender,
-                    reason: "shares addressed elsewhere or from a non-neighbour".into(),
+                    reason: "shares addressed to another member".into(),
                 });
             }
-            let keys = self.roster.keys_of(sender).ok_or(SecAggError::NotMember {
+            // Channels exist exactly for the neighbours in the roster.
+            let channel = self.channels.get(&sender).ok_or(SecAggError::NotMember {
                 who: sender,
                 phase: Phase::ShareKeys,
             })?;
@@ -305,12 +311,7 @@ impl AwaitingShares {
                 sender,
                 holder: self.me,
             };
-            let plain = sealed::open(
-                &encryption,
-                &PublicKey::from(keys.encryption_key),
-                &ctx,
-                &sealed_shares.ciphertext,
-            )?;
+            let plain = channel.open(&ctx, &sealed_shares.ciphertext)?;
             self.held
                 .insert(sender, parse_shares(sender, &plain, rounds)?);
         }

@@ -5,7 +5,7 @@
 
 use chacha20poly1305::ChaCha20Poly1305;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
 use zeroize::Zeroizing;
 
 use super::error::SecAggError;
@@ -42,69 +42,70 @@ impl SealContext<'_> {
         aad.extend_from_slice(&self.context_bytes());
         aad
     }
+}
 
-    fn cipher(
-        &self,
-        own: &StaticSecret,
-        theirs: &PublicKey,
-        peer: u32,
-    ) -> Result<ChaCha20Poly1305, SecAggError> {
-        let shared = own.diffie_hellman(theirs);
+/// The X25519 result between two members' epoch encryption keys. Both
+/// directions (sealing to the peer, opening from it) derive their own key
+/// from it, so one Diffie-Hellman per neighbour and epoch serves both.
+pub struct ShareChannel {
+    shared: SharedSecret,
+}
+
+impl ShareChannel {
+    /// The channel between `own` and `peer`'s public encryption key.
+    pub fn new(own: &StaticSecret, peer_key: &PublicKey, peer: u32) -> Result<Self, SecAggError> {
+        let shared = own.diffie_hellman(peer_key);
         if !shared.was_contributory() {
             return Err(SecAggError::NonContributoryKey(peer));
         }
+        Ok(Self { shared })
+    }
+
+    fn cipher(&self, ctx: &SealContext<'_>) -> ChaCha20Poly1305 {
         let key = kdf::derive(
             Purpose::ShareSeal,
-            shared.as_bytes(),
-            self.job_id,
-            &self.context_bytes(),
+            self.shared.as_bytes(),
+            ctx.job_id,
+            &ctx.context_bytes(),
         );
-        Ok(ChaCha20Poly1305::new(key.as_bytes().into()))
+        ChaCha20Poly1305::new(key.as_bytes().into())
     }
-}
 
-/// Seals `plaintext` from `ctx.sender` (holding `own`) to `ctx.holder`
-/// (whose encryption key is `holder_key`).
-pub fn seal(
-    own: &StaticSecret,
-    holder_key: &PublicKey,
-    ctx: &SealContext<'_>,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, SecAggError> {
-    let aad = ctx.associated_data();
-    ctx.cipher(own, holder_key, ctx.holder)?
-        .encrypt(
-            &[0u8; 12].into(),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| SecAggError::InvalidParams("plaintext too long to seal".into()))
-}
+    /// Seals `plaintext` as described by `ctx` (this member is the sender).
+    pub fn seal(&self, ctx: &SealContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>, SecAggError> {
+        let aad = ctx.associated_data();
+        self.cipher(ctx)
+            .encrypt(
+                &[0u8; 12].into(),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SecAggError::InvalidParams("plaintext too long to seal".into()))
+    }
 
-/// Opens shares sealed for `ctx.holder` (holding `own`) by `ctx.sender`
-/// (whose encryption key is `sender_key`).
-pub fn open(
-    own: &StaticSecret,
-    sender_key: &PublicKey,
-    ctx: &SealContext<'_>,
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, SecAggError> {
-    let aad = ctx.associated_data();
-    ctx.cipher(own, sender_key, ctx.sender)?
-        .decrypt(
-            &[0u8; 12].into(),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| SecAggError::SealBroken {
-            sender: ctx.sender,
-            holder: ctx.holder,
-        })
+    /// Opens shares sealed as described by `ctx` (this member is the holder).
+    pub fn open(
+        &self,
+        ctx: &SealContext<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecAggError> {
+        let aad = ctx.associated_data();
+        self.cipher(ctx)
+            .decrypt(
+                &[0u8; 12].into(),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| SecAggError::SealBroken {
+                sender: ctx.sender,
+                holder: ctx.holder,
+            })
+    }
 }
 
 #[cfg(test)]
@@ -174,11 +175,10 @@ mod tests {
             sender: 0,
             holder: 1,
         };
-        let sealed = seal(&a, &b_pub, &ctx, b"shares").unwrap();
-        assert_eq!(
-            open(&b, &a_pub, &ctx, &sealed).unwrap().as_slice(),
-            b"shares"
-        );
+        let at_a = ShareChannel::new(&a, &b_pub, 1).unwrap();
+        let sealed = at_a.seal(&ctx, b"shares").unwrap();
+        let at_b = ShareChannel::new(&b, &a_pub, 0).unwrap();
+        assert_eq!(at_b.open(&ctx, &sealed).unwrap().as_slice(), b"shares");
 
         let elsewhere = [
             SealContext { epoch: 4, ..ctx },
@@ -190,31 +190,30 @@ mod tests {
         ];
         for other in &elsewhere {
             assert!(matches!(
-                open(&b, &a_pub, other, &sealed),
+                at_b.open(other, &sealed),
                 Err(SecAggError::SealBroken { .. })
             ));
         }
         let mut tampered = sealed.clone();
         tampered[0] ^= 1;
-        assert!(open(&b, &a_pub, &ctx, &tampered).is_err());
-        // The coordinator, holding neither secret, cannot open it with its own key.
+        assert!(at_b.open(&ctx, &tampered).is_err());
+        // Anyone else, such as the relaying coordinator, cannot open it.
         let (c, _) = keys(3);
-        assert!(open(&c, &a_pub, &ctx, &sealed).is_err());
+        assert!(
+            ShareChannel::new(&c, &a_pub, 0)
+                .unwrap()
+                .open(&ctx, &sealed)
+                .is_err()
+        );
     }
 
     #[test]
     fn low_order_keys_are_refused() {
         let (a, _) = keys(1);
-        let ctx = SealContext {
-            job_id: "job",
-            epoch: 0,
-            sender: 0,
-            holder: 5,
-        };
         let zero = PublicKey::from([0u8; 32]);
-        assert_eq!(
-            seal(&a, &zero, &ctx, b"x"),
+        assert!(matches!(
+            ShareChannel::new(&a, &zero, 5),
             Err(SecAggError::NonContributoryKey(5))
-        );
+        ));
     }
 }
