@@ -11,6 +11,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::error::{Phase, SecAggError};
+use super::kdf::DerivedKey;
 use super::messages::{
     EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, MaskedInput, RevealedShare,
     SealedShares, ShareBundle, ShareDelivery, ShareValue, UnmaskRequest, UnmaskResponse,
@@ -315,8 +316,10 @@ impl AwaitingShares {
             self.held
                 .insert(sender, parse_shares(sender, &plain, rounds)?);
         }
+        let pairwise = self.derive_pairwise_keys()?;
         let rounds_state = vec![RoundState::Pending; rounds];
         Ok(ReadyEpoch {
+            pairwise,
             params: self.params,
             me: self.me,
             roster: self.roster,
@@ -325,6 +328,41 @@ impl AwaitingShares {
             rounds: rounds_state,
             disclosures: HashMap::new(),
         })
+    }
+}
+
+impl AwaitingShares {
+    /// Every round's pairwise mask key with every neighbour that completed
+    /// the share phase, derived now so that masking a round costs only
+    /// keystream: the round's latency no longer includes k X25519 operations.
+    fn derive_pairwise_keys(&self) -> Result<Vec<BTreeMap<u32, DerivedKey>>, SecAggError> {
+        let start = &self.roster.start;
+        let peers: Vec<u32> = self
+            .held
+            .keys()
+            .copied()
+            .filter(|&p| p != self.me)
+            .collect();
+        (0..start.rounds as usize)
+            .map(|r| {
+                let round = start.first_round + r as u64;
+                let secret = mask_secret(&self.secrets.mask_keys[r]);
+                peers
+                    .iter()
+                    .map(|&peer| {
+                        let keys = self.roster.keys_of(peer).expect("holders advertised");
+                        let shared = secret.diffie_hellman(&PublicKey::from(keys.mask_keys[r]));
+                        if !shared.was_contributory() {
+                            return Err(SecAggError::NonContributoryKey(peer));
+                        }
+                        Ok((
+                            peer,
+                            pairwise_key(&self.params.job_id, round, self.me, peer, &shared),
+                        ))
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 
@@ -345,6 +383,8 @@ pub struct ReadyEpoch {
     held: BTreeMap<u32, HeldShares>,
     rounds: Vec<RoundState>,
     disclosures: HashMap<(u32, u64), Disclosure>,
+    /// Per round of the epoch: the pairwise mask key with each neighbour.
+    pairwise: Vec<BTreeMap<u32, DerivedKey>>,
 }
 
 impl ReadyEpoch {
@@ -411,15 +451,17 @@ impl ReadyEpoch {
         }
         let mut peers = Vec::new();
         for &member in members {
-            let keys = self.roster.keys_of(member).ok_or(SecAggError::NotMember {
-                who: member,
-                phase: Phase::MaskedInput,
-            })?;
+            if self.roster.keys_of(member).is_none() {
+                return Err(SecAggError::NotMember {
+                    who: member,
+                    phase: Phase::MaskedInput,
+                });
+            }
             if member != self.me && self.params.graph.are_neighbours(self.me, member) {
-                if !self.held.contains_key(&member) {
-                    return Err(SecAggError::MissingShares(member));
-                }
-                peers.push((member, PublicKey::from(keys.mask_keys[r])));
+                let key = self.pairwise[r]
+                    .get(&member)
+                    .ok_or(SecAggError::MissingShares(member))?;
+                peers.push((member, key));
             }
         }
         let job = &self.params.job_id;
@@ -429,14 +471,8 @@ impl ReadyEpoch {
             &self_mask_key(job, request.round, self.me, &self.secrets.self_seeds[r]),
             Sign::Plus,
         );
-        let mask_secret = mask_secret(&self.secrets.mask_keys[r]);
-        for (peer, peer_key) in peers {
-            let shared = mask_secret.diffie_hellman(&peer_key);
-            if !shared.was_contributory() {
-                return Err(SecAggError::NonContributoryKey(peer));
-            }
-            let key = pairwise_key(job, request.round, self.me, peer, &shared);
-            prg::apply_mask(&mut words, &key, pairwise_sign(self.me, peer));
+        for (peer, key) in peers {
+            prg::apply_mask(&mut words, key, pairwise_sign(self.me, peer));
         }
         for earlier in &mut self.rounds[..r] {
             if *earlier == RoundState::Pending {
