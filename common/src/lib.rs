@@ -7,5 +7,8 @@
 //!   types and state machines with no networking, plus an in-process runner.
 
 pub mod fixed_point;
+pub mod identity;
+pub mod mtls;
 pub mod proto;
 pub mod secagg;
+pub mod wire;

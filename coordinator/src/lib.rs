@@ -2,5 +2,7 @@
 //! the work lives in these modules.
 //!
 //! - [`bench`]: the `bench secure-sum` command and its sweep.
+//! - [`pki`]: the consortium CA and member certificates.
 
 pub mod bench;
+pub mod pki;

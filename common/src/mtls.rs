@@ -1,0 +1,98 @@
+//! Mutual-TLS settings for both sides, read from the PEM files the PKI
+//! commands write. Both sides use rustls through tonic with the `ring`
+//! provider; the server always requires a client certificate chaining to the
+//! consortium CA.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file is not PEM of the expected kind.
+    #[error("{path} holds no PEM {kind}")]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+        /// What was expected.
+        kind: &'static str,
+    },
+}
+
+/// Where a member's TLS material lives.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The consortium CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This member's certificate (PEM).
+    pub cert: PathBuf,
+    /// This member's private key (PEM).
+    pub key: PathBuf,
+}
+
+fn read_pem(path: &Path, kind: &'static str, marker: &str) -> Result<Vec<u8>, TlsError> {
+    let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !String::from_utf8_lossy(&bytes).contains(marker) {
+        return Err(TlsError::NotPem {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
+    Ok(bytes)
+}
+
+impl TlsFiles {
+    /// The same files, with relative paths taken from `base`.
+    pub fn relative_to(&self, base: &Path) -> Self {
+        Self {
+            ca: base.join(&self.ca),
+            cert: base.join(&self.cert),
+            key: base.join(&self.key),
+        }
+    }
+
+    /// The consortium CA certificate, PEM bytes.
+    pub fn ca_pem(&self) -> Result<Vec<u8>, TlsError> {
+        read_pem(&self.ca, "certificate", "BEGIN CERTIFICATE")
+    }
+
+    fn identity(&self) -> Result<Identity, TlsError> {
+        let cert = read_pem(&self.cert, "certificate", "BEGIN CERTIFICATE")?;
+        let key = read_pem(&self.key, "private key", "PRIVATE KEY")?;
+        Ok(Identity::from_pem(cert, key))
+    }
+
+    /// Server settings: this member's identity, client certificates required
+    /// and verified against the consortium CA.
+    pub fn server_config(&self) -> Result<ServerTlsConfig, TlsError> {
+        Ok(ServerTlsConfig::new()
+            .identity(self.identity()?)
+            .client_ca_root(Certificate::from_pem(self.ca_pem()?))
+            .client_auth_optional(false))
+    }
+
+    /// Client settings: this member's identity, the server verified against
+    /// the consortium CA under the name `server_id`.
+    pub fn client_config(&self, server_id: &str) -> Result<ClientTlsConfig, TlsError> {
+        Ok(ClientTlsConfig::new()
+            .identity(self.identity()?)
+            .ca_certificate(Certificate::from_pem(self.ca_pem()?))
+            .domain_name(server_id))
+    }
+}
