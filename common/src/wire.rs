@@ -37,7 +37,7 @@ pub fn words_to_bytes(words: &[u64]) -> Vec<u8> {
 
 /// Decodes little-endian `u64` words.
 pub fn bytes_to_words(bytes: &[u8]) -> Result<Vec<u64>, WireError> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(bad("words", "length is not a multiple of 8"));
     }
     Ok(bytes
