@@ -3,6 +3,14 @@
 //!
 //! - [`bench`]: the `bench secure-sum` command and its sweep.
 //! - [`pki`]: the consortium CA and member certificates.
+//! - [`config`]: the `coordinator.toml` and `job.toml` files.
+//! - [`service`], [`server`]: the gRPC surface and its mTLS server.
+//! - [`engine`]: the round engine that runs a job over the sessions.
 
 pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod engine;
 pub mod pki;
+pub mod server;
+pub mod service;

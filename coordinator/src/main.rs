@@ -1,23 +1,103 @@
 //! `fedseg-coordinator`: parses the command line and hands over to the
 //! library.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use fedseg_common::identity::Role;
 use fedseg_coordinator::bench::{self, SecureSumConfig};
+use fedseg_coordinator::config::{CoordinatorConfig, Job};
+use fedseg_coordinator::engine::Engine;
+use fedseg_coordinator::pki::{self, Validity};
+use fedseg_coordinator::{demo, server};
+use tokio::sync::oneshot;
+use tracing::info;
 
 /// The fedseg coordinator.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The consortium PKI.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Serve participants until stopped (SIGTERM or Ctrl-C).
+    Serve {
+        /// coordinator.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one job to its end and write DIR/result.json.
+    Run {
+        /// coordinator.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// job.toml
+        #[arg(long)]
+        job: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A local synthetic consortium.
+    Demo {
+        /// Directory to create it in.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of sites.
+        #[arg(long, default_value_t = 3)]
+        sites: usize,
+        /// Customers per site (used by the data plane).
+        #[arg(long, default_value_t = 1000)]
+        customers: usize,
+        /// Only write the consortium; start nothing.
+        #[arg(long)]
+        init_only: bool,
+        /// Address the demo coordinator listens on.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: String,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create the consortium CA: DIR/ca.crt and DIR/ca.key.
+    Init {
+        /// PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Consortium name.
+        #[arg(long)]
+        consortium: String,
+    },
+    /// Issue DIR/<id>.crt and DIR/<id>.key signed by the CA in DIR.
+    Issue {
+        /// PKI directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Member identity (lowercase letters, digits, hyphens).
+        #[arg(long)]
+        id: String,
+        /// Role: participant, coordinator or auditor.
+        #[arg(long)]
+        role: Role,
+        /// Days of validity.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,8 +131,51 @@ struct SecureSumArgs {
     rounds: u32,
 }
 
+fn init_logging(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match cli.command {
+        Command::Pki(PkiCommand::Init { dir, consortium }) => pki::init(&dir, &consortium)?,
+        Command::Pki(PkiCommand::Issue {
+            dir,
+            id,
+            role,
+            days,
+        }) => pki::issue(&dir, &id, role, Validity::days_from_now(days))?,
+        Command::Serve { config } => runtime()?.block_on(serve(&config))?,
+        Command::Run { config, job, out } => runtime()?.block_on(run(&config, &job, &out))?,
+        Command::Demo {
+            dir,
+            sites,
+            customers: _,
+            init_only,
+            listen,
+        } => {
+            demo::init(&dir, sites, &listen)?;
+            if !init_only {
+                bail!(
+                    "the full demo run arrives with the data plane; use --init-only, then `run` and one `fedseg-participant run` per site"
+                );
+            }
+            println!(
+                "wrote a consortium of {sites} sites under {}",
+                dir.display()
+            );
+        }
         Command::Bench(BenchCommand::SecureSum(a)) => {
             let report = bench::secure_sum(&SecureSumConfig {
                 participants: a.participants,
@@ -71,5 +194,48 @@ fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn serve(config_path: &Path) -> Result<()> {
+    let config = CoordinatorConfig::load(config_path)?;
+    let running = server::start(&config, server::shutdown_signal()).await?;
+    running.task.await??;
+    Ok(())
+}
+
+async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
+    let config = CoordinatorConfig::load(config_path)?;
+    let job = Job::load(job_path)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = server::start(&config, async move {
+        let _ = stopped.await;
+    })
+    .await?;
+    let mut events = running.events;
+    let outcome = tokio::select! {
+        report = Engine::run(running.hub.clone(), &mut events, config.rounds.clone(), &config.participants, &job) => report,
+        _ = server::shutdown_signal() => bail!("interrupted before the job finished"),
+    };
+    running.hub.close_all();
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), running.task).await;
+    let report = outcome?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("result.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    let released = report
+        .rounds
+        .iter()
+        .filter(|r| r.outcome == "released")
+        .count();
+    info!(released, rounds = report.rounds.len(), result = %path.display(), "job finished");
     Ok(())
 }

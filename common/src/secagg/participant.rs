@@ -119,6 +119,11 @@ pub struct AwaitingRoster {
 }
 
 impl AwaitingRoster {
+    /// The epoch whose roster this state waits for.
+    pub fn start(&self) -> &EpochStart {
+        &self.start
+    }
+
     /// Checks the roster, then shares this epoch's secrets among the holders
     /// that advertised, sealing each holder's shares to it.
     pub fn receive_roster<R: CryptoRng + ?Sized>(

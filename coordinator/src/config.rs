@@ -1,0 +1,286 @@
+//! `coordinator.toml` and `job.toml`, as documented structs. Unknown keys
+//! are refused, and every error names the key at fault. Relative paths are
+//! taken from the directory of the file that names them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedseg_common::identity;
+use fedseg_common::mtls::TlsFiles;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// A configuration file that cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for its struct (unknown or missing key,
+    /// wrong type); the message names the key and line.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's description, naming the key.
+        message: String,
+    },
+    /// A key has a value outside what it accepts.
+    #[error("{path}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<(T, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok((value, text))
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `coordinator.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// Address to listen on, `host:port` (contract key).
+    pub listen: SocketAddr,
+    /// The journal file (contract key).
+    pub journal: PathBuf,
+    /// This coordinator's identity, as in its certificate.
+    pub id: String,
+    /// CA certificate, own certificate and key.
+    pub tls: TlsFiles,
+    /// Participant identities admitted; nobody else gets a participant
+    /// session.
+    pub participants: Vec<String>,
+    /// Auditor identities admitted to the audit service.
+    #[serde(default)]
+    pub auditors: Vec<String>,
+    /// Round timing and limits.
+    #[serde(default)]
+    pub rounds: RoundSettings,
+}
+
+/// Round timing and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoundSettings {
+    /// Seconds each phase waits for answers before going on without the
+    /// silent members.
+    pub phase_timeout_s: f64,
+    /// Seconds to wait for the listed participants to connect.
+    pub cohort_timeout_s: f64,
+    /// Rounds covered by one key set-up.
+    pub epoch_rounds: u32,
+    /// Largest message accepted or sent, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for RoundSettings {
+    fn default() -> Self {
+        Self {
+            phase_timeout_s: 30.0,
+            cohort_timeout_s: 120.0,
+            epoch_rounds: 16,
+            max_message_bytes: 64 << 20,
+        }
+    }
+}
+
+impl RoundSettings {
+    /// The phase timeout as a duration.
+    pub fn phase_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.phase_timeout_s)
+    }
+
+    /// The cohort timeout as a duration.
+    pub fn cohort_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.cohort_timeout_s)
+    }
+}
+
+impl CoordinatorConfig {
+    /// Reads and checks `coordinator.toml`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (mut config, _): (Self, _) = read(path)?;
+        let invalid = |key, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        identity::validate_id(&config.id).map_err(|e| invalid("id", e.to_string()))?;
+        for id in config.participants.iter().chain(&config.auditors) {
+            identity::validate_id(id).map_err(|e| invalid("participants", e.to_string()))?;
+        }
+        if config.participants.is_empty() {
+            return Err(invalid("participants", "lists nobody".into()));
+        }
+        let r = &config.rounds;
+        if !(r.phase_timeout_s > 0.0 && r.phase_timeout_s.is_finite()) {
+            return Err(invalid(
+                "rounds.phase_timeout_s",
+                "must be a positive number".into(),
+            ));
+        }
+        if !(r.cohort_timeout_s > 0.0 && r.cohort_timeout_s.is_finite()) {
+            return Err(invalid(
+                "rounds.cohort_timeout_s",
+                "must be a positive number".into(),
+            ));
+        }
+        if r.epoch_rounds == 0 {
+            return Err(invalid("rounds.epoch_rounds", "must be at least 1".into()));
+        }
+        let base = base_dir(path);
+        config.journal = base.join(&config.journal);
+        config.tls = config.tls.relative_to(&base);
+        Ok(config)
+    }
+}
+
+/// `job.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Job identifier; derived from the configuration hash when absent.
+    #[serde(default)]
+    pub job_id: Option<String>,
+    /// Seed of everything random and public in the job (contract key).
+    pub seed: u64,
+    /// Reference date for every site, ISO `YYYY-MM-DD` (contract key).
+    pub as_of: String,
+    /// Share of customers held out for evaluation (contract key).
+    pub holdout_fraction: f64,
+    /// L2 penalty of the propensity model (contract key).
+    pub l2: f64,
+    /// Who takes part and how many may drop out.
+    #[serde(default)]
+    pub cohort: CohortSettings,
+    /// A job that securely sums a named vector each round.
+    pub secure_sum: Option<SecureSumJob>,
+}
+
+/// Cohort settings of a job.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CohortSettings {
+    /// Fewest participants the job starts with (default: all listed).
+    pub min_participants: Option<u32>,
+    /// Shamir threshold (default: a majority of each member's share holders).
+    pub threshold: Option<u32>,
+    /// Neighbours per member (default: complete up to 32, else ≈ 3·log2 n).
+    pub neighbours: Option<u32>,
+}
+
+/// Sum a vector that each participant maps by name, for several rounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecureSumJob {
+    /// Name the participants map to a local file in their `[vectors]`.
+    pub vector: String,
+    /// Entries of the vector.
+    pub length: u32,
+    /// Consecutive rounds to sum it in.
+    pub rounds: u32,
+    /// Fixed-point fractional bits.
+    #[serde(default = "default_frac_bits")]
+    pub frac_bits: u32,
+    /// Clip range, lower bound.
+    pub lo: f64,
+    /// Clip range, upper bound.
+    pub hi: f64,
+}
+
+fn default_frac_bits() -> u32 {
+    16
+}
+
+/// A loaded job: its settings, canonical text and hash.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The settings.
+    pub config: JobConfig,
+    /// The job identifier.
+    pub id: String,
+    /// The file's text, exactly as hashed.
+    pub text: String,
+    /// SHA-256 of the text, hex.
+    pub config_hash: String,
+}
+
+impl Job {
+    /// Reads and checks `job.toml`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let (config, text): (JobConfig, _) = read(path)?;
+        let invalid = |key, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        let date = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(&config.as_of, &date)
+            .map_err(|e| invalid("as_of", format!("not an ISO date: {e}")))?;
+        if !(0.0..1.0).contains(&config.holdout_fraction) {
+            return Err(invalid("holdout_fraction", "must be in [0, 1)".into()));
+        }
+        if !(config.l2 >= 0.0 && config.l2.is_finite()) {
+            return Err(invalid("l2", "must be a non-negative number".into()));
+        }
+        if config
+            .secure_sum
+            .as_ref()
+            .is_some_and(|sum| sum.length == 0 || sum.rounds == 0)
+        {
+            return Err(invalid(
+                "secure_sum",
+                "length and rounds must be positive".into(),
+            ));
+        }
+        let config_hash = hex::encode(Sha256::digest(text.as_bytes()));
+        let id = match &config.job_id {
+            Some(id) => {
+                identity::validate_id(id).map_err(|e| invalid("job_id", e.to_string()))?;
+                id.clone()
+            }
+            None => format!("job-{}", &config_hash[..12]),
+        };
+        Ok(Self {
+            config,
+            id,
+            text,
+            config_hash,
+        })
+    }
+
+    /// The public seed every party derives the neighbour graph from.
+    pub fn graph_seed(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(b"fedseg/graph-seed/v1");
+        hasher.update(self.config.seed.to_le_bytes());
+        hasher.update(self.config_hash.as_bytes());
+        hasher.finalize().into()
+    }
+}

@@ -1,0 +1,631 @@
+//! The round engine: forms the cohort, offers the job, then runs key epochs
+//! and secure-sum rounds over the participants' sessions, each phase with a
+//! deadline. It drives the same state machines as the in-process runner
+//! (`fedseg_common::secagg::coordinator`); this module only moves messages
+//! and decides who is still there.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
+use fedseg_common::proto::{self, CoordinatorMessage, coordinator_message, participant_message};
+use fedseg_common::secagg::coordinator::{self as role, Epoch};
+use fedseg_common::secagg::messages::ToCoordinator;
+use fedseg_common::secagg::{JobParams, NeighbourGraph, SecAggError};
+use fedseg_common::wire;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{Instant as Deadline, timeout_at};
+use tracing::{info, warn};
+
+use crate::config::{Job, RoundSettings, SecureSumJob};
+use crate::service::{Event, Hub};
+
+/// Why a job could not run at all.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Too few listed participants connected in time.
+    #[error("only {have} of the listed participants connected, the job needs {need}")]
+    CohortTooSmall {
+        /// Connected.
+        have: usize,
+        /// Needed.
+        need: usize,
+    },
+    /// The job describes no computation this engine runs.
+    #[error("the job has no [secure_sum] section")]
+    NothingToRun,
+    /// Parameters are inconsistent.
+    #[error(transparent)]
+    Protocol(#[from] SecAggError),
+    /// The encoding is impossible for this cohort.
+    #[error(transparent)]
+    Encoding(#[from] fedseg_common::fixed_point::EncodingError),
+    /// The event queue closed.
+    #[error("the coordinator service stopped")]
+    ServiceStopped,
+}
+
+/// What one round did, as reported in `result.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundRecord {
+    /// Round number.
+    pub round: u64,
+    /// `released` or `aborted`.
+    pub outcome: &'static str,
+    /// Members whose input the sum covers.
+    pub survivors: Vec<String>,
+    /// Members asked for an input that did not send one.
+    pub dropped: Vec<String>,
+    /// The released sum (decoded), when released.
+    pub sum: Option<Vec<f64>>,
+    /// Why nothing was released, when aborted.
+    pub reason: Option<String>,
+    /// Wall time of the round.
+    pub duration_s: f64,
+}
+
+/// The outcome of a job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// Job identifier.
+    pub job_id: String,
+    /// SHA-256 of job.toml.
+    pub config_hash: String,
+    /// Cohort identities, index order.
+    pub cohort: Vec<String>,
+    /// Shamir threshold used.
+    pub threshold: u32,
+    /// Neighbours per member.
+    pub neighbours: u32,
+    /// Every round.
+    pub rounds: Vec<RoundRecord>,
+    /// Messages refused, by reason code.
+    pub rejected_messages: BTreeMap<&'static str, u64>,
+}
+
+/// One phase's collecting state, whatever the phase.
+trait Collecting {
+    fn handle(&mut self, from: u32, message: ToCoordinator) -> Result<(), SecAggError>;
+    fn is_complete(&self) -> bool;
+}
+
+macro_rules! collecting {
+    ($($t:ty),*) => {$(
+        impl Collecting for $t {
+            fn handle(&mut self, from: u32, message: ToCoordinator) -> Result<(), SecAggError> {
+                <$t>::handle(self, from, message)
+            }
+            fn is_complete(&self) -> bool {
+                <$t>::is_complete(self)
+            }
+        }
+    )*};
+}
+collecting!(
+    role::KeyCollection,
+    role::ShareCollection,
+    role::InputCollection,
+    role::UnmaskCollection
+);
+
+/// Runs one job to its end over the participants connected to `hub`.
+pub struct Engine<'a> {
+    hub: Arc<Hub>,
+    events: &'a mut UnboundedReceiver<Event>,
+    settings: RoundSettings,
+    job: &'a Job,
+    cohort: Vec<String>,
+    index: HashMap<String, u32>,
+    params: Arc<JobParams>,
+    connected: BTreeSet<u32>,
+    accepted: BTreeSet<u32>,
+    rejected: BTreeMap<&'static str, u64>,
+}
+
+impl<'a> Engine<'a> {
+    /// Waits for the cohort, then runs `job`.
+    pub async fn run(
+        hub: Arc<Hub>,
+        events: &'a mut UnboundedReceiver<Event>,
+        settings: RoundSettings,
+        listed: &[String],
+        job: &'a Job,
+    ) -> Result<JobReport, EngineError> {
+        let sum = job
+            .config
+            .secure_sum
+            .clone()
+            .ok_or(EngineError::NothingToRun)?;
+        let need = job
+            .config
+            .cohort
+            .min_participants
+            .map_or(listed.len(), |m| m as usize);
+        let cohort = form_cohort(&hub, events, listed, need, settings.cohort_timeout()).await?;
+        let n = cohort.len() as u32;
+        let neighbours = job
+            .config
+            .cohort
+            .neighbours
+            .unwrap_or_else(|| NeighbourGraph::default_degree(n));
+        let graph = NeighbourGraph::new(n, neighbours, &job.graph_seed())?;
+        let threshold = job
+            .config
+            .cohort
+            .threshold
+            .unwrap_or((graph.min_holders() / 2 + 1) as u32);
+        let params = Arc::new(JobParams::new(
+            job.id.clone(),
+            n,
+            threshold,
+            neighbours,
+            &job.graph_seed(),
+        )?);
+        let encoder = FixedPointEncoder::new(sum.frac_bits, vec![ClipRange::new(sum.lo, sum.hi)])?;
+        encoder.check_capacity(n as u64)?;
+        info!(job = %job.id, cohort = ?cohort, threshold, neighbours, "cohort formed");
+        let connected = (0..n).collect();
+        let index = cohort
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+        let mut engine = Engine {
+            hub,
+            events,
+            settings,
+            job,
+            cohort,
+            index,
+            params,
+            connected,
+            accepted: BTreeSet::new(),
+            rejected: BTreeMap::new(),
+        };
+        let members: Vec<u32> = (0..n).collect();
+        for &m in &members {
+            engine.offer(m).await;
+        }
+        engine.await_answers(&members).await?;
+        let rounds = engine.run_rounds(&sum, &encoder).await?;
+        engine
+            .broadcast_all(coordinator_message::Body::JobFinished(proto::JobFinished {
+                success: true,
+                reason: String::new(),
+            }))
+            .await;
+        Ok(JobReport {
+            job_id: job.id.clone(),
+            config_hash: job.config_hash.clone(),
+            cohort: engine.cohort.clone(),
+            threshold,
+            neighbours: engine.params.graph.neighbours(0).len() as u32,
+            rounds,
+            rejected_messages: engine.rejected,
+        })
+    }
+
+    fn message(&self, body: coordinator_message::Body) -> CoordinatorMessage {
+        CoordinatorMessage {
+            job_id: self.job.id.clone(),
+            body: Some(body),
+        }
+    }
+
+    async fn send(&self, member: u32, body: coordinator_message::Body) -> bool {
+        self.hub
+            .send(&self.cohort[member as usize], self.message(body))
+            .await
+    }
+
+    async fn broadcast_all(&self, body: coordinator_message::Body) {
+        for m in 0..self.cohort.len() as u32 {
+            self.send(m, body.clone()).await;
+        }
+    }
+
+    async fn offer(&self, member: u32) {
+        let offer = proto::JobOffer {
+            job_version: 1,
+            config_hash: self.job.config_hash.clone(),
+            config: self.job.text.clone(),
+            cohort: self.cohort.clone(),
+            index: member,
+            threshold: self.params.threshold,
+            neighbours: self.params.graph.neighbours(0).len() as u32,
+            graph_seed: self.job.graph_seed().to_vec(),
+        };
+        self.send(member, coordinator_message::Body::JobOffer(offer))
+            .await;
+    }
+
+    async fn await_answers(&mut self, members: &[u32]) -> Result<(), EngineError> {
+        let deadline = Deadline::now() + self.settings.phase_timeout();
+        let mut waiting: BTreeSet<u32> = members.iter().copied().collect();
+        while !waiting.is_empty() {
+            match self.next_event(deadline).await? {
+                Some((from, ToEngine::Answered)) => {
+                    waiting.remove(&from);
+                }
+                Some((from, ToEngine::Gone)) => {
+                    waiting.remove(&from);
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The next event that concerns the job, handling connections and
+    /// answers to offers on the way; `None` at the deadline.
+    async fn next_event(
+        &mut self,
+        deadline: Deadline,
+    ) -> Result<Option<(u32, ToEngine)>, EngineError> {
+        loop {
+            let event = match timeout_at(deadline, self.events.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(EngineError::ServiceStopped),
+                Ok(Some(event)) => event,
+            };
+            let (id, event) = match event {
+                Event::Connected(id) => {
+                    let Some(&m) = self.index.get(&id) else {
+                        continue;
+                    };
+                    // A new session has none of its old key material: it
+                    // may take part again from the next key epoch.
+                    self.connected.insert(m);
+                    self.accepted.remove(&m);
+                    self.offer(m).await;
+                    continue;
+                }
+                Event::Disconnected(id) => (id, None),
+                Event::Message(id, message) => (id, Some(message)),
+            };
+            let Some(&from) = self.index.get(&id) else {
+                self.reject("not_in_cohort", &id);
+                continue;
+            };
+            let Some(message) = event else {
+                self.connected.remove(&from);
+                self.accepted.remove(&from);
+                return Ok(Some((from, ToEngine::Gone)));
+            };
+            let decoded = match message.body {
+                Some(participant_message::Body::JobAnswer(answer)) => {
+                    if answer.accept {
+                        self.accepted.insert(from);
+                    } else {
+                        warn!(participant = %id, reason = %answer.reason, "participant declined the job");
+                    }
+                    ToEngine::Answered
+                }
+                Some(participant_message::Body::TaskFailed(failed)) => {
+                    warn!(participant = %id, round = failed.round, reason = %failed.reason, "participant could not do its task");
+                    ToEngine::Gone
+                }
+                Some(participant_message::Body::KeyAdvertisement(k)) => match k.try_into() {
+                    Ok(k) => ToEngine::Protocol(ToCoordinator::Keys(k)),
+                    Err(e) => {
+                        self.reject_wire(&id, e);
+                        continue;
+                    }
+                },
+                Some(participant_message::Body::ShareBundle(b)) => {
+                    ToEngine::Protocol(ToCoordinator::Shares(b.into()))
+                }
+                Some(participant_message::Body::MaskedInput(m)) => match m.try_into() {
+                    Ok(m) => ToEngine::Protocol(ToCoordinator::Masked(m)),
+                    Err(e) => {
+                        self.reject_wire(&id, e);
+                        continue;
+                    }
+                },
+                Some(participant_message::Body::UnmaskResponse(u)) => match u.try_into() {
+                    Ok(u) => ToEngine::Protocol(ToCoordinator::Unmask(u)),
+                    Err(e) => {
+                        self.reject_wire(&id, e);
+                        continue;
+                    }
+                },
+                Some(participant_message::Body::Hello(_)) | None => {
+                    self.reject("malformed", &id);
+                    continue;
+                }
+            };
+            return Ok(Some((from, decoded)));
+        }
+    }
+
+    fn reject(&mut self, code: &'static str, from: &str) {
+        *self.rejected.entry(code).or_default() += 1;
+        warn!(participant = %from, code, "rejected a message");
+    }
+
+    fn reject_wire(&mut self, from: &str, error: wire::WireError) {
+        warn!(participant = %from, %error, "undecodable message");
+        self.reject("malformed", from);
+    }
+
+    /// Collects one phase's answers from `waiting` until all answered, all
+    /// that had not answered left, or the phase deadline passed.
+    async fn collect(
+        &mut self,
+        state: &mut dyn Collecting,
+        mut waiting: BTreeSet<u32>,
+    ) -> Result<(), EngineError> {
+        let deadline = Deadline::now() + self.settings.phase_timeout();
+        while !waiting.is_empty() && !state.is_complete() {
+            let Some((from, event)) = self.next_event(deadline).await? else {
+                break;
+            };
+            match event {
+                ToEngine::Protocol(message) => match state.handle(from, message) {
+                    Ok(()) => {
+                        waiting.remove(&from);
+                    }
+                    Err(error) => {
+                        let id = self.cohort[from as usize].clone();
+                        warn!(participant = %id, code = error.code(), fault = ?error.fault(), %error, "rejected a protocol message");
+                        *self.rejected.entry(error.code()).or_default() += 1;
+                    }
+                },
+                ToEngine::Gone => {
+                    waiting.remove(&from);
+                }
+                ToEngine::Answered => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn present(&self) -> BTreeSet<u32> {
+        self.connected
+            .intersection(&self.accepted)
+            .copied()
+            .collect()
+    }
+
+    async fn set_up_epoch(
+        &mut self,
+        number: u32,
+        first_round: u64,
+        rounds: u32,
+    ) -> Result<Epoch, EngineError> {
+        let invited: Vec<u32> = self.present().into_iter().collect();
+        let (start, mut keys) = role::start_epoch(
+            self.params.clone(),
+            number,
+            first_round,
+            rounds,
+            invited.clone(),
+        )?;
+        info!(
+            epoch = number,
+            first_round,
+            rounds,
+            members = invited.len(),
+            "key set-up"
+        );
+        for &m in &invited {
+            self.send(m, coordinator_message::Body::EpochStart((&start).into()))
+                .await;
+        }
+        self.collect(&mut keys, invited.iter().copied().collect())
+            .await?;
+        let (roster, mut shares) = keys.close()?;
+        let members: Vec<u32> = shares.members().collect();
+        for &m in &members {
+            self.send(m, coordinator_message::Body::EpochRoster((&roster).into()))
+                .await;
+        }
+        self.collect(&mut shares, members.iter().copied().collect())
+            .await?;
+        let (deliveries, epoch) = shares.close()?;
+        for (m, delivery) in &deliveries {
+            self.send(
+                *m,
+                coordinator_message::Body::ShareDelivery(delivery.into()),
+            )
+            .await;
+        }
+        Ok(epoch)
+    }
+
+    async fn run_rounds(
+        &mut self,
+        sum: &SecureSumJob,
+        encoder: &FixedPointEncoder,
+    ) -> Result<Vec<RoundRecord>, EngineError> {
+        let mut records = Vec::new();
+        let mut epoch: Option<Epoch> = None;
+        let mut epoch_number = 0;
+        let computation = proto::Computation {
+            encoding: Some(proto::Encoding {
+                frac_bits: sum.frac_bits,
+                ranges: vec![proto::ClipRange {
+                    lo: sum.lo,
+                    hi: sum.hi,
+                }],
+            }),
+            kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
+                name: sum.vector.clone(),
+            })),
+        };
+        for round in 0..sum.rounds as u64 {
+            let started = Instant::now();
+            let mut record = RoundRecord {
+                round,
+                outcome: "aborted",
+                survivors: vec![],
+                dropped: vec![],
+                sum: None,
+                reason: None,
+                duration_s: 0.0,
+            };
+            let result = self
+                .run_round(
+                    round,
+                    sum,
+                    &computation,
+                    encoder,
+                    &mut epoch,
+                    &mut epoch_number,
+                    &mut record,
+                )
+                .await;
+            if let Err(error) = result {
+                match error {
+                    EngineError::Protocol(e) => {
+                        warn!(round, code = e.code(), %e, "round aborted, nothing released");
+                        record.reason = Some(e.to_string());
+                        let members: Vec<u32> = self.present().into_iter().collect();
+                        for m in members {
+                            self.send(
+                                m,
+                                coordinator_message::Body::RoundAborted(proto::RoundAborted {
+                                    round,
+                                    reason: e.to_string(),
+                                }),
+                            )
+                            .await;
+                        }
+                    }
+                    other => return Err(other),
+                }
+            }
+            record.duration_s = started.elapsed().as_secs_f64();
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_round(
+        &mut self,
+        round: u64,
+        sum: &SecureSumJob,
+        computation: &proto::Computation,
+        encoder: &FixedPointEncoder,
+        epoch: &mut Option<Epoch>,
+        epoch_number: &mut u32,
+        record: &mut RoundRecord,
+    ) -> Result<(), EngineError> {
+        if epoch.as_ref().is_none_or(|e| !e.start().covers(round)) {
+            *epoch = None;
+            let rounds = (sum.rounds as u64 - round).min(self.settings.epoch_rounds as u64) as u32;
+            let number = *epoch_number;
+            *epoch_number += 1;
+            *epoch = Some(self.set_up_epoch(number, round, rounds).await?);
+        }
+        let state = epoch.as_mut().expect("set up above");
+        let present = self.present();
+        let members: Vec<u32> = state
+            .members()
+            .iter()
+            .copied()
+            .filter(|m| present.contains(m))
+            .collect();
+        let (request, mut inputs) =
+            state.open_round(round, members.clone(), sum.length as usize)?;
+        let mut wire_request: proto::MaskRequest = proto::MaskRequest {
+            round,
+            members: request.members.clone(),
+            length: sum.length,
+            computation: Some(computation.clone()),
+        };
+        wire_request.members.sort_unstable();
+        for &m in &members {
+            self.send(
+                m,
+                coordinator_message::Body::MaskRequest(wire_request.clone()),
+            )
+            .await;
+        }
+        self.collect(&mut inputs, members.iter().copied().collect())
+            .await?;
+        let (unmask_request, mut unmask) = inputs.close()?;
+        record.survivors = self.names(&unmask_request.survivors);
+        record.dropped = self.names(&unmask_request.dropped);
+        for &s in &unmask_request.survivors {
+            self.send(
+                s,
+                coordinator_message::Body::UnmaskRequest((&unmask_request).into()),
+            )
+            .await;
+        }
+        self.collect(
+            &mut unmask,
+            unmask_request.survivors.iter().copied().collect(),
+        )
+        .await?;
+        let words = unmask.finish(state)?;
+        let decoded = encoder.decode(&words);
+        info!(
+            round,
+            survivors = record.survivors.len(),
+            dropped = record.dropped.len(),
+            "round released"
+        );
+        record.outcome = "released";
+        record.sum = Some(decoded);
+        Ok(())
+    }
+
+    fn names(&self, members: &[u32]) -> Vec<String> {
+        members
+            .iter()
+            .map(|&m| self.cohort[m as usize].clone())
+            .collect()
+    }
+}
+
+/// What a participant event means to the engine.
+enum ToEngine {
+    Protocol(ToCoordinator),
+    Answered,
+    Gone,
+}
+
+async fn form_cohort(
+    hub: &Hub,
+    events: &mut UnboundedReceiver<Event>,
+    listed: &[String],
+    need: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<String>, EngineError> {
+    let deadline = Deadline::now() + timeout;
+    let listed: BTreeSet<&String> = listed.iter().collect();
+    let present = |hub: &Hub| -> Vec<String> {
+        hub.connected()
+            .into_iter()
+            .filter(|id| listed.contains(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    loop {
+        if present(hub).len() == listed.len() {
+            break;
+        }
+        match timeout_at(deadline, events.recv()).await {
+            Err(_) => break,
+            Ok(None) => return Err(EngineError::ServiceStopped),
+            Ok(Some(_)) => {}
+        }
+    }
+    let cohort = present(hub);
+    if cohort.len() < need.max(2) {
+        return Err(EngineError::CohortTooSmall {
+            have: cohort.len(),
+            need: need.max(2),
+        });
+    }
+    Ok(cohort)
+}

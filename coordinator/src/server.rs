@@ -1,0 +1,126 @@
+//! Starts the coordinator's gRPC server: mutual TLS with the consortium CA,
+//! admission of every call (health included) by the caller's certificate,
+//! message size limits, and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use fedseg_common::identity::Role;
+use fedseg_common::mtls::TlsError;
+use fedseg_common::proto::JobStatusResponse;
+use fedseg_common::proto::coordinator_server::CoordinatorServer;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tracing::info;
+
+use crate::config::CoordinatorConfig;
+use crate::service::{Admission, CoordinatorService, Event, Hub};
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// TLS material is missing or wrong.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The listening address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Error.
+        source: std::io::Error,
+    },
+    /// The TLS settings were refused.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A running server.
+pub struct Running {
+    /// The engine's end of the participants' events.
+    pub events: UnboundedReceiver<Event>,
+    /// Connected participants.
+    pub hub: Arc<Hub>,
+    /// What `JobStatus` reports.
+    pub status: Arc<Mutex<JobStatusResponse>>,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Resolves when the server has stopped.
+    pub task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+const EVERY_MEMBER: &[Role] = &[Role::Participant, Role::Auditor];
+const PARTICIPANTS: &[Role] = &[Role::Participant];
+
+/// Binds `config.listen` and serves until `shutdown` resolves.
+pub async fn start(
+    config: &CoordinatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, ServerError> {
+    let tls = config.tls.server_config()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (hub, events) = Hub::new();
+    let admission = Admission::new(&config.participants, &config.auditors);
+    let status = Arc::new(Mutex::new(JobStatusResponse::default()));
+    let limit = config.rounds.max_message_bytes;
+    let coordinator = CoordinatorServer::new(CoordinatorService::new(
+        hub.clone(),
+        admission.clone(),
+        status.clone(),
+    ))
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<CoordinatorServer<CoordinatorService>>()
+        .await;
+    let router = Server::builder()
+        .tls_config(tls)?
+        .add_service(InterceptedService::new(
+            coordinator,
+            admission.interceptor(PARTICIPANTS),
+        ))
+        .add_service(InterceptedService::new(
+            health,
+            admission.interceptor(EVERY_MEMBER),
+        ));
+    info!(%addr, "coordinator listening (mutual TLS)");
+    let task = tokio::spawn(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+    );
+    Ok(Running {
+        events,
+        hub,
+        status,
+        addr,
+        task,
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    info!("shutting down");
+}

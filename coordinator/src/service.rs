@@ -1,0 +1,263 @@
+//! The coordinator's gRPC surface: participant sessions, admission of every
+//! call by the caller's certificate, and the standard health service.
+//!
+//! A participant opens one `Session` stream and keeps it open; the [`Hub`]
+//! holds a sender per connected participant and forwards everything they
+//! send to the round engine as [`Event`]s. Identities come only from the
+//! verified mTLS certificate.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fedseg_common::identity::{Member, Role, member_of};
+use fedseg_common::proto::coordinator_server::Coordinator;
+use fedseg_common::proto::{
+    self, CoordinatorMessage, JobStatusRequest, JobStatusResponse, ParticipantMessage,
+    coordinator_message, participant_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+/// Wire protocol version this coordinator speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Something a participant session did.
+#[derive(Debug)]
+pub enum Event {
+    /// A participant opened a session (possibly replacing an older one).
+    Connected(String),
+    /// A participant sent a message.
+    Message(String, ParticipantMessage),
+    /// A participant's session ended.
+    Disconnected(String),
+}
+
+type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
+
+/// Connected participants and the engine's event queue.
+pub struct Hub {
+    links: Mutex<HashMap<String, (u64, Outbox)>>,
+    events: mpsc::UnboundedSender<Event>,
+    next_session: AtomicU64,
+}
+
+impl Hub {
+    /// A hub and the receiving end of its events.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Event>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let hub = Arc::new(Self {
+            links: Mutex::new(HashMap::new()),
+            events,
+            next_session: AtomicU64::new(1),
+        });
+        (hub, receiver)
+    }
+
+    /// Identities with an open session.
+    pub fn connected(&self) -> HashSet<String> {
+        self.links
+            .lock()
+            .expect("hub lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Sends `message` to `id`; false when it has no open session.
+    pub async fn send(&self, id: &str, message: CoordinatorMessage) -> bool {
+        let outbox = self
+            .links
+            .lock()
+            .expect("hub lock")
+            .get(id)
+            .map(|(_, tx)| tx.clone());
+        match outbox {
+            Some(tx) => tx.send(Ok(message)).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Ends every session (participants see their stream close and will
+    /// reconnect to whatever serves next).
+    pub fn close_all(&self) {
+        self.links.lock().expect("hub lock").clear();
+    }
+
+    fn register(&self, id: &str, outbox: Outbox) -> u64 {
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.links
+            .lock()
+            .expect("hub lock")
+            .insert(id.to_string(), (session, outbox));
+        let _ = self.events.send(Event::Connected(id.to_string()));
+        session
+    }
+
+    fn unregister(&self, id: &str, session: u64) {
+        let mut links = self.links.lock().expect("hub lock");
+        // A newer session of the same participant stays.
+        if links.get(id).is_some_and(|(s, _)| *s == session) {
+            links.remove(id);
+            drop(links);
+            let _ = self.events.send(Event::Disconnected(id.to_string()));
+        }
+    }
+}
+
+/// Who may call what: built from `coordinator.toml`.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    participants: HashSet<String>,
+    auditors: HashSet<String>,
+}
+
+impl Admission {
+    /// Admits the listed participants and auditors.
+    pub fn new(participants: &[String], auditors: &[String]) -> Arc<Self> {
+        Arc::new(Self {
+            participants: participants.iter().cloned().collect(),
+            auditors: auditors.iter().cloned().collect(),
+        })
+    }
+
+    /// The caller's verified identity, if the consortium lists it in the
+    /// role its certificate states.
+    pub fn member<T>(&self, request: &Request<T>) -> Result<Member, Status> {
+        let certs = request
+            .peer_certs()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let member = member_of(leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let listed = match member.role {
+            Role::Participant => self.participants.contains(&member.id),
+            Role::Auditor => self.auditors.contains(&member.id),
+            Role::Coordinator => false,
+        };
+        if !listed {
+            warn!(identity = %member.id, role = %member.role, "refused an identity not on the consortium list");
+            return Err(Status::permission_denied(format!(
+                "{} is not admitted",
+                member.id
+            )));
+        }
+        Ok(member)
+    }
+
+    /// An interceptor admitting listed members in any of `roles`.
+    pub fn interceptor(
+        self: &Arc<Self>,
+        roles: &'static [Role],
+    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
+        let admission = self.clone();
+        move |request: Request<()>| {
+            let member = admission.member(&request)?;
+            if !roles.contains(&member.role) {
+                return Err(Status::permission_denied(format!(
+                    "role {} may not call this service",
+                    member.role
+                )));
+            }
+            Ok(request)
+        }
+    }
+}
+
+/// The `fedseg.v1.Coordinator` service.
+pub struct CoordinatorService {
+    hub: Arc<Hub>,
+    admission: Arc<Admission>,
+    status: Arc<Mutex<JobStatusResponse>>,
+}
+
+impl CoordinatorService {
+    /// A service feeding `hub`, reporting `status`.
+    pub fn new(
+        hub: Arc<Hub>,
+        admission: Arc<Admission>,
+        status: Arc<Mutex<JobStatusResponse>>,
+    ) -> Self {
+        Self {
+            hub,
+            admission,
+            status,
+        }
+    }
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<ParticipantMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let member = self.admission.member(&request)?;
+        if member.role != Role::Participant {
+            return Err(Status::permission_denied("only participants open sessions"));
+        }
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(ParticipantMessage {
+                body: Some(participant_message::Body::Hello(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("a session starts with Hello")),
+        };
+        if hello.protocol_version != PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "protocol version {} is not supported (this coordinator speaks {PROTOCOL_VERSION})",
+                hello.protocol_version
+            )));
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let welcome = CoordinatorMessage {
+            job_id: String::new(),
+            body: Some(coordinator_message::Body::Welcome(proto::Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                identity: member.id.clone(),
+            })),
+        };
+        tx.send(Ok(welcome))
+            .await
+            .map_err(|_| Status::unavailable("session closed"))?;
+        info!(identity = %member.id, software = %hello.software, "participant connected");
+        let session = self.hub.register(&member.id, tx);
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(message)) => {
+                        let _ = hub.events.send(Event::Message(member.id.clone(), message));
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        warn!(identity = %member.id, code = ?status.code(), "session ended with an error");
+                        break;
+                    }
+                }
+            }
+            info!(identity = %member.id, "participant disconnected");
+            hub.unregister(&member.id, session);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn job_status(
+        &self,
+        request: Request<JobStatusRequest>,
+    ) -> Result<Response<JobStatusResponse>, Status> {
+        self.admission.member(&request)?;
+        Ok(Response::new(
+            self.status.lock().expect("status lock").clone(),
+        ))
+    }
+}

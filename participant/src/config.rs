@@ -1,0 +1,123 @@
+//! `participant.toml`, as a documented struct. Unknown keys are refused and
+//! errors name the key at fault; relative paths are taken from the file's
+//! directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use fedseg_common::identity;
+use fedseg_common::mtls::TlsFiles;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A configuration file that cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the struct; the message names the key and line.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's description.
+        message: String,
+    },
+    /// A key's value is not acceptable.
+    #[error("{path}: key `{key}`: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// `participant.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantConfig {
+    /// This site's identity, as in its certificate.
+    pub id: String,
+    /// The coordinator's URL, `https://host:port`. The participant only
+    /// ever connects out to it.
+    pub coordinator: String,
+    /// The coordinator's identity, checked against its certificate.
+    pub coordinator_id: String,
+    /// The egress ledger file (contract key).
+    pub ledger: PathBuf,
+    /// CA certificate, own certificate and key.
+    pub tls: TlsFiles,
+    /// Named local vectors a secure-sum job may ask for: name → text file
+    /// of numbers separated by whitespace or commas.
+    #[serde(default)]
+    pub vectors: BTreeMap<String, PathBuf>,
+    /// Reconnection back-off.
+    #[serde(default)]
+    pub reconnect: ReconnectSettings,
+}
+
+/// How the participant retries a lost connection: exponential back-off with
+/// full jitter between `initial_ms` and `max_ms`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectSettings {
+    /// First delay ceiling, milliseconds.
+    pub initial_ms: u64,
+    /// Largest delay ceiling, milliseconds.
+    pub max_ms: u64,
+}
+
+impl Default for ReconnectSettings {
+    fn default() -> Self {
+        Self {
+            initial_ms: 200,
+            max_ms: 10_000,
+        }
+    }
+}
+
+impl ParticipantConfig {
+    /// Reads and checks `participant.toml`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let invalid = |key, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        };
+        identity::validate_id(&config.id).map_err(|e| invalid("id", e.to_string()))?;
+        identity::validate_id(&config.coordinator_id)
+            .map_err(|e| invalid("coordinator_id", e.to_string()))?;
+        if !config.coordinator.starts_with("https://") {
+            return Err(invalid("coordinator", "must be an https:// URL".into()));
+        }
+        if config.reconnect.initial_ms == 0 || config.reconnect.max_ms < config.reconnect.initial_ms
+        {
+            return Err(invalid("reconnect", "need 0 < initial_ms <= max_ms".into()));
+        }
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.ledger = base.join(&config.ledger);
+        config.tls = config.tls.relative_to(&base);
+        for file in config.vectors.values_mut() {
+            *file = base.join(&*file);
+        }
+        Ok(config)
+    }
+}

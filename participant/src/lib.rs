@@ -1,0 +1,10 @@
+//! The fedseg participant node, run inside each bank. The binary in
+//! `main.rs` only parses arguments.
+//!
+//! - [`config`]: the `participant.toml` file.
+//! - [`tasks`]: the local computations a round may ask for.
+//! - [`node`]: the outbound session with the coordinator.
+
+pub mod config;
+pub mod node;
+pub mod tasks;

@@ -1,0 +1,373 @@
+//! The participant node: connects out to the coordinator over mutual TLS,
+//! keeps one session open, answers each request with masked data only, and
+//! reconnects with jittered exponential back-off when the coordinator goes
+//! away. It never listens on a port.
+//!
+//! Key material lives only as long as the session: a new session starts
+//! with none, and the coordinator lets the site take part again from the
+//! next key epoch.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedseg_common::proto::coordinator_client::CoordinatorClient;
+use fedseg_common::proto::{
+    self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
+};
+use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
+use fedseg_common::secagg::{JobParams, SecAggError};
+use fedseg_common::wire;
+use rand::RngExt;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+use tracing::{info, warn};
+
+use crate::config::ParticipantConfig;
+use crate::tasks;
+
+/// Wire protocol version this node speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Environment variable for fault-injection tests: the phase
+/// (`advertise-keys`, `share-keys`, `masked-input`, `unmask`) at whose first
+/// request the node stops answering, as if it had hung.
+pub const STALL_AT_ENV: &str = "FEDSEG_FAULT_STALL_AT";
+
+/// Why a session ended.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// TLS material is missing or wrong.
+    #[error(transparent)]
+    Tls(#[from] fedseg_common::mtls::TlsError),
+    /// Connecting or the stream failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The coordinator refused or ended the session.
+    #[error("coordinator: {0}")]
+    Status(#[from] tonic::Status),
+    /// The coordinator named this site differently from its certificate.
+    #[error("the coordinator calls this site {0:?}")]
+    WrongIdentity(String),
+}
+
+enum EpochState {
+    Idle,
+    AwaitingRoster(AwaitingRoster),
+    AwaitingShares(AwaitingShares),
+    Ready(ReadyEpoch),
+}
+
+struct JobState {
+    id: String,
+    params: Arc<JobParams>,
+    index: u32,
+    epoch: EpochState,
+}
+
+/// What the node does with one coordinator message.
+enum Reply {
+    Send(participant_message::Body),
+    Nothing,
+    Stall,
+}
+
+/// Runs the node until `shutdown` resolves.
+pub async fn run(
+    config: ParticipantConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    // Refuse bad TLS material at start-up rather than on every retry.
+    config.tls.client_config(&config.coordinator_id)?;
+    let stall_at = std::env::var(STALL_AT_ENV).ok();
+    tokio::pin!(shutdown);
+    let mut ceiling = config.reconnect.initial_ms;
+    loop {
+        tokio::select! {
+            ended = session(&config, stall_at.as_deref(), &mut ceiling) => match ended {
+                Ok(()) => info!("the coordinator closed the session"),
+                Err(error) => warn!(%error, "session ended"),
+            },
+            _ = &mut shutdown => return Ok(()),
+        }
+        let delay = rand::rng().random_range(0..=ceiling);
+        ceiling = (ceiling * 2).min(config.reconnect.max_ms);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(delay)) => {},
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+async fn session(
+    config: &ParticipantConfig,
+    stall_at: Option<&str>,
+    ceiling: &mut u64,
+) -> Result<(), NodeError> {
+    let tls = config.tls.client_config(&config.coordinator_id)?;
+    let channel = Endpoint::from_shared(config.coordinator.clone())?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    let mut client = CoordinatorClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let (tx, rx) = mpsc::channel(16);
+    let hello = proto::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        software: format!("fedseg-participant {}", env!("CARGO_PKG_VERSION")),
+        resumable_jobs: Vec::new(),
+    };
+    tx.send(ParticipantMessage {
+        body: Some(participant_message::Body::Hello(hello)),
+    })
+    .await
+    .expect("receiver alive");
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    let mut job: Option<JobState> = None;
+    while let Some(message) = inbound.message().await? {
+        match handle(config, &mut job, message, stall_at)? {
+            Reply::Send(body) => {
+                if tx
+                    .send(ParticipantMessage { body: Some(body) })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Reply::Nothing => {}
+            Reply::Stall => {
+                warn!("fault injection: no longer answering");
+                std::future::pending::<()>().await;
+            }
+        }
+        *ceiling = config.reconnect.initial_ms;
+    }
+    Ok(())
+}
+
+fn phase_name(body: &Body) -> Option<&'static str> {
+    match body {
+        Body::EpochStart(_) => Some("advertise-keys"),
+        Body::EpochRoster(_) => Some("share-keys"),
+        Body::MaskRequest(_) => Some("masked-input"),
+        Body::UnmaskRequest(_) => Some("unmask"),
+        _ => None,
+    }
+}
+
+fn failed(round: u64, fault: proto::FaultKind, reason: String) -> Reply {
+    Reply::Send(participant_message::Body::TaskFailed(proto::TaskFailed {
+        round,
+        fault: fault as i32,
+        reason,
+    }))
+}
+
+fn protocol_failure(round: u64, error: SecAggError) -> Reply {
+    warn!(round, code = error.code(), %error, "refused a request");
+    failed(round, proto::FaultKind::Peer, error.to_string())
+}
+
+fn handle(
+    config: &ParticipantConfig,
+    job: &mut Option<JobState>,
+    message: CoordinatorMessage,
+    stall_at: Option<&str>,
+) -> Result<Reply, NodeError> {
+    let Some(body) = message.body else {
+        return Ok(Reply::Nothing);
+    };
+    if stall_at.is_some() && phase_name(&body) == stall_at {
+        return Ok(Reply::Stall);
+    }
+    let body = match body {
+        Body::Welcome(welcome) => {
+            if welcome.identity != config.id {
+                return Err(NodeError::WrongIdentity(welcome.identity));
+            }
+            info!(identity = %welcome.identity, "session open");
+            return Ok(Reply::Nothing);
+        }
+        Body::JobOffer(offer) => return Ok(accept_offer(config, job, &message.job_id, offer)),
+        Body::JobFinished(done) => {
+            info!(job = %message.job_id, success = done.success, "job finished");
+            *job = None;
+            return Ok(Reply::Nothing);
+        }
+        Body::RoundAborted(aborted) => {
+            warn!(round = aborted.round, reason = %aborted.reason, "round aborted by the coordinator");
+            return Ok(Reply::Nothing);
+        }
+        other => other,
+    };
+    let Some(state) = job.as_mut().filter(|j| j.id == message.job_id) else {
+        return Ok(failed(
+            0,
+            proto::FaultKind::Peer,
+            format!("no job {:?} on this session", message.job_id),
+        ));
+    };
+    Ok(step(config, state, body))
+}
+
+fn accept_offer(
+    config: &ParticipantConfig,
+    job: &mut Option<JobState>,
+    job_id: &str,
+    offer: proto::JobOffer,
+) -> Reply {
+    let decline = |reason: String| {
+        warn!(job = %job_id, %reason, "declining the job");
+        Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
+            accept: false,
+            reason,
+        }))
+    };
+    if offer.cohort.get(offer.index as usize) != Some(&config.id) {
+        return decline("the offer does not place this site at its index".into());
+    }
+    let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
+        return decline("the graph seed is not 32 bytes".into());
+    };
+    match JobParams::new(
+        job_id,
+        offer.cohort.len() as u32,
+        offer.threshold,
+        offer.neighbours,
+        &seed,
+    ) {
+        Ok(params) => {
+            info!(job = %job_id, index = offer.index, cohort = offer.cohort.len(), "joined the job");
+            *job = Some(JobState {
+                id: job_id.to_string(),
+                params: Arc::new(params),
+                index: offer.index,
+                epoch: EpochState::Idle,
+            });
+            Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
+                accept: true,
+                reason: String::new(),
+            }))
+        }
+        Err(error) => decline(error.to_string()),
+    }
+}
+
+/// One protocol step; the epoch state is taken by value and replaced by the
+/// next one, or left idle on any error.
+fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
+    let epoch = std::mem::replace(&mut job.epoch, EpochState::Idle);
+    match (body, epoch) {
+        (Body::EpochStart(start), _) => match participant::start_epoch(
+            job.params.clone(),
+            job.index,
+            start.into(),
+            &mut rand::rng(),
+        ) {
+            Ok((advert, next)) => {
+                job.epoch = EpochState::AwaitingRoster(next);
+                Reply::Send(participant_message::Body::KeyAdvertisement(
+                    (&advert).into(),
+                ))
+            }
+            Err(e) => protocol_failure(0, e),
+        },
+        (Body::EpochRoster(roster), EpochState::AwaitingRoster(state)) => {
+            let roster = match wire::roster_from_wire(roster, state.start()) {
+                Ok(r) => r,
+                Err(e) => return failed(0, proto::FaultKind::Peer, e.to_string()),
+            };
+            match state.receive_roster(roster, &mut rand::rng()) {
+                Ok((bundle, next)) => {
+                    job.epoch = EpochState::AwaitingShares(next);
+                    Reply::Send(participant_message::Body::ShareBundle((&bundle).into()))
+                }
+                Err(e) => protocol_failure(0, e),
+            }
+        }
+        (Body::ShareDelivery(delivery), EpochState::AwaitingShares(state)) => {
+            match state.receive_shares(delivery.into()) {
+                Ok(ready) => {
+                    info!(
+                        epoch = ready.start().epoch,
+                        rounds = ready.start().rounds,
+                        "key set-up complete"
+                    );
+                    job.epoch = EpochState::Ready(ready);
+                    Reply::Nothing
+                }
+                Err(e) => protocol_failure(0, e),
+            }
+        }
+        (Body::MaskRequest(request), EpochState::Ready(mut ready)) => {
+            let reply = mask(config, job.index, &mut ready, &request);
+            job.epoch = EpochState::Ready(ready);
+            reply
+        }
+        (Body::UnmaskRequest(request), EpochState::Ready(mut ready)) => {
+            let round = request.round;
+            let reply = match ready.unmask(&request.into()) {
+                Ok(response) => Reply::Send(participant_message::Body::UnmaskResponse(
+                    (&response).into(),
+                )),
+                Err(e) => protocol_failure(round, e),
+            };
+            job.epoch = EpochState::Ready(ready);
+            reply
+        }
+        (body, _) => {
+            let round = match &body {
+                Body::MaskRequest(m) => m.round,
+                Body::UnmaskRequest(u) => u.round,
+                _ => 0,
+            };
+            failed(
+                round,
+                proto::FaultKind::Peer,
+                format!(
+                    "{} request without the key set-up it needs",
+                    phase_name(&body).unwrap_or("unexpected")
+                ),
+            )
+        }
+    }
+}
+
+fn mask(
+    config: &ParticipantConfig,
+    index: u32,
+    ready: &mut ReadyEpoch,
+    request: &proto::MaskRequest,
+) -> Reply {
+    let Some(computation) = &request.computation else {
+        return failed(
+            request.round,
+            proto::FaultKind::Peer,
+            "the request names no computation".into(),
+        );
+    };
+    let encoded = match tasks::compute(config, computation, index, request.length as usize) {
+        Ok(encoded) => encoded,
+        Err(error) => {
+            warn!(round = request.round, %error, "local computation failed; nothing sent");
+            return failed(request.round, proto::FaultKind::Local, error.to_string());
+        }
+    };
+    if encoded.clipped > 0 {
+        info!(
+            round = request.round,
+            clipped = encoded.clipped,
+            "values clipped to the declared range"
+        );
+    }
+    match ready.mask(&wire::mask_request_from_wire(request), &encoded.words) {
+        Ok(masked) => Reply::Send(participant_message::Body::MaskedInput((&masked).into())),
+        Err(e) => protocol_failure(request.round, e),
+    }
+}
