@@ -6,9 +6,11 @@
 //! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
 //!   types and state machines with no networking, plus an in-process runner.
 
+pub mod config;
 pub mod fixed_point;
 pub mod identity;
 pub mod mtls;
+pub mod process;
 pub mod proto;
 pub mod secagg;
 pub mod wire;

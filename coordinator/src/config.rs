@@ -4,62 +4,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
+pub use fedseg_common::config::ConfigError;
+use fedseg_common::config::{base_dir, invalid, read_toml};
 use fedseg_common::identity;
 use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use thiserror::Error;
-
-/// A configuration file that cannot be used.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for its struct (unknown or missing key,
-    /// wrong type); the message names the key and line.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// toml's description, naming the key.
-        message: String,
-    },
-    /// A key has a value outside what it accepts.
-    #[error("{path}: key `{key}`: {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The key.
-        key: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
-
-fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<(T, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok((value, text))
-}
-
-fn base_dir(path: &Path) -> PathBuf {
-    path.parent().map(Path::to_path_buf).unwrap_or_default()
-}
 
 /// `coordinator.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -125,12 +78,8 @@ impl RoundSettings {
 impl CoordinatorConfig {
     /// Reads and checks `coordinator.toml`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let (mut config, _): (Self, _) = read(path)?;
-        let invalid = |key, reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let (mut config, _): (Self, _) = read_toml(path)?;
+        let invalid = invalid(path);
         identity::validate_id(&config.id).map_err(|e| invalid("id", e.to_string()))?;
         for id in config.participants.iter().chain(&config.auditors) {
             identity::validate_id(id).map_err(|e| invalid("participants", e.to_string()))?;
@@ -234,12 +183,8 @@ pub struct Job {
 impl Job {
     /// Reads and checks `job.toml`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let (config, text): (JobConfig, _) = read(path)?;
-        let invalid = |key, reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let (config, text): (JobConfig, _) = read_toml(path)?;
+        let invalid = invalid(path);
         let date = time::macros::format_description!("[year]-[month]-[day]");
         time::Date::parse(&config.as_of, &date)
             .map_err(|e| invalid("as_of", format!("not an ISO date: {e}")))?;

@@ -131,23 +131,9 @@ struct SecureSumArgs {
     rounds: u32,
 }
 
-fn init_logging(json: bool) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    fedseg_common::process::init_logging(cli.log_json);
     match cli.command {
         Command::Pki(PkiCommand::Init { dir, consortium }) => pki::init(&dir, &consortium)?,
         Command::Pki(PkiCommand::Issue {
@@ -205,7 +191,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 async fn serve(config_path: &Path) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
-    let running = server::start(&config, server::shutdown_signal()).await?;
+    let running = server::start(&config, fedseg_common::process::shutdown_signal()).await?;
     running.task.await??;
     Ok(())
 }
@@ -221,7 +207,7 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     let mut events = running.events;
     let outcome = tokio::select! {
         report = Engine::run(running.hub.clone(), &mut events, config.rounds.clone(), &config.participants, &job) => report,
-        _ = server::shutdown_signal() => bail!("interrupted before the job finished"),
+        _ = fedseg_common::process::shutdown_signal() => bail!("interrupted before the job finished"),
     };
     running.hub.close_all();
     let _ = stop.send(());

@@ -5,42 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use fedseg_common::config::ConfigError;
+use fedseg_common::config::{base_dir, invalid, read_toml};
 use fedseg_common::identity;
 use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
-use thiserror::Error;
-
-/// A configuration file that cannot be used.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Not valid TOML for the struct; the message names the key and line.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// toml's description.
-        message: String,
-    },
-    /// A key's value is not acceptable.
-    #[error("{path}: key `{key}`: {reason}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The key.
-        key: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
 
 /// `participant.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,19 +58,8 @@ impl Default for ReconnectSettings {
 impl ParticipantConfig {
     /// Reads and checks `participant.toml`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let invalid = |key, reason: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        };
+        let (mut config, _): (Self, _) = read_toml(path)?;
+        let invalid = invalid(path);
         identity::validate_id(&config.id).map_err(|e| invalid("id", e.to_string()))?;
         identity::validate_id(&config.coordinator_id)
             .map_err(|e| invalid("coordinator_id", e.to_string()))?;
@@ -112,7 +70,7 @@ impl ParticipantConfig {
         {
             return Err(invalid("reconnect", "need 0 < initial_ms <= max_ms".into()));
         }
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = base_dir(path);
         config.ledger = base.join(&config.ledger);
         config.tls = config.tls.relative_to(&base);
         for file in config.vectors.values_mut() {
