@@ -54,6 +54,8 @@ pub enum EngineError {
 pub struct RoundRecord {
     /// Round number.
     pub round: u64,
+    /// Key epoch the round ran in (its key set-up), if it got that far.
+    pub epoch: Option<u32>,
     /// `released` or `aborted`.
     pub outcome: &'static str,
     /// Members whose input the sum covers.
@@ -462,6 +464,7 @@ impl<'a> Engine<'a> {
             let started = Instant::now();
             let mut record = RoundRecord {
                 round,
+                epoch: None,
                 outcome: "aborted",
                 survivors: vec![],
                 dropped: vec![],
@@ -525,6 +528,7 @@ impl<'a> Engine<'a> {
             *epoch = Some(self.set_up_epoch(number, round, rounds).await?);
         }
         let state = epoch.as_mut().expect("set up above");
+        record.epoch = Some(state.start().epoch);
         let present = self.present();
         let members: Vec<u32> = state
             .members()

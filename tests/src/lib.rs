@@ -1,9 +1,13 @@
-//! Helpers for the end-to-end tests in `tests/`: they run the real fedseg
-//! binaries as separate processes.
+//! Helpers for the end-to-end tests in `tests/`: they build a consortium on
+//! disk with the real `demo --init-only` command and run the real fedseg
+//! binaries as separate processes over mutual TLS on loopback.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Path of a workspace binary (`fedseg-coordinator`, `fedseg-participant`),
 /// built first with the same cargo and profile as the tests, so a test never
@@ -34,4 +38,194 @@ pub fn binary(name: &str) -> PathBuf {
         path.pop();
     }
     path.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process whose stderr goes to a log file; killed (SIGKILL) when
+/// dropped.
+pub struct Process {
+    child: Child,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+impl Process {
+    fn spawn(mut command: Command, log: PathBuf) -> Self {
+        let file = fs::File::create(&log).unwrap();
+        let child = command.stdout(Stdio::null()).stderr(file).spawn().unwrap();
+        Self { child, log }
+    }
+
+    /// Whether the log contains `needle` within `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if fs::read_to_string(&self.log)
+                .unwrap_or_default()
+                .contains(needle)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "process did not exit; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A consortium written by `fedseg-coordinator demo --init-only`.
+pub struct Consortium {
+    /// Its directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// Site identities.
+    pub sites: Vec<String>,
+    /// The coordinator's port.
+    pub port: u16,
+}
+
+impl Consortium {
+    /// A consortium of `sites` sites whose coordinator waits `phase_timeout_s`
+    /// per phase and sets up keys every `epoch_rounds` rounds.
+    pub fn new(sites: usize, phase_timeout_s: f64, epoch_rounds: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let status = Command::new(binary("fedseg-coordinator"))
+            .args([
+                "demo",
+                "--init-only",
+                "--sites",
+                &sites.to_string(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let config = dir.path().join("coordinator.toml");
+        let text = fs::read_to_string(&config)
+            .unwrap()
+            .replace(
+                "phase_timeout_s = 10.0",
+                &format!("phase_timeout_s = {phase_timeout_s:?}"),
+            )
+            .replace(
+                "epoch_rounds = 16",
+                &format!("epoch_rounds = {epoch_rounds}"),
+            );
+        fs::write(&config, text).unwrap();
+        let sites = (0..sites)
+            .map(|i| format!("bank-{}", (b'a' + i as u8) as char))
+            .collect();
+        Self { dir, sites, port }
+    }
+
+    /// The consortium directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a secure-sum job of `rounds` rounds over vectors of `length`.
+    pub fn write_job(&self, rounds: u32, length: u32, threshold: Option<u32>) {
+        let mut job = format!(
+            "seed = 7\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
+             [secure_sum]\nvector = \"demo\"\nlength = {length}\nrounds = {rounds}\n\
+             frac_bits = 16\nlo = -1000000.0\nhi = 1000000.0\n"
+        );
+        if let Some(t) = threshold {
+            job.push_str(&format!("\n[cohort]\nthreshold = {t}\n"));
+        }
+        fs::write(self.path().join("job.toml"), job).unwrap();
+    }
+
+    /// Writes a site's vector.
+    pub fn write_vector(&self, site: &str, values: &[f64]) {
+        let text: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        fs::write(
+            self.path().join("sites").join(site).join("demo.txt"),
+            text.join("\n"),
+        )
+        .unwrap();
+    }
+
+    /// Starts `fedseg-coordinator run` for job.toml into `out/`.
+    pub fn run_coordinator(&self) -> Process {
+        let mut command = Command::new(binary("fedseg-coordinator"));
+        command.current_dir(self.path()).args([
+            "run",
+            "--config",
+            "coordinator.toml",
+            "--job",
+            "job.toml",
+            "--out",
+            "out",
+        ]);
+        Process::spawn(command, self.path().join("coordinator.log"))
+    }
+
+    /// Starts `fedseg-participant run` for `site`, optionally stalling at
+    /// the first request of `stall_at` (fault injection).
+    pub fn run_participant(&self, site: &str, stall_at: Option<&str>) -> Process {
+        let mut command = Command::new(binary("fedseg-participant"));
+        command.arg("run").arg("--config").arg(
+            self.path()
+                .join("sites")
+                .join(site)
+                .join("participant.toml"),
+        );
+        if let Some(phase) = stall_at {
+            command.env("FEDSEG_FAULT_STALL_AT", phase);
+        }
+        let n = fs::read_dir(self.path()).unwrap().count();
+        Process::spawn(command, self.path().join(format!("{site}-{n}.log")))
+    }
+
+    /// The job's result.json.
+    pub fn result(&self) -> serde_json::Value {
+        let text =
+            fs::read_to_string(self.path().join("out/result.json")).expect("result.json written");
+        serde_json::from_str(&text).unwrap()
+    }
 }

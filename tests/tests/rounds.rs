@@ -1,0 +1,218 @@
+//! Real coordinator and participant processes over mutual TLS on loopback:
+//! secure sums over several rounds, participants killed (SIGKILL) in every
+//! phase, too few survivors, and a participant that restarts mid-job.
+//!
+//! Every released sum is checked against the plain sum of exactly the
+//! survivors' vectors, which the test computes from the files it wrote.
+
+use std::time::Duration;
+
+use fedseg_tests::Consortium;
+use serde_json::Value;
+
+const LENGTH: u32 = 4;
+
+fn vector_of(site: usize) -> Vec<f64> {
+    let i = site as f64 + 1.0;
+    vec![i * 1.5, -i * 0.25, 100.0 * i, 7.0]
+}
+
+/// A consortium of `n` sites with distinct vectors and a job of `rounds`.
+fn consortium(
+    n: usize,
+    rounds: u32,
+    epoch_rounds: u32,
+    threshold: Option<u32>,
+    phase_timeout_s: f64,
+) -> Consortium {
+    let c = Consortium::new(n, phase_timeout_s, epoch_rounds);
+    c.write_job(rounds, LENGTH, threshold);
+    for (i, site) in c.sites.iter().enumerate() {
+        c.write_vector(site, &vector_of(i));
+    }
+    c
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Checks every released round's sum against its survivors' vectors and
+/// returns the rounds.
+fn checked_rounds(c: &Consortium) -> Vec<Value> {
+    let result = c.result();
+    let rounds = result["rounds"].as_array().unwrap().clone();
+    for round in &rounds {
+        if round["outcome"] == "released" {
+            let mut expected = vec![0.0; LENGTH as usize];
+            for survivor in strings(&round["survivors"]) {
+                let i = c.sites.iter().position(|s| *s == survivor).unwrap();
+                for (e, v) in expected.iter_mut().zip(vector_of(i)) {
+                    *e += v;
+                }
+            }
+            let sum: Vec<f64> = round["sum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(sum, expected, "round {}", round["round"]);
+        } else {
+            assert!(round["sum"].is_null(), "an aborted round released a sum");
+        }
+    }
+    rounds
+}
+
+fn released(rounds: &[Value]) -> usize {
+    rounds.iter().filter(|r| r["outcome"] == "released").count()
+}
+
+#[test]
+fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
+    let c = consortium(5, 5, 2, None, 10.0);
+    let mut coordinator = c.run_coordinator();
+    let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
+    assert!(
+        coordinator.wait(Duration::from_secs(60)).success(),
+        "{}",
+        coordinator.log_text()
+    );
+    let rounds = checked_rounds(&c);
+    assert_eq!(released(&rounds), 5);
+    for round in &rounds {
+        assert_eq!(strings(&round["survivors"]), c.sites);
+    }
+    // Five rounds at two per key epoch: epochs 0, 0, 1, 1, 2.
+    let epochs: Vec<u64> = rounds
+        .iter()
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, vec![0, 0, 1, 1, 2]);
+}
+
+/// bank-e stalls at the first request of `phase`, is SIGKILLed there, and
+/// the job goes on with the other four (threshold 3).
+fn kill_during(phase: &str) -> Vec<Value> {
+    let c = consortium(5, 3, 3, Some(3), 10.0);
+    let mut coordinator = c.run_coordinator();
+    let mut others: Vec<_> = c.sites[..4]
+        .iter()
+        .map(|s| c.run_participant(s, None))
+        .collect();
+    let mut victim = c.run_participant("bank-e", Some(phase));
+    assert!(
+        victim.wait_for_log("fault injection", Duration::from_secs(30)),
+        "{}",
+        victim.log_text()
+    );
+    victim.kill();
+    assert!(
+        coordinator.wait(Duration::from_secs(60)).success(),
+        "{}",
+        coordinator.log_text()
+    );
+    others.clear();
+    let rounds = checked_rounds(&c);
+    assert_eq!(released(&rounds), 3, "{rounds:?}");
+    rounds
+}
+
+#[test]
+fn killed_during_key_advertisement() {
+    let rounds = kill_during("advertise-keys");
+    for round in &rounds {
+        assert!(!strings(&round["survivors"]).contains(&"bank-e".to_string()));
+        assert!(!strings(&round["dropped"]).contains(&"bank-e".to_string()));
+    }
+}
+
+#[test]
+fn killed_during_share_distribution() {
+    let rounds = kill_during("share-keys");
+    for round in &rounds {
+        assert!(!strings(&round["survivors"]).contains(&"bank-e".to_string()));
+    }
+}
+
+#[test]
+fn killed_before_sending_its_masked_input() {
+    let rounds = kill_during("masked-input");
+    // Round 0 cancels bank-e's masks from its reconstructed round key.
+    assert_eq!(strings(&rounds[0]["dropped"]), vec!["bank-e"]);
+    assert_eq!(strings(&rounds[0]["survivors"]).len(), 4);
+}
+
+#[test]
+fn killed_after_sending_its_masked_input() {
+    let rounds = kill_during("unmask");
+    // Its input arrived, so round 0 includes it: its self mask is
+    // reconstructed from the others' shares.
+    assert!(strings(&rounds[0]["survivors"]).contains(&"bank-e".to_string()));
+    assert!(!strings(&rounds[1]["survivors"]).contains(&"bank-e".to_string()));
+}
+
+#[test]
+fn too_few_survivors_release_nothing() {
+    // Four sites, threshold 4: losing one leaves every round short.
+    let c = consortium(4, 2, 2, Some(4), 10.0);
+    let mut coordinator = c.run_coordinator();
+    let _others: Vec<_> = c.sites[..3]
+        .iter()
+        .map(|s| c.run_participant(s, None))
+        .collect();
+    let mut victim = c.run_participant("bank-d", Some("masked-input"));
+    assert!(victim.wait_for_log("fault injection", Duration::from_secs(30)));
+    victim.kill();
+    assert!(
+        coordinator.wait(Duration::from_secs(60)).success(),
+        "{}",
+        coordinator.log_text()
+    );
+    let rounds = checked_rounds(&c);
+    assert_eq!(released(&rounds), 0);
+    assert!(
+        rounds[0]["reason"].as_str().unwrap().contains("remain"),
+        "{:?}",
+        rounds[0]
+    );
+}
+
+#[test]
+fn a_restarted_participant_rejoins_only_at_the_next_key_epoch() {
+    // bank-c hangs at its first mask request and stays silent, so every
+    // phase that waits for it runs into the 2 s deadline: time enough for
+    // bank-d, killed at the same point, to come back.
+    let c = consortium(4, 4, 2, Some(2), 2.0);
+    let mut coordinator = c.run_coordinator();
+    let _a = c.run_participant("bank-a", None);
+    let _b = c.run_participant("bank-b", None);
+    let _c = c.run_participant("bank-c", Some("masked-input"));
+    let mut d = c.run_participant("bank-d", Some("masked-input"));
+    assert!(d.wait_for_log("fault injection", Duration::from_secs(30)));
+    d.kill();
+    let restarted = c.run_participant("bank-d", None);
+    assert!(
+        coordinator.wait(Duration::from_secs(90)).success(),
+        "{}",
+        coordinator.log_text()
+    );
+    let rounds = checked_rounds(&c);
+    assert_eq!(released(&rounds), 4, "{rounds:?}");
+    let has_d = |r: &Value| strings(&r["survivors"]).contains(&"bank-d".to_string());
+    // Rounds 0 and 1 use the key epoch bank-d lost with its process.
+    assert!(!has_d(&rounds[0]) && !has_d(&rounds[1]));
+    // Rounds 2 and 3 use a new key set-up that the restarted node joined.
+    assert_eq!(rounds[2]["epoch"], 1);
+    assert!(
+        has_d(&rounds[2]) && has_d(&rounds[3]),
+        "{}",
+        restarted.log_text()
+    );
+}
