@@ -57,13 +57,14 @@ pub struct Process {
     pub log: PathBuf,
 }
 
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Self {
-        let file = fs::File::create(&log).unwrap();
-        let child = command.stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        Self { child, log }
-    }
+/// Starts `command` with its stderr going to `log`.
+pub fn spawn(mut command: Command, log: PathBuf) -> Process {
+    let file = fs::File::create(&log).unwrap();
+    let child = command.stdout(Stdio::null()).stderr(file).spawn().unwrap();
+    Process { child, log }
+}
 
+impl Process {
     /// Whether the log contains `needle` within `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let start = Instant::now();
@@ -202,7 +203,7 @@ impl Consortium {
             "--out",
             "out",
         ]);
-        Process::spawn(command, self.path().join("coordinator.log"))
+        spawn(command, self.path().join("coordinator.log"))
     }
 
     /// Starts `fedseg-participant run` for `site`, optionally stalling at
@@ -219,7 +220,7 @@ impl Consortium {
             command.env("FEDSEG_FAULT_STALL_AT", phase);
         }
         let n = fs::read_dir(self.path()).unwrap().count();
-        Process::spawn(command, self.path().join(format!("{site}-{n}.log")))
+        spawn(command, self.path().join(format!("{site}-{n}.log")))
     }
 
     /// The job's result.json.
