@@ -21,7 +21,7 @@ use tokio::time::{Instant as Deadline, timeout_at};
 use tracing::{info, warn};
 
 use crate::config::{Job, RoundSettings, SecureSumJob};
-use crate::service::{Event, Hub};
+use crate::service::{Event, Hub, Traffic};
 
 /// Why a job could not run at all.
 #[derive(Debug, Error)]
@@ -68,6 +68,8 @@ pub struct RoundRecord {
     pub reason: Option<String>,
     /// Wall time of the round.
     pub duration_s: f64,
+    /// Session traffic during the round (with its key set-up, if any).
+    pub traffic: Traffic,
 }
 
 /// The outcome of a job.
@@ -462,6 +464,7 @@ impl<'a> Engine<'a> {
         };
         for round in 0..sum.rounds as u64 {
             let started = Instant::now();
+            let traffic_before = self.hub.traffic();
             let mut record = RoundRecord {
                 round,
                 epoch: None,
@@ -471,6 +474,7 @@ impl<'a> Engine<'a> {
                 sum: None,
                 reason: None,
                 duration_s: 0.0,
+                traffic: Traffic::default(),
             };
             let result = self
                 .run_round(
@@ -504,6 +508,7 @@ impl<'a> Engine<'a> {
                 }
             }
             record.duration_s = started.elapsed().as_secs_f64();
+            record.traffic = self.hub.traffic() - traffic_before;
             records.push(record);
         }
         Ok(records)

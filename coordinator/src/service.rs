@@ -17,6 +17,7 @@ use fedseg_common::proto::{
     self, CoordinatorMessage, JobStatusRequest, JobStatusResponse, ParticipantMessage,
     coordinator_message, participant_message,
 };
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -44,6 +45,42 @@ pub struct Hub {
     links: Mutex<HashMap<String, (u64, Outbox)>>,
     events: mpsc::UnboundedSender<Event>,
     next_session: AtomicU64,
+    traffic: TrafficCounters,
+}
+
+/// Bytes and messages that crossed the participants' sessions (protobuf
+/// encoded sizes, before TLS and HTTP/2 framing).
+#[derive(Debug, Default)]
+struct TrafficCounters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
+}
+
+/// A snapshot of session traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    /// Bytes received from participants.
+    pub bytes_in: u64,
+    /// Bytes sent to participants.
+    pub bytes_out: u64,
+    /// Messages received from participants.
+    pub messages_in: u64,
+    /// Messages sent to participants.
+    pub messages_out: u64,
+}
+
+impl std::ops::Sub for Traffic {
+    type Output = Traffic;
+    fn sub(self, earlier: Traffic) -> Traffic {
+        Traffic {
+            bytes_in: self.bytes_in - earlier.bytes_in,
+            bytes_out: self.bytes_out - earlier.bytes_out,
+            messages_in: self.messages_in - earlier.messages_in,
+            messages_out: self.messages_out - earlier.messages_out,
+        }
+    }
 }
 
 impl Hub {
@@ -54,6 +91,7 @@ impl Hub {
             links: Mutex::new(HashMap::new()),
             events,
             next_session: AtomicU64::new(1),
+            traffic: TrafficCounters::default(),
         });
         (hub, receiver)
     }
@@ -76,9 +114,26 @@ impl Hub {
             .expect("hub lock")
             .get(id)
             .map(|(_, tx)| tx.clone());
-        match outbox {
+        let size = message.encoded_len() as u64;
+        let sent = match outbox {
             Some(tx) => tx.send(Ok(message)).await.is_ok(),
             None => false,
+        };
+        if sent {
+            self.traffic.bytes_out.fetch_add(size, Ordering::Relaxed);
+            self.traffic.messages_out.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Session traffic so far.
+    pub fn traffic(&self) -> Traffic {
+        let t = &self.traffic;
+        Traffic {
+            bytes_in: t.bytes_in.load(Ordering::Relaxed),
+            bytes_out: t.bytes_out.load(Ordering::Relaxed),
+            messages_in: t.messages_in.load(Ordering::Relaxed),
+            messages_out: t.messages_out.load(Ordering::Relaxed),
         }
     }
 
@@ -236,6 +291,10 @@ impl Coordinator for CoordinatorService {
             loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
+                        hub.traffic
+                            .bytes_in
+                            .fetch_add(message.encoded_len() as u64, Ordering::Relaxed);
+                        hub.traffic.messages_in.fetch_add(1, Ordering::Relaxed);
                         let _ = hub.events.send(Event::Message(member.id.clone(), message));
                     }
                     Ok(None) => break,
