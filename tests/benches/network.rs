@@ -2,8 +2,8 @@
 //! (unmasked) sum over the same server, sessions and message sizes.
 //!
 //! Secure: the real coordinator server and round engine, and n real
-//! participant nodes (tasks sharing this process). A 4-round job on one key
-//! epoch: round 0 carries the key set-up, rounds 1-3 are steady state.
+//! participant nodes (tasks sharing this process). An 11-round job on one key
+//! epoch: round 0 carries the key set-up, rounds 1-10 are steady state.
 //! Plain: the same server and sessions; bench-only clients answer each mask
 //! request with their unmasked encoded vector, and the bench sums them. The
 //! real participant has no such mode.
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
-const ROUNDS: u32 = 4;
+const ROUNDS: u32 = 11;
 
 struct Measured {
     first_s: f64,
