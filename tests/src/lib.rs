@@ -216,6 +216,21 @@ impl Consortium {
         spawn(command, self.path().join("coordinator.log"))
     }
 
+    /// Starts `fedseg-coordinator serve` and waits until it listens.
+    pub fn serve(&self) -> Process {
+        let mut command = Command::new(binary("fedseg-coordinator"));
+        command
+            .current_dir(self.path())
+            .args(["serve", "--config", "coordinator.toml"]);
+        let process = spawn(command, self.path().join("serve.log"));
+        assert!(
+            process.wait_for_log("coordinator listening", Duration::from_secs(30)),
+            "{}",
+            process.log_text()
+        );
+        process
+    }
+
     /// Starts `fedseg-participant run` for `site`, optionally stalling at
     /// the first request of `stall_at` (fault injection).
     pub fn run_participant(&self, site: &str, stall_at: Option<&str>) -> Process {

@@ -12,7 +12,7 @@ use fedseg_common::mtls::TlsFiles;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{ParticipantMessage, participant_message};
 use fedseg_coordinator::pki::{self, Validity};
-use fedseg_tests::{Consortium, Process, binary};
+use fedseg_tests::{Consortium, binary};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -55,20 +55,6 @@ async fn health(port: u16, tls: &TlsFiles) -> Result<ServingStatus, (Code, Strin
         .map_err(|s| (s.code(), format!("{s:?}")))
 }
 
-fn serve(c: &Consortium) -> Process {
-    let mut command = Command::new(binary("fedseg-coordinator"));
-    command
-        .current_dir(c.path())
-        .args(["serve", "--config", "coordinator.toml"]);
-    let process = fedseg_tests::spawn(command, c.path().join("serve.log"));
-    assert!(
-        process.wait_for_log("coordinator listening", Duration::from_secs(30)),
-        "{}",
-        process.log_text()
-    );
-    process
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn only_listed_consortium_members_get_in() {
     let c = Consortium::new(2, 5.0, 4);
@@ -103,7 +89,7 @@ async fn only_listed_consortium_members_get_in() {
     )
     .unwrap();
 
-    let server = serve(&c);
+    let server = c.serve();
 
     assert_eq!(
         health(c.port, &files(&pki_dir, &ca, "bank-a")).await,

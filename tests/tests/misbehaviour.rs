@@ -124,14 +124,7 @@ async fn out_of_phase_and_malformed_messages_are_refused_counted_and_harmless() 
 #[test]
 fn both_binaries_stop_cleanly_on_sigterm() {
     let c = Consortium::new(2, 5.0, 4);
-    let serve = {
-        let mut command = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"));
-        command
-            .current_dir(c.path())
-            .args(["serve", "--config", "coordinator.toml"]);
-        fedseg_tests::spawn(command, c.path().join("serve.log"))
-    };
-    assert!(serve.wait_for_log("coordinator listening", Duration::from_secs(30)));
+    let mut serve = c.serve();
     let mut participant = c.run_participant("bank-a", None);
     assert!(
         participant.wait_for_log("session open", Duration::from_secs(30)),
@@ -144,7 +137,6 @@ fn both_binaries_stop_cleanly_on_sigterm() {
         "{}",
         participant.log_text()
     );
-    let mut serve = serve;
     serve.terminate();
     assert!(
         serve.wait(Duration::from_secs(10)).success(),
