@@ -16,7 +16,8 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        command
             .args([
                 "build",
                 "--quiet",
@@ -26,9 +27,28 @@ pub fn binary(name: &str) -> PathBuf {
                 "-p",
                 "fedseg-participant",
             ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // Variables cargo sets for a running test would otherwise reach build
+        // scripts that watch them (ring's watches CARGO_MANIFEST_DIR) and make
+        // this build and the normal one keep invalidating each other.
+        for (name, _) in std::env::vars() {
+            let set_for_tests = name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_BIN_EXE_")
+                || matches!(
+                    name.as_str(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                );
+            if set_for_tests {
+                command.env_remove(name);
+            }
+        }
+        let status = command.status().expect("cargo runs");
         assert!(status.success(), "building the fedseg binaries failed");
     });
     // The test executable lives in target/<profile>/deps.
