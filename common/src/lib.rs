@@ -9,6 +9,7 @@
 pub mod config;
 pub mod fixed_point;
 pub mod identity;
+pub mod journal;
 pub mod mtls;
 pub mod process;
 pub mod proto;

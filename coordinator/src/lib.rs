@@ -6,11 +6,13 @@
 //! - [`config`]: the `coordinator.toml` and `job.toml` files.
 //! - [`service`], [`server`]: the gRPC surface and its mTLS server.
 //! - [`engine`]: the round engine that runs a job over the sessions.
+//! - [`journal`]: appending signed records to the coordinator's journal.
 
 pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod journal;
 pub mod pki;
 pub mod server;
 pub mod service;

@@ -1,0 +1,398 @@
+//! The coordinator's journal: an append-only file of hash-chained records,
+//! each signed with the coordinator's Ed25519 key, that anyone holding the
+//! consortium CA certificate can verify offline.
+//!
+//! Byte layout of one record (all integers little-endian):
+//!
+//! ```text
+//! record    = body_len:u32 | body | signature:[u8; 64]
+//! body      = "FSJ1" | sequence:u64 | unix_ms:i64 | prev_hash:[u8; 32] | kind:u8 | payload
+//! payload   = the entry as JSON (UTF-8), its "kind" tag matching `kind`
+//! prev_hash = SHA-256 of the previous record's bytes (zeros for record 0)
+//! signature = Ed25519 over SIGNING_CONTEXT | body
+//! ```
+//!
+//! Record 0 is always [`Entry::JournalOpened`] and carries the coordinator's
+//! certificate: verification checks that it chains to the CA with the
+//! coordinator role, then every sequence number, hash link and signature.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::identity::{Role, member_of};
+
+/// The first bytes of every record body.
+pub const MAGIC: &[u8; 4] = b"FSJ1";
+/// Prefixed to the body before signing, so a journal signature can never be
+/// taken for a signature of anything else.
+pub const SIGNING_CONTEXT: &[u8] = b"fedseg/journal/v1\0";
+const HEADER: usize = 4 + 8 + 8 + 32 + 1;
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Entry {
+    /// The journal's first record: who signs it.
+    JournalOpened {
+        /// The coordinator's identity.
+        coordinator: String,
+        /// Its certificate, PEM.
+        certificate: String,
+    },
+    /// A job was accepted to run.
+    JobSubmitted {
+        /// Job identifier.
+        job_id: String,
+        /// SHA-256 of the job configuration, hex.
+        config_hash: String,
+        /// The configuration text.
+        config: String,
+    },
+    /// The cohort and protocol parameters were fixed.
+    CohortFixed {
+        /// Job identifier.
+        job_id: String,
+        /// Cohort identities in index order.
+        cohort: Vec<String>,
+        /// Shamir threshold.
+        threshold: u32,
+        /// Neighbours per member.
+        neighbours: u32,
+    },
+    /// A key epoch's set-up completed.
+    KeySetupDone {
+        /// Job identifier.
+        job_id: String,
+        /// Epoch number.
+        epoch: u32,
+        /// First round it covers.
+        first_round: u64,
+        /// Rounds it covers.
+        rounds: u32,
+        /// Members that completed it.
+        members: Vec<String>,
+    },
+    /// A phase of a round ended.
+    PhaseCompleted {
+        /// Job identifier.
+        job_id: String,
+        /// Round.
+        round: u64,
+        /// Phase name.
+        phase: String,
+        /// Members that answered.
+        answered: Vec<String>,
+        /// Members that were asked and did not.
+        silent: Vec<String>,
+    },
+    /// A round released its sum.
+    AggregateReleased {
+        /// Job identifier.
+        job_id: String,
+        /// Round.
+        round: u64,
+        /// Members whose inputs the sum covers.
+        survivors: Vec<String>,
+        /// The released values.
+        values: Vec<f64>,
+    },
+    /// A round ended without a release.
+    RoundAborted {
+        /// Job identifier.
+        job_id: String,
+        /// Round.
+        round: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A job ended.
+    JobFinished {
+        /// Job identifier.
+        job_id: String,
+        /// Whether it completed.
+        success: bool,
+        /// Why not, if not.
+        reason: String,
+    },
+}
+
+impl Entry {
+    /// The numeric kind written in the record header.
+    pub fn kind_code(&self) -> u8 {
+        match self {
+            Entry::JournalOpened { .. } => 1,
+            Entry::JobSubmitted { .. } => 2,
+            Entry::CohortFixed { .. } => 3,
+            Entry::KeySetupDone { .. } => 4,
+            Entry::PhaseCompleted { .. } => 5,
+            Entry::AggregateReleased { .. } => 6,
+            Entry::RoundAborted { .. } => 7,
+            Entry::JobFinished { .. } => 8,
+        }
+    }
+}
+
+/// A decoded, verified record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Position in the journal, from 0.
+    pub sequence: u64,
+    /// When it was written, Unix milliseconds.
+    pub unix_ms: i64,
+    /// SHA-256 of the record's bytes (what the next record links to).
+    pub hash: [u8; 32],
+    /// The entry.
+    pub entry: Entry,
+}
+
+/// Why a journal does not verify; `record` is the first bad one.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("record {record}: {reason}")]
+pub struct JournalError {
+    /// Index of the first bad record (the count of good ones before it).
+    pub record: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Encodes and signs one record.
+pub fn encode_record(
+    key: &SigningKey,
+    sequence: u64,
+    unix_ms: i64,
+    prev_hash: &[u8; 32],
+    entry: &Entry,
+) -> Vec<u8> {
+    let payload = serde_json::to_vec(entry).expect("entries serialize");
+    let mut body = Vec::with_capacity(HEADER + payload.len());
+    body.extend_from_slice(MAGIC);
+    body.extend_from_slice(&sequence.to_le_bytes());
+    body.extend_from_slice(&unix_ms.to_le_bytes());
+    body.extend_from_slice(prev_hash);
+    body.push(entry.kind_code());
+    body.extend_from_slice(&payload);
+    let mut signed = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
+    signed.extend_from_slice(SIGNING_CONTEXT);
+    signed.extend_from_slice(&body);
+    let signature = key.sign(&signed);
+    let mut record = Vec::with_capacity(4 + body.len() + 64);
+    record.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    record.extend_from_slice(&body);
+    record.extend_from_slice(&signature.to_bytes());
+    record
+}
+
+/// SHA-256 of a record's bytes.
+pub fn record_hash(record: &[u8]) -> [u8; 32] {
+    Sha256::digest(record).into()
+}
+
+struct Raw<'a> {
+    bytes: &'a [u8],
+    body: &'a [u8],
+    signature: [u8; 64],
+}
+
+/// Splits `journal` into records, failing at the first truncated one.
+fn split(journal: &[u8]) -> Result<Vec<Raw<'_>>, JournalError> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < journal.len() {
+        let index = records.len() as u64;
+        let truncated = || JournalError {
+            record: index,
+            reason: "truncated".into(),
+        };
+        let len_bytes = journal.get(at..at + 4).ok_or_else(truncated)?;
+        let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
+        let end = at + 4 + len + 64;
+        let bytes = journal.get(at..end).ok_or_else(truncated)?;
+        records.push(Raw {
+            bytes,
+            body: &bytes[4..4 + len],
+            signature: bytes[4 + len..].try_into().expect("64 bytes"),
+        });
+        at = end;
+    }
+    Ok(records)
+}
+
+fn decode(
+    index: u64,
+    raw: &Raw<'_>,
+    key: Option<&VerifyingKey>,
+    prev: &[u8; 32],
+) -> Result<Record, JournalError> {
+    let bad = |reason: &str| JournalError {
+        record: index,
+        reason: reason.to_string(),
+    };
+    let body = raw.body;
+    if body.len() < HEADER || &body[..4] != MAGIC {
+        return Err(bad("not a journal record"));
+    }
+    let sequence = u64::from_le_bytes(body[4..12].try_into().expect("8 bytes"));
+    let unix_ms = i64::from_le_bytes(body[12..20].try_into().expect("8 bytes"));
+    if sequence != index {
+        return Err(bad(&format!(
+            "sequence number {sequence} where {index} belongs"
+        )));
+    }
+    if &body[20..52] != prev {
+        return Err(bad("does not link to the previous record's hash"));
+    }
+    let entry: Entry =
+        serde_json::from_slice(&body[HEADER..]).map_err(|e| bad(&format!("payload: {e}")))?;
+    if entry.kind_code() != body[52] {
+        return Err(bad("kind byte does not match the payload"));
+    }
+    let opening = matches!(entry, Entry::JournalOpened { .. });
+    if opening != (index == 0) {
+        return Err(bad(
+            "the journal must open, and only open, with its first record",
+        ));
+    }
+    let own_key;
+    let key = match (key, &entry) {
+        (Some(key), _) => key,
+        (None, Entry::JournalOpened { .. }) => {
+            own_key = coordinator_key_unchecked(&entry).map_err(|e| bad(&e))?;
+            &own_key
+        }
+        (None, _) => unreachable!("record 0 opens the journal"),
+    };
+    let mut signed = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
+    signed.extend_from_slice(SIGNING_CONTEXT);
+    signed.extend_from_slice(body);
+    key.verify(&signed, &Signature::from_bytes(&raw.signature))
+        .map_err(|_| bad("signature does not verify with the coordinator's key"))?;
+    Ok(Record {
+        sequence,
+        unix_ms,
+        hash: record_hash(raw.bytes),
+        entry,
+    })
+}
+
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
+    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| format!("certificate PEM: {e}"))?;
+    Ok(parsed.contents)
+}
+
+fn coordinator_key_unchecked(entry: &Entry) -> Result<VerifyingKey, String> {
+    let Entry::JournalOpened { certificate, .. } = entry else {
+        return Err("no certificate".into());
+    };
+    let der = pem_to_der(certificate)?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("certificate: {e}"))?;
+    let key: [u8; 32] = cert
+        .public_key()
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| "the coordinator key is not Ed25519".to_string())?;
+    VerifyingKey::from_bytes(&key)
+        .map_err(|_| "the coordinator key is not a valid Ed25519 key".into())
+}
+
+/// Checks that the certificate in the opening entry was issued by the CA
+/// (PEM `ca_pem`), names a coordinator, and was valid when the journal
+/// opened; returns the coordinator's identity and key.
+fn check_coordinator(
+    entry: &Entry,
+    opened_ms: i64,
+    ca_pem: &[u8],
+) -> Result<(String, VerifyingKey), String> {
+    let Entry::JournalOpened {
+        coordinator,
+        certificate,
+    } = entry
+    else {
+        return Err("no certificate".into());
+    };
+    let ca_der = pem_to_der(&String::from_utf8_lossy(ca_pem))?;
+    let (_, ca) = X509Certificate::from_der(&ca_der).map_err(|e| format!("CA certificate: {e}"))?;
+    let der = pem_to_der(certificate)?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("certificate: {e}"))?;
+    cert.verify_signature(Some(ca.public_key()))
+        .map_err(|_| "the coordinator certificate was not issued by this CA".to_string())?;
+    let member = member_of(&der).map_err(|e| e.to_string())?;
+    if member.role != Role::Coordinator || &member.id != coordinator {
+        return Err(format!(
+            "the certificate names {} ({}), not coordinator {coordinator}",
+            member.id, member.role
+        ));
+    }
+    let opened = opened_ms / 1000;
+    let validity = cert.validity();
+    if opened < validity.not_before.timestamp() || opened > validity.not_after.timestamp() {
+        return Err("the coordinator certificate was not valid when the journal opened".into());
+    }
+    Ok((member.id, coordinator_key_unchecked(entry)?))
+}
+
+/// A verified journal: the coordinator that signed it and its records.
+#[derive(Debug, Clone)]
+pub struct VerifiedJournal {
+    /// The coordinator's identity.
+    pub coordinator: String,
+    /// Every record, in order.
+    pub records: Vec<Record>,
+}
+
+/// Verifies a whole journal against the consortium CA certificate (PEM).
+pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalError> {
+    let raws = split(journal)?;
+    let first = raws.first().ok_or(JournalError {
+        record: 0,
+        reason: "the journal is empty".into(),
+    })?;
+    let opening = decode(0, first, None, &[0u8; 32])?;
+    let (coordinator, key) = check_coordinator(&opening.entry, opening.unix_ms, ca_pem)
+        .map_err(|reason| JournalError { record: 0, reason })?;
+    let mut records = vec![opening];
+    for (i, raw) in raws.iter().enumerate().skip(1) {
+        let prev = records.last().expect("record 0").hash;
+        records.push(decode(i as u64, raw, Some(&key), &prev)?);
+    }
+    Ok(VerifiedJournal {
+        coordinator,
+        records,
+    })
+}
+
+/// Reads a journal's records, checking sequence, links and signatures with
+/// the key of the certificate it carries, but not that certificate's chain
+/// (for display; auditors use [`verify`]).
+pub fn read(journal: &[u8]) -> Result<Vec<Record>, JournalError> {
+    let raws = split(journal)?;
+    let first = raws.first().ok_or(JournalError {
+        record: 0,
+        reason: "the journal is empty".into(),
+    })?;
+    let opening = decode(0, first, None, &[0u8; 32])?;
+    let key = coordinator_key_unchecked(&opening.entry)
+        .map_err(|reason| JournalError { record: 0, reason })?;
+    let mut records = vec![opening];
+    for (i, raw) in raws.iter().enumerate().skip(1) {
+        let prev = records.last().expect("record 0").hash;
+        records.push(decode(i as u64, raw, Some(&key), &prev)?);
+    }
+    Ok(records)
+}
+
+/// Reads the records of a journal this process writes itself, checking
+/// links and signatures with `key` (used to resume appending).
+pub fn read_own(journal: &[u8], key: &VerifyingKey) -> Result<Vec<Record>, JournalError> {
+    let mut records: Vec<Record> = Vec::new();
+    for (i, raw) in split(journal)?.iter().enumerate() {
+        let prev = records.last().map_or([0u8; 32], |r| r.hash);
+        records.push(decode(i as u64, raw, Some(key), &prev)?);
+    }
+    Ok(records)
+}

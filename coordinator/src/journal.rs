@@ -1,0 +1,142 @@
+//! Appending to the coordinator's journal (format in
+//! `fedseg_common::journal`). Each record is signed with the coordinator's
+//! Ed25519 key from the PKI and reaches the disk (fsync) before the effect it
+//! records becomes visible to anyone.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use fedseg_common::journal::{self, Entry, JournalError, Record};
+use thiserror::Error;
+
+/// Why the journal cannot be written.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum JournalWriteError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The coordinator's key is not an Ed25519 PKCS#8 PEM key.
+    #[error("{0}: not an Ed25519 private key")]
+    Key(PathBuf),
+    /// The existing journal is damaged or signed by another key; the
+    /// coordinator refuses to append to it.
+    #[error("existing journal {path}: {error}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The first bad record.
+        error: JournalError,
+    },
+}
+
+/// The open journal.
+pub struct JournalWriter {
+    path: PathBuf,
+    file: File,
+    key: SigningKey,
+    next_sequence: u64,
+    prev_hash: [u8; 32],
+    records: Vec<Record>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalWriteError + '_ {
+    move |source| JournalWriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_millis() as i64
+}
+
+impl JournalWriter {
+    /// Opens `path` for appending, signing with the key in `key_pem`. A new
+    /// journal opens with the coordinator's certificate (`cert_pem`); an
+    /// existing one is checked from its first record to its last first.
+    pub fn open(
+        path: &Path,
+        key_pem: &Path,
+        cert_pem: &Path,
+        coordinator: &str,
+    ) -> Result<Self, JournalWriteError> {
+        let key_text = std::fs::read_to_string(key_pem).map_err(io(key_pem))?;
+        let key = SigningKey::from_pkcs8_pem(&key_text)
+            .map_err(|_| JournalWriteError::Key(key_pem.to_path_buf()))?;
+        let existing = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(path)(e)),
+        };
+        let records = journal::read_own(&existing, &key.verifying_key()).map_err(|error| {
+            JournalWriteError::Damaged {
+                path: path.to_path_buf(),
+                error,
+            }
+        })?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        let mut writer = Self {
+            path: path.to_path_buf(),
+            file,
+            key,
+            next_sequence: records.len() as u64,
+            prev_hash: records.last().map_or([0u8; 32], |r| r.hash),
+            records,
+        };
+        if writer.records.is_empty() {
+            let certificate = std::fs::read_to_string(cert_pem).map_err(io(cert_pem))?;
+            writer.append(Entry::JournalOpened {
+                coordinator: coordinator.to_string(),
+                certificate,
+            })?;
+        }
+        Ok(writer)
+    }
+
+    /// Appends `entry` and waits until it is on disk.
+    pub fn append(&mut self, entry: Entry) -> Result<(), JournalWriteError> {
+        let unix_ms = now_ms();
+        let bytes = journal::encode_record(
+            &self.key,
+            self.next_sequence,
+            unix_ms,
+            &self.prev_hash,
+            &entry,
+        );
+        self.file
+            .write_all(&bytes)
+            .and_then(|_| self.file.sync_data())
+            .map_err(io(&self.path))?;
+        let hash = journal::record_hash(&bytes);
+        self.records.push(Record {
+            sequence: self.next_sequence,
+            unix_ms,
+            hash,
+            entry,
+        });
+        self.next_sequence += 1;
+        self.prev_hash = hash;
+        Ok(())
+    }
+
+    /// Every record, including those written before this process started.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+}
