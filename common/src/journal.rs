@@ -83,9 +83,10 @@ pub enum Entry {
         round: u64,
         /// Phase name.
         phase: String,
-        /// Members that answered.
-        answered: Vec<String>,
-        /// Members that were asked and did not.
+        /// Members whose answer was accepted, with the SHA-256 (hex) of the
+        /// exact message each sent, for matching against its egress ledger.
+        answered: std::collections::BTreeMap<String, String>,
+        /// Members that were asked and did not answer acceptably.
         silent: Vec<String>,
     },
     /// A round released its sum.
@@ -244,6 +245,17 @@ fn decode(
     if &body[20..52] != prev {
         return Err(bad("does not link to the previous record's hash"));
     }
+    let check_signature = |key: &VerifyingKey| {
+        let mut signed = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
+        signed.extend_from_slice(SIGNING_CONTEXT);
+        signed.extend_from_slice(body);
+        key.verify(&signed, &Signature::from_bytes(&raw.signature))
+            .map_err(|_| bad("signature does not verify with the coordinator's key"))
+    };
+    // With the key known, nothing unsigned is parsed.
+    if let Some(key) = key {
+        check_signature(key)?;
+    }
     let entry: Entry =
         serde_json::from_slice(&body[HEADER..]).map_err(|e| bad(&format!("payload: {e}")))?;
     if entry.kind_code() != body[52] {
@@ -255,20 +267,10 @@ fn decode(
             "the journal must open, and only open, with its first record",
         ));
     }
-    let own_key;
-    let key = match (key, &entry) {
-        (Some(key), _) => key,
-        (None, Entry::JournalOpened { .. }) => {
-            own_key = coordinator_key_unchecked(&entry).map_err(|e| bad(&e))?;
-            &own_key
-        }
-        (None, _) => unreachable!("record 0 opens the journal"),
-    };
-    let mut signed = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
-    signed.extend_from_slice(SIGNING_CONTEXT);
-    signed.extend_from_slice(body);
-    key.verify(&signed, &Signature::from_bytes(&raw.signature))
-        .map_err(|_| bad("signature does not verify with the coordinator's key"))?;
+    if key.is_none() {
+        // Record 0 is signed by the key of the certificate it carries.
+        check_signature(&coordinator_key_unchecked(&entry).map_err(|e| bad(&e))?)?;
+    }
     Ok(Record {
         sequence,
         unix_ms,

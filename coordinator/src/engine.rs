@@ -9,18 +9,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
+use fedseg_common::journal::Entry;
 use fedseg_common::proto::{self, CoordinatorMessage, coordinator_message, participant_message};
 use fedseg_common::secagg::coordinator::{self as role, Epoch};
 use fedseg_common::secagg::messages::ToCoordinator;
 use fedseg_common::secagg::{JobParams, NeighbourGraph, SecAggError};
 use fedseg_common::wire;
+use prost::Message;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant as Deadline, timeout_at};
 use tracing::{info, warn};
 
 use crate::config::{Job, RoundSettings, SecureSumJob};
+use crate::journal::{JournalWriteError, JournalWriter};
 use crate::service::{Event, Hub, Traffic};
 
 /// Why a job could not run at all.
@@ -47,6 +51,9 @@ pub enum EngineError {
     /// The event queue closed.
     #[error("the coordinator service stopped")]
     ServiceStopped,
+    /// The journal could not be written; nothing more may happen.
+    #[error(transparent)]
+    Journal(#[from] JournalWriteError),
 }
 
 /// What one round did, as reported in `result.json`.
@@ -128,6 +135,7 @@ pub struct Engine<'a> {
     connected: BTreeSet<u32>,
     accepted: BTreeSet<u32>,
     rejected: BTreeMap<&'static str, u64>,
+    journal: &'a mut JournalWriter,
 }
 
 impl<'a> Engine<'a> {
@@ -138,7 +146,13 @@ impl<'a> Engine<'a> {
         settings: RoundSettings,
         listed: &[String],
         job: &'a Job,
+        journal: &'a mut JournalWriter,
     ) -> Result<JobReport, EngineError> {
+        journal.append(Entry::JobSubmitted {
+            job_id: job.id.clone(),
+            config_hash: job.config_hash.clone(),
+            config: job.text.clone(),
+        })?;
         let sum = job
             .config
             .secure_sum
@@ -172,6 +186,12 @@ impl<'a> Engine<'a> {
         let encoder = FixedPointEncoder::new(sum.frac_bits, vec![ClipRange::new(sum.lo, sum.hi)])?;
         encoder.check_capacity(n as u64)?;
         info!(job = %job.id, cohort = ?cohort, threshold, neighbours, "cohort formed");
+        journal.append(Entry::CohortFixed {
+            job_id: job.id.clone(),
+            cohort: cohort.clone(),
+            threshold,
+            neighbours: params.graph.neighbours(0).len() as u32,
+        })?;
         let connected = (0..n).collect();
         let index = cohort
             .iter()
@@ -189,6 +209,7 @@ impl<'a> Engine<'a> {
             connected,
             accepted: BTreeSet::new(),
             rejected: BTreeMap::new(),
+            journal,
         };
         let members: Vec<u32> = (0..n).collect();
         for &m in &members {
@@ -196,6 +217,11 @@ impl<'a> Engine<'a> {
         }
         engine.await_answers(&members).await?;
         let rounds = engine.run_rounds(&sum, &encoder).await?;
+        engine.journal.append(Entry::JobFinished {
+            job_id: job.id.clone(),
+            success: true,
+            reason: String::new(),
+        })?;
         engine
             .broadcast_all(coordinator_message::Body::JobFinished(proto::JobFinished {
                 success: true,
@@ -292,6 +318,12 @@ impl<'a> Engine<'a> {
                 Event::Disconnected(id) => (id, None),
                 Event::Message(id, message) => (id, Some(message)),
             };
+            // What the journal records of a contribution: the SHA-256 of the
+            // message exactly as it was encoded on the wire.
+            let digest = event
+                .as_ref()
+                .map(|m| hex::encode(Sha256::digest(m.encode_to_vec())))
+                .unwrap_or_default();
             let Some(&from) = self.index.get(&id) else {
                 self.reject("not_in_cohort", &id);
                 continue;
@@ -315,24 +347,24 @@ impl<'a> Engine<'a> {
                     ToEngine::Gone
                 }
                 Some(participant_message::Body::KeyAdvertisement(k)) => match k.try_into() {
-                    Ok(k) => ToEngine::Protocol(ToCoordinator::Keys(k)),
+                    Ok(k) => ToEngine::Protocol(ToCoordinator::Keys(k), digest),
                     Err(e) => {
                         self.reject_wire(&id, e);
                         continue;
                     }
                 },
                 Some(participant_message::Body::ShareBundle(b)) => {
-                    ToEngine::Protocol(ToCoordinator::Shares(b.into()))
+                    ToEngine::Protocol(ToCoordinator::Shares(b.into()), digest)
                 }
                 Some(participant_message::Body::MaskedInput(m)) => match m.try_into() {
-                    Ok(m) => ToEngine::Protocol(ToCoordinator::Masked(m)),
+                    Ok(m) => ToEngine::Protocol(ToCoordinator::Masked(m), digest),
                     Err(e) => {
                         self.reject_wire(&id, e);
                         continue;
                     }
                 },
                 Some(participant_message::Body::UnmaskResponse(u)) => match u.try_into() {
-                    Ok(u) => ToEngine::Protocol(ToCoordinator::Unmask(u)),
+                    Ok(u) => ToEngine::Protocol(ToCoordinator::Unmask(u), digest),
                     Err(e) => {
                         self.reject_wire(&id, e);
                         continue;
@@ -358,21 +390,27 @@ impl<'a> Engine<'a> {
     }
 
     /// Collects one phase's answers from `waiting` until all answered, all
-    /// that had not answered left, or the phase deadline passed.
+    /// that had not answered left, or the phase deadline passed, then
+    /// journals who answered (with their messages' digests) and who did not.
     async fn collect(
         &mut self,
+        phase: &str,
+        round: u64,
         state: &mut dyn Collecting,
         mut waiting: BTreeSet<u32>,
     ) -> Result<(), EngineError> {
+        let asked = waiting.clone();
+        let mut answered = BTreeMap::new();
         let deadline = Deadline::now() + self.settings.phase_timeout();
         while !waiting.is_empty() && !state.is_complete() {
             let Some((from, event)) = self.next_event(deadline).await? else {
                 break;
             };
             match event {
-                ToEngine::Protocol(message) => match state.handle(from, message) {
+                ToEngine::Protocol(message, digest) => match state.handle(from, message) {
                     Ok(()) => {
                         waiting.remove(&from);
+                        answered.insert(self.cohort[from as usize].clone(), digest);
                     }
                     Err(error) => {
                         let id = self.cohort[from as usize].clone();
@@ -386,6 +424,18 @@ impl<'a> Engine<'a> {
                 ToEngine::Answered => {}
             }
         }
+        let silent = asked
+            .iter()
+            .map(|&m| self.cohort[m as usize].clone())
+            .filter(|id| !answered.contains_key(id))
+            .collect();
+        self.journal.append(Entry::PhaseCompleted {
+            job_id: self.job.id.clone(),
+            round,
+            phase: phase.to_string(),
+            answered,
+            silent,
+        })?;
         Ok(())
     }
 
@@ -421,17 +471,34 @@ impl<'a> Engine<'a> {
             self.send(m, coordinator_message::Body::EpochStart((&start).into()))
                 .await;
         }
-        self.collect(&mut keys, invited.iter().copied().collect())
-            .await?;
+        self.collect(
+            "advertise-keys",
+            first_round,
+            &mut keys,
+            invited.iter().copied().collect(),
+        )
+        .await?;
         let (roster, mut shares) = keys.close()?;
         let members: Vec<u32> = shares.members().collect();
         for &m in &members {
             self.send(m, coordinator_message::Body::EpochRoster((&roster).into()))
                 .await;
         }
-        self.collect(&mut shares, members.iter().copied().collect())
-            .await?;
+        self.collect(
+            "share-keys",
+            first_round,
+            &mut shares,
+            members.iter().copied().collect(),
+        )
+        .await?;
         let (deliveries, epoch) = shares.close()?;
+        self.journal.append(Entry::KeySetupDone {
+            job_id: self.job.id.clone(),
+            epoch: number,
+            first_round,
+            rounds,
+            members: self.names(epoch.members()),
+        })?;
         for (m, delivery) in &deliveries {
             self.send(
                 *m,
@@ -492,6 +559,11 @@ impl<'a> Engine<'a> {
                     EngineError::Protocol(e) => {
                         warn!(round, code = e.code(), %e, "round aborted, nothing released");
                         record.reason = Some(e.to_string());
+                        self.journal.append(Entry::RoundAborted {
+                            job_id: self.job.id.clone(),
+                            round,
+                            reason: e.to_string(),
+                        })?;
                         let members: Vec<u32> = self.present().into_iter().collect();
                         for m in members {
                             self.send(
@@ -557,8 +629,13 @@ impl<'a> Engine<'a> {
             )
             .await;
         }
-        self.collect(&mut inputs, members.iter().copied().collect())
-            .await?;
+        self.collect(
+            "masked-input",
+            round,
+            &mut inputs,
+            members.iter().copied().collect(),
+        )
+        .await?;
         let (unmask_request, mut unmask) = inputs.close()?;
         record.survivors = self.names(&unmask_request.survivors);
         record.dropped = self.names(&unmask_request.dropped);
@@ -570,6 +647,8 @@ impl<'a> Engine<'a> {
             .await;
         }
         self.collect(
+            "unmask",
+            round,
             &mut unmask,
             unmask_request.survivors.iter().copied().collect(),
         )
@@ -582,6 +661,12 @@ impl<'a> Engine<'a> {
             dropped = record.dropped.len(),
             "round released"
         );
+        self.journal.append(Entry::AggregateReleased {
+            job_id: self.job.id.clone(),
+            round,
+            survivors: record.survivors.clone(),
+            values: decoded.clone(),
+        })?;
         record.outcome = "released";
         record.sum = Some(decoded);
         Ok(())
@@ -597,7 +682,8 @@ impl<'a> Engine<'a> {
 
 /// What a participant event means to the engine.
 enum ToEngine {
-    Protocol(ToCoordinator),
+    /// A protocol message and the SHA-256 (hex) of its wire encoding.
+    Protocol(ToCoordinator, String),
     Answered,
     Gone,
 }

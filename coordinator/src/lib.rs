@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod journal;
+pub mod journal_view;
 pub mod pki;
 pub mod server;
 pub mod service;

@@ -7,11 +7,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use fedseg_common::identity::Role;
+use fedseg_common::journal::Entry;
 use fedseg_coordinator::bench::{self, SecureSumConfig};
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
 use fedseg_coordinator::engine::Engine;
+use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::pki::{self, Validity};
-use fedseg_coordinator::{demo, server};
+use fedseg_coordinator::{demo, journal_view, server};
 use tokio::sync::oneshot;
 use tracing::info;
 
@@ -70,6 +72,33 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The coordinator's signed journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Verify offline, with only the consortium CA certificate: the
+    /// coordinator certificate the journal carries, then every hash link and
+    /// signature. Names the first bad record.
+    Verify {
+        /// The journal file.
+        #[arg(long)]
+        journal: PathBuf,
+        /// The consortium CA certificate (PEM).
+        #[arg(long)]
+        ca: PathBuf,
+    },
+    /// Print the journal's jobs and rounds as a table (or JSON lines).
+    Show {
+        /// The journal file.
+        #[arg(long)]
+        journal: PathBuf,
+        /// One JSON object per record instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -173,6 +202,31 @@ fn main() -> Result<()> {
             })?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::Journal(JournalCommand::Verify { journal, ca }) => {
+            let bytes = std::fs::read(&journal)
+                .with_context(|| format!("reading {}", journal.display()))?;
+            let ca_pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
+            let verified = fedseg_common::journal::verify(&bytes, &ca_pem).map_err(|e| {
+                anyhow::anyhow!("{}: verification failed at {e}", journal.display())
+            })?;
+            println!(
+                "{}: {} records, signed by coordinator {}, chain and signatures verified",
+                journal.display(),
+                verified.records.len(),
+                verified.coordinator
+            );
+        }
+        Command::Journal(JournalCommand::Show { journal, json }) => {
+            let bytes = std::fs::read(&journal)
+                .with_context(|| format!("reading {}", journal.display()))?;
+            let records = fedseg_common::journal::read(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e} (run `journal verify` for the full check)",
+                    journal.display()
+                )
+            })?;
+            print!("{}", journal_view::render(&records, json)?);
+        }
         Command::Bench(BenchCommand::Sweep) => {
             println!("{}", bench::SWEEP_HEADER);
             for (graph, config) in bench::sweep_configs() {
@@ -205,14 +259,30 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     })
     .await?;
     let mut events = running.events;
+    let mut journal = JournalWriter::open(
+        &config.journal,
+        &config.tls.key,
+        &config.tls.cert,
+        &config.id,
+    )?;
     let outcome = tokio::select! {
-        report = Engine::run(running.hub.clone(), &mut events, config.rounds.clone(), &config.participants, &job) => report,
+        report = Engine::run(running.hub.clone(), &mut events, config.rounds.clone(), &config.participants, &job, &mut journal) => report,
         _ = fedseg_common::process::shutdown_signal() => bail!("interrupted before the job finished"),
     };
     running.hub.close_all();
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), running.task).await;
-    let report = outcome?;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            journal.append(Entry::JobFinished {
+                job_id: job.id.clone(),
+                success: false,
+                reason: error.to_string(),
+            })?;
+            return Err(error.into());
+        }
+    };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join("result.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")

@@ -21,6 +21,7 @@ use fedseg_common::proto::{
 use fedseg_common::wire;
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
 use fedseg_coordinator::engine::Engine;
+use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::service::Event;
 use fedseg_coordinator::{demo, server};
 use fedseg_participant::config::ParticipantConfig;
@@ -86,12 +87,20 @@ async fn secure(n: usize, d: usize) -> Measured {
             .await;
         });
     }
+    let mut journal = JournalWriter::open(
+        &config.journal,
+        &config.tls.key,
+        &config.tls.cert,
+        &config.id,
+    )
+    .unwrap();
     let report = Engine::run(
         running.hub.clone(),
         &mut running.events,
         config.rounds.clone(),
         &config.participants,
         &job,
+        &mut journal,
     )
     .await
     .unwrap();

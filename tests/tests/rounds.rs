@@ -95,6 +95,60 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
         .map(|r| r["epoch"].as_u64().unwrap())
         .collect();
     assert_eq!(epochs, vec![0, 0, 1, 1, 2]);
+    check_journal(&c, &rounds);
+}
+
+/// The job's journal verifies offline with only the CA certificate, records
+/// exactly the released sums, and a flipped byte is caught.
+fn check_journal(c: &Consortium, rounds: &[Value]) {
+    let coordinator = fedseg_tests::binary("fedseg-coordinator");
+    let journal = c.path().join("journal.log");
+    let ca = c.path().join("pki/ca.crt");
+    let verify = |file: &std::path::Path| {
+        std::process::Command::new(&coordinator)
+            .args(["journal", "verify", "--journal"])
+            .arg(file)
+            .arg("--ca")
+            .arg(&ca)
+            .output()
+            .unwrap()
+    };
+    let verified = verify(&journal);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("signed by coordinator coordinator")
+    );
+
+    let shown = std::process::Command::new(&coordinator)
+        .args(["journal", "show", "--json", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    let released: Vec<Value> = String::from_utf8(shown.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["entry"].clone())
+        .filter(|e| e["kind"] == "aggregate_released")
+        .collect();
+    assert_eq!(released.len(), rounds.len());
+    for (entry, round) in released.iter().zip(rounds) {
+        assert_eq!(entry["values"], round["sum"]);
+        assert_eq!(entry["survivors"], round["survivors"]);
+    }
+
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    let tampered = c.path().join("tampered.log");
+    std::fs::write(&tampered, bytes).unwrap();
+    let refused = verify(&tampered);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("verification failed at record"));
 }
 
 /// bank-e stalls at the first request of `phase`, is SIGKILLed there, and

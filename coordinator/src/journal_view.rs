@@ -1,0 +1,150 @@
+//! `journal show`: the journal as a table a compliance officer can read, or
+//! as JSON lines for tools.
+
+use std::fmt::Write;
+
+use fedseg_common::journal::{Entry, Record};
+
+fn time(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix_ms.to_string())
+}
+
+fn summary(entry: &Entry) -> (String, String, String) {
+    let list = |v: &[String]| v.join(",");
+    match entry {
+        Entry::JournalOpened { coordinator, .. } => (
+            String::new(),
+            String::new(),
+            format!("opened by {coordinator}"),
+        ),
+        Entry::JobSubmitted {
+            job_id,
+            config_hash,
+            ..
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!("config {}", &config_hash[..16.min(config_hash.len())]),
+        ),
+        Entry::CohortFixed {
+            job_id,
+            cohort,
+            threshold,
+            neighbours,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!("cohort {} (t={threshold}, k={neighbours})", list(cohort)),
+        ),
+        Entry::KeySetupDone {
+            job_id,
+            epoch,
+            first_round,
+            rounds,
+            members,
+        } => (
+            job_id.clone(),
+            first_round.to_string(),
+            format!(
+                "epoch {epoch} keys for rounds {first_round}..{}: {}",
+                first_round + *rounds as u64,
+                list(members)
+            ),
+        ),
+        Entry::PhaseCompleted {
+            job_id,
+            round,
+            phase,
+            answered,
+            silent,
+        } => {
+            let answered: Vec<String> = answered.keys().cloned().collect();
+            (
+                job_id.clone(),
+                round.to_string(),
+                format!(
+                    "{phase}: answered {} silent [{}]",
+                    list(&answered),
+                    list(silent)
+                ),
+            )
+        }
+        Entry::AggregateReleased {
+            job_id,
+            round,
+            survivors,
+            values,
+        } => (
+            job_id.clone(),
+            round.to_string(),
+            format!("released {} values from {}", values.len(), list(survivors)),
+        ),
+        Entry::RoundAborted {
+            job_id,
+            round,
+            reason,
+        } => (
+            job_id.clone(),
+            round.to_string(),
+            format!("aborted: {reason}"),
+        ),
+        Entry::JobFinished {
+            job_id,
+            success,
+            reason,
+        } => (
+            job_id.clone(),
+            String::new(),
+            if *success {
+                "finished".into()
+            } else {
+                format!("failed: {reason}")
+            },
+        ),
+    }
+}
+
+/// Renders records as a table, or as one JSON object per line.
+pub fn render(records: &[Record], json: bool) -> anyhow::Result<String> {
+    let mut out = String::new();
+    if json {
+        for r in records {
+            let line = serde_json::json!({
+                "sequence": r.sequence,
+                "time": time(r.unix_ms),
+                "hash": hex::encode(r.hash),
+                "entry": r.entry,
+            });
+            writeln!(out, "{line}")?;
+        }
+        return Ok(out);
+    }
+    writeln!(
+        out,
+        "{:>5}  {:<24}  {:<20}  {:<18}  {:>5}  what",
+        "seq", "time", "kind", "job", "round"
+    )?;
+    for r in records {
+        let kind = serde_json::to_value(&r.entry)?["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (job, round, what) = summary(&r.entry);
+        writeln!(
+            out,
+            "{:>5}  {:<24}  {:<20}  {:<18}  {:>5}  {what}",
+            r.sequence,
+            time(r.unix_ms),
+            kind,
+            job,
+            round
+        )?;
+    }
+    Ok(out)
+}
