@@ -4,7 +4,9 @@
 //! - [`config`]: the `participant.toml` file.
 //! - [`tasks`]: the local computations a round may ask for.
 //! - [`node`]: the outbound session with the coordinator.
+//! - [`ledger`]: the egress ledger of everything that left the site.
 
 pub mod config;
+pub mod ledger;
 pub mod node;
 pub mod tasks;

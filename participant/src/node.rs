@@ -18,6 +18,7 @@ use fedseg_common::proto::{
 use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
 use fedseg_common::secagg::{JobParams, SecAggError};
 use fedseg_common::wire;
+use prost::Message;
 use rand::RngExt;
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ use tonic::transport::Endpoint;
 use tracing::{info, warn};
 
 use crate::config::ParticipantConfig;
+use crate::ledger::{Ledger, LedgerError};
 use crate::tasks;
 
 /// Wire protocol version this node speaks.
@@ -52,6 +54,9 @@ pub enum NodeError {
     /// The coordinator named this site differently from its certificate.
     #[error("the coordinator calls this site {0:?}")]
     WrongIdentity(String),
+    /// The egress ledger cannot be written, so nothing may be sent.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 enum EpochState {
@@ -83,11 +88,12 @@ pub async fn run(
     // Refuse bad TLS material at start-up rather than on every retry.
     config.tls.client_config(&config.coordinator_id)?;
     let stall_at = std::env::var(STALL_AT_ENV).ok();
+    let mut ledger = Ledger::open(&config.ledger)?;
     tokio::pin!(shutdown);
     let mut ceiling = config.reconnect.initial_ms;
     loop {
         tokio::select! {
-            ended = session(&config, stall_at.as_deref(), &mut ceiling) => match ended {
+            ended = session(&config, &mut ledger, stall_at.as_deref(), &mut ceiling) => match ended {
                 Ok(()) => info!("the coordinator closed the session"),
                 Err(error) => warn!(%error, "session ended"),
             },
@@ -102,8 +108,43 @@ pub async fn run(
     }
 }
 
+/// Records `body` in the ledger, then sends it: nothing leaves unrecorded.
+async fn send(
+    tx: &mpsc::Sender<ParticipantMessage>,
+    ledger: &mut Ledger,
+    job_id: &str,
+    round: Option<u64>,
+    body: participant_message::Body,
+) -> Result<bool, NodeError> {
+    let kind = match &body {
+        participant_message::Body::Hello(_) => "hello",
+        participant_message::Body::JobAnswer(_) => "job-answer",
+        participant_message::Body::KeyAdvertisement(_) => "advertise-keys",
+        participant_message::Body::ShareBundle(_) => "share-keys",
+        participant_message::Body::MaskedInput(_) => "masked-input",
+        participant_message::Body::UnmaskResponse(_) => "unmask",
+        participant_message::Body::TaskFailed(_) => "task-failed",
+    };
+    let message = ParticipantMessage { body: Some(body) };
+    ledger.record(job_id, round, kind, &message.encode_to_vec())?;
+    Ok(tx.send(message).await.is_ok())
+}
+
+/// The round a coordinator request concerns (a key epoch's first round for
+/// key set-up), as the journal records it.
+fn request_round(message: &CoordinatorMessage) -> Option<u64> {
+    match message.body.as_ref()? {
+        Body::EpochStart(s) => Some(s.first_round),
+        Body::EpochRoster(r) => Some(r.first_round),
+        Body::MaskRequest(m) => Some(m.round),
+        Body::UnmaskRequest(u) => Some(u.round),
+        _ => None,
+    }
+}
+
 async fn session(
     config: &ParticipantConfig,
+    ledger: &mut Ledger,
     stall_at: Option<&str>,
     ceiling: &mut u64,
 ) -> Result<(), NodeError> {
@@ -122,21 +163,21 @@ async fn session(
         software: format!("fedseg-participant {}", env!("CARGO_PKG_VERSION")),
         resumable_jobs: Vec::new(),
     };
-    tx.send(ParticipantMessage {
-        body: Some(participant_message::Body::Hello(hello)),
-    })
-    .await
-    .expect("receiver alive");
+    send(
+        &tx,
+        ledger,
+        "",
+        None,
+        participant_message::Body::Hello(hello),
+    )
+    .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     let mut job: Option<JobState> = None;
     while let Some(message) = inbound.message().await? {
+        let (job_id, round) = (message.job_id.clone(), request_round(&message));
         match handle(config, &mut job, message, stall_at)? {
             Reply::Send(body) => {
-                if tx
-                    .send(ParticipantMessage { body: Some(body) })
-                    .await
-                    .is_err()
-                {
+                if !send(&tx, ledger, &job_id, round, body).await? {
                     break;
                 }
             }

@@ -96,6 +96,76 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
         .collect();
     assert_eq!(epochs, vec![0, 0, 1, 1, 2]);
     check_journal(&c, &rounds);
+    check_ledgers(&c);
+}
+
+fn ledger_verify(c: &Consortium, site: &str) -> std::process::Output {
+    std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
+        .args(["ledger", "verify", "--config"])
+        .arg(c.path().join("sites").join(site).join("participant.toml"))
+        .arg("--journal")
+        .arg(c.path().join("journal.log"))
+        .output()
+        .unwrap()
+}
+
+/// Every site's egress ledger matches what the signed journal says it
+/// contributed; an altered ledger does not.
+fn check_ledgers(c: &Consortium) {
+    for site in &c.sites {
+        let out = ledger_verify(c, site);
+        assert!(
+            out.status.success(),
+            "{site}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Per round two messages, per key epoch two more: 5 rounds, 3 epochs.
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("16 contributions of"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let ledger = c.path().join("sites/bank-a/ledger.log");
+    let honest = std::fs::read_to_string(&ledger).unwrap();
+    let lines: Vec<&str> = honest.lines().collect();
+    let target = lines
+        .iter()
+        .position(|l| l.contains("\"masked-input\""))
+        .unwrap();
+
+    // Altered in place: the hash chain breaks at the next line.
+    let mut altered: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    altered[target] = altered[target].replace("\"sha256\":\"", "\"sha256\":\"0");
+    std::fs::write(&ledger, altered.join("\n") + "\n").unwrap();
+    let out = ledger_verify(c, "bank-a");
+    assert!(!out.status.success());
+
+    // Altered and re-chained: the chain holds, the digests do not match.
+    let mut prev = "0".repeat(64);
+    let mut rechained = Vec::new();
+    for line in &altered {
+        let mut entry: Value = serde_json::from_str(line).unwrap();
+        entry["prev"] = Value::String(prev.clone());
+        let text = serde_json::to_string(&entry).unwrap();
+        prev = sha256_hex(text.as_bytes());
+        rechained.push(text);
+    }
+    std::fs::write(&ledger, rechained.join("\n") + "\n").unwrap();
+    let out = ledger_verify(c, "bank-a");
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("is not in the ledger") && report.contains("is not in the journal"),
+        "{report}"
+    );
+    std::fs::write(&ledger, honest).unwrap();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The job's journal verifies offline with only the CA certificate, records

@@ -1,0 +1,237 @@
+//! The egress ledger: an append-only, hash-chained local record of every
+//! message this site sent, written and flushed to disk before the message
+//! leaves. It holds sizes and SHA-256 digests of the exact bytes sent, never
+//! customer data, so the site's compliance team can check what left without
+//! trusting the coordinator, and match it against the coordinator's journal.
+//!
+//! Format: one JSON object per line; `prev` is the SHA-256 (hex) of the
+//! previous line's bytes (64 zeros for the first line).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use fedseg_common::journal::{Entry, VerifiedJournal};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Why the ledger cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line is damaged or the chain is broken.
+    #[error("{path}: line {line}: {reason}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One message that left the site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerEntry {
+    /// Position, from 0.
+    pub seq: u64,
+    /// Unix milliseconds when it was sent.
+    pub unix_ms: i64,
+    /// Job it belongs to (empty for session messages).
+    pub job_id: String,
+    /// Round (for key phases, the epoch's first round), if any.
+    pub round: Option<u64>,
+    /// What it was: hello, job-answer, advertise-keys, share-keys,
+    /// masked-input, unmask, task-failed.
+    pub kind: String,
+    /// Size of the encoded message in bytes.
+    pub bytes: u64,
+    /// SHA-256 (hex) of the encoded message.
+    pub sha256: String,
+    /// SHA-256 (hex) of the previous line.
+    pub prev: String,
+}
+
+/// The open ledger.
+pub struct Ledger {
+    path: PathBuf,
+    file: File,
+    next: u64,
+    prev: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Reads and checks a whole ledger.
+pub fn read(path: &Path) -> Result<Vec<LedgerEntry>, LedgerError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut prev = GENESIS.to_string();
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let damaged = |reason: String| LedgerError::Damaged {
+            path: path.to_path_buf(),
+            line: i + 1,
+            reason,
+        };
+        let entry: LedgerEntry = serde_json::from_str(line).map_err(|e| damaged(e.to_string()))?;
+        if entry.seq != i as u64 {
+            return Err(damaged(format!("sequence {} where {i} belongs", entry.seq)));
+        }
+        if entry.prev != prev {
+            return Err(damaged("does not link to the previous line".into()));
+        }
+        prev = hex::encode(Sha256::digest(line.as_bytes()));
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+impl Ledger {
+    /// Opens `path` for appending after checking what it already holds.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let entries = read(path)?;
+        let prev = match std::fs::read_to_string(path) {
+            Ok(text) => text.lines().last().map_or(GENESIS.to_string(), |l| {
+                hex::encode(Sha256::digest(l.as_bytes()))
+            }),
+            Err(_) => GENESIS.to_string(),
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            next: entries.len() as u64,
+            prev,
+        })
+    }
+
+    /// Records a message about to be sent: its encoded bytes' size and
+    /// digest. Returns once the line is on disk.
+    pub fn record(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        kind: &str,
+        encoded: &[u8],
+    ) -> Result<(), LedgerError> {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let entry = LedgerEntry {
+            seq: self.next,
+            unix_ms,
+            job_id: job_id.to_string(),
+            round,
+            kind: kind.to_string(),
+            bytes: encoded.len() as u64,
+            sha256: hex::encode(Sha256::digest(encoded)),
+            prev: self.prev.clone(),
+        };
+        let line = serde_json::to_string(&entry).expect("ledger entries serialize");
+        self.file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(io(&self.path))?;
+        self.prev = hex::encode(Sha256::digest(line.as_bytes()));
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// What matching a ledger against a journal found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reconciliation {
+    /// Contributions the journal attributes to this site that the ledger
+    /// confirms byte for byte.
+    pub matched: usize,
+    /// Contributions the journal attributes to this site whose digest the
+    /// ledger does not hold.
+    pub mismatched: Vec<String>,
+    /// Protocol messages the ledger says left this site that the journal
+    /// does not account for.
+    pub unaccounted: Vec<String>,
+}
+
+/// The phases whose messages the journal records.
+const JOURNALED: &[&str] = &["advertise-keys", "share-keys", "masked-input", "unmask"];
+
+/// Matches `site`'s ledger against a verified journal.
+pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) -> Reconciliation {
+    let mut found = Reconciliation::default();
+    let mut sent: BTreeMap<(String, String, Option<u64>), Vec<&LedgerEntry>> = BTreeMap::new();
+    for entry in ledger
+        .iter()
+        .filter(|e| JOURNALED.contains(&e.kind.as_str()))
+    {
+        sent.entry((entry.job_id.clone(), entry.kind.clone(), entry.round))
+            .or_default()
+            .push(entry);
+    }
+    let mut used = std::collections::BTreeSet::new();
+    for record in &journal.records {
+        let Entry::PhaseCompleted {
+            job_id,
+            round,
+            phase,
+            answered,
+            ..
+        } = &record.entry
+        else {
+            continue;
+        };
+        let Some(digest) = answered.get(site) else {
+            continue;
+        };
+        let key = (job_id.clone(), phase.clone(), Some(*round));
+        match sent.get(&key).and_then(|es| es.iter().find(|e| &e.sha256 == digest)) {
+            Some(entry) => {
+                found.matched += 1;
+                used.insert(entry.seq);
+            }
+            None => found.mismatched.push(format!(
+                "journal record {}: {phase} of round {round} in {job_id} with digest {digest} is not in the ledger",
+                record.sequence
+            )),
+        }
+    }
+    for entries in sent.values() {
+        for e in entries.iter().filter(|e| !used.contains(&e.seq)) {
+            found.unaccounted.push(format!(
+                "ledger line {}: {} of round {} in {} ({} bytes) is not in the journal",
+                e.seq + 1,
+                e.kind,
+                e.round.map_or("-".to_string(), |r| r.to_string()),
+                e.job_id,
+                e.bytes
+            ));
+        }
+    }
+    found
+}
