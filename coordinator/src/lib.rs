@@ -7,7 +7,9 @@
 //! - [`service`], [`server`]: the gRPC surface and its mTLS server.
 //! - [`engine`]: the round engine that runs a job over the sessions.
 //! - [`journal`]: appending signed records to the coordinator's journal.
+//! - [`audit`]: the read-only audit service for auditors.
 
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod demo;

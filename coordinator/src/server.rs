@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use fedseg_common::identity::Role;
 use fedseg_common::mtls::TlsError;
 use fedseg_common::proto::JobStatusResponse;
+use fedseg_common::proto::audit_server::AuditServer;
 use fedseg_common::proto::coordinator_server::CoordinatorServer;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tracing::info;
 
+use crate::audit::AuditService;
 use crate::config::CoordinatorConfig;
 use crate::service::{Admission, CoordinatorService, Event, Hub};
 
@@ -58,6 +60,7 @@ pub struct Running {
 
 const EVERY_MEMBER: &[Role] = &[Role::Participant, Role::Auditor];
 const PARTICIPANTS: &[Role] = &[Role::Participant];
+const AUDITORS: &[Role] = &[Role::Auditor];
 
 /// Binds `config.listen` and serves until `shutdown` resolves.
 pub async fn start(
@@ -99,6 +102,11 @@ pub async fn start(
         .add_service(InterceptedService::new(
             health,
             admission.interceptor(EVERY_MEMBER),
+        ))
+        .add_service(InterceptedService::new(
+            AuditServer::new(AuditService::new(config.journal.clone()))
+                .max_encoding_message_size(limit),
+            admission.interceptor(AUDITORS),
         ));
     info!(%addr, "coordinator listening (mutual TLS)");
     let task = tokio::spawn(
