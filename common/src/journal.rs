@@ -51,6 +51,16 @@ pub enum Entry {
         /// The configuration text.
         config: String,
     },
+    /// A coordinator restarted an unfinished job from its journal.
+    JobResumed {
+        /// Job identifier.
+        job_id: String,
+        /// Rounds already completed (released or aborted), kept as journaled.
+        completed: u64,
+        /// The round number it goes on from; a round that was in flight is
+        /// run again under this new number.
+        next_round: u64,
+    },
     /// The cohort and protocol parameters were fixed.
     CohortFixed {
         /// Job identifier.
@@ -132,6 +142,7 @@ impl Entry {
             Entry::AggregateReleased { .. } => 6,
             Entry::RoundAborted { .. } => 7,
             Entry::JobFinished { .. } => 8,
+            Entry::JobResumed { .. } => 9,
         }
     }
 }

@@ -51,6 +51,12 @@ pub enum EngineError {
     /// The event queue closed.
     #[error("the coordinator service stopped")]
     ServiceStopped,
+    /// The journal holds this job with another configuration.
+    #[error("the journal holds job {0} with another configuration; use another job_id")]
+    ConfigChanged(String),
+    /// The journal says this job already finished.
+    #[error("job {0} already finished; its rounds are in the journal")]
+    AlreadyFinished(String),
     /// The journal could not be written; nothing more may happen.
     #[error(transparent)]
     Journal(#[from] JournalWriteError),
@@ -79,6 +85,23 @@ pub struct RoundRecord {
     pub traffic: Traffic,
 }
 
+impl RoundRecord {
+    /// A round with nothing recorded yet but its number and outcome.
+    pub fn new(round: u64, outcome: &'static str) -> Self {
+        Self {
+            round,
+            epoch: None,
+            outcome,
+            survivors: vec![],
+            dropped: vec![],
+            sum: None,
+            reason: None,
+            duration_s: 0.0,
+            traffic: Traffic::default(),
+        }
+    }
+}
+
 /// The outcome of a job.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobReport {
@@ -96,6 +119,82 @@ pub struct JobReport {
     pub rounds: Vec<RoundRecord>,
     /// Messages refused, by reason code.
     pub rejected_messages: BTreeMap<&'static str, u64>,
+}
+
+/// What the journal says of a job that did not finish.
+#[derive(Debug, Default)]
+pub struct Resume {
+    /// Rounds that released or aborted, exactly as journaled.
+    pub completed: Vec<RoundRecord>,
+    /// The round number to go on from: past every round the journal
+    /// mentions, so a round in flight runs again under a new number.
+    pub next_round: u64,
+    /// The key epoch number to go on from.
+    pub next_epoch: u32,
+}
+
+impl Resume {
+    /// Rebuilds `job` from the journal: `None` if it was never submitted.
+    pub fn from_journal(
+        records: &[fedseg_common::journal::Record],
+        job: &Job,
+    ) -> Result<Option<Self>, EngineError> {
+        let Some(start) = records.iter().rposition(
+            |r| matches!(&r.entry, Entry::JobSubmitted { job_id, .. } if *job_id == job.id),
+        ) else {
+            return Ok(None);
+        };
+        if matches!(&records[start].entry, Entry::JobSubmitted { config_hash, .. } if *config_hash != job.config_hash)
+        {
+            return Err(EngineError::ConfigChanged(job.id.clone()));
+        }
+        let mut resume = Resume::default();
+        let seen =
+            |round: u64, resume: &mut Resume| resume.next_round = resume.next_round.max(round + 1);
+        for record in &records[start..] {
+            let empty = RoundRecord::new;
+            match &record.entry {
+                Entry::JobFinished { job_id, .. } if *job_id == job.id => {
+                    return Err(EngineError::AlreadyFinished(job.id.clone()));
+                }
+                Entry::AggregateReleased {
+                    job_id,
+                    round,
+                    survivors,
+                    values,
+                } if *job_id == job.id => {
+                    seen(*round, &mut resume);
+                    let mut r = empty(*round, "released");
+                    r.survivors = survivors.clone();
+                    r.sum = Some(values.clone());
+                    resume.completed.push(r);
+                }
+                Entry::RoundAborted {
+                    job_id,
+                    round,
+                    reason,
+                } if *job_id == job.id => {
+                    seen(*round, &mut resume);
+                    let mut r = empty(*round, "aborted");
+                    r.reason = Some(reason.clone());
+                    resume.completed.push(r);
+                }
+                Entry::PhaseCompleted { job_id, round, .. } if *job_id == job.id => {
+                    seen(*round, &mut resume)
+                }
+                Entry::KeySetupDone { job_id, epoch, .. } if *job_id == job.id => {
+                    resume.next_epoch = resume.next_epoch.max(epoch + 1);
+                }
+                Entry::JobResumed {
+                    job_id, next_round, ..
+                } if *job_id == job.id => {
+                    resume.next_round = resume.next_round.max(*next_round);
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(resume))
+    }
 }
 
 /// One phase's collecting state, whatever the phase.
@@ -148,16 +247,28 @@ impl<'a> Engine<'a> {
         job: &'a Job,
         journal: &'a mut JournalWriter,
     ) -> Result<JobReport, EngineError> {
-        journal.append(Entry::JobSubmitted {
-            job_id: job.id.clone(),
-            config_hash: job.config_hash.clone(),
-            config: job.text.clone(),
-        })?;
         let sum = job
             .config
             .secure_sum
             .clone()
             .ok_or(EngineError::NothingToRun)?;
+        let resume = Resume::from_journal(journal.records(), job)?;
+        match &resume {
+            None => journal.append(Entry::JobSubmitted {
+                job_id: job.id.clone(),
+                config_hash: job.config_hash.clone(),
+                config: job.text.clone(),
+            })?,
+            Some(r) => {
+                info!(job = %job.id, completed = r.completed.len(), next_round = r.next_round, "resuming from the journal");
+                journal.append(Entry::JobResumed {
+                    job_id: job.id.clone(),
+                    completed: r.completed.len() as u64,
+                    next_round: r.next_round,
+                })?
+            }
+        }
+        let resume = resume.unwrap_or_default();
         let need = job
             .config
             .cohort
@@ -216,7 +327,14 @@ impl<'a> Engine<'a> {
             engine.offer(m).await;
         }
         engine.await_answers(&members).await?;
-        let rounds = engine.run_rounds(&sum, &encoder).await?;
+        let remaining = (sum.rounds as u64).saturating_sub(resume.completed.len() as u64);
+        let mut rounds = resume.completed;
+        let first = resume.next_round;
+        rounds.extend(
+            engine
+                .run_rounds(&sum, &encoder, first..first + remaining, resume.next_epoch)
+                .await?,
+        );
         engine.journal.append(Entry::JobFinished {
             job_id: job.id.clone(),
             success: true,
@@ -513,10 +631,13 @@ impl<'a> Engine<'a> {
         &mut self,
         sum: &SecureSumJob,
         encoder: &FixedPointEncoder,
+        rounds: std::ops::Range<u64>,
+        first_epoch: u32,
     ) -> Result<Vec<RoundRecord>, EngineError> {
         let mut records = Vec::new();
         let mut epoch: Option<Epoch> = None;
-        let mut epoch_number = 0;
+        let mut epoch_number = first_epoch;
+        let end = rounds.end;
         let computation = proto::Computation {
             encoding: Some(proto::Encoding {
                 frac_bits: sum.frac_bits,
@@ -529,23 +650,14 @@ impl<'a> Engine<'a> {
                 name: sum.vector.clone(),
             })),
         };
-        for round in 0..sum.rounds as u64 {
+        for round in rounds {
             let started = Instant::now();
             let traffic_before = self.hub.traffic();
-            let mut record = RoundRecord {
-                round,
-                epoch: None,
-                outcome: "aborted",
-                survivors: vec![],
-                dropped: vec![],
-                sum: None,
-                reason: None,
-                duration_s: 0.0,
-                traffic: Traffic::default(),
-            };
+            let mut record = RoundRecord::new(round, "aborted");
             let result = self
                 .run_round(
                     round,
+                    end,
                     sum,
                     &computation,
                     encoder,
@@ -590,6 +702,7 @@ impl<'a> Engine<'a> {
     async fn run_round(
         &mut self,
         round: u64,
+        end: u64,
         sum: &SecureSumJob,
         computation: &proto::Computation,
         encoder: &FixedPointEncoder,
@@ -599,7 +712,7 @@ impl<'a> Engine<'a> {
     ) -> Result<(), EngineError> {
         if epoch.as_ref().is_none_or(|e| !e.start().covers(round)) {
             *epoch = None;
-            let rounds = (sum.rounds as u64 - round).min(self.settings.epoch_rounds as u64) as u32;
+            let rounds = (end - round).min(self.settings.epoch_rounds as u64) as u32;
             let number = *epoch_number;
             *epoch_number += 1;
             *epoch = Some(self.set_up_epoch(number, round, rounds).await?);

@@ -38,6 +38,11 @@ pub enum JournalWriteError {
     },
 }
 
+/// Environment variable for crash tests: `KIND:N` makes the coordinator
+/// SIGKILL itself right after the N-th record of that kind (e.g.
+/// `aggregate_released:1`) reaches the disk.
+pub const CRASH_AFTER_ENV: &str = "FEDSEG_FAULT_CRASH_AFTER";
+
 /// The open journal.
 pub struct JournalWriter {
     path: PathBuf,
@@ -132,7 +137,43 @@ impl JournalWriter {
         });
         self.next_sequence += 1;
         self.prev_hash = hash;
+        self.crash_if_planned();
         Ok(())
+    }
+
+    fn crash_if_planned(&self) {
+        let Ok(plan) = std::env::var(CRASH_AFTER_ENV) else {
+            return;
+        };
+        let Some((kind, n)) = plan.split_once(':') else {
+            return;
+        };
+        let Some(last) = self.records.last() else {
+            return;
+        };
+        let kind_of = |r: &Record| {
+            serde_json::to_value(&r.entry)
+                .ok()
+                .and_then(|v| v["kind"].as_str().map(str::to_string))
+        };
+        if kind_of(last).as_deref() != Some(kind) {
+            return;
+        }
+        let count = self
+            .records
+            .iter()
+            .filter(|r| kind_of(r).as_deref() == Some(kind))
+            .count();
+        if n.parse() == Ok(count) {
+            tracing::warn!(kind, count, "fault injection: killing the coordinator");
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .arg(std::process::id().to_string())
+                .status();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
     }
 
     /// Every record, including those written before this process started.

@@ -85,6 +85,15 @@ fn summary(entry: &Entry) -> (String, String, String) {
             round.to_string(),
             format!("released {} values from {}", values.len(), list(survivors)),
         ),
+        Entry::JobResumed {
+            job_id,
+            completed,
+            next_round,
+        } => (
+            job_id.clone(),
+            next_round.to_string(),
+            format!("resumed after {completed} completed rounds"),
+        ),
         Entry::RoundAborted {
             job_id,
             round,

@@ -223,7 +223,13 @@ impl Consortium {
 
     /// Starts `fedseg-coordinator run` for job.toml into `out/`.
     pub fn run_coordinator(&self) -> Process {
+        self.run_coordinator_with(&[])
+    }
+
+    /// Starts `fedseg-coordinator run` with extra environment variables.
+    pub fn run_coordinator_with(&self, env: &[(&str, &str)]) -> Process {
         let mut command = Command::new(binary("fedseg-coordinator"));
+        command.envs(env.iter().copied());
         command.current_dir(self.path()).args([
             "run",
             "--config",
@@ -233,7 +239,8 @@ impl Consortium {
             "--out",
             "out",
         ]);
-        spawn(command, self.path().join("coordinator.log"))
+        let n = fs::read_dir(self.path()).unwrap().count();
+        spawn(command, self.path().join(format!("coordinator-{n}.log")))
     }
 
     /// Starts `fedseg-coordinator serve` and waits until it listens.
