@@ -85,6 +85,17 @@ pub enum Entry {
         /// Members that completed it.
         members: Vec<String>,
     },
+    /// A round was opened for these members.
+    RoundOpened {
+        /// Job identifier.
+        job_id: String,
+        /// Round.
+        round: u64,
+        /// Key epoch it uses.
+        epoch: u32,
+        /// Members asked for an input.
+        members: Vec<String>,
+    },
     /// A phase of a round ended.
     PhaseCompleted {
         /// Job identifier.
@@ -143,6 +154,7 @@ impl Entry {
             Entry::RoundAborted { .. } => 7,
             Entry::JobFinished { .. } => 8,
             Entry::JobResumed { .. } => 9,
+            Entry::RoundOpened { .. } => 10,
         }
     }
 }

@@ -179,7 +179,10 @@ impl Resume {
                     r.reason = Some(reason.clone());
                     resume.completed.push(r);
                 }
-                Entry::PhaseCompleted { job_id, round, .. } if *job_id == job.id => {
+                Entry::PhaseCompleted { job_id, round, .. }
+                | Entry::RoundOpened { job_id, round, .. }
+                    if *job_id == job.id =>
+                {
                     seen(*round, &mut resume)
                 }
                 Entry::KeySetupDone { job_id, epoch, .. } if *job_id == job.id => {
@@ -728,6 +731,12 @@ impl<'a> Engine<'a> {
             .collect();
         let (request, mut inputs) =
             state.open_round(round, members.clone(), sum.length as usize)?;
+        self.journal.append(Entry::RoundOpened {
+            job_id: self.job.id.clone(),
+            round,
+            epoch: state.start().epoch,
+            members: self.names(&members),
+        })?;
         let mut wire_request: proto::MaskRequest = proto::MaskRequest {
             round,
             members: request.members.clone(),

@@ -94,6 +94,16 @@ fn summary(entry: &Entry) -> (String, String, String) {
             next_round.to_string(),
             format!("resumed after {completed} completed rounds"),
         ),
+        Entry::RoundOpened {
+            job_id,
+            round,
+            epoch,
+            members,
+        } => (
+            job_id.clone(),
+            round.to_string(),
+            format!("opened with epoch {epoch} keys for {}", list(members)),
+        ),
         Entry::RoundAborted {
             job_id,
             round,

@@ -219,6 +219,16 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
     let refused = verify(&tampered);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("verification failed at record"));
+    // A bank matching its ledger against that altered journal refuses it too.
+    let ledger_check = std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
+        .args(["ledger", "verify", "--config"])
+        .arg(c.path().join("sites/bank-a/participant.toml"))
+        .arg("--journal")
+        .arg(&tampered)
+        .output()
+        .unwrap();
+    assert!(!ledger_check.status.success());
+    assert!(String::from_utf8_lossy(&ledger_check.stderr).contains("journal verification failed"));
 }
 
 /// bank-e stalls at the first request of `phase`, is SIGKILLed there, and
