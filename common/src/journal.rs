@@ -370,21 +370,32 @@ pub struct VerifiedJournal {
     pub records: Vec<Record>,
 }
 
-/// Verifies a whole journal against the consortium CA certificate (PEM).
-pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalError> {
+/// Decodes a whole journal: record 0 first, then `signer` picks the key
+/// every record must be signed with (or refuses the opening record).
+fn decode_all<T>(
+    journal: &[u8],
+    signer: impl FnOnce(&Record) -> Result<(T, VerifyingKey), String>,
+) -> Result<(T, Vec<Record>), JournalError> {
     let raws = split(journal)?;
     let first = raws.first().ok_or(JournalError {
         record: 0,
         reason: "the journal is empty".into(),
     })?;
     let opening = decode(0, first, None, &[0u8; 32])?;
-    let (coordinator, key) = check_coordinator(&opening.entry, opening.unix_ms, ca_pem)
-        .map_err(|reason| JournalError { record: 0, reason })?;
+    let (found, key) = signer(&opening).map_err(|reason| JournalError { record: 0, reason })?;
     let mut records = vec![opening];
     for (i, raw) in raws.iter().enumerate().skip(1) {
         let prev = records.last().expect("record 0").hash;
         records.push(decode(i as u64, raw, Some(&key), &prev)?);
     }
+    Ok((found, records))
+}
+
+/// Verifies a whole journal against the consortium CA certificate (PEM).
+pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalError> {
+    let (coordinator, records) = decode_all(journal, |opening| {
+        check_coordinator(&opening.entry, opening.unix_ms, ca_pem)
+    })?;
     Ok(VerifiedJournal {
         coordinator,
         records,
@@ -395,19 +406,9 @@ pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalE
 /// the key of the certificate it carries, but not that certificate's chain
 /// (for display; auditors use [`verify`]).
 pub fn read(journal: &[u8]) -> Result<Vec<Record>, JournalError> {
-    let raws = split(journal)?;
-    let first = raws.first().ok_or(JournalError {
-        record: 0,
-        reason: "the journal is empty".into(),
+    let ((), records) = decode_all(journal, |opening| {
+        Ok(((), coordinator_key_unchecked(&opening.entry)?))
     })?;
-    let opening = decode(0, first, None, &[0u8; 32])?;
-    let key = coordinator_key_unchecked(&opening.entry)
-        .map_err(|reason| JournalError { record: 0, reason })?;
-    let mut records = vec![opening];
-    for (i, raw) in raws.iter().enumerate().skip(1) {
-        let prev = records.last().expect("record 0").hash;
-        records.push(decode(i as u64, raw, Some(&key), &prev)?);
-    }
     Ok(records)
 }
 
