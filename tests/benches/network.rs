@@ -61,24 +61,29 @@ fn consortium(dir: &Path, n: usize, d: usize) -> (CoordinatorConfig, Job) {
     (config, Job::load(&dir.join("job.toml")).unwrap())
 }
 
-async fn secure(n: usize, d: usize) -> Measured {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, job) = consortium(dir.path(), n, d);
+/// The real coordinator server, and the sender that stops it.
+async fn start_server(config: &CoordinatorConfig) -> (server::Running, oneshot::Sender<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
-    let mut running = server::start(&config, async move {
+    let running = server::start(config, async move {
         let _ = stopped.await;
     })
     .await
     .unwrap();
+    (running, stop)
+}
+
+/// A site's participant.toml.
+fn site_config(dir: &Path, site: &str) -> ParticipantConfig {
+    ParticipantConfig::load(&dir.join("sites").join(site).join("participant.toml")).unwrap()
+}
+
+async fn secure(n: usize, d: usize) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, job) = consortium(dir.path(), n, d);
+    let (mut running, stop) = start_server(&config).await;
     let (quit, quitting) = watch::channel(false);
     for site in demo::site_ids(n) {
-        let participant = ParticipantConfig::load(
-            &dir.path()
-                .join("sites")
-                .join(&site)
-                .join("participant.toml"),
-        )
-        .unwrap();
+        let participant = site_config(dir.path(), &site);
         let mut quitting = quitting.clone();
         tokio::spawn(async move {
             let _ = fedseg_participant::node::run(participant, async move {
@@ -177,20 +182,9 @@ async fn plain_client(config: ParticipantConfig) {
 async fn plain(n: usize, d: usize) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = consortium(dir.path(), n, d);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let mut running = server::start(&config, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
+    let (mut running, stop) = start_server(&config).await;
     for site in demo::site_ids(n) {
-        let participant = ParticipantConfig::load(
-            &dir.path()
-                .join("sites")
-                .join(&site)
-                .join("participant.toml"),
-        )
-        .unwrap();
+        let participant = site_config(dir.path(), &site);
         tokio::spawn(plain_client(participant));
     }
     while running.hub.connected().len() < n {
