@@ -43,6 +43,18 @@ pub enum JournalWriteError {
 /// `aggregate_released:1`) reaches the disk.
 pub const CRASH_AFTER_ENV: &str = "FEDSEG_FAULT_CRASH_AFTER";
 
+/// Whether a record's effect becomes visible outside the coordinator, so it
+/// must be on disk before that happens. Round-opened and phase-completed
+/// records describe steps whose only outcome is a later release or abort;
+/// they are written in order and synced with that record. (A killed process
+/// loses nothing written; only a machine crash can lose an unsynced tail.)
+fn must_sync(entry: &Entry) -> bool {
+    !matches!(
+        entry,
+        Entry::RoundOpened { .. } | Entry::PhaseCompleted { .. }
+    )
+}
+
 /// The open journal.
 pub struct JournalWriter {
     path: PathBuf,
@@ -114,7 +126,9 @@ impl JournalWriter {
         Ok(writer)
     }
 
-    /// Appends `entry` and waits until it is on disk.
+    /// Appends `entry`. Records whose effect reaches anyone outside the
+    /// coordinator are on disk (fsync) before this returns; the others are
+    /// written in order and reach the disk with the next such record.
     pub fn append(&mut self, entry: Entry) -> Result<(), JournalWriteError> {
         let unix_ms = now_ms();
         let bytes = journal::encode_record(
@@ -124,10 +138,10 @@ impl JournalWriter {
             &self.prev_hash,
             &entry,
         );
-        self.file
-            .write_all(&bytes)
-            .and_then(|_| self.file.sync_data())
-            .map_err(io(&self.path))?;
+        self.file.write_all(&bytes).map_err(io(&self.path))?;
+        if must_sync(&entry) {
+            self.file.sync_data().map_err(io(&self.path))?;
+        }
         let hash = journal::record_hash(&bytes);
         self.records.push(Record {
             sequence: self.next_sequence,

@@ -8,6 +8,11 @@
 //! request with their unmasked encoded vector, and the bench sums them. The
 //! real participant has no such mode.
 //!
+//! Durability is included: the coordinator fsyncs its journal once per
+//! released round, on the real disk. The simulated banks' egress ledgers go
+//! to tmpfs, standing for each bank's own disk, so a hundred banks' fsyncs do
+//! not queue on the one disk of this machine.
+//!
 //! Run: `cargo bench -p fedseg-tests --bench network` (prints a table).
 
 use std::path::Path;
@@ -55,6 +60,23 @@ fn consortium(dir: &Path, n: usize, d: usize) -> (CoordinatorConfig, Job) {
          length = {d}\nrounds = {ROUNDS}\nfrac_bits = 16\nlo = -1000000.0\nhi = 1000000.0\n"
     );
     std::fs::write(dir.join("job.toml"), job).unwrap();
+    // Each bank syncs its ledger on its own disk; here they would all queue
+    // on one, so their ledgers go to tmpfs (the coordinator's journal stays
+    // on the real disk).
+    let ledgers = Path::new("/dev/shm").join(format!("fedseg-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&ledgers).unwrap();
+    for site in demo::site_ids(n) {
+        let file = dir.join("sites").join(&site).join("participant.toml");
+        let ledger = ledgers.join(format!(
+            "{site}-{}.log",
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        let text = std::fs::read_to_string(&file).unwrap().replace(
+            "ledger = \"ledger.log\"",
+            &format!("ledger = {:?}", ledger.display().to_string()),
+        );
+        std::fs::write(&file, text).unwrap();
+    }
     let mut config = CoordinatorConfig::load(&dir.join("coordinator.toml")).unwrap();
     config.rounds.epoch_rounds = ROUNDS;
     config.rounds.phase_timeout_s = 120.0;
