@@ -5,8 +5,10 @@
 //! - [`tasks`]: the local computations a round may ask for.
 //! - [`node`]: the outbound session with the coordinator.
 //! - [`ledger`]: the egress ledger of everything that left the site.
+//! - [`rfmlt`]: RFMLT features from the canonical tables.
 
 pub mod config;
 pub mod ledger;
 pub mod node;
+pub mod rfmlt;
 pub mod tasks;

@@ -1,0 +1,389 @@
+//! RFMLT features from a bank's three canonical tables (design.md, "Data
+//! contract"), computed locally and streaming: memory grows with the number
+//! of customers, never with the number of transactions.
+//!
+//! As of the job's `as_of` date, over rows with `ts <= as_of`: R = days from
+//! the last purchase to `as_of` (no purchase: from `since`, or from the
+//! earliest date in the site's data, among consenting customers' rows); F = number of purchases; M = total
+//! amount; L = days from first to last purchase (0 with fewer than two);
+//! T = number of interactions, also counted per kind. Customers who refused
+//! marketing are dropped before anything else. Every bad row is an error
+//! naming the file, line and column; nothing is computed from a bad file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use time::Date;
+use time::macros::format_description;
+
+/// A table that cannot be used.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file cannot be opened or read.
+    #[error("{path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A required column is missing from the header.
+    #[error("{path}: missing column `{column}`")]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: &'static str,
+    },
+    /// A value is not acceptable.
+    #[error("{path}: line {line}, column `{column}`: {reason}")]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (the header is line 1).
+        line: u64,
+        /// The column.
+        column: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The three canonical tables of one site.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// `customer_id, ts, amount`.
+    pub transactions: PathBuf,
+    /// `customer_id, ts, kind`.
+    pub interactions: PathBuf,
+    /// `customer_id, consent_marketing, converted[, since]`.
+    pub customers: PathBuf,
+}
+
+/// Interaction counts by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    /// `inquiry` rows.
+    pub inquiry: u64,
+    /// `save` rows.
+    pub save: u64,
+    /// `search` rows.
+    pub search: u64,
+    /// Any other kind.
+    pub other: u64,
+}
+
+/// One consenting customer's features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    /// The bank's identifier (never leaves the site).
+    pub id: String,
+    /// Recency, days.
+    pub r: f64,
+    /// Frequency: purchases.
+    pub f: f64,
+    /// Monetary: total amount.
+    pub m: f64,
+    /// Length: days from first to last purchase.
+    pub l: f64,
+    /// Interactions.
+    pub t: f64,
+    /// Interactions by kind.
+    pub kinds: KindCounts,
+    /// The propensity label.
+    pub converted: bool,
+}
+
+/// The features of a site, and what was left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    /// Consenting customers, in the order of the customers table.
+    pub customers: Vec<Customer>,
+    /// Customers dropped for refusing marketing.
+    pub excluded_no_consent: usize,
+    /// Rows read from each table: transactions, interactions, customers.
+    pub rows: [u64; 3],
+    /// Rows dated after `as_of`, ignored.
+    pub rows_after_as_of: u64,
+}
+
+struct CustomerRow {
+    index: Option<usize>,
+    since: Option<Date>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Purchases {
+    count: u64,
+    total: f64,
+    first: Option<Date>,
+    last: Option<Date>,
+}
+
+/// Parses an ISO-8601 date, or the date part of an ISO-8601 date-time.
+pub fn parse_date(text: &str) -> Option<Date> {
+    let date = text.get(..10)?;
+    let rest = &text[10..];
+    if !(rest.is_empty() || rest.starts_with('T') || rest.starts_with(' ')) {
+        return None;
+    }
+    Date::parse(date, format_description!("[year]-[month]-[day]")).ok()
+}
+
+struct Reader {
+    path: PathBuf,
+    reader: csv::Reader<std::fs::File>,
+    columns: HashMap<&'static str, usize>,
+}
+
+impl Reader {
+    fn open(
+        path: &Path,
+        required: &[&'static str],
+        optional: &[&'static str],
+    ) -> Result<Self, DataError> {
+        let read_error = |e: &dyn std::fmt::Display| DataError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .from_path(path)
+            .map_err(|e| read_error(&e))?;
+        let headers = reader.headers().map_err(|e| read_error(&e))?.clone();
+        let mut columns = HashMap::new();
+        for &name in required.iter().chain(optional) {
+            match headers.iter().position(|h| h.trim() == name) {
+                Some(i) => {
+                    columns.insert(name, i);
+                }
+                None if required.contains(&name) => {
+                    return Err(DataError::MissingColumn {
+                        path: path.to_path_buf(),
+                        column: name,
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            columns,
+        })
+    }
+
+    /// Calls `row` for every record with its line number.
+    fn for_each(
+        &mut self,
+        mut row: impl FnMut(&Row<'_>) -> Result<(), DataError>,
+    ) -> Result<u64, DataError> {
+        let mut record = csv::StringRecord::new();
+        let mut count = 0;
+        loop {
+            match self.reader.read_record(&mut record) {
+                Ok(false) => return Ok(count),
+                Ok(true) => {
+                    count += 1;
+                    let line = record.position().map_or(0, |p| p.line());
+                    row(&Row {
+                        path: &self.path,
+                        columns: &self.columns,
+                        record: &record,
+                        line,
+                    })?;
+                }
+                Err(e) => {
+                    return Err(DataError::Read {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+struct Row<'a> {
+    path: &'a Path,
+    columns: &'a HashMap<&'static str, usize>,
+    record: &'a csv::StringRecord,
+    line: u64,
+}
+
+impl Row<'_> {
+    fn bad(&self, column: &'static str, reason: impl Into<String>) -> DataError {
+        DataError::BadValue {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            column,
+            reason: reason.into(),
+        }
+    }
+
+    fn get(&self, column: &'static str) -> Option<&str> {
+        self.columns
+            .get(column)
+            .and_then(|&i| self.record.get(i))
+            .map(str::trim)
+    }
+
+    fn text(&self, column: &'static str) -> Result<&str, DataError> {
+        match self.get(column) {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(self.bad(column, "empty")),
+        }
+    }
+
+    fn date(&self, column: &'static str) -> Result<Date, DataError> {
+        let text = self.text(column)?;
+        parse_date(text)
+            .ok_or_else(|| self.bad(column, format!("{text:?} is not an ISO-8601 date")))
+    }
+}
+
+/// Computes the features of every consenting customer as of `as_of`.
+pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
+    let mut known: HashMap<String, CustomerRow> = HashMap::new();
+    let mut customers: Vec<Customer> = Vec::new();
+    let mut excluded_no_consent = 0;
+    let mut reader = Reader::open(
+        &tables.customers,
+        &["customer_id", "consent_marketing", "converted"],
+        &["since"],
+    )?;
+    let customer_rows = reader.for_each(|row| {
+        let id = row.text("customer_id")?;
+        let consent = match row.text("consent_marketing")?.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(row.bad(
+                    "consent_marketing",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
+        let converted = match row.text("converted")? {
+            "1" => true,
+            "0" => false,
+            other => return Err(row.bad("converted", format!("{other:?} is not 0 or 1"))),
+        };
+        let since = match row.get("since") {
+            Some(v) if !v.is_empty() => Some(row.date("since")?),
+            _ => None,
+        };
+        let index = consent.then_some(customers.len());
+        if known
+            .insert(id.to_string(), CustomerRow { index, since })
+            .is_some()
+        {
+            return Err(row.bad("customer_id", format!("{id:?} appears twice")));
+        }
+        if consent {
+            let zero = Customer {
+                id: id.to_string(),
+                r: 0.0,
+                f: 0.0,
+                m: 0.0,
+                l: 0.0,
+                t: 0.0,
+                kinds: KindCounts::default(),
+                converted,
+            };
+            customers.push(zero);
+        } else {
+            excluded_no_consent += 1;
+        }
+        Ok(())
+    })?;
+
+    let mut earliest: Option<Date> = None;
+    let mut rows_after_as_of = 0;
+    let mut purchases = vec![Purchases::default(); customers.len()];
+    let mut reader = Reader::open(&tables.transactions, &["customer_id", "ts", "amount"], &[])?;
+    let transaction_rows = reader.for_each(|row| {
+        let id = row.text("customer_id")?;
+        let customer = known.get(id).ok_or_else(|| {
+            row.bad(
+                "customer_id",
+                format!("{id:?} is not in the customers table"),
+            )
+        })?;
+        let ts = row.date("ts")?;
+        let amount_text = row.text("amount")?;
+        let amount: f64 = amount_text
+            .parse()
+            .map_err(|_| row.bad("amount", format!("{amount_text:?} is not a number")))?;
+        if !(amount > 0.0 && amount.is_finite()) {
+            return Err(row.bad("amount", format!("{amount_text} is not a positive amount")));
+        }
+        if ts > as_of {
+            rows_after_as_of += 1;
+            return Ok(());
+        }
+        if let Some(i) = customer.index {
+            earliest = Some(earliest.map_or(ts, |e| e.min(ts)));
+            let p = &mut purchases[i];
+            p.count += 1;
+            p.total += amount;
+            p.first = Some(p.first.map_or(ts, |f| f.min(ts)));
+            p.last = Some(p.last.map_or(ts, |l| l.max(ts)));
+        }
+        Ok(())
+    })?;
+
+    let mut reader = Reader::open(&tables.interactions, &["customer_id", "ts", "kind"], &[])?;
+    let interaction_rows = reader.for_each(|row| {
+        let id = row.text("customer_id")?;
+        let customer = known.get(id).ok_or_else(|| {
+            row.bad(
+                "customer_id",
+                format!("{id:?} is not in the customers table"),
+            )
+        })?;
+        let ts = row.date("ts")?;
+        let kind = row.get("kind").unwrap_or_default().to_ascii_lowercase();
+        if ts > as_of {
+            rows_after_as_of += 1;
+            return Ok(());
+        }
+        if let Some(i) = customer.index {
+            earliest = Some(earliest.map_or(ts, |e| e.min(ts)));
+            let c = &mut customers[i];
+            c.t += 1.0;
+            match kind.as_str() {
+                "inquiry" => c.kinds.inquiry += 1,
+                "save" => c.kinds.save += 1,
+                "search" => c.kinds.search += 1,
+                _ => c.kinds.other += 1,
+            }
+        }
+        Ok(())
+    })?;
+
+    let days = |from: Date, to: Date| (to - from).whole_days().max(0) as f64;
+    let site_start = earliest.unwrap_or(as_of);
+    for row in known.values() {
+        let Some(i) = row.index else { continue };
+        let p = purchases[i];
+        let c = &mut customers[i];
+        c.f = p.count as f64;
+        c.m = p.total;
+        c.r = match p.last {
+            Some(last) => days(last, as_of),
+            None => days(row.since.unwrap_or(site_start).min(as_of), as_of),
+        };
+        c.l = match (p.first, p.last) {
+            (Some(first), Some(last)) if p.count >= 2 => days(first, last),
+            _ => 0.0,
+        };
+    }
+    Ok(Features {
+        customers,
+        excluded_no_consent,
+        rows: [transaction_rows, interaction_rows, customer_rows],
+        rows_after_as_of,
+    })
+}

@@ -1,0 +1,198 @@
+//! RFMLT on a small hand-written dataset, against values computed by hand,
+//! including the edge cases: no purchase (with and without `since`), one
+//! purchase, rows after `as_of`, refusals of marketing; and bad rows that
+//! name file, line and column.
+
+use std::path::Path;
+
+use fedseg_participant::rfmlt::{self, Customer, DataError, KindCounts, Tables};
+use time::macros::date;
+
+const CUSTOMERS: &str = "customer_id,consent_marketing,converted,since
+c1,true,1,2025-01-01
+c2,true,0,2026-06-01
+c3,TRUE,0,
+c4,false,1,
+c5,true,0,
+";
+
+const TRANSACTIONS: &str = "customer_id,ts,amount
+c1,2026-10-01,10.0
+c1,2026-10-20T15:30:00,20.5
+c1,2026-12-01,99
+c3,2026-09-01,5
+c4,2026-01-15,1000
+";
+
+const INTERACTIONS: &str = "customer_id,ts,kind
+c1,2026-10-02,inquiry
+c1,2026-10-03,save
+c2,2026-03-10,search
+c2,2026-03-11,webinar
+c5,2026-11-05,inquiry
+";
+
+fn tables(dir: &Path, customers: &str, transactions: &str, interactions: &str) -> Tables {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    Tables {
+        customers: write("customers.csv", customers),
+        transactions: write("transactions.csv", transactions),
+        interactions: write("interactions.csv", interactions),
+    }
+}
+
+fn customer(
+    id: &str,
+    r: f64,
+    f: f64,
+    m: f64,
+    l: f64,
+    kinds: KindCounts,
+    converted: bool,
+) -> Customer {
+    let t = (kinds.inquiry + kinds.save + kinds.search + kinds.other) as f64;
+    Customer {
+        id: id.into(),
+        r,
+        f,
+        m,
+        l,
+        t,
+        kinds,
+        converted,
+    }
+}
+
+#[test]
+fn features_match_hand_computed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = rfmlt::compute(
+        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
+        date!(2026 - 11 - 01),
+    )
+    .unwrap();
+    let none = KindCounts::default();
+    let expected = vec![
+        // Two purchases by as_of (the December one is later): last 10-20, first 10-01.
+        customer(
+            "c1",
+            12.0,
+            2.0,
+            30.5,
+            19.0,
+            KindCounts {
+                inquiry: 1,
+                save: 1,
+                ..none
+            },
+            true,
+        ),
+        // No purchase: recency from `since` (06-01 to 11-01).
+        customer(
+            "c2",
+            153.0,
+            0.0,
+            0.0,
+            0.0,
+            KindCounts {
+                search: 1,
+                other: 1,
+                ..none
+            },
+            false,
+        ),
+        // One purchase: L = 0.
+        customer("c3", 61.0, 1.0, 5.0, 0.0, none, false),
+        // No purchase, no `since`: from the earliest consenting row (03-10),
+        // not from c4's January purchase; its November inquiry is too late.
+        customer("c5", 236.0, 0.0, 0.0, 0.0, none, false),
+    ];
+    assert_eq!(features.customers, expected);
+    assert_eq!(features.excluded_no_consent, 1);
+    assert_eq!(features.rows, [5, 5, 5]);
+    assert_eq!(features.rows_after_as_of, 2);
+}
+
+fn error_for(customers: &str, transactions: &str, interactions: &str) -> DataError {
+    let dir = tempfile::tempdir().unwrap();
+    rfmlt::compute(
+        &tables(dir.path(), customers, transactions, interactions),
+        date!(2026 - 11 - 01),
+    )
+    .unwrap_err()
+}
+
+fn at(error: &DataError) -> (String, u64, &'static str) {
+    match error {
+        DataError::BadValue {
+            path, line, column, ..
+        } => (
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            *line,
+            column,
+        ),
+        other => panic!("not a row error: {other}"),
+    }
+}
+
+#[test]
+fn bad_rows_name_file_line_and_column() {
+    let unknown = TRANSACTIONS.replace("c3,2026-09-01,5", "c9,2026-09-01,5");
+    let e = error_for(CUSTOMERS, &unknown, INTERACTIONS);
+    assert_eq!(at(&e), ("transactions.csv".into(), 5, "customer_id"));
+    assert!(
+        e.to_string()
+            .contains("\"c9\" is not in the customers table"),
+        "{e}"
+    );
+
+    let negative = TRANSACTIONS.replace("c1,2026-10-01,10.0", "c1,2026-10-01,-10.0");
+    assert_eq!(
+        at(&error_for(CUSTOMERS, &negative, INTERACTIONS)),
+        ("transactions.csv".into(), 2, "amount")
+    );
+
+    let bad_date = INTERACTIONS.replace("2026-03-11", "11/03/2026");
+    assert_eq!(
+        at(&error_for(CUSTOMERS, TRANSACTIONS, &bad_date)),
+        ("interactions.csv".into(), 5, "ts")
+    );
+
+    let bad_consent = CUSTOMERS.replace("c4,false", "c4,maybe");
+    assert_eq!(
+        at(&error_for(&bad_consent, TRANSACTIONS, INTERACTIONS)),
+        ("customers.csv".into(), 5, "consent_marketing")
+    );
+
+    let duplicate = format!("{CUSTOMERS}c1,true,0,\n");
+    assert_eq!(
+        at(&error_for(&duplicate, TRANSACTIONS, INTERACTIONS)),
+        ("customers.csv".into(), 7, "customer_id")
+    );
+
+    let no_amount = TRANSACTIONS.replace("customer_id,ts,amount", "customer_id,ts,value");
+    match error_for(CUSTOMERS, &no_amount, INTERACTIONS) {
+        DataError::MissingColumn { column, .. } => assert_eq!(column, "amount"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn dates_and_date_times_parse_to_their_day() {
+    assert_eq!(rfmlt::parse_date("2026-02-28"), Some(date!(2026 - 02 - 28)));
+    assert_eq!(
+        rfmlt::parse_date("2026-02-28T23:59:59Z"),
+        Some(date!(2026 - 02 - 28))
+    );
+    assert_eq!(
+        rfmlt::parse_date("2026-02-28 08:00"),
+        Some(date!(2026 - 02 - 28))
+    );
+    assert_eq!(rfmlt::parse_date("2026-02-30"), None);
+    assert_eq!(rfmlt::parse_date("2026-02-281"), None);
+    assert_eq!(rfmlt::parse_date("28.02.2026"), None);
+}
