@@ -212,7 +212,43 @@ struct Row<'a> {
     line: u64,
 }
 
+/// Which dated rows count: those on or before `as_of`. Also tracks the
+/// earliest such date among consenting customers' rows.
+struct Window {
+    as_of: Date,
+    earliest: Option<Date>,
+    after: u64,
+}
+
+impl Window {
+    /// Whether a row dated `ts` counts.
+    fn admit(&mut self, ts: Date, customer: &CustomerRow) -> bool {
+        if ts > self.as_of {
+            self.after += 1;
+            return false;
+        }
+        if customer.index.is_some() {
+            self.earliest = Some(self.earliest.map_or(ts, |e| e.min(ts)));
+        }
+        true
+    }
+}
+
 impl Row<'_> {
+    /// The customer this row names, which must be in the customers table.
+    fn customer<'k>(
+        &self,
+        known: &'k HashMap<String, CustomerRow>,
+    ) -> Result<&'k CustomerRow, DataError> {
+        let id = self.text("customer_id")?;
+        known.get(id).ok_or_else(|| {
+            self.bad(
+                "customer_id",
+                format!("{id:?} is not in the customers table"),
+            )
+        })
+    }
+
     fn bad(&self, column: &'static str, reason: impl Into<String>) -> DataError {
         DataError::BadValue {
             path: self.path.to_path_buf(),
@@ -299,18 +335,15 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         Ok(())
     })?;
 
-    let mut earliest: Option<Date> = None;
-    let mut rows_after_as_of = 0;
+    let mut window = Window {
+        as_of,
+        earliest: None,
+        after: 0,
+    };
     let mut purchases = vec![Purchases::default(); customers.len()];
     let mut reader = Reader::open(&tables.transactions, &["customer_id", "ts", "amount"], &[])?;
     let transaction_rows = reader.for_each(|row| {
-        let id = row.text("customer_id")?;
-        let customer = known.get(id).ok_or_else(|| {
-            row.bad(
-                "customer_id",
-                format!("{id:?} is not in the customers table"),
-            )
-        })?;
+        let customer = row.customer(&known)?;
         let ts = row.date("ts")?;
         let amount_text = row.text("amount")?;
         let amount: f64 = amount_text
@@ -319,12 +352,10 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         if !(amount > 0.0 && amount.is_finite()) {
             return Err(row.bad("amount", format!("{amount_text} is not a positive amount")));
         }
-        if ts > as_of {
-            rows_after_as_of += 1;
+        if !window.admit(ts, customer) {
             return Ok(());
         }
         if let Some(i) = customer.index {
-            earliest = Some(earliest.map_or(ts, |e| e.min(ts)));
             let p = &mut purchases[i];
             p.count += 1;
             p.total += amount;
@@ -336,21 +367,13 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
 
     let mut reader = Reader::open(&tables.interactions, &["customer_id", "ts", "kind"], &[])?;
     let interaction_rows = reader.for_each(|row| {
-        let id = row.text("customer_id")?;
-        let customer = known.get(id).ok_or_else(|| {
-            row.bad(
-                "customer_id",
-                format!("{id:?} is not in the customers table"),
-            )
-        })?;
+        let customer = row.customer(&known)?;
         let ts = row.date("ts")?;
         let kind = row.get("kind").unwrap_or_default().to_ascii_lowercase();
-        if ts > as_of {
-            rows_after_as_of += 1;
+        if !window.admit(ts, customer) {
             return Ok(());
         }
         if let Some(i) = customer.index {
-            earliest = Some(earliest.map_or(ts, |e| e.min(ts)));
             let c = &mut customers[i];
             c.t += 1.0;
             match kind.as_str() {
@@ -364,7 +387,7 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
     })?;
 
     let days = |from: Date, to: Date| (to - from).whole_days().max(0) as f64;
-    let site_start = earliest.unwrap_or(as_of);
+    let site_start = window.earliest.unwrap_or(as_of);
     for row in known.values() {
         let Some(i) = row.index else { continue };
         let p = purchases[i];
@@ -384,6 +407,6 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         customers,
         excluded_no_consent,
         rows: [transaction_rows, interaction_rows, customer_rows],
-        rows_after_as_of,
+        rows_after_as_of: window.after,
     })
 }
