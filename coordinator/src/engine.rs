@@ -510,6 +510,22 @@ impl<'a> Engine<'a> {
         self.reject("malformed", from);
     }
 
+    /// One phase: sends `request` to `members`, then collects their answers.
+    async fn ask(
+        &mut self,
+        phase: &str,
+        round: u64,
+        state: &mut dyn Collecting,
+        members: &[u32],
+        request: coordinator_message::Body,
+    ) -> Result<(), EngineError> {
+        for &m in members {
+            self.send(m, request.clone()).await;
+        }
+        self.collect(phase, round, state, members.iter().copied().collect())
+            .await
+    }
+
     /// Collects one phase's answers from `waiting` until all answered, all
     /// that had not answered left, or the phase deadline passed, then
     /// journals who answered (with their messages' digests) and who did not.
@@ -588,30 +604,14 @@ impl<'a> Engine<'a> {
             members = invited.len(),
             "key set-up"
         );
-        for &m in &invited {
-            self.send(m, coordinator_message::Body::EpochStart((&start).into()))
-                .await;
-        }
-        self.collect(
-            "advertise-keys",
-            first_round,
-            &mut keys,
-            invited.iter().copied().collect(),
-        )
-        .await?;
+        let request = coordinator_message::Body::EpochStart((&start).into());
+        self.ask("advertise-keys", first_round, &mut keys, &invited, request)
+            .await?;
         let (roster, mut shares) = keys.close()?;
         let members: Vec<u32> = shares.members().collect();
-        for &m in &members {
-            self.send(m, coordinator_message::Body::EpochRoster((&roster).into()))
-                .await;
-        }
-        self.collect(
-            "share-keys",
-            first_round,
-            &mut shares,
-            members.iter().copied().collect(),
-        )
-        .await?;
+        let request = coordinator_message::Body::EpochRoster((&roster).into());
+        self.ask("share-keys", first_round, &mut shares, &members, request)
+            .await?;
         let (deliveries, epoch) = shares.close()?;
         self.journal.append(Entry::KeySetupDone {
             job_id: self.job.id.clone(),
@@ -744,37 +744,16 @@ impl<'a> Engine<'a> {
             computation: Some(computation.clone()),
         };
         wire_request.members.sort_unstable();
-        for &m in &members {
-            self.send(
-                m,
-                coordinator_message::Body::MaskRequest(wire_request.clone()),
-            )
-            .await;
-        }
-        self.collect(
-            "masked-input",
-            round,
-            &mut inputs,
-            members.iter().copied().collect(),
-        )
-        .await?;
+        let request = coordinator_message::Body::MaskRequest(wire_request);
+        self.ask("masked-input", round, &mut inputs, &members, request)
+            .await?;
         let (unmask_request, mut unmask) = inputs.close()?;
         record.survivors = self.names(&unmask_request.survivors);
         record.dropped = self.names(&unmask_request.dropped);
-        for &s in &unmask_request.survivors {
-            self.send(
-                s,
-                coordinator_message::Body::UnmaskRequest((&unmask_request).into()),
-            )
-            .await;
-        }
-        self.collect(
-            "unmask",
-            round,
-            &mut unmask,
-            unmask_request.survivors.iter().copied().collect(),
-        )
-        .await?;
+        let request = coordinator_message::Body::UnmaskRequest((&unmask_request).into());
+        let survivors = unmask_request.survivors.clone();
+        self.ask("unmask", round, &mut unmask, &survivors, request)
+            .await?;
         let words = unmask.finish(state)?;
         let decoded = encoder.decode(&words);
         info!(

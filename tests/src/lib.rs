@@ -100,6 +100,26 @@ impl Process {
         false
     }
 
+    /// Panics, showing the log, unless it contains `needle` within `secs`.
+    pub fn expect_log(&self, needle: &str, secs: u64) {
+        assert!(
+            self.wait_for_log(needle, Duration::from_secs(secs)),
+            "{needle:?} never appeared in:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Panics, showing the log, unless the process exits successfully by
+    /// itself within `secs`.
+    pub fn expect_success(&mut self, secs: u64) {
+        let status = self.wait(Duration::from_secs(secs));
+        assert!(
+            status.success(),
+            "exited with {status}:\n{}",
+            self.log_text()
+        );
+    }
+
     /// Sends SIGTERM (a polite stop).
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -250,11 +270,7 @@ impl Consortium {
             .current_dir(self.path())
             .args(["serve", "--config", "coordinator.toml"]);
         let process = spawn(command, self.path().join("serve.log"));
-        assert!(
-            process.wait_for_log("coordinator listening", Duration::from_secs(30)),
-            "{}",
-            process.log_text()
-        );
+        process.expect_log("coordinator listening", 30);
         process
     }
 

@@ -2,8 +2,6 @@
 //! the raw signed records, which verify offline against the CA; a
 //! participant may not call it.
 
-use std::time::Duration;
-
 use fedseg_common::mtls::TlsFiles;
 use fedseg_common::proto::audit_client::AuditClient;
 use fedseg_common::proto::{ListJobsRequest, ListRoundsRequest, ReadJournalRequest};
@@ -34,11 +32,7 @@ async fn auditors_read_the_journal_and_nobody_else_does() {
     c.write_job(2, 4, None);
     let mut job = c.run_coordinator();
     let participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
-    assert!(
-        job.wait(Duration::from_secs(60)).success(),
-        "{}",
-        job.log_text()
-    );
+    job.expect_success(60);
     drop(participants);
     let _server = c.serve();
 

@@ -93,11 +93,7 @@ async fn out_of_phase_and_malformed_messages_are_refused_counted_and_harmless() 
         .map(|s| c.run_participant(s, None))
         .collect();
     rogue(&c).await;
-    assert!(
-        coordinator.wait(Duration::from_secs(60)).success(),
-        "{}",
-        coordinator.log_text()
-    );
+    coordinator.expect_success(60);
     let result = c.result();
     assert_eq!(result["rejected_messages"]["out_of_phase"], 1, "{result}");
     assert_eq!(result["rejected_messages"]["malformed"], 1, "{result}");
@@ -126,22 +122,10 @@ fn both_binaries_stop_cleanly_on_sigterm() {
     let c = Consortium::new(2, 5.0, 4);
     let mut serve = c.serve();
     let mut participant = c.run_participant("bank-a", None);
-    assert!(
-        participant.wait_for_log("session open", Duration::from_secs(30)),
-        "{}",
-        participant.log_text()
-    );
+    participant.expect_log("session open", 30);
     participant.terminate();
-    assert!(
-        participant.wait(Duration::from_secs(10)).success(),
-        "{}",
-        participant.log_text()
-    );
+    participant.expect_success(10);
     serve.terminate();
-    assert!(
-        serve.wait(Duration::from_secs(10)).success(),
-        "{}",
-        serve.log_text()
-    );
+    serve.expect_success(10);
     assert!(serve.log_text().contains("shutting down"));
 }

@@ -46,11 +46,7 @@ fn crash_and_resume(crash_after: &str) -> Vec<Value> {
     assert!(!c.path().join("out/result.json").exists());
 
     let mut second = c.run_coordinator();
-    assert!(
-        second.wait(Duration::from_secs(90)).success(),
-        "{}",
-        second.log_text()
-    );
+    second.expect_success(90);
     assert!(second.log_text().contains("resuming from the journal"));
 
     let result = c.result();

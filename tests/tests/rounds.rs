@@ -5,8 +5,6 @@
 //! Every released sum is checked against the plain sum of exactly the
 //! survivors' vectors, which the test computes from the files it wrote.
 
-use std::time::Duration;
-
 use fedseg_tests::Consortium;
 use serde_json::Value;
 
@@ -79,11 +77,7 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
     let c = consortium(5, 5, 2, None, 10.0);
     let mut coordinator = c.run_coordinator();
     let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
-    assert!(
-        coordinator.wait(Duration::from_secs(60)).success(),
-        "{}",
-        coordinator.log_text()
-    );
+    coordinator.expect_success(60);
     let rounds = checked_rounds(&c);
     assert_eq!(released(&rounds), 5);
     for round in &rounds {
@@ -241,17 +235,9 @@ fn kill_during(phase: &str) -> Vec<Value> {
         .map(|s| c.run_participant(s, None))
         .collect();
     let mut victim = c.run_participant("bank-e", Some(phase));
-    assert!(
-        victim.wait_for_log("fault injection", Duration::from_secs(30)),
-        "{}",
-        victim.log_text()
-    );
+    victim.expect_log("fault injection", 30);
     victim.kill();
-    assert!(
-        coordinator.wait(Duration::from_secs(60)).success(),
-        "{}",
-        coordinator.log_text()
-    );
+    coordinator.expect_success(60);
     others.clear();
     let rounds = checked_rounds(&c);
     assert_eq!(released(&rounds), 3, "{rounds:?}");
@@ -302,13 +288,9 @@ fn too_few_survivors_release_nothing() {
         .map(|s| c.run_participant(s, None))
         .collect();
     let mut victim = c.run_participant("bank-d", Some("masked-input"));
-    assert!(victim.wait_for_log("fault injection", Duration::from_secs(30)));
+    victim.expect_log("fault injection", 30);
     victim.kill();
-    assert!(
-        coordinator.wait(Duration::from_secs(60)).success(),
-        "{}",
-        coordinator.log_text()
-    );
+    coordinator.expect_success(60);
     let rounds = checked_rounds(&c);
     assert_eq!(released(&rounds), 0);
     assert!(
@@ -329,14 +311,10 @@ fn a_restarted_participant_rejoins_only_at_the_next_key_epoch() {
     let _b = c.run_participant("bank-b", None);
     let _c = c.run_participant("bank-c", Some("masked-input"));
     let mut d = c.run_participant("bank-d", Some("masked-input"));
-    assert!(d.wait_for_log("fault injection", Duration::from_secs(30)));
+    d.expect_log("fault injection", 30);
     d.kill();
     let restarted = c.run_participant("bank-d", None);
-    assert!(
-        coordinator.wait(Duration::from_secs(90)).success(),
-        "{}",
-        coordinator.log_text()
-    );
+    coordinator.expect_success(90);
     let rounds = checked_rounds(&c);
     assert_eq!(released(&rounds), 4, "{rounds:?}");
     let has_d = |r: &Value| strings(&r["survivors"]).contains(&"bank-d".to_string());
