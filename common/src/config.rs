@@ -32,8 +32,8 @@ pub enum ConfigError {
     Invalid {
         /// The file.
         path: PathBuf,
-        /// The key.
-        key: &'static str,
+        /// The key, dotted for nested tables.
+        key: String,
         /// Why.
         reason: String,
     },
@@ -53,10 +53,10 @@ pub fn read_toml<T: DeserializeOwned>(path: &Path) -> Result<(T, String), Config
 }
 
 /// A constructor of [`ConfigError::Invalid`] for one file.
-pub fn invalid(path: &Path) -> impl Fn(&'static str, String) -> ConfigError + '_ {
+pub fn invalid(path: &Path) -> impl Fn(&str, String) -> ConfigError + '_ {
     move |key, reason| ConfigError::Invalid {
         path: path.to_path_buf(),
-        key,
+        key: key.to_string(),
         reason,
     }
 }

@@ -112,6 +112,27 @@ impl FixedPointEncoder {
         Ok(encoder)
     }
 
+    /// The encoder with the most fractional bits (at most `max_frac_bits`)
+    /// whose sums over `participants` cannot wrap: precision is whatever the
+    /// declared ranges leave room for.
+    pub fn finest(
+        ranges: Vec<ClipRange>,
+        participants: u64,
+        max_frac_bits: u32,
+    ) -> Result<Self, EncodingError> {
+        let mut last = None;
+        for frac_bits in (0..=max_frac_bits.min(62)).rev() {
+            let fits = Self::new(frac_bits, ranges.clone())
+                .and_then(|e| e.check_capacity(participants).map(|()| e));
+            match fits {
+                Ok(encoder) => return Ok(encoder),
+                Err(e @ EncodingError::CapacityExceeded { .. }) => last = Some(e),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(last.unwrap_or(EncodingError::FracBits(max_frac_bits)))
+    }
+
     /// Fractional bits of the encoding.
     pub fn frac_bits(&self) -> u32 {
         self.frac_bits
@@ -192,6 +213,23 @@ impl FixedPointEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finest_takes_the_most_bits_that_fit() {
+        let ranges = vec![ClipRange::new(0.0, 1e6), ClipRange::new(-1.0, 1.0)];
+        let e = FixedPointEncoder::finest(ranges.clone(), 10, 40).unwrap();
+        // 10 · 1e6 · 2^f < 2^63 holds up to f = 39, and f = 40 is too many.
+        assert_eq!(e.frac_bits(), 39);
+        assert!(e.check_capacity(10).is_ok());
+        assert_eq!(
+            FixedPointEncoder::finest(ranges.clone(), 10, 20)
+                .unwrap()
+                .frac_bits(),
+            20
+        );
+        let huge = vec![ClipRange::new(0.0, 1e18)];
+        assert!(FixedPointEncoder::finest(huge, 100, 40).is_err());
+    }
 
     fn encoder(frac_bits: u32, lo: f64, hi: f64) -> FixedPointEncoder {
         FixedPointEncoder::new(frac_bits, vec![ClipRange::new(lo, hi)]).unwrap()

@@ -5,8 +5,10 @@
 //!   wrapping `u64` words, the domain every secure sum works in.
 //! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
 //!   types and state machines with no networking, plus an in-process runner.
+//! - [`features`]: the transformed RFMLT vector and the clustering space.
 
 pub mod config;
+pub mod features;
 pub mod fixed_point;
 pub mod identity;
 pub mod journal;

@@ -128,8 +128,54 @@ pub struct JobConfig {
     /// Who takes part and how many may drop out.
     #[serde(default)]
     pub cohort: CohortSettings,
-    /// A job that securely sums a named vector each round.
+    /// A job that securely sums a named vector each round; without it the
+    /// job is the joint segmentation.
     pub secure_sum: Option<SecureSumJob>,
+    /// Settings of the joint segmentation.
+    #[serde(default)]
+    pub segmentation: SegmentationSettings,
+}
+
+/// `[segmentation]` of `job.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentationSettings {
+    /// Smallest number of segments tried.
+    pub k_min: u32,
+    /// Largest number of segments tried; with k_min < k_max, k is chosen by
+    /// the Calinski-Harabasz index.
+    pub k_max: u32,
+    /// Seeded random starts per k; the lowest inertia wins.
+    pub restarts: u32,
+    /// Most Lloyd steps per run.
+    pub max_iterations: u32,
+    /// A run has converged when no centroid coordinate moves more than this
+    /// (clustering-space units).
+    pub tolerance: f64,
+    /// Smallest segment that may be released; smaller ones are merged into
+    /// the others. Also the smallest histogram bin used.
+    pub min_segment_size: u64,
+    /// AHP judgments, upper triangle of the R, F, M, L, T comparison matrix
+    /// in row order (R:F, R:M, R:L, R:T, F:M, F:L, F:T, M:L, M:T, L:T).
+    pub ahp_judgments: Vec<f64>,
+    /// Interactions of one kind that make a customer a frequent inquirer or
+    /// searcher.
+    pub frequent_interactions: u32,
+}
+
+impl Default for SegmentationSettings {
+    fn default() -> Self {
+        Self {
+            k_min: 5,
+            k_max: 5,
+            restarts: 4,
+            max_iterations: 50,
+            tolerance: 1e-6,
+            min_segment_size: 20,
+            ahp_judgments: crate::ahp::DEFAULT_JUDGMENTS.to_vec(),
+            frequent_interactions: 3,
+        }
+    }
 }
 
 /// Cohort settings of a job.
@@ -194,6 +240,30 @@ impl Job {
         if !(config.l2 >= 0.0 && config.l2.is_finite()) {
             return Err(invalid("l2", "must be a non-negative number".into()));
         }
+        let seg = &config.segmentation;
+        if seg.k_min < 2 || seg.k_max < seg.k_min || seg.k_max > 50 {
+            return Err(invalid(
+                "segmentation.k_max",
+                "need 2 <= k_min <= k_max <= 50".into(),
+            ));
+        }
+        if seg.restarts == 0 || seg.restarts > 100 {
+            return Err(invalid("segmentation.restarts", "must be 1 to 100".into()));
+        }
+        if seg.max_iterations == 0 {
+            return Err(invalid(
+                "segmentation.max_iterations",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(seg.tolerance >= 0.0 && seg.tolerance.is_finite()) {
+            return Err(invalid(
+                "segmentation.tolerance",
+                "must be a non-negative number".into(),
+            ));
+        }
+        crate::ahp::weights(fedseg_common::features::DIM, &seg.ahp_judgments)
+            .map_err(|e| invalid("segmentation.ahp_judgments", e.to_string()))?;
         if config
             .secure_sum
             .as_ref()

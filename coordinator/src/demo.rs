@@ -1,12 +1,16 @@
 //! `demo --init-only`: a complete local consortium on disk (PKI, the
-//! coordinator's config, a job, and one directory per site with its
-//! participant config and local inputs), ready for `serve`/`run` and one
-//! `fedseg-participant run` per site.
+//! coordinator's config, a segmentation job, and one directory per site
+//! with its participant config and synthetic canonical tables), ready for
+//! `serve`/`run` and one `fedseg-participant run` per site. Sites differ in
+//! size (site i holds a share proportional to i + 1) and in the mix of
+//! customer behaviours.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use fedseg_common::identity::Role;
+
+use fedseg_participant::synth;
 
 use crate::pki::{self, Validity};
 
@@ -27,8 +31,28 @@ pub fn site_ids(sites: usize) -> Vec<String> {
         .collect()
 }
 
-/// Writes the consortium under `dir`, listening on `listen`.
-pub fn init(dir: &Path, sites: usize, listen: &str) -> Result<()> {
+/// The job every demo consortium starts with: the joint segmentation, k
+/// chosen between 3 and 6.
+pub const DEMO_JOB: &str = "# The joint segmentation of the demo consortium (see the README for every key).\n\
+     seed = 42\n\
+     as_of = \"2026-11-01\"\n\
+     holdout_fraction = 0.2\n\
+     l2 = 1.0\n\n\
+     [segmentation]\n\
+     k_min = 3\n\
+     k_max = 6\n\
+     restarts = 4\n\
+     min_segment_size = 20\n";
+
+/// How many of `customers` site `i` of `sites` holds: shares 1 : 2 : … : n.
+pub fn site_customers(customers: u64, sites: usize, i: usize) -> u64 {
+    let total_weight = (sites * (sites + 1) / 2) as u64;
+    (customers * (i as u64 + 1) / total_weight).max(1)
+}
+
+/// Writes the consortium of `sites` sites and about `customers` customers
+/// in all under `dir`, listening on `listen`.
+pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()> {
     ensure!(sites >= 2, "a consortium needs at least 2 sites");
     ensure!(
         !dir.join("coordinator.toml").exists(),
@@ -82,24 +106,17 @@ pub fn init(dir: &Path, sites: usize, listen: &str) -> Result<()> {
              epoch_rounds = 16\n"
         ),
     )?;
-    write(
-        &dir.join("job.toml"),
-        "# A job that securely sums each site's vector `demo` for a few rounds.\n\
-         seed = 42\n\
-         as_of = \"2026-11-01\"\n\
-         holdout_fraction = 0.2\n\
-         l2 = 1.0\n\n\
-         [secure_sum]\n\
-         vector = \"demo\"\n\
-         length = 4\n\
-         rounds = 3\n\
-         frac_bits = 16\n\
-         lo = -1000000.0\n\
-         hi = 1000000.0\n",
-    )?;
+    write(&dir.join("job.toml"), DEMO_JOB)?;
     for (i, id) in ids.iter().enumerate() {
         let site = dir.join("sites").join(id);
         std::fs::create_dir_all(&site).with_context(|| format!("creating {}", site.display()))?;
+        let profile = synth::PROFILES[i % synth::PROFILES.len()];
+        synth::write(
+            &site,
+            site_customers(customers, sites, i),
+            1000 + i as u64,
+            profile,
+        )?;
         let values: Vec<String> = (0..4).map(|j| format!("{}", (i + 1) * 10 + j)).collect();
         write(&site.join("demo.txt"), &(values.join("\n") + "\n"))?;
         write(
@@ -114,6 +131,11 @@ pub fn init(dir: &Path, sites: usize, listen: &str) -> Result<()> {
                  ca = \"../../pki/ca.crt\"\n\
                  cert = \"../../pki/{id}.crt\"\n\
                  key = \"../../pki/{id}.key\"\n\n\
+                 [data]\n\
+                 transactions = \"transactions.csv\"\n\
+                 interactions = \"interactions.csv\"\n\
+                 customers = \"customers.csv\"\n\n\
+                 # Named vectors for plain secure-sum jobs.\n\
                  [vectors]\n\
                  demo = \"demo.txt\"\n"
             ),

@@ -23,7 +23,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant as Deadline, timeout_at};
 use tracing::{info, warn};
 
-use crate::config::{Job, RoundSettings, SecureSumJob};
+use crate::config::{Job, RoundSettings};
 use crate::journal::{JournalWriteError, JournalWriter};
 use crate::service::{Event, Hub, Traffic};
 
@@ -67,6 +67,8 @@ pub enum EngineError {
 pub struct RoundRecord {
     /// Round number.
     pub round: u64,
+    /// What the round computed.
+    pub purpose: String,
     /// Key epoch the round ran in (its key set-up), if it got that far.
     pub epoch: Option<u32>,
     /// `released` or `aborted`.
@@ -90,6 +92,7 @@ impl RoundRecord {
     pub fn new(round: u64, outcome: &'static str) -> Self {
         Self {
             round,
+            purpose: String::new(),
             epoch: None,
             outcome,
             survivors: vec![],
@@ -238,23 +241,59 @@ pub struct Engine<'a> {
     accepted: BTreeSet<u32>,
     rejected: BTreeMap<&'static str, u64>,
     journal: &'a mut JournalWriter,
+    /// Rounds the journal says already ran, handed back in order before
+    /// any new round runs.
+    replay: std::collections::VecDeque<RoundRecord>,
+    /// Every round of the job so far, replayed ones included.
+    rounds: Vec<RoundRecord>,
+    next_round: u64,
+    epoch: Option<Epoch>,
+    next_epoch: u32,
 }
 
 impl<'a> Engine<'a> {
-    /// Waits for the cohort, then runs `job`.
-    pub async fn run(
+    /// Runs a `[secure_sum]` job to its end: the same vector summed in each
+    /// of its rounds.
+    pub async fn run_vector_sums(mut self) -> Result<JobReport, EngineError> {
+        let engine = &mut self;
+        let sum = engine
+            .job
+            .config
+            .secure_sum
+            .clone()
+            .ok_or(EngineError::NothingToRun)?;
+        let encoder = FixedPointEncoder::new(sum.frac_bits, vec![ClipRange::new(sum.lo, sum.hi)])?;
+        encoder.check_capacity(engine.cohort.len() as u64)?;
+        let computation = proto::Computation {
+            encoding: Some(proto::Encoding {
+                frac_bits: sum.frac_bits,
+                ranges: vec![proto::ClipRange {
+                    lo: sum.lo,
+                    hi: sum.hi,
+                }],
+            }),
+            kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
+                name: sum.vector.clone(),
+            })),
+        };
+        for _ in 0..sum.rounds {
+            engine
+                .secure_sum("vector", &computation, &encoder, sum.length)
+                .await?;
+        }
+        self.finish(true, "", String::new()).await
+    }
+
+    /// Submits (or resumes) `job`, waits for the cohort, fixes it and offers
+    /// the job; rounds are then run one [`Engine::secure_sum`] at a time.
+    pub async fn start(
         hub: Arc<Hub>,
         events: &'a mut UnboundedReceiver<Event>,
         settings: RoundSettings,
         listed: &[String],
         job: &'a Job,
         journal: &'a mut JournalWriter,
-    ) -> Result<JobReport, EngineError> {
-        let sum = job
-            .config
-            .secure_sum
-            .clone()
-            .ok_or(EngineError::NothingToRun)?;
+    ) -> Result<Engine<'a>, EngineError> {
         let resume = Resume::from_journal(journal.records(), job)?;
         match &resume {
             None => journal.append(Entry::JobSubmitted {
@@ -297,8 +336,6 @@ impl<'a> Engine<'a> {
             neighbours,
             &job.graph_seed(),
         )?);
-        let encoder = FixedPointEncoder::new(sum.frac_bits, vec![ClipRange::new(sum.lo, sum.hi)])?;
-        encoder.check_capacity(n as u64)?;
         info!(job = %job.id, cohort = ?cohort, threshold, neighbours, "cohort formed");
         journal.append(Entry::CohortFixed {
             job_id: job.id.clone(),
@@ -324,39 +361,114 @@ impl<'a> Engine<'a> {
             accepted: BTreeSet::new(),
             rejected: BTreeMap::new(),
             journal,
+            replay: resume.completed.into(),
+            rounds: Vec::new(),
+            next_round: resume.next_round,
+            epoch: None,
+            next_epoch: resume.next_epoch,
         };
         let members: Vec<u32> = (0..n).collect();
         for &m in &members {
             engine.offer(m).await;
         }
         engine.await_answers(&members).await?;
-        let remaining = (sum.rounds as u64).saturating_sub(resume.completed.len() as u64);
-        let mut rounds = resume.completed;
-        let first = resume.next_round;
-        rounds.extend(
-            engine
-                .run_rounds(&sum, &encoder, first..first + remaining, resume.next_epoch)
-                .await?,
-        );
-        engine.journal.append(Entry::JobFinished {
-            job_id: job.id.clone(),
-            success: true,
-            reason: String::new(),
-        })?;
-        engine
-            .broadcast_all(coordinator_message::Body::JobFinished(proto::JobFinished {
-                success: true,
-                reason: String::new(),
-            }))
+        Ok(engine)
+    }
+
+    /// The cohort, in index order.
+    pub fn cohort(&self) -> &[String] {
+        &self.cohort
+    }
+
+    /// Every round so far.
+    pub fn rounds(&self) -> &[RoundRecord] {
+        &self.rounds
+    }
+
+    /// One secure sum of `computation` over the members present: the
+    /// released (decoded) sum, or an aborted round when too few members
+    /// answered. A job resumed from the journal first gets back, in order,
+    /// the rounds the journal holds, so a deterministic job retraces its
+    /// steps without asking anyone again.
+    pub async fn secure_sum(
+        &mut self,
+        purpose: &str,
+        computation: &proto::Computation,
+        encoder: &FixedPointEncoder,
+        length: u32,
+    ) -> Result<&RoundRecord, EngineError> {
+        if let Some(mut done) = self.replay.pop_front() {
+            done.purpose = purpose.to_string();
+            self.rounds.push(done);
+            return Ok(self.rounds.last().expect("pushed"));
+        }
+        let round = self.next_round;
+        self.next_round += 1;
+        let started = Instant::now();
+        let traffic_before = self.hub.traffic();
+        let mut record = RoundRecord::new(round, "aborted");
+        record.purpose = purpose.to_string();
+        let result = self
+            .run_round(round, computation, encoder, length, &mut record)
             .await;
+        if let Err(error) = result {
+            match error {
+                EngineError::Protocol(e) => {
+                    warn!(round, code = e.code(), %e, "round aborted, nothing released");
+                    record.reason = Some(e.to_string());
+                    self.journal.append(Entry::RoundAborted {
+                        job_id: self.job.id.clone(),
+                        round,
+                        reason: e.to_string(),
+                    })?;
+                    let members: Vec<u32> = self.present().into_iter().collect();
+                    for m in members {
+                        self.send(
+                            m,
+                            coordinator_message::Body::RoundAborted(proto::RoundAborted {
+                                round,
+                                reason: e.to_string(),
+                            }),
+                        )
+                        .await;
+                    }
+                }
+                other => return Err(other),
+            }
+        }
+        record.duration_s = started.elapsed().as_secs_f64();
+        record.traffic = self.hub.traffic() - traffic_before;
+        self.rounds.push(record);
+        Ok(self.rounds.last().expect("pushed"))
+    }
+
+    /// Journals the job's end and tells every member, with the job's
+    /// result when it succeeded.
+    pub async fn finish(
+        self,
+        success: bool,
+        reason: &str,
+        result_json: String,
+    ) -> Result<JobReport, EngineError> {
+        self.journal.append(Entry::JobFinished {
+            job_id: self.job.id.clone(),
+            success,
+            reason: reason.to_string(),
+        })?;
+        self.broadcast_all(coordinator_message::Body::JobFinished(proto::JobFinished {
+            success,
+            reason: reason.to_string(),
+            result_json,
+        }))
+        .await;
         Ok(JobReport {
-            job_id: job.id.clone(),
-            config_hash: job.config_hash.clone(),
-            cohort: engine.cohort.clone(),
-            threshold,
-            neighbours: engine.params.graph.neighbours(0).len() as u32,
-            rounds,
-            rejected_messages: engine.rejected,
+            job_id: self.job.id.clone(),
+            config_hash: self.job.config_hash.clone(),
+            cohort: self.cohort.clone(),
+            threshold: self.params.threshold,
+            neighbours: self.params.graph.neighbours(0).len() as u32,
+            rounds: self.rounds,
+            rejected_messages: self.rejected,
         })
     }
 
@@ -630,117 +742,44 @@ impl<'a> Engine<'a> {
         Ok(epoch)
     }
 
-    async fn run_rounds(
-        &mut self,
-        sum: &SecureSumJob,
-        encoder: &FixedPointEncoder,
-        rounds: std::ops::Range<u64>,
-        first_epoch: u32,
-    ) -> Result<Vec<RoundRecord>, EngineError> {
-        let mut records = Vec::new();
-        let mut epoch: Option<Epoch> = None;
-        let mut epoch_number = first_epoch;
-        let end = rounds.end;
-        let computation = proto::Computation {
-            encoding: Some(proto::Encoding {
-                frac_bits: sum.frac_bits,
-                ranges: vec![proto::ClipRange {
-                    lo: sum.lo,
-                    hi: sum.hi,
-                }],
-            }),
-            kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
-                name: sum.vector.clone(),
-            })),
-        };
-        for round in rounds {
-            let started = Instant::now();
-            let traffic_before = self.hub.traffic();
-            let mut record = RoundRecord::new(round, "aborted");
-            let result = self
-                .run_round(
-                    round,
-                    end,
-                    sum,
-                    &computation,
-                    encoder,
-                    &mut epoch,
-                    &mut epoch_number,
-                    &mut record,
-                )
-                .await;
-            if let Err(error) = result {
-                match error {
-                    EngineError::Protocol(e) => {
-                        warn!(round, code = e.code(), %e, "round aborted, nothing released");
-                        record.reason = Some(e.to_string());
-                        self.journal.append(Entry::RoundAborted {
-                            job_id: self.job.id.clone(),
-                            round,
-                            reason: e.to_string(),
-                        })?;
-                        let members: Vec<u32> = self.present().into_iter().collect();
-                        for m in members {
-                            self.send(
-                                m,
-                                coordinator_message::Body::RoundAborted(proto::RoundAborted {
-                                    round,
-                                    reason: e.to_string(),
-                                }),
-                            )
-                            .await;
-                        }
-                    }
-                    other => return Err(other),
-                }
-            }
-            record.duration_s = started.elapsed().as_secs_f64();
-            record.traffic = self.hub.traffic() - traffic_before;
-            records.push(record);
-        }
-        Ok(records)
-    }
-
-    #[allow(clippy::too_many_arguments)]
     async fn run_round(
         &mut self,
         round: u64,
-        end: u64,
-        sum: &SecureSumJob,
         computation: &proto::Computation,
         encoder: &FixedPointEncoder,
-        epoch: &mut Option<Epoch>,
-        epoch_number: &mut u32,
+        length: u32,
         record: &mut RoundRecord,
     ) -> Result<(), EngineError> {
-        if epoch.as_ref().is_none_or(|e| !e.start().covers(round)) {
-            *epoch = None;
-            let rounds = (end - round).min(self.settings.epoch_rounds as u64) as u32;
-            let number = *epoch_number;
-            *epoch_number += 1;
-            *epoch = Some(self.set_up_epoch(number, round, rounds).await?);
+        if self.epoch.as_ref().is_none_or(|e| !e.start().covers(round)) {
+            self.epoch = None;
+            let number = self.next_epoch;
+            self.next_epoch += 1;
+            let epoch = self
+                .set_up_epoch(number, round, self.settings.epoch_rounds)
+                .await?;
+            self.epoch = Some(epoch);
         }
-        let state = epoch.as_mut().expect("set up above");
-        record.epoch = Some(state.start().epoch);
         let present = self.present();
+        let state = self.epoch.as_mut().expect("set up above");
+        record.epoch = Some(state.start().epoch);
         let members: Vec<u32> = state
             .members()
             .iter()
             .copied()
             .filter(|m| present.contains(m))
             .collect();
-        let (request, mut inputs) =
-            state.open_round(round, members.clone(), sum.length as usize)?;
+        let (request, mut inputs) = state.open_round(round, members.clone(), length as usize)?;
+        let epoch_number = state.start().epoch;
         self.journal.append(Entry::RoundOpened {
             job_id: self.job.id.clone(),
             round,
-            epoch: state.start().epoch,
+            epoch: epoch_number,
             members: self.names(&members),
         })?;
         let mut wire_request: proto::MaskRequest = proto::MaskRequest {
             round,
             members: request.members.clone(),
-            length: sum.length,
+            length,
             computation: Some(computation.clone()),
         };
         wire_request.members.sort_unstable();
@@ -754,10 +793,12 @@ impl<'a> Engine<'a> {
         let survivors = unmask_request.survivors.clone();
         self.ask("unmask", round, &mut unmask, &survivors, request)
             .await?;
+        let state = self.epoch.as_mut().expect("set up above");
         let words = unmask.finish(state)?;
         let decoded = encoder.decode(&words);
         info!(
             round,
+            purpose = %record.purpose,
             survivors = record.survivors.len(),
             dropped = record.dropped.len(),
             "round released"

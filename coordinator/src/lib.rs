@@ -1,6 +1,10 @@
 //! The fedseg coordinator. The binary in `main.rs` only parses arguments;
 //! the work lives in these modules.
 //!
+//! - [`ahp`]: AHP feature weights from pairwise judgments.
+//! - [`segmentation`]: the joint segmentation job built on secure sums.
+//! - [`report`]: the human-readable report of a job's result.
+//! - [`playbook`]: segment names and the 4P marketing playbook.
 //! - [`bench`]: the `bench secure-sum` command and its sweep.
 //! - [`pki`]: the consortium CA and member certificates.
 //! - [`config`]: the `coordinator.toml` and `job.toml` files.
@@ -9,6 +13,7 @@
 //! - [`journal`]: appending signed records to the coordinator's journal.
 //! - [`audit`]: the read-only audit service for auditors.
 
+pub mod ahp;
 pub mod audit;
 pub mod bench;
 pub mod config;
@@ -17,5 +22,8 @@ pub mod engine;
 pub mod journal;
 pub mod journal_view;
 pub mod pki;
+pub mod playbook;
+pub mod report;
+pub mod segmentation;
 pub mod server;
 pub mod service;

@@ -10,9 +10,10 @@ use fedseg_common::identity::Role;
 use fedseg_common::journal::Entry;
 use fedseg_coordinator::bench::{self, SecureSumConfig};
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
-use fedseg_coordinator::engine::Engine;
+use fedseg_coordinator::engine::{Engine, JobReport};
 use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::pki::{self, Validity};
+use fedseg_coordinator::segmentation::{self, JobResult};
 use fedseg_coordinator::{demo, journal_view, server};
 use tokio::sync::oneshot;
 use tracing::info;
@@ -59,9 +60,10 @@ enum Command {
         /// Number of sites.
         #[arg(long, default_value_t = 3)]
         sites: usize,
-        /// Customers per site (used by the data plane).
-        #[arg(long, default_value_t = 1000)]
-        customers: usize,
+        /// Customers in the whole consortium, spread unevenly over the
+        /// sites (shares 1 : 2 : … : N).
+        #[arg(long, default_value_t = 6000)]
+        customers: u64,
         /// Only write the consortium; start nothing.
         #[arg(long)]
         init_only: bool,
@@ -176,11 +178,11 @@ fn main() -> Result<()> {
         Command::Demo {
             dir,
             sites,
-            customers: _,
+            customers,
             init_only,
             listen,
         } => {
-            demo::init(&dir, sites, &listen)?;
+            demo::init(&dir, sites, customers, &listen)?;
             if !init_only {
                 bail!(
                     "the full demo run arrives with the data plane; use --init-only, then `run` and one `fedseg-participant run` per site"
@@ -265,28 +267,50 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
         &config.tls.cert,
         &config.id,
     )?;
+    let job_id = job.id.clone();
     let outcome = tokio::select! {
-        report = Engine::run(running.hub.clone(), &mut events, config.rounds.clone(), &config.participants, &job, &mut journal) => report,
+        outcome = run_job(running.hub.clone(), &mut events, &config, &job, &mut journal) => outcome,
         _ = fedseg_common::process::shutdown_signal() => bail!("interrupted before the job finished"),
     };
     running.hub.close_all();
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), running.task).await;
-    let report = match outcome {
-        Ok(report) => report,
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
         Err(error) => {
-            journal.append(Entry::JobFinished {
-                job_id: job.id.clone(),
-                success: false,
-                reason: error.to_string(),
-            })?;
-            return Err(error.into());
+            // Record the end unless the engine already did (or the journal
+            // itself failed).
+            let finished = matches!(
+                journal.records().last().map(|r| &r.entry),
+                Some(Entry::JobFinished { job_id: id, .. }) if *id == job_id
+            );
+            if !finished {
+                let _ = journal.append(Entry::JobFinished {
+                    job_id,
+                    success: false,
+                    reason: format!("{error:#}"),
+                });
+            }
+            return Err(error);
         }
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join("result.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
+    let write = |name: &str, text: String| -> Result<PathBuf> {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    };
+    let (report, result) = outcome;
+    let path = match &result {
+        None => write("result.json", serde_json::to_string_pretty(&report)? + "\n")?,
+        Some(result) => {
+            write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
+            let report_path = write("report.md", fedseg_coordinator::report::markdown(result))?;
+            println!("{}", fedseg_coordinator::report::summary(result));
+            println!("report: {}", report_path.display());
+            write("result.json", serde_json::to_string_pretty(result)? + "\n")?
+        }
+    };
     let released = report
         .rounds
         .iter()
@@ -294,4 +318,40 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
         .count();
     info!(released, rounds = report.rounds.len(), result = %path.display(), "job finished");
     Ok(())
+}
+
+/// Runs `job` to its end: a `[secure_sum]` job, or the segmentation. A
+/// failure after the cohort formed is journaled and told to every member.
+async fn run_job(
+    hub: std::sync::Arc<fedseg_coordinator::service::Hub>,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<fedseg_coordinator::service::Event>,
+    config: &CoordinatorConfig,
+    job: &Job,
+    journal: &mut JournalWriter,
+) -> Result<(JobReport, Option<JobResult>)> {
+    let mut engine = Engine::start(
+        hub,
+        events,
+        config.rounds.clone(),
+        &config.participants,
+        job,
+        journal,
+    )
+    .await?;
+    if job.config.secure_sum.is_some() {
+        return Ok((engine.run_vector_sums().await?, None));
+    }
+    match segmentation::run(&mut engine, job).await {
+        Ok(result) => {
+            let json = serde_json::to_string_pretty(&result)? + "\n";
+            let report = engine.finish(true, "", json).await?;
+            Ok((report, Some(result)))
+        }
+        Err(error) => {
+            engine
+                .finish(false, &error.to_string(), String::new())
+                .await?;
+            Err(error.into())
+        }
+    }
 }

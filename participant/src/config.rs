@@ -11,6 +11,8 @@ use fedseg_common::identity;
 use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
 
+use crate::rfmlt::{ColumnNames, Tables};
+
 /// `participant.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,44 @@ pub struct ParticipantConfig {
     /// Reconnection back-off.
     #[serde(default)]
     pub reconnect: ReconnectSettings,
+    /// This site's canonical tables (contract keys).
+    pub data: Option<DataConfig>,
+    /// Directory for this site's local results (its customers' segments
+    /// and a copy of each job's result); never sent anywhere.
+    #[serde(default = "default_output")]
+    pub output: PathBuf,
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("out")
+}
+
+/// `[data]`: where the three canonical tables are, and the bank's own
+/// column names where they differ from the canonical ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Transactions table (CSV).
+    pub transactions: PathBuf,
+    /// Interactions table (CSV).
+    pub interactions: PathBuf,
+    /// Customers table (CSV).
+    pub customers: PathBuf,
+    /// `[data.columns.<table>]`: canonical column → the bank's header.
+    #[serde(default)]
+    pub columns: ColumnNames,
+}
+
+impl DataConfig {
+    /// The tables as the feature computation reads them.
+    pub fn tables(&self) -> Tables {
+        Tables {
+            transactions: self.transactions.clone(),
+            interactions: self.interactions.clone(),
+            customers: self.customers.clone(),
+            columns: self.columns.clone(),
+        }
+    }
 }
 
 /// How the participant retries a lost connection: exponential back-off with
@@ -76,6 +116,22 @@ impl ParticipantConfig {
         for file in config.vectors.values_mut() {
             *file = base.join(&*file);
         }
+        if let Some(data) = &mut config.data {
+            if let Some(unknown) = data.columns.unknown() {
+                return Err(invalid(
+                    &format!("data.columns.{unknown}"),
+                    "not a canonical column of that table".into(),
+                ));
+            }
+            for file in [
+                &mut data.transactions,
+                &mut data.interactions,
+                &mut data.customers,
+            ] {
+                *file = base.join(&*file);
+            }
+        }
+        config.output = base.join(&config.output);
         Ok(config)
     }
 }

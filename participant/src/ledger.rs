@@ -29,6 +29,12 @@ pub enum LedgerError {
         /// The error.
         source: std::io::Error,
     },
+    /// Another process holds the ledger open for writing.
+    #[error("{path}: the ledger is in use by another participant process")]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// A line is damaged or the chain is broken.
     #[error("{path}: line {line}: {reason}")]
     Damaged {
@@ -112,6 +118,22 @@ pub fn read(path: &Path) -> Result<Vec<LedgerEntry>, LedgerError> {
 impl Ledger {
     /// Opens `path` for appending after checking what it already holds.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        // One writer per ledger: a second node on the same site's ledger
+        // would interleave and break the chain.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LedgerError::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(path)(e)),
+        }
         let entries = read(path)?;
         let prev = match std::fs::read_to_string(path) {
             Ok(text) => text.lines().last().map_or(GENESIS.to_string(), |l| {
@@ -119,11 +141,6 @@ impl Ledger {
             }),
             Err(_) => GENESIS.to_string(),
         };
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io(path))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -234,4 +251,31 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ledger_has_one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.log");
+        let mut first = Ledger::open(&path).unwrap();
+        first
+            .record("job", Some(0), "masked-input", b"abc")
+            .unwrap();
+        assert!(matches!(
+            Ledger::open(&path),
+            Err(LedgerError::InUse { .. })
+        ));
+        drop(first);
+        let mut again = Ledger::open(&path).unwrap();
+        again
+            .record("job", Some(1), "masked-input", b"def")
+            .unwrap();
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].seq, 1);
+    }
 }

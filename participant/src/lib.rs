@@ -6,9 +6,13 @@
 //! - [`node`]: the outbound session with the coordinator.
 //! - [`ledger`]: the egress ledger of everything that left the site.
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
+//! - [`output`]: this site's local results (segments, scores).
+//! - [`synth`]: synthetic canonical tables for trying fedseg out.
 
 pub mod config;
 pub mod ledger;
 pub mod node;
+pub mod output;
 pub mod rfmlt;
+pub mod synth;
 pub mod tasks;

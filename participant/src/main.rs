@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{ledger, node};
+use fedseg_participant::{ledger, node, rfmlt, synth};
 
 /// The fedseg participant node.
 #[derive(Parser)]
@@ -30,6 +30,31 @@ enum Command {
     /// The egress ledger: everything that left this site.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Compute this site's RFMLT features and print a summary (row counts,
+    /// exclusions, quantiles), without contacting anyone.
+    Features {
+        /// participant.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// Reference date, YYYY-MM-DD (default: today, UTC).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Write synthetic canonical tables for one bank.
+    Synth {
+        /// Directory for customers.csv, transactions.csv, interactions.csv.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of customers.
+        #[arg(long)]
+        customers: u64,
+        /// Seed; the same seed writes the same files.
+        #[arg(long)]
+        seed: u64,
+        /// Mix of customer behaviours: retail, fintech or private.
+        #[arg(long, default_value = "retail")]
+        profile: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,12 +90,98 @@ fn main() -> Result<()> {
                 .build()?;
             runtime.block_on(node::run(config, fedseg_common::process::shutdown_signal()))?;
         }
+        Command::Features { config, as_of } => {
+            features(&ParticipantConfig::load(&config)?, as_of.as_deref())?
+        }
+        Command::Synth {
+            out,
+            customers,
+            seed,
+            profile,
+        } => {
+            let started = std::time::Instant::now();
+            let written = synth::write(&out, customers, seed, &profile)?;
+            println!(
+                "wrote {} customers, {} transactions, {} interactions under {} in {:.1} s",
+                written.customers,
+                written.transactions,
+                written.interactions,
+                out.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Command::Ledger(LedgerCommand::Show { config }) => {
             ledger_show(&ParticipantConfig::load(&config)?)?
         }
         Command::Ledger(LedgerCommand::Verify { config, journal }) => {
             ledger_verify(&ParticipantConfig::load(&config)?, &journal)?
         }
+    }
+    Ok(())
+}
+
+fn features(config: &ParticipantConfig, as_of: Option<&str>) -> Result<()> {
+    let data = config
+        .data
+        .as_ref()
+        .context("participant.toml has no [data] tables")?;
+    let as_of = match as_of {
+        Some(text) => {
+            rfmlt::parse_date(text).with_context(|| format!("--as-of {text:?} is not a date"))?
+        }
+        None => time::OffsetDateTime::now_utc().date(),
+    };
+    let started = std::time::Instant::now();
+    let features = rfmlt::compute(&data.tables(), as_of)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let [transactions, interactions, customers] = features.rows;
+    println!("as of {as_of}, read in {elapsed:.2} s:");
+    println!("  customers table      {customers:>12} rows");
+    println!("  transactions table   {transactions:>12} rows");
+    println!("  interactions table   {interactions:>12} rows");
+    println!(
+        "  rows after as_of     {:>12} (ignored)",
+        features.rows_after_as_of
+    );
+    println!(
+        "  refused marketing    {:>12} customers (excluded)",
+        features.excluded_no_consent
+    );
+    println!(
+        "  consenting           {:>12} customers",
+        features.customers.len()
+    );
+    println!(
+        "  converted            {:>12} customers",
+        features.customers.iter().filter(|c| c.converted).count()
+    );
+    println!();
+    println!(
+        "{:<8} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "feature", "mean", "min", "p25", "median", "p75", "p95", "max"
+    );
+    for (j, name) in ["R days", "F", "M", "L days", "T"].into_iter().enumerate() {
+        let mut values: Vec<f64> = features
+            .customers
+            .iter()
+            .map(|c| [c.r, c.f, c.m, c.l, c.t][j])
+            .collect();
+        values.sort_by(f64::total_cmp);
+        if values.is_empty() {
+            println!("{name:<8} (no customers)");
+            continue;
+        }
+        let q = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        println!(
+            "{name:<8} {mean:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
+            q(0.0),
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            q(0.95),
+            q(1.0)
+        );
     }
     Ok(())
 }

@@ -28,7 +28,8 @@ use tracing::{info, warn};
 
 use crate::config::ParticipantConfig;
 use crate::ledger::{Ledger, LedgerError};
-use crate::tasks;
+use crate::output;
+use crate::tasks::{self, Site};
 
 /// Wire protocol version this node speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -71,6 +72,18 @@ struct JobState {
     params: Arc<JobParams>,
     index: u32,
     epoch: EpochState,
+    /// This site's data for the job, when it has tables configured.
+    site: Option<Site>,
+}
+
+/// Runs CPU-bound local work without stalling the session's other tasks.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 /// What the node does with one coordinator message.
@@ -238,7 +251,20 @@ fn handle(
         Body::JobOffer(offer) => return Ok(accept_offer(config, job, &message.job_id, offer)),
         Body::JobFinished(done) => {
             info!(job = %message.job_id, success = done.success, "job finished");
-            *job = None;
+            if let Some(finished) = job.take().filter(|j| j.id == message.job_id)
+                && done.success
+                && !done.result_json.is_empty()
+            {
+                match output::write_job(
+                    &config.output,
+                    &finished.id,
+                    finished.site.as_ref(),
+                    &done.result_json,
+                ) {
+                    Ok(dir) => info!(dir = %dir.display(), "wrote this site's local results"),
+                    Err(error) => warn!(%error, "could not write the local results"),
+                }
+            }
             return Ok(Reply::Nothing);
         }
         Body::RoundAborted(aborted) => {
@@ -276,6 +302,26 @@ fn accept_offer(
     let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
         return decline("the graph seed is not 32 bytes".into());
     };
+    let site = match &config.data {
+        None => None,
+        Some(data) => {
+            let Some(as_of) = job_as_of(&offer.config) else {
+                return decline("the job config has no valid as_of date".into());
+            };
+            match blocking(|| Site::load(&data.tables(), as_of)) {
+                Ok(site) => {
+                    info!(
+                        customers = site.features.customers.len(),
+                        excluded_no_consent = site.features.excluded_no_consent,
+                        %as_of,
+                        "features computed"
+                    );
+                    Some(site)
+                }
+                Err(error) => return decline(format!("this site's data: {error}")),
+            }
+        }
+    };
     match JobParams::new(
         job_id,
         offer.cohort.len() as u32,
@@ -290,6 +336,7 @@ fn accept_offer(
                 params: Arc::new(params),
                 index: offer.index,
                 epoch: EpochState::Idle,
+                site,
             });
             Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
                 accept: true,
@@ -347,7 +394,7 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
             }
         }
         (Body::MaskRequest(request), EpochState::Ready(mut ready)) => {
-            let reply = mask(config, job.index, &mut ready, &request);
+            let reply = mask(config, job.index, job.site.as_mut(), &mut ready, &request);
             job.epoch = EpochState::Ready(ready);
             reply
         }
@@ -380,9 +427,16 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
     }
 }
 
+/// The job's reference date, from the offered job.toml.
+fn job_as_of(config: &str) -> Option<time::Date> {
+    let table: toml::Table = toml::from_str(config).ok()?;
+    crate::rfmlt::parse_date(table.get("as_of")?.as_str()?)
+}
+
 fn mask(
     config: &ParticipantConfig,
     index: u32,
+    site: Option<&mut Site>,
     ready: &mut ReadyEpoch,
     request: &proto::MaskRequest,
 ) -> Reply {
@@ -393,7 +447,8 @@ fn mask(
             "the request names no computation".into(),
         );
     };
-    let encoded = match tasks::compute(config, computation, index, request.length as usize) {
+    let length = request.length as usize;
+    let encoded = match blocking(|| tasks::compute(config, site, computation, index, length)) {
         Ok(encoded) => encoded,
         Err(error) => {
             warn!(round = request.round, %error, "local computation failed; nothing sent");

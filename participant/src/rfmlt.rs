@@ -10,7 +10,7 @@
 //! marketing are dropped before anything else. Every bad row is an error
 //! naming the file, line and column; nothing is computed from a bad file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -30,12 +30,14 @@ pub enum DataError {
         reason: String,
     },
     /// A required column is missing from the header.
-    #[error("{path}: missing column `{column}`")]
+    #[error("{path}: missing column `{header}` (the table's `{column}`)")]
     MissingColumn {
         /// The file.
         path: PathBuf,
-        /// The column.
+        /// The canonical column.
         column: &'static str,
+        /// The header it was looked for under (after any mapping).
+        header: String,
     },
     /// A value is not acceptable.
     #[error("{path}: line {line}, column `{column}`: {reason}")]
@@ -60,6 +62,45 @@ pub struct Tables {
     pub interactions: PathBuf,
     /// `customer_id, consent_marketing, converted[, since]`.
     pub customers: PathBuf,
+    /// The bank's own names for canonical columns, per table.
+    pub columns: ColumnNames,
+}
+
+/// Canonical columns of each table, as the data contract names them.
+pub const TRANSACTION_COLUMNS: [&str; 3] = ["customer_id", "ts", "amount"];
+/// Canonical columns of the interactions table.
+pub const INTERACTION_COLUMNS: [&str; 3] = ["customer_id", "ts", "kind"];
+/// Canonical columns of the customers table.
+pub const CUSTOMER_COLUMNS: [&str; 4] = ["customer_id", "consent_marketing", "converted", "since"];
+
+/// A bank's own column names: canonical name → header in its file, per
+/// table. Columns not named keep their canonical name.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColumnNames {
+    /// For the transactions table.
+    pub transactions: BTreeMap<String, String>,
+    /// For the interactions table.
+    pub interactions: BTreeMap<String, String>,
+    /// For the customers table.
+    pub customers: BTreeMap<String, String>,
+}
+
+impl ColumnNames {
+    /// The first mapped name that is not a canonical column of its table,
+    /// as `table.name`.
+    pub fn unknown(&self) -> Option<String> {
+        let tables: [(&str, &BTreeMap<String, String>, &[&str]); 3] = [
+            ("transactions", &self.transactions, &TRANSACTION_COLUMNS),
+            ("interactions", &self.interactions, &INTERACTION_COLUMNS),
+            ("customers", &self.customers, &CUSTOMER_COLUMNS),
+        ];
+        tables.into_iter().find_map(|(table, map, canonical)| {
+            map.keys()
+                .find(|k| !canonical.contains(&k.as_str()))
+                .map(|k| format!("{table}.{k}"))
+        })
+    }
 }
 
 /// Interaction counts by kind.
@@ -141,6 +182,7 @@ struct Reader {
 impl Reader {
     fn open(
         path: &Path,
+        names: &BTreeMap<String, String>,
         required: &[&'static str],
         optional: &[&'static str],
     ) -> Result<Self, DataError> {
@@ -154,7 +196,8 @@ impl Reader {
         let headers = reader.headers().map_err(|e| read_error(&e))?.clone();
         let mut columns = HashMap::new();
         for &name in required.iter().chain(optional) {
-            match headers.iter().position(|h| h.trim() == name) {
+            let header = names.get(name).map_or(name, String::as_str);
+            match headers.iter().position(|h| h.trim() == header) {
                 Some(i) => {
                     columns.insert(name, i);
                 }
@@ -162,6 +205,7 @@ impl Reader {
                     return Err(DataError::MissingColumn {
                         path: path.to_path_buf(),
                         column: name,
+                        header: header.to_string(),
                     });
                 }
                 None => {}
@@ -286,8 +330,9 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
     let mut excluded_no_consent = 0;
     let mut reader = Reader::open(
         &tables.customers,
-        &["customer_id", "consent_marketing", "converted"],
-        &["since"],
+        &tables.columns.customers,
+        &CUSTOMER_COLUMNS[..3],
+        &CUSTOMER_COLUMNS[3..],
     )?;
     let customer_rows = reader.for_each(|row| {
         let id = row.text("customer_id")?;
@@ -335,56 +380,31 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         Ok(())
     })?;
 
-    let mut window = Window {
+    // Both dated tables are read at once, one thread each; they share only
+    // the read-only customer index.
+    let known = &known;
+    let consenting = customers.len();
+    let (transactions, interactions) = std::thread::scope(|scope| {
+        let transactions = scope.spawn(move || read_purchases(tables, known, consenting, as_of));
+        let interactions = read_interactions(tables, known, consenting, as_of);
+        (transactions.join(), interactions)
+    });
+    let transactions = transactions.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    let interactions = interactions?;
+    let window = Window {
         as_of,
-        earliest: None,
-        after: 0,
+        earliest: match (transactions.window.earliest, interactions.window.earliest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        after: transactions.window.after + interactions.window.after,
     };
-    let mut purchases = vec![Purchases::default(); customers.len()];
-    let mut reader = Reader::open(&tables.transactions, &["customer_id", "ts", "amount"], &[])?;
-    let transaction_rows = reader.for_each(|row| {
-        let customer = row.customer(&known)?;
-        let ts = row.date("ts")?;
-        let amount_text = row.text("amount")?;
-        let amount: f64 = amount_text
-            .parse()
-            .map_err(|_| row.bad("amount", format!("{amount_text:?} is not a number")))?;
-        if !(amount > 0.0 && amount.is_finite()) {
-            return Err(row.bad("amount", format!("{amount_text} is not a positive amount")));
-        }
-        if !window.admit(ts, customer) {
-            return Ok(());
-        }
-        if let Some(i) = customer.index {
-            let p = &mut purchases[i];
-            p.count += 1;
-            p.total += amount;
-            p.first = Some(p.first.map_or(ts, |f| f.min(ts)));
-            p.last = Some(p.last.map_or(ts, |l| l.max(ts)));
-        }
-        Ok(())
-    })?;
-
-    let mut reader = Reader::open(&tables.interactions, &["customer_id", "ts", "kind"], &[])?;
-    let interaction_rows = reader.for_each(|row| {
-        let customer = row.customer(&known)?;
-        let ts = row.date("ts")?;
-        let kind = row.get("kind").unwrap_or_default().to_ascii_lowercase();
-        if !window.admit(ts, customer) {
-            return Ok(());
-        }
-        if let Some(i) = customer.index {
-            let c = &mut customers[i];
-            c.t += 1.0;
-            match kind.as_str() {
-                "inquiry" => c.kinds.inquiry += 1,
-                "save" => c.kinds.save += 1,
-                "search" => c.kinds.search += 1,
-                _ => c.kinds.other += 1,
-            }
-        }
-        Ok(())
-    })?;
+    let purchases = transactions.per_customer;
+    for (c, (t, kinds)) in customers.iter_mut().zip(interactions.per_customer) {
+        c.t = t as f64;
+        c.kinds = kinds;
+    }
+    let (transaction_rows, interaction_rows) = (transactions.rows, interactions.rows);
 
     let days = |from: Date, to: Date| (to - from).whole_days().max(0) as f64;
     let site_start = window.earliest.unwrap_or(as_of);
@@ -408,5 +428,106 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         excluded_no_consent,
         rows: [transaction_rows, interaction_rows, customer_rows],
         rows_after_as_of: window.after,
+    })
+}
+
+/// What one pass over a dated table found.
+struct Pass<T> {
+    per_customer: Vec<T>,
+    window: Window,
+    rows: u64,
+}
+
+fn read_purchases(
+    tables: &Tables,
+    known: &HashMap<String, CustomerRow>,
+    consenting: usize,
+    as_of: Date,
+) -> Result<Pass<Purchases>, DataError> {
+    let mut window = Window {
+        as_of,
+        earliest: None,
+        after: 0,
+    };
+    let mut purchases = vec![Purchases::default(); consenting];
+    let mut reader = Reader::open(
+        &tables.transactions,
+        &tables.columns.transactions,
+        &TRANSACTION_COLUMNS,
+        &[],
+    )?;
+    let rows = reader.for_each(|row| {
+        let customer = row.customer(known)?;
+        let ts = row.date("ts")?;
+        let amount_text = row.text("amount")?;
+        let amount: f64 = amount_text
+            .parse()
+            .map_err(|_| row.bad("amount", format!("{amount_text:?} is not a number")))?;
+        if !(amount > 0.0 && amount.is_finite()) {
+            return Err(row.bad("amount", format!("{amount_text} is not a positive amount")));
+        }
+        if !window.admit(ts, customer) {
+            return Ok(());
+        }
+        if let Some(i) = customer.index {
+            let p = &mut purchases[i];
+            p.count += 1;
+            p.total += amount;
+            p.first = Some(p.first.map_or(ts, |f| f.min(ts)));
+            p.last = Some(p.last.map_or(ts, |l| l.max(ts)));
+        }
+        Ok(())
+    })?;
+    Ok(Pass {
+        per_customer: purchases,
+        window,
+        rows,
+    })
+}
+
+fn read_interactions(
+    tables: &Tables,
+    known: &HashMap<String, CustomerRow>,
+    consenting: usize,
+    as_of: Date,
+) -> Result<Pass<(u64, KindCounts)>, DataError> {
+    let mut window = Window {
+        as_of,
+        earliest: None,
+        after: 0,
+    };
+    let mut counts = vec![(0u64, KindCounts::default()); consenting];
+    let mut reader = Reader::open(
+        &tables.interactions,
+        &tables.columns.interactions,
+        &INTERACTION_COLUMNS,
+        &[],
+    )?;
+    let rows = reader.for_each(|row| {
+        let customer = row.customer(known)?;
+        let ts = row.date("ts")?;
+        let kind = row.get("kind").unwrap_or_default();
+        if !window.admit(ts, customer) {
+            return Ok(());
+        }
+        if let Some(i) = customer.index {
+            let (t, kinds) = &mut counts[i];
+            *t += 1;
+            if kind.eq_ignore_ascii_case("inquiry") {
+                kinds.inquiry += 1;
+            } else if kind.eq_ignore_ascii_case("save") {
+                kinds.save += 1;
+            } else if kind.eq_ignore_ascii_case("search") {
+                kinds.search += 1;
+            } else {
+                kinds.other += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Pass {
+        per_customer: counts,
+        window,
+        rows,
     })
 }

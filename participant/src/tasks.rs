@@ -1,14 +1,18 @@
 //! The registry of local computations a round can ask for. Each turns the
-//! request into a real vector from this site's own files; only its masked
-//! encoding ever leaves.
+//! request into a real vector from this site's own data (sums over its
+//! customers, never one customer's values); only its masked encoding ever
+//! leaves.
 
 use std::path::PathBuf;
 
+use fedseg_common::features::{self, DIM, Space};
 use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEncoder};
 use fedseg_common::proto::{self, computation::Kind};
 use thiserror::Error;
+use time::Date;
 
 use crate::config::ParticipantConfig;
+use crate::rfmlt::{self, DataError, Features, Tables};
 
 /// Why a computation could not be done.
 #[derive(Debug, Error)]
@@ -46,14 +50,125 @@ pub enum TaskError {
         /// Vector length.
         got: usize,
     },
+    /// The request needs this site's tables, and none are configured.
+    #[error("this site has no [data] tables configured")]
+    NoData,
+    /// The request is inconsistent.
+    #[error("bad request: {0}")]
+    Request(String),
     /// The values cannot be encoded.
     #[error(transparent)]
     Encoding(#[from] EncodingError),
 }
 
+/// A site's data for one job: its customers' features as of the job's
+/// date, loaded once when the job is accepted, and their segments once the
+/// segmentation is final.
+#[derive(Debug)]
+pub struct Site {
+    /// The job's reference date.
+    pub as_of: Date,
+    /// RFMLT features of the consenting customers.
+    pub features: Features,
+    /// Transformed features x, one per customer.
+    points: Vec<[f64; DIM]>,
+    /// Each customer's segment, after the segment profile round.
+    pub segments: Option<Vec<u32>>,
+}
+
+impl Site {
+    /// Reads the site's tables and computes features as of `as_of`.
+    pub fn load(tables: &Tables, as_of: Date) -> Result<Self, DataError> {
+        let features = rfmlt::compute(tables, as_of)?;
+        let points = features
+            .customers
+            .iter()
+            .map(|c| features::transform([c.r, c.f, c.m, c.l, c.t]))
+            .collect();
+        Ok(Self {
+            as_of,
+            features,
+            points,
+            segments: None,
+        })
+    }
+}
+
+/// Customers per chunk of parallel work; fixed, so that the floating-point
+/// sums do not depend on the number of threads.
+const CHUNK: usize = 1 << 14;
+
+/// Sums `per_customer(i, out)` over every customer into a vector of
+/// `length`, in parallel chunks added up in chunk order.
+fn sum_over_customers(
+    customers: usize,
+    length: usize,
+    per_customer: impl Fn(usize, &mut [f64]) + Sync,
+) -> Vec<f64> {
+    let chunks = customers.div_ceil(CHUNK);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(chunks.max(1));
+    let mut partials = vec![vec![0.0; length]; chunks];
+    std::thread::scope(|scope| {
+        for (t, slots) in partials
+            .chunks_mut(chunks.div_ceil(threads).max(1))
+            .enumerate()
+        {
+            let per_customer = &per_customer;
+            let first_chunk = t * chunks.div_ceil(threads).max(1);
+            scope.spawn(move || {
+                for (c, out) in slots.iter_mut().enumerate() {
+                    let start = (first_chunk + c) * CHUNK;
+                    for i in start..(start + CHUNK).min(customers) {
+                        per_customer(i, out);
+                    }
+                }
+            });
+        }
+    });
+    let mut total = vec![0.0; length];
+    for partial in partials {
+        for (t, p) in total.iter_mut().zip(partial) {
+            *t += p;
+        }
+    }
+    total
+}
+
+fn site<'a>(site: Option<&'a mut Site>, as_of: &str) -> Result<&'a mut Site, TaskError> {
+    let site = site.ok_or(TaskError::NoData)?;
+    let asked = rfmlt::parse_date(as_of).ok_or_else(|| TaskError::Request("as_of".into()))?;
+    if asked != site.as_of {
+        return Err(TaskError::Request(format!(
+            "as_of {asked} differs from the job's {}",
+            site.as_of
+        )));
+    }
+    Ok(site)
+}
+
+fn space(space: Option<&proto::Space>) -> Result<Space, TaskError> {
+    let s = space.ok_or(TaskError::Missing("space"))?;
+    Space::from_slices(&s.mean, &s.std, &s.scale, &s.lo, &s.hi)
+        .ok_or_else(|| TaskError::Request("the space needs 5 entries per field".into()))
+}
+
+fn centroids(run: &proto::KMeansRun) -> Result<&[f64], TaskError> {
+    if run.k == 0 || run.centroids.len() != run.k as usize * DIM {
+        return Err(TaskError::Request(format!(
+            "a run of k = {} carries {} coordinates",
+            run.k,
+            run.centroids.len()
+        )));
+    }
+    Ok(&run.centroids)
+}
+
 /// Computes and encodes this site's vector for `computation`.
 pub fn compute(
     config: &ParticipantConfig,
+    data: Option<&mut Site>,
     computation: &proto::Computation,
     member: u32,
     length: usize,
@@ -83,6 +198,27 @@ pub fn compute(
                     % t.modulus.max(1)) as f64
             })
             .collect(),
+        Kind::Census(c) => census(site(data, &c.as_of)?),
+        Kind::FeatureStats(f) => feature_stats(site(data, &f.as_of)?, f)?,
+        Kind::KmeansStep(step) => {
+            let data = site(data, &step.as_of)?;
+            let space = space(step.space.as_ref())?;
+            let runs = step
+                .runs
+                .iter()
+                .map(centroids)
+                .collect::<Result<Vec<_>, _>>()?;
+            kmeans_step(data, &space, &runs)
+        }
+        Kind::SegmentProfile(p) => {
+            let data = site(data, &p.as_of)?;
+            let space = space(p.space.as_ref())?;
+            let run = p
+                .centroids
+                .as_ref()
+                .ok_or(TaskError::Missing("centroids"))?;
+            segment_profile(data, &space, centroids(run)?, p.frequent as u64)
+        }
     };
     if values.len() != length {
         return Err(TaskError::Length {
@@ -91,6 +227,142 @@ pub fn compute(
         });
     }
     Ok(encoder.encode(&values)?)
+}
+
+fn census(site: &Site) -> Vec<f64> {
+    let f = &site.features;
+    vec![
+        f.customers.len() as f64,
+        f.excluded_no_consent as f64,
+        f.rows[0] as f64,
+        f.rows[1] as f64,
+        f.rows_after_as_of as f64,
+        f.customers.iter().filter(|c| c.converted).count() as f64,
+    ]
+}
+
+fn feature_stats(site: &Site, request: &proto::FeatureStats) -> Result<Vec<f64>, TaskError> {
+    let bins = &request.bins;
+    let (Ok(lo), Ok(hi)) = (
+        <[f64; DIM]>::try_from(request.lo.as_slice()),
+        <[f64; DIM]>::try_from(request.hi.as_slice()),
+    ) else {
+        return Err(TaskError::Request(
+            "feature statistics need 5 clip bounds".into(),
+        ));
+    };
+    if bins.len() != DIM
+        || bins
+            .iter()
+            .any(|b| b.count == 0 || b.lo.partial_cmp(&b.hi) != Some(std::cmp::Ordering::Less))
+    {
+        return Err(TaskError::Request(
+            "feature statistics need 5 non-empty bin ranges".into(),
+        ));
+    }
+    let mut offsets = [0usize; DIM];
+    let mut length = 1 + 2 * DIM;
+    for (j, b) in bins.iter().enumerate() {
+        offsets[j] = length;
+        length += b.count as usize;
+    }
+    Ok(sum_over_customers(site.points.len(), length, |i, out| {
+        let x = features::clip(&site.points[i], &lo, &hi);
+        out[0] += 1.0;
+        for j in 0..DIM {
+            out[1 + j] += x[j];
+            out[1 + DIM + j] += x[j] * x[j];
+            let b = &bins[j];
+            let position = (x[j] - b.lo) / (b.hi - b.lo) * b.count as f64;
+            // Below the range casts to 0, above is capped: the end bins.
+            let bin = (position as usize).min(b.count as usize - 1);
+            out[offsets[j] + bin] += 1.0;
+        }
+    }))
+}
+
+/// Entries per cluster of a k-means step: count, coordinate sums, inertia.
+pub const KMEANS_ENTRIES: usize = DIM + 2;
+
+fn kmeans_step(site: &Site, space: &Space, runs: &[&[f64]]) -> Vec<f64> {
+    let mut offsets = Vec::with_capacity(runs.len());
+    let mut length = 0;
+    for run in runs {
+        offsets.push(length);
+        length += run.len() / DIM * KMEANS_ENTRIES;
+    }
+    sum_over_customers(site.points.len(), length, |i, out| {
+        let p = space.project(&site.points[i]);
+        for (run, &offset) in runs.iter().zip(&offsets) {
+            let (cluster, d2) = features::nearest(&p, run);
+            let slot = &mut out[offset + cluster * KMEANS_ENTRIES..][..KMEANS_ENTRIES];
+            slot[0] += 1.0;
+            for j in 0..DIM {
+                slot[1 + j] += p[j];
+            }
+            slot[DIM + 1] += d2;
+        }
+    })
+}
+
+/// Entries per cluster of a segment profile (see the proto).
+pub const PROFILE_ENTRIES: usize = 15;
+
+fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: u64) -> Vec<f64> {
+    let assignment: Vec<u32> = site
+        .points
+        .iter()
+        .map(|x| features::nearest(&space.project(x), centroids).0 as u32)
+        .collect();
+    let k = centroids.len() / DIM;
+    let customers = &site.features.customers;
+    // Raw values are clipped to the space's bounds, in original units.
+    let (lo, hi) = (
+        features::untransform(space.lo),
+        features::untransform(space.hi),
+    );
+    let values = sum_over_customers(customers.len(), k * PROFILE_ENTRIES, |i, out| {
+        let c = &customers[i];
+        let slot = &mut out[assignment[i] as usize * PROFILE_ENTRIES..][..PROFILE_ENTRIES];
+        let x = features::clip(&[c.r, c.f, c.m, c.l, c.t], &lo, &hi);
+        let kinds = c.kinds;
+        let no_purchase = c.f == 0.0;
+        // Refined groups of customers without a purchase, exclusive and in
+        // this order of precedence.
+        let refined = if !no_purchase {
+            None
+        } else if kinds.inquiry >= frequent {
+            Some(0)
+        } else if kinds.inquiry > 0 || kinds.save > 0 {
+            Some(1)
+        } else if kinds.search >= frequent {
+            Some(2)
+        } else {
+            Some(3)
+        };
+        let entries = [
+            1.0,
+            x[0],
+            x[1],
+            x[2],
+            x[3],
+            x[4],
+            kinds.inquiry as f64,
+            kinds.save as f64,
+            kinds.search as f64,
+            kinds.other as f64,
+            f64::from(refined == Some(0)),
+            f64::from(refined == Some(1)),
+            f64::from(refined == Some(2)),
+            f64::from(refined == Some(3)),
+            f64::from(c.converted),
+        ];
+        for (o, e) in slot.iter_mut().zip(entries) {
+            *o += e;
+        }
+    });
+    site.segments = Some(assignment);
+    values
 }
 
 fn read_vector(config: &ParticipantConfig, name: &str) -> Result<Vec<f64>, TaskError> {

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use fedseg_participant::rfmlt::{self, Customer, DataError, KindCounts, Tables};
+use fedseg_participant::rfmlt::{
+    self, ColumnNames, Customer, DataError, KindCounts, Tables, compute,
+};
 use time::macros::date;
 
 const CUSTOMERS: &str = "customer_id,consent_marketing,converted,since
@@ -42,6 +44,7 @@ fn tables(dir: &Path, customers: &str, transactions: &str, interactions: &str) -
         customers: write("customers.csv", customers),
         transactions: write("transactions.csv", transactions),
         interactions: write("interactions.csv", interactions),
+        columns: ColumnNames::default(),
     }
 }
 
@@ -179,6 +182,46 @@ fn bad_rows_name_file_line_and_column() {
         DataError::MissingColumn { column, .. } => assert_eq!(column, "amount"),
         other => panic!("{other}"),
     }
+}
+
+#[test]
+fn a_column_mapping_reads_a_bank_s_own_headers() {
+    let as_of = || date!(2026 - 11 - 01);
+    let dir = tempfile::tempdir().unwrap();
+    let canonical = tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS);
+    let expected = compute(&canonical, as_of()).unwrap();
+    let renamed_dir = tempfile::tempdir().unwrap();
+    let mut renamed = tables(
+        renamed_dir.path(),
+        &CUSTOMERS.replacen("customer_id", "cust_no", 1),
+        &TRANSACTIONS.replacen("customer_id,ts,amount", "cust_no,booked_at,eur", 1),
+        INTERACTIONS,
+    );
+    // Unmapped, the bank's headers are missing columns, named as looked for.
+    match compute(&renamed, as_of()).unwrap_err() {
+        DataError::MissingColumn { column, header, .. } => {
+            assert_eq!((column, header.as_str()), ("customer_id", "customer_id"))
+        }
+        other => panic!("{other}"),
+    }
+    let map = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    renamed.columns.customers = map(&[("customer_id", "cust_no")]);
+    renamed.columns.transactions = map(&[
+        ("customer_id", "cust_no"),
+        ("ts", "booked_at"),
+        ("amount", "eur"),
+    ]);
+    assert_eq!(compute(&renamed, as_of()).unwrap(), expected);
+    renamed.columns.transactions = map(&[("amount", "eur"), ("when", "booked_at")]);
+    assert_eq!(
+        renamed.columns.unknown().as_deref(),
+        Some("transactions.when")
+    );
 }
 
 #[test]

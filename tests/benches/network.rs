@@ -46,7 +46,7 @@ struct Measured {
 
 fn consortium(dir: &Path, n: usize, d: usize) -> (CoordinatorConfig, Job) {
     let port = fedseg_tests::free_port();
-    demo::init(dir, n, &format!("127.0.0.1:{port}")).unwrap();
+    demo::init(dir, n, 50 * n as u64, &format!("127.0.0.1:{port}")).unwrap();
     for (i, site) in demo::site_ids(n).iter().enumerate() {
         let values: Vec<String> = (0..d).map(|j| format!("{}", (i * 31 + j) % 1000)).collect();
         std::fs::write(
@@ -121,7 +121,7 @@ async fn secure(n: usize, d: usize) -> Measured {
         &config.id,
     )
     .unwrap();
-    let report = Engine::run(
+    let report = Engine::start(
         running.hub.clone(),
         &mut running.events,
         config.rounds.clone(),
@@ -129,6 +129,9 @@ async fn secure(n: usize, d: usize) -> Measured {
         &job,
         &mut journal,
     )
+    .await
+    .unwrap()
+    .run_vector_sums()
     .await
     .unwrap();
     running.hub.close_all();
