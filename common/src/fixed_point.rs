@@ -1,10 +1,17 @@
 //! Fixed-point encoding of real-valued vectors into wrapping `u64` words.
 //!
 //! Every secure sum adds `u64` words modulo 2^64. A real value is first
-//! clipped to its declared range, then scaled by 2^`frac_bits` and rounded to
-//! a two's-complement `i64`. [`FixedPointEncoder::check_capacity`] proves that
-//! the sum over a cohort of a given size cannot leave the `i64` range, so the
-//! wrapped sum decodes to the true (clipped, rounded) sum.
+//! clipped to its declared range, divided by its entry's unit (1 unless
+//! declared), then scaled by 2^`frac_bits` and rounded to a two's-complement
+//! `i64`. [`FixedPointEncoder::check_capacity`] proves that the sum over a
+//! cohort of a given size cannot leave the `i64` range, so the wrapped sum
+//! decodes to the true (clipped, rounded) sum.
+//!
+//! Units let one vector carry quantities of very different magnitudes (a
+//! count next to a sum of squares) with the same relative precision:
+//! [`FixedPointEncoder::finest`] sets each entry's unit to the power of two
+//! at or above its range, so dividing by it is exact, and gives every entry
+//! all the fractional bits the cohort size leaves.
 
 use thiserror::Error;
 
@@ -52,6 +59,15 @@ pub enum EncodingError {
     /// `frac_bits` is outside 0..=62.
     #[error("frac_bits must be at most 62, got {0}")]
     FracBits(u32),
+    /// A unit is not a positive finite number, or there are neither one per
+    /// range nor one for all.
+    #[error("unit {index} is invalid: {unit}")]
+    InvalidUnit {
+        /// Position of the unit.
+        index: usize,
+        /// The unit given.
+        unit: f64,
+    },
 }
 
 /// A declared closed interval a quantity is clipped to before encoding.
@@ -89,12 +105,37 @@ pub struct Encoded {
 pub struct FixedPointEncoder {
     frac_bits: u32,
     ranges: Vec<ClipRange>,
+    /// One unit per range, or a single unit for every entry.
+    units: Vec<f64>,
 }
 
 impl FixedPointEncoder {
     /// An encoder with `frac_bits` fractional bits. `ranges` holds either one
     /// range per entry or a single range applied to every entry.
     pub fn new(frac_bits: u32, ranges: Vec<ClipRange>) -> Result<Self, EncodingError> {
+        Self::with_units(frac_bits, ranges, vec![1.0])
+    }
+
+    /// An encoder whose entries are counted in `units` (one per range, or
+    /// one for all): entry i encodes `value / units[i] · 2^frac_bits`.
+    pub fn with_units(
+        frac_bits: u32,
+        ranges: Vec<ClipRange>,
+        units: Vec<f64>,
+    ) -> Result<Self, EncodingError> {
+        if !(units.len() == 1 || units.len() == ranges.len()) {
+            return Err(EncodingError::InvalidUnit {
+                index: units.len(),
+                unit: f64::NAN,
+            });
+        }
+        if let Some((index, &unit)) = units
+            .iter()
+            .enumerate()
+            .find(|(_, u)| !(u.is_finite() && **u > 0.0))
+        {
+            return Err(EncodingError::InvalidUnit { index, unit });
+        }
         if frac_bits > 62 {
             return Err(EncodingError::FracBits(frac_bits));
         }
@@ -107,22 +148,44 @@ impl FixedPointEncoder {
                 });
             }
         }
-        let encoder = Self { frac_bits, ranges };
+        let encoder = Self {
+            frac_bits,
+            ranges,
+            units,
+        };
         encoder.check_capacity(1)?;
         Ok(encoder)
     }
 
-    /// The encoder with the most fractional bits (at most `max_frac_bits`)
-    /// whose sums over `participants` cannot wrap: precision is whatever the
-    /// declared ranges leave room for.
+    /// Each entry's unit.
+    pub fn units(&self) -> &[f64] {
+        &self.units
+    }
+
+    fn unit(&self, index: usize) -> f64 {
+        if self.units.len() == 1 {
+            self.units[0]
+        } else {
+            self.units[index]
+        }
+    }
+
+    /// The encoder whose sums over `participants` cannot wrap with the most
+    /// fractional bits (at most `max_frac_bits`), each entry counted in the
+    /// power of two at or above its range's largest magnitude: every entry
+    /// is then resolved to about 2^-frac_bits of its range.
     pub fn finest(
         ranges: Vec<ClipRange>,
         participants: u64,
         max_frac_bits: u32,
     ) -> Result<Self, EncodingError> {
+        let units: Vec<f64> = ranges
+            .iter()
+            .map(|r| r.max_abs().log2().ceil().exp2().max(f64::MIN_POSITIVE))
+            .collect();
         let mut last = None;
         for frac_bits in (0..=max_frac_bits.min(62)).rev() {
-            let fits = Self::new(frac_bits, ranges.clone())
+            let fits = Self::with_units(frac_bits, ranges.clone(), units.clone())
                 .and_then(|e| e.check_capacity(participants).map(|()| e));
             match fits {
                 Ok(encoder) => return Ok(encoder),
@@ -159,8 +222,8 @@ impl FixedPointEncoder {
     /// the `i64` range for every entry, so that wrapping never changes it.
     pub fn check_capacity(&self, participants: u64) -> Result<(), EncodingError> {
         for (index, r) in self.ranges.iter().enumerate() {
-            // One more unit covers rounding of the largest value.
-            let bound = (r.max_abs() * self.scale()).ceil() + 1.0;
+            // One more step covers rounding of the largest value.
+            let bound = (r.max_abs() / self.unit(index) * self.scale()).ceil() + 1.0;
             let total = bound * participants as f64;
             if total >= i64::MAX as f64 {
                 return Err(EncodingError::CapacityExceeded {
@@ -198,7 +261,7 @@ impl FixedPointEncoder {
             if kept != v {
                 clipped += 1;
             }
-            words.push((kept * scale).round() as i64 as u64);
+            words.push((kept / self.unit(index) * scale).round() as i64 as u64);
         }
         Ok(Encoded { words, clipped })
     }
@@ -206,7 +269,11 @@ impl FixedPointEncoder {
     /// Decodes summed words back to real numbers.
     pub fn decode(&self, words: &[u64]) -> Vec<f64> {
         let step = self.resolution();
-        words.iter().map(|&w| w as i64 as f64 * step).collect()
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| w as i64 as f64 * step * self.unit(i))
+            .collect()
     }
 }
 
@@ -215,20 +282,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finest_takes_the_most_bits_that_fit() {
-        let ranges = vec![ClipRange::new(0.0, 1e6), ClipRange::new(-1.0, 1.0)];
+    fn finest_gives_every_entry_the_same_relative_precision() {
+        let ranges = vec![ClipRange::new(0.0, 1e12), ClipRange::new(-1.0, 1.0)];
         let e = FixedPointEncoder::finest(ranges.clone(), 10, 40).unwrap();
-        // 10 · 1e6 · 2^f < 2^63 holds up to f = 39, and f = 40 is too many.
-        assert_eq!(e.frac_bits(), 39);
+        // Units 2^40 and 1: each range is at most one unit, and
+        // 10 · 2^f < 2^63 leaves all 40 bits.
+        assert_eq!(e.units(), &[2f64.powi(40), 1.0]);
+        assert_eq!(e.frac_bits(), 40);
         assert!(e.check_capacity(10).is_ok());
-        assert_eq!(
-            FixedPointEncoder::finest(ranges.clone(), 10, 20)
-                .unwrap()
-                .frac_bits(),
-            20
-        );
-        let huge = vec![ClipRange::new(0.0, 1e18)];
-        assert!(FixedPointEncoder::finest(huge, 100, 40).is_err());
+        let values = [123_456_789.123_456, -0.000_123];
+        let decoded = e.decode(&e.encode(&values).unwrap().words);
+        assert!((decoded[0] - values[0]).abs() <= 2f64.powi(40) * e.resolution());
+        assert!((decoded[1] - values[1]).abs() <= e.resolution());
+        let capped = FixedPointEncoder::finest(ranges.clone(), 10, 20).unwrap();
+        assert_eq!(capped.frac_bits(), 20);
+        // A cohort of 2^30: 2^30 · (2^f + 1) < 2^63 holds up to f = 32.
+        let large = FixedPointEncoder::finest(ranges, 1 << 30, 40).unwrap();
+        assert_eq!(large.frac_bits(), 32);
+    }
+
+    #[test]
+    fn units_must_be_positive_and_match_the_ranges() {
+        let ranges = vec![ClipRange::new(0.0, 1.0), ClipRange::new(0.0, 2.0)];
+        assert!(FixedPointEncoder::with_units(8, ranges.clone(), vec![1.0, 0.0]).is_err());
+        assert!(FixedPointEncoder::with_units(8, ranges.clone(), vec![1.0; 3]).is_err());
+        let e = FixedPointEncoder::with_units(8, ranges, vec![0.5, 4.0]).unwrap();
+        let decoded = e.decode(&e.encode(&[0.25, 1.5]).unwrap().words);
+        assert_eq!(decoded, vec![0.25, 1.5]);
     }
 
     fn encoder(frac_bits: u32, lo: f64, hi: f64) -> FixedPointEncoder {

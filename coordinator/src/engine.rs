@@ -271,6 +271,7 @@ impl<'a> Engine<'a> {
                     lo: sum.lo,
                     hi: sum.hi,
                 }],
+                units: vec![],
             }),
             kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
                 name: sum.vector.clone(),

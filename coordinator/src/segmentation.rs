@@ -72,8 +72,10 @@ pub enum SegmentationError {
 
 /// Rounds tried for one step before the job gives up.
 const ATTEMPTS: u32 = 3;
-/// Finest fixed-point precision used.
-const MAX_FRAC_BITS: u32 = 40;
+/// Finest fixed-point precision asked for: in practice the cohort size
+/// decides (about 62 − log2 n bits of each entry's unit), which leaves every
+/// released sum as precise as the f64 it is decoded to.
+const MAX_FRAC_BITS: u32 = 62;
 /// Histogram bins per feature.
 const BINS: u32 = 128;
 /// Histogram ranges of x, narrower than the clip bounds so that the bins
@@ -334,6 +336,7 @@ impl Steps<'_, '_> {
                     .iter()
                     .map(|r| proto::ClipRange { lo: r.lo, hi: r.hi })
                     .collect(),
+                units: encoder.units().to_vec(),
             }),
             kind: Some(kind),
         };

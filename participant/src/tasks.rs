@@ -182,7 +182,12 @@ pub fn compute(
         .iter()
         .map(|r| ClipRange::new(r.lo, r.hi))
         .collect();
-    let encoder = FixedPointEncoder::new(encoding.frac_bits, ranges)?;
+    let units = if encoding.units.is_empty() {
+        vec![1.0]
+    } else {
+        encoding.units.clone()
+    };
+    let encoder = FixedPointEncoder::with_units(encoding.frac_bits, ranges, units)?;
     let values = match computation
         .kind
         .as_ref()

@@ -178,6 +178,17 @@ impl Consortium {
     /// A consortium of `sites` sites whose coordinator waits `phase_timeout_s`
     /// per phase and sets up keys every `epoch_rounds` rounds.
     pub fn new(sites: usize, phase_timeout_s: f64, epoch_rounds: u32) -> Self {
+        Self::with_customers(sites, 60 * sites as u64, phase_timeout_s, epoch_rounds)
+    }
+
+    /// Like [`Consortium::new`], with about `customers` synthetic customers
+    /// in all, spread over the sites in shares 1 : 2 : … : n.
+    pub fn with_customers(
+        sites: usize,
+        customers: u64,
+        phase_timeout_s: f64,
+        epoch_rounds: u32,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let status = Command::new(binary("fedseg-coordinator"))
@@ -186,6 +197,8 @@ impl Consortium {
                 "--init-only",
                 "--sites",
                 &sites.to_string(),
+                "--customers",
+                &customers.to_string(),
                 "--listen",
                 &format!("127.0.0.1:{port}"),
             ])
@@ -289,6 +302,19 @@ impl Consortium {
         }
         let n = fs::read_dir(self.path()).unwrap().count();
         spawn(command, self.path().join(format!("{site}-{n}.log")))
+    }
+
+    /// Starts one participant per site, runs the coordinator's job to its
+    /// end and returns the participants, still running.
+    pub fn run_job(&self) -> Vec<Process> {
+        let mut coordinator = self.run_coordinator();
+        let participants: Vec<Process> = self
+            .sites
+            .iter()
+            .map(|s| self.run_participant(s, None))
+            .collect();
+        coordinator.expect_success(300);
+        participants
     }
 
     /// The job's result.json.
