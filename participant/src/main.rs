@@ -39,6 +39,9 @@ enum Command {
         /// Reference date, YYYY-MM-DD (default: today, UTC).
         #[arg(long)]
         as_of: Option<String>,
+        /// Print one JSON line of counts, feature totals and timing instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Write synthetic canonical tables for one bank.
     Synth {
@@ -90,9 +93,11 @@ fn main() -> Result<()> {
                 .build()?;
             runtime.block_on(node::run(config, fedseg_common::process::shutdown_signal()))?;
         }
-        Command::Features { config, as_of } => {
-            features(&ParticipantConfig::load(&config)?, as_of.as_deref())?
-        }
+        Command::Features {
+            config,
+            as_of,
+            json,
+        } => features(&ParticipantConfig::load(&config)?, as_of.as_deref(), json)?,
         Command::Synth {
             out,
             customers,
@@ -120,7 +125,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn features(config: &ParticipantConfig, as_of: Option<&str>) -> Result<()> {
+fn features(config: &ParticipantConfig, as_of: Option<&str>, json: bool) -> Result<()> {
     let data = config
         .data
         .as_ref()
@@ -135,6 +140,24 @@ fn features(config: &ParticipantConfig, as_of: Option<&str>) -> Result<()> {
     let features = rfmlt::compute(&data.tables(), as_of)?;
     let elapsed = started.elapsed().as_secs_f64();
     let [transactions, interactions, customers] = features.rows;
+    if json {
+        let total =
+            |get: fn(&rfmlt::Customer) -> f64| -> f64 { features.customers.iter().map(get).sum() };
+        let line = serde_json::json!({
+            "as_of": as_of.to_string(),
+            "seconds": elapsed,
+            "rows": {"customers": customers, "transactions": transactions, "interactions": interactions},
+            "rows_after_as_of": features.rows_after_as_of,
+            "excluded_no_consent": features.excluded_no_consent,
+            "consenting": features.customers.len(),
+            "sum": {
+                "R": total(|c| c.r), "F": total(|c| c.f), "M": total(|c| c.m),
+                "L": total(|c| c.l), "T": total(|c| c.t),
+            },
+        });
+        println!("{line}");
+        return Ok(());
+    }
     println!("as of {as_of}, read in {elapsed:.2} s:");
     println!("  customers table      {customers:>12} rows");
     println!("  transactions table   {transactions:>12} rows");

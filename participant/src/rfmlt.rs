@@ -10,12 +10,12 @@
 //! marketing are dropped before anything else. Every bad row is an error
 //! naming the file, line and column; nothing is computed from a bad file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use time::Date;
-use time::macros::format_description;
 
 /// A table that cannot be used.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -165,18 +165,113 @@ struct Purchases {
 
 /// Parses an ISO-8601 date, or the date part of an ISO-8601 date-time.
 pub fn parse_date(text: &str) -> Option<Date> {
-    let date = text.get(..10)?;
-    let rest = &text[10..];
-    if !(rest.is_empty() || rest.starts_with('T') || rest.starts_with(' ')) {
+    let bytes = text.as_bytes();
+    if bytes.len() < 10 || !matches!(bytes.get(10), None | Some(b'T' | b' ')) {
         return None;
     }
-    Date::parse(date, format_description!("[year]-[month]-[day]")).ok()
+    // The fixed YYYY-MM-DD layout is read directly (the hot path of every
+    // dated row); `time` still validates the calendar date.
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    if bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(digits(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(digits(8..10)?).ok()?;
+    Date::from_calendar_date(digits(0..4)? as i32, month, day).ok()
+}
+
+/// The customers table by id, with a one-entry cache: rows of one customer
+/// usually come together.
+struct Lookup<'k> {
+    known: &'k CustomerIndex,
+    last_id: String,
+    last: Option<&'k CustomerRow>,
+}
+
+/// The customers table by id. Each id is stored once, in table order, and
+/// later moved into its customer's features.
+#[derive(Default)]
+struct CustomerIndex {
+    hasher: foldhash::fast::RandomState,
+    table: hashbrown::HashTable<u32>,
+    ids: Vec<String>,
+    rows: Vec<CustomerRow>,
+}
+
+impl CustomerIndex {
+    fn with_capacity(customers: usize) -> Self {
+        Self {
+            table: hashbrown::HashTable::with_capacity(customers),
+            ids: Vec::with_capacity(customers),
+            rows: Vec::with_capacity(customers),
+            ..Self::default()
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<&CustomerRow> {
+        let hash = self.hasher.hash_one(id);
+        self.table
+            .find(hash, |&i| self.ids[i as usize] == id)
+            .map(|&i| &self.rows[i as usize])
+    }
+
+    /// Adds a customer; false if the id is already there.
+    fn insert(&mut self, id: &str, row: CustomerRow) -> bool {
+        let Self {
+            hasher,
+            table,
+            ids,
+            rows,
+        } = self;
+        let hash = hasher.hash_one(id);
+        if table.find(hash, |&i| ids[i as usize] == id).is_some() {
+            return false;
+        }
+        table.insert_unique(hash, ids.len() as u32, |&i| {
+            hasher.hash_one(&ids[i as usize])
+        });
+        ids.push(id.to_string());
+        rows.push(row);
+        true
+    }
+}
+
+impl<'k> Lookup<'k> {
+    fn new(known: &'k CustomerIndex) -> Self {
+        Self {
+            known,
+            last_id: String::new(),
+            last: None,
+        }
+    }
+
+    /// The customer a row names, which must be in the customers table.
+    fn customer(&mut self, row: &Row<'_>) -> Result<&'k CustomerRow, DataError> {
+        let id = row.text("customer_id")?;
+        if let Some(last) = self.last.filter(|_| self.last_id == id) {
+            return Ok(last);
+        }
+        let found = self.known.get(id).ok_or_else(|| {
+            row.bad(
+                "customer_id",
+                format!("{id:?} is not in the customers table"),
+            )
+        })?;
+        self.last_id.clear();
+        self.last_id.push_str(id);
+        self.last = Some(found);
+        Ok(found)
+    }
 }
 
 struct Reader {
     path: PathBuf,
     reader: csv::Reader<std::fs::File>,
-    columns: HashMap<&'static str, usize>,
+    columns: Vec<(&'static str, usize)>,
 }
 
 impl Reader {
@@ -194,12 +289,12 @@ impl Reader {
             .from_path(path)
             .map_err(|e| read_error(&e))?;
         let headers = reader.headers().map_err(|e| read_error(&e))?.clone();
-        let mut columns = HashMap::new();
+        let mut columns = Vec::new();
         for &name in required.iter().chain(optional) {
             let header = names.get(name).map_or(name, String::as_str);
             match headers.iter().position(|h| h.trim() == header) {
                 Some(i) => {
-                    columns.insert(name, i);
+                    columns.push((name, i));
                 }
                 None if required.contains(&name) => {
                     return Err(DataError::MissingColumn {
@@ -251,7 +346,7 @@ impl Reader {
 
 struct Row<'a> {
     path: &'a Path,
-    columns: &'a HashMap<&'static str, usize>,
+    columns: &'a [(&'static str, usize)],
     record: &'a csv::StringRecord,
     line: u64,
 }
@@ -279,20 +374,6 @@ impl Window {
 }
 
 impl Row<'_> {
-    /// The customer this row names, which must be in the customers table.
-    fn customer<'k>(
-        &self,
-        known: &'k HashMap<String, CustomerRow>,
-    ) -> Result<&'k CustomerRow, DataError> {
-        let id = self.text("customer_id")?;
-        known.get(id).ok_or_else(|| {
-            self.bad(
-                "customer_id",
-                format!("{id:?} is not in the customers table"),
-            )
-        })
-    }
-
     fn bad(&self, column: &'static str, reason: impl Into<String>) -> DataError {
         DataError::BadValue {
             path: self.path.to_path_buf(),
@@ -304,8 +385,9 @@ impl Row<'_> {
 
     fn get(&self, column: &'static str) -> Option<&str> {
         self.columns
-            .get(column)
-            .and_then(|&i| self.record.get(i))
+            .iter()
+            .find(|(name, _)| *name == column)
+            .and_then(|&(_, i)| self.record.get(i))
             .map(str::trim)
     }
 
@@ -325,8 +407,11 @@ impl Row<'_> {
 
 /// Computes the features of every consenting customer as of `as_of`.
 pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
-    let mut known: HashMap<String, CustomerRow> = HashMap::new();
-    let mut customers: Vec<Customer> = Vec::new();
+    // Sized from the file (rows are rarely under 24 bytes) so the index is
+    // not rebuilt as it grows.
+    let expected = std::fs::metadata(&tables.customers).map_or(0, |m| m.len() / 24) as usize;
+    let mut known = CustomerIndex::with_capacity(expected);
+    let mut customers: Vec<Customer> = Vec::with_capacity(expected);
     let mut excluded_no_consent = 0;
     let mut reader = Reader::open(
         &tables.customers,
@@ -336,9 +421,9 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
     )?;
     let customer_rows = reader.for_each(|row| {
         let id = row.text("customer_id")?;
-        let consent = match row.text("consent_marketing")?.to_ascii_lowercase().as_str() {
-            "true" => true,
-            "false" => false,
+        let consent = match row.text("consent_marketing")? {
+            v if v.eq_ignore_ascii_case("true") => true,
+            v if v.eq_ignore_ascii_case("false") => false,
             other => {
                 return Err(row.bad(
                     "consent_marketing",
@@ -356,15 +441,12 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
             _ => None,
         };
         let index = consent.then_some(customers.len());
-        if known
-            .insert(id.to_string(), CustomerRow { index, since })
-            .is_some()
-        {
+        if !known.insert(id, CustomerRow { index, since }) {
             return Err(row.bad("customer_id", format!("{id:?} appears twice")));
         }
         if consent {
             let zero = Customer {
-                id: id.to_string(),
+                id: String::new(),
                 r: 0.0,
                 f: 0.0,
                 m: 0.0,
@@ -382,11 +464,11 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
 
     // Both dated tables are read at once, one thread each; they share only
     // the read-only customer index.
-    let known = &known;
+    let index = &known;
     let consenting = customers.len();
     let (transactions, interactions) = std::thread::scope(|scope| {
-        let transactions = scope.spawn(move || read_purchases(tables, known, consenting, as_of));
-        let interactions = read_interactions(tables, known, consenting, as_of);
+        let transactions = scope.spawn(move || read_purchases(tables, index, consenting, as_of));
+        let interactions = read_interactions(tables, index, consenting, as_of);
         (transactions.join(), interactions)
     });
     let transactions = transactions.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
@@ -408,10 +490,12 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
 
     let days = |from: Date, to: Date| (to - from).whole_days().max(0) as f64;
     let site_start = window.earliest.unwrap_or(as_of);
-    for row in known.values() {
+    let CustomerIndex { ids, rows, .. } = known;
+    for (id, row) in ids.into_iter().zip(rows) {
         let Some(i) = row.index else { continue };
         let p = purchases[i];
         let c = &mut customers[i];
+        c.id = id;
         c.f = p.count as f64;
         c.m = p.total;
         c.r = match p.last {
@@ -440,7 +524,7 @@ struct Pass<T> {
 
 fn read_purchases(
     tables: &Tables,
-    known: &HashMap<String, CustomerRow>,
+    known: &CustomerIndex,
     consenting: usize,
     as_of: Date,
 ) -> Result<Pass<Purchases>, DataError> {
@@ -456,8 +540,9 @@ fn read_purchases(
         &TRANSACTION_COLUMNS,
         &[],
     )?;
+    let mut lookup = Lookup::new(known);
     let rows = reader.for_each(|row| {
-        let customer = row.customer(known)?;
+        let customer = lookup.customer(row)?;
         let ts = row.date("ts")?;
         let amount_text = row.text("amount")?;
         let amount: f64 = amount_text
@@ -487,7 +572,7 @@ fn read_purchases(
 
 fn read_interactions(
     tables: &Tables,
-    known: &HashMap<String, CustomerRow>,
+    known: &CustomerIndex,
     consenting: usize,
     as_of: Date,
 ) -> Result<Pass<(u64, KindCounts)>, DataError> {
@@ -503,8 +588,9 @@ fn read_interactions(
         &INTERACTION_COLUMNS,
         &[],
     )?;
+    let mut lookup = Lookup::new(known);
     let rows = reader.for_each(|row| {
-        let customer = row.customer(known)?;
+        let customer = lookup.customer(row)?;
         let ts = row.date("ts")?;
         let kind = row.get("kind").unwrap_or_default();
         if !window.admit(ts, customer) {

@@ -238,4 +238,15 @@ fn dates_and_date_times_parse_to_their_day() {
     assert_eq!(rfmlt::parse_date("2026-02-30"), None);
     assert_eq!(rfmlt::parse_date("2026-02-281"), None);
     assert_eq!(rfmlt::parse_date("28.02.2026"), None);
+    for bad in [
+        "2026-13-01",
+        "2026-00-10",
+        "2026-1-010",
+        "2026/02/28",
+        "+026-02-28",
+        "2026-02-2",
+    ] {
+        assert_eq!(rfmlt::parse_date(bad), None, "{bad}");
+    }
+    assert_eq!(rfmlt::parse_date("2024-02-29"), Some(date!(2024 - 02 - 29)));
 }
