@@ -52,11 +52,11 @@ fn default_output() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// Transactions table (CSV).
+    /// Transactions table: CSV, or Parquet when the name ends in `.parquet`.
     pub transactions: PathBuf,
-    /// Interactions table (CSV).
+    /// Interactions table (CSV or Parquet).
     pub interactions: PathBuf,
-    /// Customers table (CSV).
+    /// Customers table (CSV or Parquet).
     pub customers: PathBuf,
     /// `[data.columns.<table>]`: canonical column → the bank's header.
     #[serde(default)]

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
+
+use arrow_array::Array;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -268,10 +270,27 @@ impl<'k> Lookup<'k> {
     }
 }
 
+/// Where a table's records come from: a CSV file, or a Parquet file whose
+/// needed columns are cast to text batch by batch so that both formats go
+/// through the same checks.
+enum Source {
+    Csv(csv::Reader<std::fs::File>),
+    Parquet(parquet::arrow::arrow_reader::ParquetRecordBatchReader),
+}
+
 struct Reader {
     path: PathBuf,
-    reader: csv::Reader<std::fs::File>,
+    source: Source,
+    /// Canonical column → position in the file (CSV) or in the batch
+    /// projection (Parquet).
     columns: Vec<(&'static str, usize)>,
+}
+
+/// Whether `path` names a Parquet file (by its extension).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
 impl Reader {
@@ -285,14 +304,38 @@ impl Reader {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let mut reader = csv::ReaderBuilder::new()
-            .from_path(path)
-            .map_err(|e| read_error(&e))?;
-        let headers = reader.headers().map_err(|e| read_error(&e))?.clone();
+        let (source, headers): (Source, Vec<String>) = if is_parquet(path) {
+            let file = std::fs::File::open(path).map_err(|e| read_error(&e))?;
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| read_error(&e))?;
+            let headers = builder
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let reader = builder
+                .with_batch_size(8192)
+                .build()
+                .map_err(|e| read_error(&e))?;
+            (Source::Parquet(reader), headers)
+        } else {
+            let mut reader = csv::ReaderBuilder::new()
+                .from_path(path)
+                .map_err(|e| read_error(&e))?;
+            let headers = reader
+                .headers()
+                .map_err(|e| read_error(&e))?
+                .iter()
+                .map(|h| h.trim().to_string())
+                .collect();
+            (Source::Csv(reader), headers)
+        };
         let mut columns = Vec::new();
         for &name in required.iter().chain(optional) {
             let header = names.get(name).map_or(name, String::as_str);
-            match headers.iter().position(|h| h.trim() == header) {
+            match headers.iter().position(|h| h == header) {
                 Some(i) => {
                     columns.push((name, i));
                 }
@@ -308,20 +351,70 @@ impl Reader {
         }
         Ok(Self {
             path: path.to_path_buf(),
-            reader,
+            source,
             columns,
         })
     }
 
-    /// Calls `row` for every record with its line number.
+    /// Calls `row` for every record with its line number (CSV) or 1-based
+    /// row number (Parquet).
     fn for_each(
         &mut self,
         mut row: impl FnMut(&Row<'_>) -> Result<(), DataError>,
     ) -> Result<u64, DataError> {
+        let read_error = |path: &Path, e: &dyn std::fmt::Display| DataError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let mut record = csv::StringRecord::new();
         let mut count = 0;
+        let reader = match &mut self.source {
+            Source::Parquet(batches) => {
+                // The projection: the needed columns, in `columns` order.
+                let projected: Vec<(&'static str, usize)> = self
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(name, _))| (name, k))
+                    .collect();
+                for batch in batches {
+                    let batch = batch.map_err(|e| read_error(&self.path, &e))?;
+                    let texts = self
+                        .columns
+                        .iter()
+                        .map(|&(_, i)| {
+                            arrow_cast::cast(batch.column(i), &arrow_schema::DataType::Utf8)
+                                .map_err(|e| read_error(&self.path, &e))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let texts: Vec<&arrow_array::StringArray> = texts
+                        .iter()
+                        .map(|a| {
+                            a.as_any()
+                                .downcast_ref()
+                                .expect("a cast to Utf8 gives a StringArray")
+                        })
+                        .collect();
+                    for i in 0..batch.num_rows() {
+                        record.clear();
+                        for text in &texts {
+                            record.push_field(if text.is_null(i) { "" } else { text.value(i) });
+                        }
+                        count += 1;
+                        row(&Row {
+                            path: &self.path,
+                            columns: &projected,
+                            record: &record,
+                            line: count,
+                        })?;
+                    }
+                }
+                return Ok(count);
+            }
+            Source::Csv(reader) => reader,
+        };
         loop {
-            match self.reader.read_record(&mut record) {
+            match reader.read_record(&mut record) {
                 Ok(false) => return Ok(count),
                 Ok(true) => {
                     count += 1;
@@ -333,12 +426,7 @@ impl Reader {
                         line,
                     })?;
                 }
-                Err(e) => {
-                    return Err(DataError::Read {
-                        path: self.path.clone(),
-                        reason: e.to_string(),
-                    });
-                }
+                Err(e) => return Err(read_error(&self.path, &e)),
             }
         }
     }

@@ -250,3 +250,124 @@ fn dates_and_date_times_parse_to_their_day() {
     }
     assert_eq!(rfmlt::parse_date("2024-02-29"), Some(date!(2024 - 02 - 29)));
 }
+
+/// Writes `columns` (name, array) as one Parquet file.
+fn write_parquet(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>) {
+    let batch = arrow_array::RecordBatch::try_from_iter(columns).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// The CSV constants' fields, column by column.
+fn fields(csv: &str) -> Vec<Vec<String>> {
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (0..rows[0].len())
+        .map(|j| rows.iter().map(|r| r[j].clone()).collect())
+        .collect()
+}
+
+fn epoch_days(text: &str) -> i32 {
+    let d = rfmlt::parse_date(text).unwrap();
+    d.to_julian_day() - date!(1970 - 01 - 01).to_julian_day()
+}
+
+#[test]
+fn parquet_tables_with_native_types_give_the_csv_features() {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+        TimestampMillisecondArray,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let expected = compute(
+        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
+        date!(2026 - 11 - 01),
+    )
+    .unwrap();
+    let text = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
+
+    let c = fields(CUSTOMERS);
+    let consent: BooleanArray = c[1]
+        .iter()
+        .map(|v| Some(v.eq_ignore_ascii_case("true")))
+        .collect();
+    let converted: Int64Array = c[2].iter().map(|v| Some(v.parse().unwrap())).collect();
+    let since: Date32Array = c[3]
+        .iter()
+        .map(|v| (!v.is_empty()).then(|| epoch_days(v)))
+        .collect();
+    write_parquet(
+        &dir.path().join("customers.parquet"),
+        vec![
+            ("customer_id", text(&c[0])),
+            ("consent_marketing", Arc::new(consent)),
+            ("converted", Arc::new(converted)),
+            ("since", Arc::new(since)),
+        ],
+    );
+    // Transactions under the bank's own column names, dated by day.
+    let t = fields(TRANSACTIONS);
+    let days: Date32Array = t[1].iter().map(|v| Some(epoch_days(v))).collect();
+    let amounts: Float64Array = t[2].iter().map(|v| Some(v.parse().unwrap())).collect();
+    write_parquet(
+        &dir.path().join("transactions.parquet"),
+        vec![
+            ("cust", text(&t[0])),
+            ("booked", Arc::new(days)),
+            ("amount", Arc::new(amounts)),
+        ],
+    );
+    // Interactions with millisecond timestamps.
+    let i = fields(INTERACTIONS);
+    let stamps: TimestampMillisecondArray = i[1]
+        .iter()
+        .map(|v| Some(i64::from(epoch_days(v)) * 86_400_000 + 3_600_000))
+        .collect();
+    write_parquet(
+        &dir.path().join("interactions.parquet"),
+        vec![
+            ("customer_id", text(&i[0])),
+            ("ts", Arc::new(stamps)),
+            ("kind", text(&i[2])),
+        ],
+    );
+    let mut columns = ColumnNames::default();
+    columns.transactions = [("customer_id", "cust"), ("ts", "booked")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let parquet = Tables {
+        transactions: dir.path().join("transactions.parquet"),
+        interactions: dir.path().join("interactions.parquet"),
+        customers: dir.path().join("customers.parquet"),
+        columns,
+    };
+    assert_eq!(compute(&parquet, date!(2026 - 11 - 01)).unwrap(), expected);
+
+    // A bad value is reported with the file, its 1-based row and column.
+    let amounts: Float64Array = [Some(5.0), Some(-1.0)].into_iter().collect();
+    write_parquet(
+        &dir.path().join("transactions.parquet"),
+        vec![
+            ("cust", text(&["c1".to_string(), "c2".to_string()])),
+            ("booked", Arc::new(Date32Array::from(vec![20_000, 20_001]))),
+            ("amount", Arc::new(amounts)),
+        ],
+    );
+    match compute(&parquet, date!(2026 - 11 - 01)).unwrap_err() {
+        DataError::BadValue {
+            path, line, column, ..
+        } => {
+            assert!(path.ends_with("transactions.parquet"));
+            assert_eq!((line, column), (2, "amount"));
+        }
+        other => panic!("{other}"),
+    }
+}
