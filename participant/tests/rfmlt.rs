@@ -338,11 +338,13 @@ fn parquet_tables_with_native_types_give_the_csv_features() {
             ("kind", text(&i[2])),
         ],
     );
-    let mut columns = ColumnNames::default();
-    columns.transactions = [("customer_id", "cust"), ("ts", "booked")]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let columns = ColumnNames {
+        transactions: [("customer_id", "cust"), ("ts", "booked")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        ..ColumnNames::default()
+    };
     let parquet = Tables {
         transactions: dir.path().join("transactions.parquet"),
         interactions: dir.path().join("interactions.parquet"),
