@@ -318,7 +318,14 @@ fn accept_offer(
                     );
                     Some(site)
                 }
-                Err(error) => return decline(format!("this site's data: {error}")),
+                Err(error) => {
+                    // The detail names local files and values: it stays in
+                    // this site's log.
+                    warn!(job = %job_id, %error, "this site's data cannot be used");
+                    return decline(
+                        "this site's data failed validation; see the site's log".into(),
+                    );
+                }
             }
         }
     };

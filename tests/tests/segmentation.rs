@@ -270,3 +270,46 @@ fn an_inconsistent_ahp_matrix_refuses_the_job_at_start_up() {
     );
     assert!(!Path::new(&c.path().join("journal.log")).exists());
 }
+
+#[test]
+fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
+    let c = Consortium::with_customers(3, 600, 10.0, 16);
+    write_job(
+        &c,
+        "k_min = 2\nk_max = 2\nrestarts = 1\nmin_segment_size = 5\n",
+    );
+    let bad_site = c.path().join("sites").join(&c.sites[0]);
+    let path = bad_site.join("transactions.csv");
+    let mut text = fs::read_to_string(&path).unwrap();
+    let lines = text.lines().count();
+    text.push_str("C3e8-0000001,2026-13-45,10.00\n");
+    fs::write(&path, text).unwrap();
+
+    let participants = c.run_job();
+    let log = participants[0].log_text();
+    assert!(
+        log.contains(&format!("line {}, column `ts`", lines + 1))
+            && log.contains("transactions.csv"),
+        "{log}"
+    );
+    // The bank's ledger: its hello and its refusal, nothing else.
+    let ledger = fs::read_to_string(bad_site.join("ledger.log")).unwrap();
+    let kinds: Vec<String> = ledger
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        kinds.iter().all(|k| k == "hello" || k == "job-answer"),
+        "{kinds:?}"
+    );
+    // The other two banks carried the job.
+    let result = c.result();
+    for round in result["rounds"].as_array().unwrap() {
+        assert_eq!(round["survivors"].as_array().unwrap().len(), 2);
+    }
+}
