@@ -6,6 +6,7 @@
 //! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
 //!   types and state machines with no networking, plus an in-process runner.
 //! - [`features`]: the transformed RFMLT vector and the clustering space.
+//! - [`propensity`]: the holdout rule, design rows and the logistic loss.
 
 pub mod config;
 pub mod features;
@@ -14,6 +15,7 @@ pub mod identity;
 pub mod journal;
 pub mod mtls;
 pub mod process;
+pub mod propensity;
 pub mod proto;
 pub mod secagg;
 pub mod wire;

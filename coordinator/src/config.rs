@@ -134,6 +134,62 @@ pub struct JobConfig {
     /// Settings of the joint segmentation.
     #[serde(default)]
     pub segmentation: SegmentationSettings,
+    /// Settings of the propensity model.
+    #[serde(default)]
+    pub propensity: PropensitySettings,
+}
+
+/// How the propensity model is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Federated Newton steps: one secure sum of gradient, Hessian and loss
+    /// per step, with step halving.
+    Newton,
+    /// FedProx: local gradient epochs at each site, averaged; for models too
+    /// large for a Hessian.
+    Fedprox,
+}
+
+/// `[propensity]` of `job.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PropensitySettings {
+    /// Fit the model at all.
+    pub enabled: bool,
+    /// Add one indicator column per segment (the first is the reference).
+    pub segment_features: bool,
+    /// `newton` or `fedprox`.
+    pub optimizer: Optimizer,
+    /// Most Newton steps, or FedProx rounds.
+    pub max_iterations: u32,
+    /// Newton stops when half the squared Newton decrement is below this;
+    /// FedProx when no coefficient moves more than this.
+    pub tolerance: f64,
+    /// Bins of the holdout score histograms (AUC resolution).
+    pub score_bins: u32,
+    /// FedProx: local epochs per round.
+    pub local_epochs: u32,
+    /// FedProx: local gradient step size.
+    pub learning_rate: f64,
+    /// FedProx: proximal weight.
+    pub mu: f64,
+}
+
+impl Default for PropensitySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_features: true,
+            optimizer: Optimizer::Newton,
+            max_iterations: 25,
+            tolerance: 1e-10,
+            score_bins: 1000,
+            local_epochs: 5,
+            learning_rate: 1.0,
+            mu: 0.01,
+        }
+    }
 }
 
 /// `[segmentation]` of `job.toml`.
@@ -260,6 +316,31 @@ impl Job {
             return Err(invalid(
                 "segmentation.tolerance",
                 "must be a non-negative number".into(),
+            ));
+        }
+        let prop = &config.propensity;
+        if prop.max_iterations == 0 || prop.max_iterations > 1000 {
+            return Err(invalid(
+                "propensity.max_iterations",
+                "must be 1 to 1000".into(),
+            ));
+        }
+        if !(prop.tolerance > 0.0 && prop.tolerance.is_finite()) {
+            return Err(invalid(
+                "propensity.tolerance",
+                "must be a positive number".into(),
+            ));
+        }
+        if !(10..=100_000).contains(&prop.score_bins) {
+            return Err(invalid(
+                "propensity.score_bins",
+                "must be 10 to 100000".into(),
+            ));
+        }
+        if !(prop.learning_rate > 0.0 && prop.mu >= 0.0 && prop.local_epochs > 0) {
+            return Err(invalid(
+                "propensity.learning_rate",
+                "need learning_rate > 0, mu >= 0 and local_epochs >= 1".into(),
             ));
         }
         crate::ahp::weights(fedseg_common::features::DIM, &seg.ahp_judgments)

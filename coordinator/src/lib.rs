@@ -4,6 +4,7 @@
 //! - [`ahp`]: AHP feature weights from pairwise judgments.
 //! - [`segmentation`]: the joint segmentation job built on secure sums.
 //! - [`report`]: the human-readable report of a job's result.
+//! - [`propensity`]: the propensity model, fitted and evaluated on secure sums.
 //! - [`playbook`]: segment names and the 4P marketing playbook.
 //! - [`bench`]: the `bench secure-sum` command and its sweep.
 //! - [`pki`]: the consortium CA and member certificates.
@@ -23,6 +24,7 @@ pub mod journal;
 pub mod journal_view;
 pub mod pki;
 pub mod playbook;
+pub mod propensity;
 pub mod report;
 pub mod segmentation;
 pub mod server;

@@ -124,6 +124,74 @@ pub fn markdown(result: &JobResult) -> String {
             .join(", "),
         result.ahp.consistency_ratio
     );
+    if let Some(p) = &result.propensity {
+        let _ = writeln!(out, "## Propensity model\n");
+        let _ = writeln!(
+            out,
+            "Logistic regression ({:?}), l2 = {}, fitted on {} training customers in {} iterations; converged: {}{}.\n",
+            p.optimizer,
+            p.l2,
+            p.training_count,
+            p.iterations,
+            p.converged,
+            p.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(out, "| column | coefficient | odds ratio | meaning |");
+        let _ = writeln!(out, "|---|---:|---:|---|");
+        let _ = writeln!(
+            out,
+            "| intercept | {:.4} | {:.3} | odds of converting for an average customer of the first segment |",
+            p.intercept,
+            p.intercept.exp()
+        );
+        for (name, c) in p.features.iter().zip(&p.coefficients) {
+            let meaning = if name.starts_with("segment") {
+                format!("odds against the first segment for {name}")
+            } else {
+                format!("odds multiplier per standard deviation more {name}")
+            };
+            let _ = writeln!(out, "| {name} | {c:.4} | {:.3} | {meaning} |", c.exp());
+        }
+        if let Some(e) = &p.evaluation {
+            let _ = writeln!(
+                out,
+                "\nOn {} holdout customers: AUC {:.4}, log-loss {:.4}, top-decile lift {:.2}.\n",
+                e.count, e.auc, e.log_loss, e.top_decile_lift
+            );
+            let _ = writeln!(out, "| predicted | customers | mean predicted | observed |");
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            for b in &e.calibration {
+                let _ = writeln!(
+                    out,
+                    "| {:.1}–{:.1} | {} | {:.3} | {:.3} |",
+                    b.lo, b.hi, b.count, b.mean_predicted, b.observed_rate
+                );
+            }
+            let _ = writeln!(
+                out,
+                "\n| segment | holdout customers | conversion | in top decile | conversion in top decile |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+            for c in &e.campaign {
+                let name = seg
+                    .segments
+                    .get(c.segment)
+                    .map_or("all", |s| s.name.as_str());
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {:.1}% | {:.1}% | {:.1}% |",
+                    c.size,
+                    100.0 * c.conversion_rate,
+                    100.0 * c.top_decile_share,
+                    100.0 * c.top_decile_conversion_rate
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
     let _ = writeln!(out, "## Rounds\n");
     let _ = writeln!(out, "| round | purpose | outcome | sites | dropped |");
     let _ = writeln!(out, "|---:|---|---|---:|---|");

@@ -34,6 +34,7 @@ use crate::ahp;
 use crate::config::{Job, SegmentationSettings};
 use crate::engine::{Engine, EngineError, RoundRecord};
 use crate::playbook::{self, Playbook};
+use crate::propensity::{Fit, PropensityResult};
 
 /// Why the segmentation could not finish.
 #[derive(Debug, Error)]
@@ -302,6 +303,8 @@ pub struct JobResult {
     pub ahp: AhpResult,
     /// The segmentation.
     pub segmentation: SegmentationResult,
+    /// The propensity model (absent when the job turns it off).
+    pub propensity: Option<PropensityResult>,
     /// Differential privacy.
     pub privacy: Privacy,
     /// Secure-sum rounds the job took.
@@ -311,17 +314,17 @@ pub struct JobResult {
 }
 
 /// Runs the secure sums of one job step after step.
-struct Steps<'e, 'a> {
-    engine: &'e mut Engine<'a>,
-    as_of: String,
+pub(crate) struct Steps<'e, 'a> {
+    pub(crate) engine: &'e mut Engine<'a>,
+    pub(crate) as_of: String,
     /// Upper bound on the pooled number of customers, from the census.
-    customers: f64,
+    pub(crate) customers: f64,
 }
 
 impl Steps<'_, '_> {
     /// Securely sums `kind` with per-entry `ranges`, retrying an aborted
     /// round; the released sum.
-    async fn sum(
+    pub(crate) async fn sum(
         &mut self,
         purpose: &str,
         kind: Kind,
@@ -358,7 +361,7 @@ impl Steps<'_, '_> {
         })
     }
 
-    fn space(&self, space: &Space) -> proto::Space {
+    pub(crate) fn space(&self, space: &Space) -> proto::Space {
         proto::Space {
             mean: space.mean.to_vec(),
             std: space.std.to_vec(),
@@ -795,6 +798,17 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
         suppressed,
         ..segmentation
     };
+    let propensity = if job.config.propensity.enabled {
+        let mut fit = Fit {
+            steps: &mut steps,
+            job,
+            space: space.clone(),
+            segments: chosen.k,
+        };
+        Some(fit.run(census.converted, census.customers).await?)
+    } else {
+        None
+    };
     let rounds: Vec<RoundSummary> = steps.engine.rounds().iter().map(Into::into).collect();
     Ok(JobResult {
         job_id: job.id.clone(),
@@ -810,6 +824,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             judgments: settings.ahp_judgments.clone(),
         },
         segmentation,
+        propensity,
         privacy: Privacy {
             dp: false,
             epsilon: None,

@@ -7,6 +7,7 @@
 //! - [`ledger`]: the egress ledger of everything that left the site.
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
 //! - [`output`]: this site's local results (segments, scores).
+//! - [`scoring`]: a job's final model applied to this site's customers.
 //! - [`synth`]: synthetic canonical tables for trying fedseg out.
 
 pub mod config;
@@ -14,5 +15,6 @@ pub mod ledger;
 pub mod node;
 pub mod output;
 pub mod rfmlt;
+pub mod scoring;
 pub mod synth;
 pub mod tasks;

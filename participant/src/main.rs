@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{ledger, node, rfmlt, synth};
+use fedseg_participant::{ledger, node, rfmlt, scoring, synth, tasks};
 
 /// The fedseg participant node.
 #[derive(Parser)]
@@ -42,6 +42,24 @@ enum Command {
         /// Print one JSON line of counts, feature totals and timing instead.
         #[arg(long)]
         json: bool,
+    },
+    /// Score this site's customers with a finished job's model: writes
+    /// customer_id, segment, segment_name, score and decile to a local CSV
+    /// or Parquet file. Nothing is sent.
+    Score {
+        /// participant.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's result.json (as written by the coordinator or kept
+        /// under this site's output directory).
+        #[arg(long)]
+        model: PathBuf,
+        /// Output file; `.parquet` writes Parquet, anything else CSV.
+        #[arg(long)]
+        out: PathBuf,
+        /// Reference date of the features (default: the job's as_of).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// Write synthetic canonical tables for one bank.
     Synth {
@@ -98,6 +116,17 @@ fn main() -> Result<()> {
             as_of,
             json,
         } => features(&ParticipantConfig::load(&config)?, as_of.as_deref(), json)?,
+        Command::Score {
+            config,
+            model,
+            out,
+            as_of,
+        } => score(
+            &ParticipantConfig::load(&config)?,
+            &model,
+            &out,
+            as_of.as_deref(),
+        )?,
         Command::Synth {
             out,
             customers,
@@ -206,6 +235,37 @@ fn features(config: &ParticipantConfig, as_of: Option<&str>, json: bool) -> Resu
             q(1.0)
         );
     }
+    Ok(())
+}
+
+fn score(
+    config: &ParticipantConfig,
+    model_path: &std::path::Path,
+    out: &std::path::Path,
+    as_of: Option<&str>,
+) -> Result<()> {
+    let data = config
+        .data
+        .as_ref()
+        .context("participant.toml has no [data] tables")?;
+    let text = std::fs::read_to_string(model_path)
+        .with_context(|| format!("reading {}", model_path.display()))?;
+    let model = scoring::SavedModel::from_result(&text)
+        .with_context(|| format!("{}", model_path.display()))?;
+    let as_of = match as_of {
+        Some(text) => text.to_string(),
+        None => serde_json::from_str::<serde_json::Value>(&text)?["as_of"]
+            .as_str()
+            .context("the result names no as_of; give --as-of")?
+            .to_string(),
+    };
+    let as_of = rfmlt::parse_date(&as_of).with_context(|| format!("{as_of:?} is not a date"))?;
+    let site = tasks::Site::load(&data.tables(), as_of)?;
+    let rows = model.write(&site, out)?;
+    println!(
+        "scored {rows} customers as of {as_of} into {}",
+        out.display()
+    );
     Ok(())
 }
 

@@ -1,57 +1,30 @@
-//! This site's local results of a job: every customer's segment (and, once
-//! the propensity model runs, score), written beside a copy of the job's
-//! aggregate result. These files stay on the site's own disk.
+//! This site's local results of a job: every customer's segment, score and
+//! decile, written beside a copy of the job's aggregate result. These files
+//! stay on the site's own disk.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::scoring::{SavedModel, ScoreError};
 use crate::tasks::Site;
 
-/// Writes `DIR/<job_id>/result.json` and, when the job segmented this
-/// site's customers, `DIR/<job_id>/segments.csv`
-/// (`customer_id,segment,segment_name`). Returns the job's directory.
+/// Writes `DIR/<job_id>/result.json` and, when this site took part with its
+/// data, `DIR/<job_id>/scores.csv` (`customer_id, segment, segment_name,
+/// score, decile`). Returns the job's directory.
 pub fn write_job(
     dir: &Path,
     job_id: &str,
     site: Option<&Site>,
     result_json: &str,
-) -> std::io::Result<PathBuf> {
+) -> Result<PathBuf, ScoreError> {
     let dir = dir.join(job_id);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("result.json"), result_json)?;
-    let Some((site, segments)) = site.and_then(|s| Some((s, s.segments.as_ref()?))) else {
-        return Ok(dir);
+    let failed = |e: std::io::Error| ScoreError::Write {
+        path: dir.clone(),
+        reason: e.to_string(),
     };
-    let result: serde_json::Value = serde_json::from_str(result_json).unwrap_or_default();
-    let names: Vec<String> = result["segmentation"]["segments"]
-        .as_array()
-        .map(|segments| {
-            segments
-                .iter()
-                .map(|s| s["name"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("segments.csv"))?);
-    writeln!(out, "customer_id,segment,segment_name")?;
-    for (customer, &segment) in site.features.customers.iter().zip(segments) {
-        let name = names.get(segment as usize).map_or("", String::as_str);
-        writeln!(
-            out,
-            "{},{segment},{}",
-            csv_field(&customer.id),
-            csv_field(name)
-        )?;
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    std::fs::write(dir.join("result.json"), result_json).map_err(failed)?;
+    if let Some(site) = site {
+        SavedModel::from_result(result_json)?.write(site, &dir.join("scores.csv"))?;
     }
-    out.flush()?;
     Ok(dir)
-}
-
-/// Quotes a field when CSV needs it.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use fedseg_common::features::{self, DIM, Space};
 use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEncoder};
+use fedseg_common::propensity::{self, Design};
 use fedseg_common::proto::{self, computation::Kind};
 use thiserror::Error;
 use time::Date;
@@ -74,6 +75,10 @@ pub struct Site {
     points: Vec<[f64; DIM]>,
     /// Each customer's segment, after the segment profile round.
     pub segments: Option<Vec<u32>>,
+    /// The holdout split last asked for: (seed, fraction, per customer).
+    split: Option<(u64, f64, Vec<bool>)>,
+    /// The final propensity model, kept for local scoring when the job ends.
+    pub model: Option<proto::Propensity>,
 }
 
 impl Site {
@@ -90,6 +95,8 @@ impl Site {
             features,
             points,
             segments: None,
+            split: None,
+            model: None,
         })
     }
 }
@@ -215,6 +222,7 @@ pub fn compute(
                 .collect::<Result<Vec<_>, _>>()?;
             kmeans_step(data, &space, &runs)
         }
+        Kind::Propensity(p) => propensity(site(data, &p.as_of)?, p)?,
         Kind::SegmentProfile(p) => {
             let data = site(data, &p.as_of)?;
             let space = space(p.space.as_ref())?;
@@ -390,4 +398,219 @@ fn read_vector(config: &ParticipantConfig, name: &str) -> Result<Vec<f64>, TaskE
             })
         })
         .collect()
+}
+
+impl Site {
+    /// Whether each customer is in the holdout of (seed, fraction), cached.
+    fn holdout(&mut self, seed: u64, fraction: f64) -> &[bool] {
+        if !matches!(&self.split, Some((s, f, _)) if *s == seed && *f == fraction) {
+            let flags = self
+                .features
+                .customers
+                .iter()
+                .map(|c| propensity::is_holdout(seed, &c.id, fraction))
+                .collect();
+            self.split = Some((seed, fraction, flags));
+        }
+        &self.split.as_ref().expect("set above").2
+    }
+
+    /// Transformed features x of customer `i`.
+    pub fn point(&self, i: usize) -> &[f64; DIM] {
+        &self.points[i]
+    }
+
+    /// z-scores (clipped, standardised) of customer `i` under `space`.
+    pub fn z(&self, space: &Space, i: usize) -> [f64; DIM] {
+        space.z(&self.points[i])
+    }
+}
+
+/// Most design columns a model may have (intercept, 5 features, 49
+/// segment indicators at k = 50).
+pub const MAX_COLUMNS: usize = 64;
+
+/// The model a propensity request describes.
+pub struct Model {
+    /// The standardisation.
+    pub space: Space,
+    /// The design.
+    pub design: Design,
+    /// Coefficients, one per design column.
+    pub beta: Vec<f64>,
+}
+
+impl Model {
+    /// Reads the model from a request.
+    pub fn from_request(p: &proto::Propensity) -> Result<Self, TaskError> {
+        let space = space(p.space.as_ref())?;
+        let features: [bool; DIM] = p
+            .features
+            .as_slice()
+            .try_into()
+            .map_err(|_| TaskError::Request("a model names 5 feature flags".into()))?;
+        let design = Design {
+            features,
+            segments: p.segments,
+        };
+        if design.columns() > MAX_COLUMNS || p.beta.len() != design.columns() {
+            return Err(TaskError::Request(format!(
+                "the design has {} columns, the model {} coefficients",
+                design.columns(),
+                p.beta.len()
+            )));
+        }
+        Ok(Self {
+            space,
+            design,
+            beta: p.beta.clone(),
+        })
+    }
+
+    /// The linear predictor of customer `i` of `site` (row written to `row`).
+    pub fn eta(&self, site: &Site, segments: &[u32], i: usize, row: &mut [f64]) -> f64 {
+        let segment = segments.get(i).copied().unwrap_or(0);
+        self.design.row(&site.z(&self.space, i), segment, row);
+        row.iter().zip(&self.beta).map(|(x, b)| x * b).sum()
+    }
+}
+
+fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskError> {
+    use proto::propensity::Task;
+    let model = Model::from_request(p)?;
+    if p.segments > 0 && site.segments.is_none() {
+        return Err(TaskError::Request(
+            "segment columns asked for before the segments are known".into(),
+        ));
+    }
+    site.holdout(p.seed, p.holdout_fraction);
+    let site: &Site = site;
+    let holdout = &site.split.as_ref().expect("computed above").2;
+    let segments: &[u32] = site.segments.as_deref().unwrap_or(&[]);
+    let customers = &site.features.customers;
+    let n = customers.len();
+    let d = model.design.columns();
+    let task = p
+        .task
+        .as_ref()
+        .ok_or(TaskError::Missing("propensity task"))?;
+    Ok(match task {
+        Task::Newton(_) => sum_over_customers(n, 2 + d + d * (d + 1) / 2, |i, out| {
+            if holdout[i] {
+                return;
+            }
+            let mut buffer = [0.0; MAX_COLUMNS];
+            let row = &mut buffer[..d];
+            let eta = model.eta(site, segments, i, row);
+            let y = customers[i].converted;
+            let prob = propensity::sigmoid(eta);
+            out[0] += 1.0;
+            out[1] += propensity::log_loss(eta, y);
+            let residual = prob - f64::from(y);
+            let weight = prob * (1.0 - prob);
+            let (gradient, hessian) = out[2..].split_at_mut(d);
+            let mut k = 0;
+            for a in 0..d {
+                gradient[a] += residual * row[a];
+                for b in a..d {
+                    hessian[k] += weight * row[a] * row[b];
+                    k += 1;
+                }
+            }
+        }),
+        Task::LocalEpochs(local) => {
+            let count = (0..n).filter(|&i| !holdout[i]).count() as f64;
+            let loss_at = |w: &[f64]| -> Vec<f64> {
+                // [log-loss sum, gradient sum (d)] at w.
+                let at = Model {
+                    space: model.space.clone(),
+                    design: model.design.clone(),
+                    beta: w.to_vec(),
+                };
+                sum_over_customers(n, 1 + d, |i, out| {
+                    if holdout[i] {
+                        return;
+                    }
+                    let mut buffer = [0.0; MAX_COLUMNS];
+                    let row = &mut buffer[..d];
+                    let eta = at.eta(site, segments, i, row);
+                    let y = customers[i].converted;
+                    out[0] += propensity::log_loss(eta, y);
+                    let residual = propensity::sigmoid(eta) - f64::from(y);
+                    for a in 0..d {
+                        out[1 + a] += residual * row[a];
+                    }
+                })
+            };
+            let at_beta = loss_at(&model.beta);
+            let mut w = model.beta.clone();
+            if count > 0.0 {
+                for epoch in 0..local.epochs {
+                    let sums = if epoch == 0 {
+                        at_beta.clone()
+                    } else {
+                        loss_at(&w)
+                    };
+                    for a in 0..d {
+                        let penalty = if a == 0 {
+                            0.0
+                        } else {
+                            local.l2_per_customer * w[a]
+                        };
+                        let gradient =
+                            sums[1 + a] / count + penalty + local.mu * (w[a] - model.beta[a]);
+                        w[a] -= local.learning_rate * gradient;
+                    }
+                }
+            }
+            let mut out = vec![count];
+            out.extend(w.iter().map(|x| x * count));
+            out.push(at_beta[0]);
+            out
+        }
+        Task::Evaluation(evaluation) => {
+            let bins = evaluation.bins.max(1) as usize;
+            sum_over_customers(n, 2 + 2 * bins + 30, |i, out| {
+                if !holdout[i] {
+                    return;
+                }
+                let mut buffer = [0.0; MAX_COLUMNS];
+                let row = &mut buffer[..d];
+                let eta = model.eta(site, segments, i, row);
+                let y = customers[i].converted;
+                let prob = propensity::sigmoid(eta);
+                out[0] += 1.0;
+                out[1] += propensity::log_loss(eta, y);
+                let bin = ((prob * bins as f64) as usize).min(bins - 1);
+                out[2 + if y { 0 } else { bins } + bin] += 1.0;
+                let tenth = ((prob * 10.0) as usize).min(9);
+                let slot = &mut out[2 + 2 * bins + 3 * tenth..][..3];
+                slot[0] += 1.0;
+                slot[1] += prob;
+                slot[2] += f64::from(y);
+            })
+        }
+        Task::Campaign(campaign) => {
+            let groups = (p.segments as usize).max(1);
+            sum_over_customers(n, 4 * groups, |i, out| {
+                if !holdout[i] {
+                    return;
+                }
+                let mut buffer = [0.0; MAX_COLUMNS];
+                let prob = propensity::sigmoid(model.eta(site, segments, i, &mut buffer[..d]));
+                let group = if p.segments > 0 {
+                    segments[i] as usize
+                } else {
+                    0
+                };
+                let y = f64::from(customers[i].converted);
+                let top = prob >= campaign.threshold;
+                let slot = &mut out[4 * group..][..4];
+                slot[0] += 1.0;
+                slot[1] += y;
+                slot[2] += f64::from(top);
+                slot[3] += if top { y } else { 0.0 };
+            })
+        }
+    })
 }

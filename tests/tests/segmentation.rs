@@ -206,7 +206,7 @@ fn federated_segmentation_equals_the_pooled_computation_and_repeats_exactly() {
             .unwrap()
             .unwrap()
             .path();
-        let local = fs::read_to_string(job_dir.join("segments.csv")).unwrap();
+        let local = fs::read_to_string(job_dir.join("scores.csv")).unwrap();
         let rows: Vec<&str> = local.lines().skip(1).collect();
         assert_eq!(rows.len(), points.len());
         for (row, p) in rows.iter().zip(points) {
