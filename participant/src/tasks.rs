@@ -467,11 +467,15 @@ impl Model {
         })
     }
 
-    /// The linear predictor of customer `i` of `site` (row written to `row`).
-    pub fn eta(&self, site: &Site, segments: &[u32], i: usize, row: &mut [f64]) -> f64 {
+    /// The design row of customer `i` of `site` (its first
+    /// [`Design::columns`] entries) and the linear predictor.
+    pub fn eta(&self, site: &Site, segments: &[u32], i: usize) -> ([f64; MAX_COLUMNS], f64) {
+        let mut row = [0.0; MAX_COLUMNS];
+        let columns = &mut row[..self.beta.len()];
         let segment = segments.get(i).copied().unwrap_or(0);
-        self.design.row(&site.z(&self.space, i), segment, row);
-        row.iter().zip(&self.beta).map(|(x, b)| x * b).sum()
+        self.design.row(&site.z(&self.space, i), segment, columns);
+        let eta = columns.iter().zip(&self.beta).map(|(x, b)| x * b).sum();
+        (row, eta)
     }
 }
 
@@ -499,9 +503,8 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
             if holdout[i] {
                 return;
             }
-            let mut buffer = [0.0; MAX_COLUMNS];
-            let row = &mut buffer[..d];
-            let eta = model.eta(site, segments, i, row);
+            let (buffer, eta) = model.eta(site, segments, i);
+            let row = &buffer[..d];
             let y = customers[i].converted;
             let prob = propensity::sigmoid(eta);
             out[0] += 1.0;
@@ -531,9 +534,8 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
                     if holdout[i] {
                         return;
                     }
-                    let mut buffer = [0.0; MAX_COLUMNS];
-                    let row = &mut buffer[..d];
-                    let eta = at.eta(site, segments, i, row);
+                    let (buffer, eta) = at.eta(site, segments, i);
+                    let row = &buffer[..d];
                     let y = customers[i].converted;
                     out[0] += propensity::log_loss(eta, y);
                     let residual = propensity::sigmoid(eta) - f64::from(y);
@@ -574,9 +576,7 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
                 if !holdout[i] {
                     return;
                 }
-                let mut buffer = [0.0; MAX_COLUMNS];
-                let row = &mut buffer[..d];
-                let eta = model.eta(site, segments, i, row);
+                let eta = model.eta(site, segments, i).1;
                 let y = customers[i].converted;
                 let prob = propensity::sigmoid(eta);
                 out[0] += 1.0;
@@ -596,8 +596,7 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
                 if !holdout[i] {
                     return;
                 }
-                let mut buffer = [0.0; MAX_COLUMNS];
-                let prob = propensity::sigmoid(model.eta(site, segments, i, &mut buffer[..d]));
+                let prob = propensity::sigmoid(model.eta(site, segments, i).1);
                 let group = if p.segments > 0 {
                     segments[i] as usize
                 } else {
