@@ -6,6 +6,7 @@
 # table: wall time, secure-sum rounds, time per round, peak memory.
 #
 # Usage: bench/segmentation-job.sh [CUSTOMERS] [SITES]
+#   JOB_EXTRA='[propensity]\noptimizer = "fedprox"' appends TOML to job.toml.
 set -euo pipefail
 customers=${1:-1000000}
 sites=${2:-3}
@@ -21,6 +22,7 @@ started=$(date +%s.%N)
 init_s=$(echo "$(date +%s.%N) - $started" | bc)
 cd "$work"
 sed -i 's/phase_timeout_s = 10.0/phase_timeout_s = 120.0/' coordinator.toml
+printf '%b\n' "${JOB_EXTRA:-}" >> job.toml
 started=$(date +%s.%N)
 /usr/bin/time -f "%e %M" -o coordinator.time "$bin/fedseg-coordinator" run \
   --config coordinator.toml --job job.toml --out out > coordinator.log 2>&1 &
@@ -37,14 +39,14 @@ job_s=$(echo "$(date +%s.%N) - $started" | bc)
 for pid in "${pids[@]}"; do pkill -TERM -P "$pid" || true; done
 wait || true
 python3 - "$work" "$init_s" "$job_s" <<'PY'
-import json, os, sys
+import json, os, re, sys
 work, init_s, job_s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 result = json.load(open(f"{work}/out/result.json"))
 rounds = json.load(open(f"{work}/out/rounds.json"))["rounds"]
 seg = result["segmentation"]
 kinds = {}
 for r in rounds:
-    kind = r["purpose"].split(" step")[0]
+    kind = re.sub(r" (step|round) \d+.*", "", r["purpose"])
     kinds.setdefault(kind, []).append(r["duration_s"])
 peak = {}
 for name in os.listdir(work):
@@ -59,6 +61,14 @@ print("|---|---:|---:|---:|")
 for kind, durations in kinds.items():
     print(f"| {kind} | {len(durations)} | {sum(durations):.2f} | {sum(durations) / len(durations):.3f} |")
 print(f"| **whole job** (offer, feature extraction, all rounds) | {len(rounds)} | {job_s:.2f} | |")
+p = result.get("propensity")
+if p:
+    e = p.get("evaluation") or {}
+    print()
+    print(f"propensity ({p['optimizer']}): {p['iterations']} iterations, converged {p['converged']}, "
+          f"objective {p['objective']:.3f} on {int(p['training_count'])} training customers; "
+          f"holdout AUC {e.get('auc', float('nan')):.4f}, log-loss {e.get('log_loss', float('nan')):.4f}, "
+          f"top-decile lift {e.get('top_decile_lift', float('nan')):.2f}")
 print()
 print(f"demo --init-only (PKI + synthetic data): {init_s:.1f} s; peak RSS MB: "
       + ", ".join(f"{k} {v:.0f}" for k, v in sorted(peak.items())))

@@ -358,6 +358,7 @@ impl Fit<'_, '_, '_> {
         let n = self.steps.customers;
         let mut beta = start;
         let mut objective = f64::INFINITY;
+        let mut count = training;
         for round in 1..=settings.max_iterations {
             let mut ranges = vec![ClipRange::new(0.0, n.max(1.0))];
             ranges
@@ -377,9 +378,9 @@ impl Fit<'_, '_, '_> {
                 .steps
                 .sum(&format!("fedprox round {round}"), kind, ranges)
                 .await?;
-            let count = sums[0].max(1.0);
+            count = sums[0];
             objective = self.objective(sums[1 + d], &beta);
-            let next: Vec<f64> = sums[1..1 + d].iter().map(|s| s / count).collect();
+            let next: Vec<f64> = sums[1..1 + d].iter().map(|s| s / count.max(1.0)).collect();
             let shift = next
                 .iter()
                 .zip(&beta)
@@ -387,7 +388,7 @@ impl Fit<'_, '_, '_> {
                 .fold(0.0, f64::max);
             beta = next;
             if shift <= settings.tolerance {
-                return Ok((beta, round, true, None, objective, sums[0]));
+                return Ok((beta, round, true, None, objective, count));
             }
         }
         Ok((
@@ -399,7 +400,7 @@ impl Fit<'_, '_, '_> {
                 settings.max_iterations
             )),
             objective,
-            training,
+            count,
         ))
     }
 
