@@ -175,6 +175,8 @@ pub(crate) struct Fit<'s, 'e, 'a> {
     pub(crate) job: &'s Job,
     pub(crate) space: Space,
     pub(crate) segments: u32,
+    /// The final centroids, clustering space, row-major.
+    pub(crate) centroids: Vec<f64>,
 }
 
 impl Fit<'_, '_, '_> {
@@ -217,6 +219,10 @@ impl Fit<'_, '_, '_> {
             beta: beta.to_vec(),
             seed: self.job.config.seed,
             holdout_fraction: self.job.config.holdout_fraction,
+            centroids: Some(proto::KMeansRun {
+                k: self.segments,
+                centroids: self.centroids.clone(),
+            }),
             task: Some(task),
         })
     }

@@ -804,6 +804,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             job,
             space: space.clone(),
             segments: chosen.k,
+            centroids: chosen.centroids.clone(),
         };
         Some(fit.run(census.converted, census.customers).await?)
     } else {

@@ -73,8 +73,10 @@ pub struct Site {
     pub features: Features,
     /// Transformed features x, one per customer.
     points: Vec<[f64; DIM]>,
-    /// Each customer's segment, after the segment profile round.
-    pub segments: Option<Vec<u32>>,
+    /// Each customer's nearest centroid, for the centroids last asked
+    /// about (requests carry their centroids, so a node that reconnects
+    /// mid-job needs no state from earlier rounds).
+    assignment: Option<(Vec<f64>, Vec<u32>)>,
     /// The holdout split last asked for: (seed, fraction, per customer).
     split: Option<(u64, f64, Vec<bool>)>,
     /// The final propensity model, kept for local scoring when the job ends.
@@ -94,7 +96,7 @@ impl Site {
             as_of,
             features,
             points,
-            segments: None,
+            assignment: None,
             split: None,
             model: None,
         })
@@ -322,11 +324,9 @@ fn kmeans_step(site: &Site, space: &Space, runs: &[&[f64]]) -> Vec<f64> {
 pub const PROFILE_ENTRIES: usize = 15;
 
 fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: u64) -> Vec<f64> {
-    let assignment: Vec<u32> = site
-        .points
-        .iter()
-        .map(|x| features::nearest(&space.project(x), centroids).0 as u32)
-        .collect();
+    site.assign(space, centroids);
+    let site: &Site = site;
+    let assignment = &site.assignment.as_ref().expect("assigned above").1;
     let k = centroids.len() / DIM;
     let customers = &site.features.customers;
     // Raw values are clipped to the space's bounds, in original units.
@@ -334,7 +334,7 @@ fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: 
         features::untransform(space.lo),
         features::untransform(space.hi),
     );
-    let values = sum_over_customers(customers.len(), k * PROFILE_ENTRIES, |i, out| {
+    sum_over_customers(customers.len(), k * PROFILE_ENTRIES, |i, out| {
         let c = &customers[i];
         let slot = &mut out[assignment[i] as usize * PROFILE_ENTRIES..][..PROFILE_ENTRIES];
         let x = features::clip(&[c.r, c.f, c.m, c.l, c.t], &lo, &hi);
@@ -373,9 +373,7 @@ fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: 
         for (o, e) in slot.iter_mut().zip(entries) {
             *o += e;
         }
-    });
-    site.segments = Some(assignment);
-    values
+    })
 }
 
 fn read_vector(config: &ParticipantConfig, name: &str) -> Result<Vec<f64>, TaskError> {
@@ -401,6 +399,19 @@ fn read_vector(config: &ParticipantConfig, name: &str) -> Result<Vec<f64>, TaskE
 }
 
 impl Site {
+    /// Assigns every customer to its nearest of `centroids` in `space`,
+    /// unless already done for these centroids.
+    fn assign(&mut self, space: &Space, centroids: &[f64]) {
+        if !matches!(&self.assignment, Some((c, _)) if c == centroids) {
+            let segments = self
+                .points
+                .iter()
+                .map(|x| features::nearest(&space.project(x), centroids).0 as u32)
+                .collect();
+            self.assignment = Some((centroids.to_vec(), segments));
+        }
+    }
+
     /// Whether each customer is in the holdout of (seed, fraction), cached.
     fn holdout(&mut self, seed: u64, fraction: f64) -> &[bool] {
         if !matches!(&self.split, Some((s, f, _)) if *s == seed && *f == fraction) {
@@ -482,15 +493,27 @@ impl Model {
 fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskError> {
     use proto::propensity::Task;
     let model = Model::from_request(p)?;
-    if p.segments > 0 && site.segments.is_none() {
-        return Err(TaskError::Request(
-            "segment columns asked for before the segments are known".into(),
-        ));
+    if p.segments > 0 {
+        let run = p
+            .centroids
+            .as_ref()
+            .ok_or(TaskError::Missing("centroids"))?;
+        let centroids = centroids(run)?;
+        if run.k != p.segments {
+            return Err(TaskError::Request(format!(
+                "{} segments but {} centroids",
+                p.segments, run.k
+            )));
+        }
+        site.assign(&model.space, centroids);
     }
     site.holdout(p.seed, p.holdout_fraction);
     let site: &Site = site;
     let holdout = &site.split.as_ref().expect("computed above").2;
-    let segments: &[u32] = site.segments.as_deref().unwrap_or(&[]);
+    let segments: &[u32] = match (&site.assignment, p.segments) {
+        (Some((_, assignment)), 1..) => assignment,
+        _ => &[],
+    };
     let customers = &site.features.customers;
     let n = customers.len();
     let d = model.design.columns();

@@ -107,3 +107,40 @@ fn killed_right_after_a_release() {
     assert_eq!(&numbers[..2], &[0, 1]);
     assert!(numbers[2] >= 2);
 }
+
+#[test]
+fn a_segmentation_job_killed_mid_newton_resumes_to_the_same_result() {
+    let c = Consortium::with_customers(3, 900, 10.0, 4);
+    std::fs::write(
+        c.path().join("job.toml"),
+        "seed = 5\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
+         [segmentation]\nk_min = 3\nk_max = 3\nrestarts = 2\nmin_segment_size = 5\n",
+    )
+    .unwrap();
+    let participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
+    c.run_coordinator().expect_success(120);
+    let reference = c.result();
+    // Crash right after the second Newton round is released: the journal
+    // then holds every earlier step, and the participants' sessions (with
+    // their key material) are gone.
+    let rounds = reference["rounds"].as_array().unwrap();
+    let newton = rounds
+        .iter()
+        .position(|r| r["purpose"] == "newton step 2")
+        .expect("the job took Newton steps");
+    std::fs::remove_file(c.path().join("journal.log")).unwrap();
+    std::fs::remove_dir_all(c.path().join("out")).unwrap();
+    let mut first = c.run_coordinator_with(&[(
+        "FEDSEG_FAULT_CRASH_AFTER",
+        &format!("aggregate_released:{}", newton + 1),
+    )]);
+    assert!(!first.wait(Duration::from_secs(120)).success());
+    let mut second = c.run_coordinator();
+    second.expect_success(120);
+    assert!(second.log_text().contains("resuming from the journal"));
+    let resumed = c.result();
+    for block in ["census", "standardization", "segmentation", "propensity"] {
+        assert_eq!(resumed[block], reference[block], "{block}");
+    }
+    drop(participants);
+}
