@@ -182,16 +182,16 @@ fn main() -> Result<()> {
             init_only,
             listen,
         } => {
-            demo::init(&dir, sites, customers, &listen)?;
-            if !init_only {
-                bail!(
-                    "the full demo run arrives with the data plane; use --init-only, then `run` and one `fedseg-participant run` per site"
+            if init_only || !dir.join("coordinator.toml").exists() {
+                demo::init(&dir, sites, customers, &listen)?;
+                println!(
+                    "wrote a consortium of {sites} sites and {customers} customers under {}",
+                    dir.display()
                 );
             }
-            println!(
-                "wrote a consortium of {sites} sites under {}",
-                dir.display()
-            );
+            if !init_only {
+                runtime()?.block_on(run_demo(&dir))?;
+            }
         }
         Command::Bench(BenchCommand::SecureSum(a)) => {
             let report = bench::secure_sum(&SecureSumConfig {
@@ -305,8 +305,13 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
         None => write("result.json", serde_json::to_string_pretty(&report)? + "\n")?,
         Some(result) => {
             write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
-            let report_path = write("report.md", fedseg_coordinator::report::markdown(result))?;
+            write("report.md", fedseg_coordinator::report::markdown(result))?;
+            let status = journal_status(&config.journal, &config.tls.ca);
+            let html = fedseg_coordinator::report::html(result, &status)
+                .map_err(|e| anyhow::anyhow!("drawing the report: {e}"))?;
+            let report_path = write("report.html", html)?;
             println!("{}", fedseg_coordinator::report::summary(result));
+            println!("journal: {status}");
             println!("report: {}", report_path.display());
             write("result.json", serde_json::to_string_pretty(result)? + "\n")?
         }
@@ -318,6 +323,89 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
         .count();
     info!(released, rounds = report.rounds.len(), result = %path.display(), "job finished");
     Ok(())
+}
+
+/// The outcome of verifying the journal against the consortium CA, for the
+/// report's audit section.
+fn journal_status(journal: &Path, ca: &Path) -> String {
+    let checked = std::fs::read(journal)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            let ca = std::fs::read(ca).map_err(|e| e.to_string())?;
+            fedseg_common::journal::verify(&bytes, &ca).map_err(|e| e.to_string())
+        });
+    match checked {
+        Ok(v) => format!(
+            "verified: {} records, hash chain and Ed25519 signatures of coordinator {} intact",
+            v.records.len(),
+            v.coordinator
+        ),
+        Err(e) => format!("NOT verified: {e}"),
+    }
+}
+
+/// `demo` without `--init-only`: one participant process per site (the
+/// `fedseg-participant` binary beside this one) and the job run here, all
+/// over mutual TLS on loopback; everything stops at the end.
+async fn run_demo(dir: &Path) -> Result<()> {
+    let participant = std::env::current_exe()?.with_file_name(format!(
+        "fedseg-participant{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    anyhow::ensure!(
+        participant.exists(),
+        "{} is missing: build both binaries first (cargo build --release)",
+        participant.display()
+    );
+    // A finished job stays in its journal; the demo starts a fresh one each
+    // time so that replaced data files are used.
+    let journal = dir.join("journal.log");
+    if journal.exists() {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        std::fs::rename(&journal, dir.join(format!("journal.{stamp}.log")))?;
+    }
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut sites: Vec<PathBuf> = std::fs::read_dir(dir.join("sites"))
+        .with_context(|| format!("{} has no sites/", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("participant.toml")))
+        .filter(|p| p.exists())
+        .collect();
+    sites.sort();
+    let mut children = Vec::new();
+    for config in &sites {
+        let site = config
+            .parent()
+            .and_then(|p| p.file_name())
+            .map_or("site".into(), |n| n.to_string_lossy().into_owned());
+        let log = std::fs::File::create(logs.join(format!("{site}.log")))?;
+        let child = tokio::process::Command::new(&participant)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", participant.display()))?;
+        info!(site = %site, "participant started (log in {}/{site}.log)", logs.display());
+        children.push(child);
+    }
+    let outcome = run(
+        &dir.join("coordinator.toml"),
+        &dir.join("job.toml"),
+        &dir.join("out"),
+    )
+    .await;
+    for child in &mut children {
+        let _ = child.start_kill();
+    }
+    for child in &mut children {
+        let _ = child.wait().await;
+    }
+    outcome
 }
 
 /// Runs `job` to its end: a `[secure_sum]` job, or the segmentation. A

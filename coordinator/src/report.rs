@@ -1,10 +1,13 @@
-//! The human-readable report of a segmentation job, written beside
-//! `result.json`: what the consortium found, segment by segment, with each
-//! segment's playbook, and what every round released.
+//! The human-readable reports of a job, written beside `result.json`: what
+//! the consortium found, segment by segment, with each segment's playbook,
+//! the propensity model, and what every round released. `report.md` for a
+//! terminal or a repository; `report.html`, self-contained with charts drawn
+//! by plotters as inline SVG, for the marketing and compliance teams.
 
 use std::fmt::Write;
 
 use fedseg_common::features::NAMES;
+use plotters::prelude::*;
 
 use crate::segmentation::JobResult;
 
@@ -207,4 +210,397 @@ pub fn markdown(result: &JobResult) -> String {
         );
     }
     out
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+type Chart = Result<String, Box<dyn std::error::Error>>;
+
+/// Each segment's mean z-score per feature (0 is the pooled mean).
+fn profile_chart(result: &JobResult) -> Chart {
+    let seg = &result.segmentation;
+    let z: Vec<Vec<f64>> = seg
+        .centroids
+        .iter()
+        .map(|c| {
+            c.iter()
+                .zip(&seg.space_scale)
+                .map(|(v, s)| if *s > 0.0 { v / s } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let top = z.iter().flatten().fold(0.5f64, |m, v| m.max(v.abs())) * 1.1;
+    let k = z.len().max(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Segment profiles: mean z-score against the pooled mean (0)",
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..5f64, -top..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(5)
+            .x_label_formatter(&|x| {
+                NAMES
+                    .get(x.floor() as usize)
+                    .map_or(String::new(), |n| n.to_string())
+            })
+            .y_desc("z-score")
+            .draw()?;
+        let width = 0.8 / k as f64;
+        for (s, values) in z.iter().enumerate() {
+            let color = PALETTE[s % PALETTE.len()];
+            let name = seg
+                .segments
+                .get(s)
+                .map_or(String::new(), |x| x.name.clone());
+            chart
+                .draw_series(values.iter().enumerate().map(|(j, v)| {
+                    let x0 = j as f64 + 0.1 + s as f64 * width;
+                    Rectangle::new([(x0, 0.0), (x0 + width * 0.9, *v)], color.filled())
+                }))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// A line chart of `points` with the diagonal, on the unit square.
+fn unit_chart(title: &str, x_desc: &str, y_desc: &str, points: &[(f64, f64)], dots: bool) -> Chart {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (370, 340)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
+        chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            PALETTE[0].stroke_width(2),
+        ))?;
+        if dots {
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 4, PALETTE[1].filled())),
+            )?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// Inertia (the elbow) per candidate k.
+fn k_chart(result: &JobResult) -> Chart {
+    let c = &result.segmentation.candidates;
+    let (lo, hi) = (
+        c.first().map_or(1, |x| x.k) as f64,
+        c.last().map_or(2, |x| x.k) as f64,
+    );
+    let top = c.iter().fold(0.0f64, |m, x| m.max(x.inertia)) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (370, 340)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Inertia by k (elbow)", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d((lo - 0.5)..(hi + 0.5), 0f64..top.max(1.0))?;
+        chart
+            .configure_mesh()
+            .x_desc("k")
+            .y_desc("inertia")
+            .draw()?;
+        let points: Vec<(f64, f64)> = c.iter().map(|x| (x.k as f64, x.inertia)).collect();
+        chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            PALETTE[0].stroke_width(2),
+        ))?;
+        chart.draw_series(
+            points
+                .iter()
+                .map(|&p| Circle::new(p, 4, PALETTE[1].filled())),
+        )?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// The report as one self-contained HTML page (inline CSS and SVG, no
+/// network): segments with profiles and playbooks, the propensity model
+/// with its ROC curve and calibration chart, and the audit of every round
+/// with `journal_status`, the result of verifying the journal.
+pub fn html(
+    result: &JobResult,
+    journal_status: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let seg = &result.segmentation;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>fedseg report: {id}</title><style>\
+         body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+         th{{background:#f3f3f3}}td.t,th.t{{text-align:left}}.charts{{display:flex;flex-wrap:wrap;gap:1em}}\
+         .seg{{border-left:4px solid #1f77b4;padding-left:1em;margin:1.5em 0}}</style></head><body>\n\
+         <h1>Joint customer segmentation and propensity model</h1>\n\
+         <p>Job <code>{id}</code> as of {as_of}: <span data-key=\"customers\">{n}</span> consenting customers of \
+         {sites} members ({cohort}); {excluded} customers who refused marketing were excluded at their own bank before \
+         anything was computed. Every number below comes from secure sums: no customer record left its bank.</p>\n",
+        id = esc(&result.job_id),
+        as_of = esc(&result.as_of),
+        n = result.standardization.count,
+        sites = result.cohort.len(),
+        cohort = esc(&result.cohort.join(", ")),
+        excluded = result.census.excluded_no_consent,
+    );
+    let _ = writeln!(
+        out,
+        "<h2>Segments</h2>\n<div class=\"charts\">{}{}</div>",
+        profile_chart(result)?,
+        k_chart(result)?
+    );
+    let _ = writeln!(
+        out,
+        "<table><tr><th class=\"t\">segment</th><th>customers</th><th>R days</th><th>F</th><th>M</th><th>L days</th><th>T</th><th class=\"t\">profile R F M L T</th><th>conversion</th></tr>"
+    );
+    for s in &seg.segments {
+        let profile: Vec<&str> = NAMES.iter().map(|n| s.profile[n]).collect();
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"t\">{}</td><td data-key=\"size\">{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{:.1}</td><td class=\"t\">{}</td><td>{:.1}%</td></tr>",
+            esc(&s.name),
+            s.size,
+            s.means["R"],
+            s.means["F"],
+            s.means["M"],
+            s.means["L"],
+            s.means["T"],
+            profile.join(" "),
+            100.0 * s.conversion_rate
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</table><p>k = {} ({}); segments merged for being under {} customers: {}. AHP weights R, F, M, L, T: {} (consistency ratio {:.3}).</p>",
+        seg.k,
+        esc(seg.k_choice),
+        seg.min_segment_size,
+        seg.suppressed,
+        result
+            .ahp
+            .weights
+            .iter()
+            .map(|w| format!("{:.1}%", 100.0 * w))
+            .collect::<Vec<_>>()
+            .join(", "),
+        result.ahp.consistency_ratio
+    );
+    for s in &seg.segments {
+        let _ = writeln!(
+            out,
+            "<div class=\"seg\"><h3>{} <small>({} customers)</small></h3><p>{}</p><ul>\
+             <li><b>Product</b>: {}</li><li><b>Price</b>: {}</li><li><b>Channel</b>: {}</li><li><b>Promotion</b>: {}</li></ul>",
+            esc(&s.name),
+            s.size,
+            esc(s.summary),
+            esc(s.playbook.product),
+            esc(s.playbook.price),
+            esc(s.playbook.channel),
+            esc(s.playbook.promotion)
+        );
+        let refined: Vec<String> = s
+            .refined
+            .iter()
+            .filter(|r| r.customers > 0.0)
+            .map(|r| {
+                format!(
+                    "<li>{:.1}% <i>{}</i>: {}</li>",
+                    100.0 * r.share,
+                    esc(r.name),
+                    esc(r.action)
+                )
+            })
+            .collect();
+        if !refined.is_empty() {
+            let _ = writeln!(
+                out,
+                "<p>Customers without a purchase:</p><ul>{}</ul>",
+                refined.join("")
+            );
+        }
+        let _ = writeln!(out, "</div>");
+    }
+    if let Some(p) = &result.propensity {
+        let _ = writeln!(
+            out,
+            "<h2>Propensity model</h2><p>Logistic regression ({:?}, l2 = {}) on {} training customers, {} iterations, converged: <span data-key=\"converged\">{}</span>{}.</p>",
+            p.optimizer,
+            p.l2,
+            p.training_count,
+            p.iterations,
+            p.converged,
+            p.reason
+                .as_ref()
+                .map(|r| format!(" ({})", esc(r)))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "<table><tr><th class=\"t\">column</th><th>coefficient</th><th>odds ratio</th><th class=\"t\">meaning</th></tr>"
+        );
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"t\">intercept</td><td>{:.4}</td><td>{:.3}</td><td class=\"t\">odds of converting for an average customer of the first segment</td></tr>",
+            p.intercept,
+            p.intercept.exp()
+        );
+        for (name, c) in p.features.iter().zip(&p.coefficients) {
+            let meaning = if name.starts_with("segment") {
+                format!("odds against the first segment for {name}")
+            } else {
+                format!("odds multiplier per standard deviation more {name}")
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"t\">{}</td><td>{c:.4}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",
+                esc(name),
+                c.exp(),
+                esc(&meaning)
+            );
+        }
+        let _ = writeln!(out, "</table>");
+        if let Some(e) = &p.evaluation {
+            let roc: Vec<(f64, f64)> = e.roc.iter().map(|p| (p[0], p[1])).collect();
+            let calibration: Vec<(f64, f64)> = e
+                .calibration
+                .iter()
+                .filter(|b| b.count > 0.0)
+                .map(|b| (b.mean_predicted, b.observed_rate))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<p>On <span data-key=\"holdout\">{}</span> holdout customers: AUC <span data-key=\"auc\">{:.4}</span>, log-loss <span data-key=\"log_loss\">{:.4}</span>, top-decile lift {:.2}.</p><div class=\"charts\">{}{}</div>",
+                e.count,
+                e.auc,
+                e.log_loss,
+                e.top_decile_lift,
+                unit_chart(
+                    &format!("ROC curve (AUC {:.3})", e.auc),
+                    "false positive rate",
+                    "true positive rate",
+                    &roc,
+                    false
+                )?,
+                unit_chart(
+                    "Calibration",
+                    "mean predicted",
+                    "observed rate",
+                    &calibration,
+                    true
+                )?
+            );
+            let _ = writeln!(
+                out,
+                "<table><tr><th class=\"t\">predicted</th><th>customers</th><th>mean predicted</th><th>observed</th></tr>"
+            );
+            for b in &e.calibration {
+                let _ = writeln!(
+                    out,
+                    "<tr><td class=\"t\">{:.1}–{:.1}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                    b.lo, b.hi, b.count, b.mean_predicted, b.observed_rate
+                );
+            }
+            let _ = writeln!(
+                out,
+                "</table><table><tr><th class=\"t\">segment</th><th>holdout customers</th><th>conversion</th><th>in top decile</th><th>conversion in top decile</th></tr>"
+            );
+            for c in &e.campaign {
+                let name = seg
+                    .segments
+                    .get(c.segment)
+                    .map_or("all", |s| s.name.as_str());
+                let _ = writeln!(
+                    out,
+                    "<tr><td class=\"t\">{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td></tr>",
+                    esc(name),
+                    c.size,
+                    100.0 * c.conversion_rate,
+                    100.0 * c.top_decile_share,
+                    100.0 * c.top_decile_conversion_rate
+                );
+            }
+            let _ = writeln!(out, "</table>");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "<h2>Audit</h2><p>Journal: <span data-key=\"journal\">{}</span>. Configuration SHA-256 <code>{}</code>. Privacy: differential privacy {}.</p>",
+        esc(journal_status),
+        esc(&result.config_hash),
+        if result.privacy.dp { "on" } else { "off" }
+    );
+    let _ = writeln!(
+        out,
+        "<table><tr><th>round</th><th class=\"t\">released</th><th class=\"t\">outcome</th><th class=\"t\">took part</th><th class=\"t\">dropped</th></tr>"
+    );
+    for r in &result.rounds {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+            r.round,
+            esc(&r.purpose),
+            r.outcome,
+            esc(&r.survivors.join(", ")),
+            esc(&r.dropped.join(", "))
+        );
+    }
+    let _ = writeln!(out, "</table></body></html>");
+    Ok(out)
 }
