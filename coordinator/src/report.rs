@@ -11,6 +11,24 @@ use plotters::prelude::*;
 
 use crate::segmentation::JobResult;
 
+/// What a coefficient of column `name` means.
+fn segment_meaning(result: &JobResult, name: &str) -> String {
+    let segments = &result.segmentation.segments;
+    match name
+        .strip_prefix("segment ")
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        Some(i) => format!(
+            "odds multiplier for {} against {} (the first segment)",
+            segments.get(i).map_or(name, |s| s.name.as_str()),
+            segments
+                .first()
+                .map_or("the first segment", |s| s.name.as_str())
+        ),
+        None => format!("odds multiplier per standard deviation more {name}"),
+    }
+}
+
 /// A few lines for the terminal.
 pub fn summary(result: &JobResult) -> String {
     let seg = &result.segmentation;
@@ -151,11 +169,7 @@ pub fn markdown(result: &JobResult) -> String {
             p.intercept.exp()
         );
         for (name, c) in p.features.iter().zip(&p.coefficients) {
-            let meaning = if name.starts_with("segment") {
-                format!("odds against the first segment for {name}")
-            } else {
-                format!("odds multiplier per standard deviation more {name}")
-            };
+            let meaning = segment_meaning(result, name);
             let _ = writeln!(out, "| {name} | {c:.4} | {:.3} | {meaning} |", c.exp());
         }
         if let Some(e) = &p.evaluation {
@@ -264,11 +278,17 @@ fn profile_chart(result: &JobResult) -> Chart {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(5)
+            .x_labels(11)
             .x_label_formatter(&|x| {
-                NAMES
-                    .get(x.floor() as usize)
-                    .map_or(String::new(), |n| n.to_string())
+                // Ticks fall every half unit; a feature's group is centred
+                // on j + 0.5.
+                if (x - x.floor() - 0.5).abs() < 1e-6 {
+                    NAMES
+                        .get(x.floor() as usize)
+                        .map_or(String::new(), |n| n.to_string())
+                } else {
+                    String::new()
+                }
             })
             .y_desc("z-score")
             .draw()?;
@@ -291,6 +311,7 @@ fn profile_chart(result: &JobResult) -> Chart {
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
@@ -502,11 +523,7 @@ pub fn html(
             p.intercept.exp()
         );
         for (name, c) in p.features.iter().zip(&p.coefficients) {
-            let meaning = if name.starts_with("segment") {
-                format!("odds against the first segment for {name}")
-            } else {
-                format!("odds multiplier per standard deviation more {name}")
-            };
+            let meaning = segment_meaning(result, name);
             let _ = writeln!(
                 out,
                 "<tr><td class=\"t\">{}</td><td>{c:.4}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",

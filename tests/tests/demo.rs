@@ -93,3 +93,52 @@ fn the_demo_runs_a_whole_job_and_reports_what_result_json_says() {
         "bank-a held 150 of 900 before"
     );
 }
+
+/// Headless Chromium: the system's `chromium`, or `FEDSEG_CHROMIUM`.
+fn chromium() -> Option<std::path::PathBuf> {
+    std::env::var_os("FEDSEG_CHROMIUM")
+        .map(Into::into)
+        .or_else(|| {
+            ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists())
+        })
+}
+
+#[test]
+fn the_report_opens_in_headless_chromium_without_errors() {
+    let Some(browser) = chromium() else {
+        // CI installs Chromium (.ci/run); elsewhere the check is optional.
+        assert!(std::env::var_os("CI").is_none(), "CI must have Chromium");
+        eprintln!("skipped: no chromium (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path());
+    let page = dir.path().join("out/report.html");
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    // The browser parsed the whole page and its four inline charts.
+    assert_eq!(dom.matches("<svg").count(), 4, "{dom}");
+    assert!(dom.contains("data-key=\"auc\""));
+    for line in log.lines() {
+        assert!(
+            !(line.contains("CONSOLE") || line.contains("Uncaught")),
+            "the page logged an error: {line}"
+        );
+    }
+}
