@@ -32,6 +32,9 @@ pub struct CoordinatorConfig {
     /// Auditor identities admitted to the audit service.
     #[serde(default)]
     pub auditors: Vec<String>,
+    /// Where to serve Prometheus `/metrics` and `/healthz` over plain HTTP
+    /// (`host:port`); off when absent.
+    pub metrics_listen: Option<SocketAddr>,
     /// Round timing and limits.
     #[serde(default)]
     pub rounds: RoundSettings,

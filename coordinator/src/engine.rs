@@ -439,6 +439,7 @@ impl<'a> Engine<'a> {
         }
         record.duration_s = started.elapsed().as_secs_f64();
         record.traffic = self.hub.traffic() - traffic_before;
+        self.hub.metrics.round(record.outcome, record.dropped.len());
         self.rounds.push(record);
         Ok(self.rounds.last().expect("pushed"))
     }
@@ -615,6 +616,7 @@ impl<'a> Engine<'a> {
 
     fn reject(&mut self, code: &'static str, from: &str) {
         *self.rejected.entry(code).or_default() += 1;
+        self.hub.metrics.rejected(code);
         warn!(participant = %from, code, "rejected a message");
     }
 
@@ -650,6 +652,7 @@ impl<'a> Engine<'a> {
         mut waiting: BTreeSet<u32>,
     ) -> Result<(), EngineError> {
         let asked = waiting.clone();
+        let started = Instant::now();
         let mut answered = BTreeMap::new();
         let deadline = Deadline::now() + self.settings.phase_timeout();
         while !waiting.is_empty() && !state.is_complete() {
@@ -666,6 +669,7 @@ impl<'a> Engine<'a> {
                         let id = self.cohort[from as usize].clone();
                         warn!(participant = %id, code = error.code(), fault = ?error.fault(), %error, "rejected a protocol message");
                         *self.rejected.entry(error.code()).or_default() += 1;
+                        self.hub.metrics.rejected(error.code());
                     }
                 },
                 ToEngine::Gone => {
@@ -679,6 +683,9 @@ impl<'a> Engine<'a> {
             .map(|&m| self.cohort[m as usize].clone())
             .filter(|id| !answered.contains_key(id))
             .collect();
+        self.hub
+            .metrics
+            .phase(phase, started.elapsed().as_secs_f64());
         self.journal.append(Entry::PhaseCompleted {
             job_id: self.job.id.clone(),
             round,

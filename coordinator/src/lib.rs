@@ -12,6 +12,7 @@
 //! - [`service`], [`server`]: the gRPC surface and its mTLS server.
 //! - [`engine`]: the round engine that runs a job over the sessions.
 //! - [`journal`]: appending signed records to the coordinator's journal.
+//! - [`metrics`]: Prometheus metrics and the plain-HTTP `/metrics`, `/healthz`.
 //! - [`audit`]: the read-only audit service for auditors.
 
 pub mod ahp;
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod engine;
 pub mod journal;
 pub mod journal_view;
+pub mod metrics;
 pub mod pki;
 pub mod playbook;
 pub mod propensity;

@@ -54,6 +54,8 @@ pub struct Running {
     pub status: Arc<Mutex<JobStatusResponse>>,
     /// The bound address.
     pub addr: SocketAddr,
+    /// Where `/metrics` and `/healthz` are served, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Resolves when the server has stopped.
     pub task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -108,6 +110,18 @@ pub async fn start(
                 .max_encoding_message_size(limit),
             admission.interceptor(AUDITORS),
         ));
+    let metrics_addr = match config.metrics_listen {
+        None => None,
+        Some(wanted) => {
+            let bound = crate::metrics::serve(wanted, hub.metrics.clone(), std::future::pending())
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: wanted,
+                    source,
+                })?;
+            Some(bound)
+        }
+    };
     info!(%addr, "coordinator listening (mutual TLS)");
     let task = tokio::spawn(
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
@@ -117,6 +131,7 @@ pub async fn start(
         hub,
         status,
         addr,
+        metrics_addr,
         task,
     })
 }

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::Metrics;
 use fedseg_common::identity::{Member, Role, member_of};
 use fedseg_common::proto::coordinator_server::Coordinator;
 use fedseg_common::proto::{
@@ -45,17 +46,9 @@ pub struct Hub {
     links: Mutex<HashMap<String, (u64, Outbox)>>,
     events: mpsc::UnboundedSender<Event>,
     next_session: AtomicU64,
-    traffic: TrafficCounters,
-}
-
-/// Bytes and messages that crossed the participants' sessions (protobuf
-/// encoded sizes, before TLS and HTTP/2 framing).
-#[derive(Debug, Default)]
-struct TrafficCounters {
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    messages_in: AtomicU64,
-    messages_out: AtomicU64,
+    /// The coordinator's metrics, traffic counters included (protobuf
+    /// encoded sizes, before TLS and HTTP/2 framing).
+    pub metrics: Arc<Metrics>,
 }
 
 /// A snapshot of session traffic.
@@ -91,7 +84,7 @@ impl Hub {
             links: Mutex::new(HashMap::new()),
             events,
             next_session: AtomicU64::new(1),
-            traffic: TrafficCounters::default(),
+            metrics: Arc::new(Metrics::default()),
         });
         (hub, receiver)
     }
@@ -120,20 +113,20 @@ impl Hub {
             None => false,
         };
         if sent {
-            self.traffic.bytes_out.fetch_add(size, Ordering::Relaxed);
-            self.traffic.messages_out.fetch_add(1, Ordering::Relaxed);
+            self.metrics.bytes_out.inc_by(size);
+            self.metrics.messages_out.inc();
         }
         sent
     }
 
     /// Session traffic so far.
     pub fn traffic(&self) -> Traffic {
-        let t = &self.traffic;
+        let m = &self.metrics;
         Traffic {
-            bytes_in: t.bytes_in.load(Ordering::Relaxed),
-            bytes_out: t.bytes_out.load(Ordering::Relaxed),
-            messages_in: t.messages_in.load(Ordering::Relaxed),
-            messages_out: t.messages_out.load(Ordering::Relaxed),
+            bytes_in: m.bytes_in.get(),
+            bytes_out: m.bytes_out.get(),
+            messages_in: m.messages_in.get(),
+            messages_out: m.messages_out.get(),
         }
     }
 
@@ -141,14 +134,15 @@ impl Hub {
     /// reconnect to whatever serves next).
     pub fn close_all(&self) {
         self.links.lock().expect("hub lock").clear();
+        self.metrics.connected.set(0);
     }
 
     fn register(&self, id: &str, outbox: Outbox) -> u64 {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.links
-            .lock()
-            .expect("hub lock")
-            .insert(id.to_string(), (session, outbox));
+        let mut links = self.links.lock().expect("hub lock");
+        links.insert(id.to_string(), (session, outbox));
+        self.metrics.connected.set(links.len() as i64);
+        drop(links);
         let _ = self.events.send(Event::Connected(id.to_string()));
         session
     }
@@ -158,6 +152,7 @@ impl Hub {
         // A newer session of the same participant stays.
         if links.get(id).is_some_and(|(s, _)| *s == session) {
             links.remove(id);
+            self.metrics.connected.set(links.len() as i64);
             drop(links);
             let _ = self.events.send(Event::Disconnected(id.to_string()));
         }
@@ -291,10 +286,8 @@ impl Coordinator for CoordinatorService {
             loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
-                        hub.traffic
-                            .bytes_in
-                            .fetch_add(message.encoded_len() as u64, Ordering::Relaxed);
-                        hub.traffic.messages_in.fetch_add(1, Ordering::Relaxed);
+                        hub.metrics.bytes_in.inc_by(message.encoded_len() as u64);
+                        hub.metrics.messages_in.inc();
                         let _ = hub.events.send(Event::Message(member.id.clone(), message));
                     }
                     Ok(None) => break,

@@ -37,6 +37,9 @@ pub struct ParticipantConfig {
     pub reconnect: ReconnectSettings,
     /// This site's canonical tables (contract keys).
     pub data: Option<DataConfig>,
+    /// A Prometheus text file of what this site sent, rewritten after every
+    /// message (for node_exporter's textfile collector); off when absent.
+    pub metrics_file: Option<PathBuf>,
     /// Directory for this site's local results (its customers' segments
     /// and a copy of each job's result); never sent anywhere.
     #[serde(default = "default_output")]
@@ -132,6 +135,9 @@ impl ParticipantConfig {
             }
         }
         config.output = base.join(&config.output);
+        if let Some(file) = &mut config.metrics_file {
+            *file = base.join(&*file);
+        }
         Ok(config)
     }
 }

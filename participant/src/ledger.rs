@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use fedseg_common::journal::{Entry, VerifiedJournal};
 use serde::{Deserialize, Serialize};
+
+use crate::metrics::SiteMetrics;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -76,6 +78,7 @@ pub struct Ledger {
     file: File,
     next: u64,
     prev: String,
+    metrics: Option<SiteMetrics>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
@@ -146,6 +149,7 @@ impl Ledger {
             file,
             next: entries.len() as u64,
             prev,
+            metrics: None,
         })
     }
 
@@ -178,7 +182,23 @@ impl Ledger {
             .map_err(io(&self.path))?;
         self.prev = hex::encode(Sha256::digest(line.as_bytes()));
         self.next += 1;
+        if let Some(metrics) = &self.metrics
+            && let Err(error) = metrics.sent(kind, encoded.len() as u64, self.next)
+        {
+            // Monitoring must not stop the protocol.
+            tracing::warn!(%error, "could not write the metrics file");
+        }
         Ok(())
+    }
+
+    /// Also keeps a Prometheus text file of what was sent at `path`.
+    pub fn with_metrics(mut self, path: &Path) -> Self {
+        let metrics = SiteMetrics::new(path, self.next);
+        if let Err(error) = metrics.write() {
+            tracing::warn!(%error, path = %path.display(), "could not write the metrics file");
+        }
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -277,5 +297,45 @@ mod tests {
         let entries = read(&path).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].seq, 1);
+    }
+
+    #[test]
+    fn the_metrics_file_counts_what_was_sent_and_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.log");
+        let prom = dir.path().join("participant.prom");
+        let mut ledger = Ledger::open(&path).unwrap().with_metrics(&prom);
+        ledger
+            .record("job", Some(0), "masked-input", &[0; 100])
+            .unwrap();
+        ledger
+            .record("job", Some(1), "masked-input", &[0; 50])
+            .unwrap();
+        ledger
+            .record("job", Some(2), "task-failed", &[0; 7])
+            .unwrap();
+        let text = std::fs::read_to_string(&prom).unwrap();
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let value = |name: &str, kind: Option<&str>| -> f64 {
+            let sample = scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name && kind.is_none_or(|k| s.labels.get("kind") == Some(k)))
+                .unwrap_or_else(|| panic!("{name} missing in\n{text}"));
+            match sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{other:?}"),
+            }
+        };
+        let sent = "fedseg_participant_messages_sent_total";
+        assert_eq!(value(sent, Some("masked-input")), 2.0);
+        assert_eq!(value(sent, Some("task-failed")), 1.0);
+        let bytes = "fedseg_participant_bytes_sent_total";
+        assert_eq!(value(bytes, Some("masked-input")), 150.0);
+        assert_eq!(value("fedseg_participant_ledger_entries", None), 3.0);
+        assert!(!dir.path().join("participant.prom.tmp").exists());
     }
 }

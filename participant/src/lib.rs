@@ -4,6 +4,7 @@
 //! - [`config`]: the `participant.toml` file.
 //! - [`tasks`]: the local computations a round may ask for.
 //! - [`node`]: the outbound session with the coordinator.
+//! - [`metrics`]: a Prometheus text file of what the site sent.
 //! - [`ledger`]: the egress ledger of everything that left the site.
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
 //! - [`output`]: this site's local results (segments, scores).
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod ledger;
+pub mod metrics;
 pub mod node;
 pub mod output;
 pub mod rfmlt;

@@ -102,6 +102,9 @@ pub async fn run(
     config.tls.client_config(&config.coordinator_id)?;
     let stall_at = std::env::var(STALL_AT_ENV).ok();
     let mut ledger = Ledger::open(&config.ledger)?;
+    if let Some(path) = &config.metrics_file {
+        ledger = ledger.with_metrics(path);
+    }
     tokio::pin!(shutdown);
     let mut ceiling = config.reconnect.initial_ms;
     loop {
