@@ -11,7 +11,8 @@ use fedseg_common::identity;
 use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
 
-use crate::rfmlt::{ColumnNames, Tables};
+use crate::database;
+use crate::rfmlt::{self, ColumnNames, DataError, Features, Tables};
 
 /// `participant.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,9 +65,40 @@ pub struct DataConfig {
     /// `[data.columns.<table>]`: canonical column → the bank's header.
     #[serde(default)]
     pub columns: ColumnNames,
+    /// A PostgreSQL connection string (`host=… user=… dbname=…`). When set,
+    /// `transactions`, `interactions` and `customers` are SQL queries run
+    /// there, each yielding the table's canonical columns.
+    pub postgres: Option<String>,
 }
 
 impl DataConfig {
+    /// Every consenting customer's features as of `as_of`, from the files
+    /// or from the bank's database.
+    pub fn features(&self, as_of: time::Date) -> Result<Features, DataError> {
+        let Some(connection) = &self.postgres else {
+            return rfmlt::compute(&self.tables(), as_of);
+        };
+        let source = database::Source {
+            connection: connection.clone(),
+            transactions: self.transactions.to_string_lossy().into_owned(),
+            interactions: self.interactions.to_string_lossy().into_owned(),
+            customers: self.customers.to_string_lossy().into_owned(),
+        };
+        let query = database::features(&source, as_of);
+        match tokio::runtime::Handle::try_current() {
+            // Inside the node's runtime: wait here without stalling it.
+            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(query)),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| DataError::Read {
+                    path: "postgres".into(),
+                    reason: e.to_string(),
+                })?
+                .block_on(query),
+        }
+    }
+
     /// The tables as the feature computation reads them.
     pub fn tables(&self) -> Tables {
         Tables {
@@ -119,7 +151,16 @@ impl ParticipantConfig {
         for file in config.vectors.values_mut() {
             *file = base.join(&*file);
         }
-        if let Some(data) = &mut config.data {
+        if let Some(data) = &mut config.data
+            && data.postgres.is_some()
+        {
+            if data.columns != ColumnNames::default() {
+                return Err(invalid(
+                    "data.columns",
+                    "with `postgres` the queries name the columns".into(),
+                ));
+            }
+        } else if let Some(data) = &mut config.data {
             if let Some(unknown) = data.columns.unknown() {
                 return Err(invalid(
                     &format!("data.columns.{unknown}"),

@@ -6,12 +6,14 @@
 //! - [`node`]: the outbound session with the coordinator.
 //! - [`metrics`]: a Prometheus text file of what the site sent.
 //! - [`ledger`]: the egress ledger of everything that left the site.
+//! - [`database`]: RFMLT computed inside a bank's PostgreSQL database.
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
 //! - [`output`]: this site's local results (segments, scores).
 //! - [`scoring`]: a job's final model applied to this site's customers.
 //! - [`synth`]: synthetic canonical tables for trying fedseg out.
 
 pub mod config;
+pub mod database;
 pub mod ledger;
 pub mod metrics;
 pub mod node;

@@ -166,7 +166,7 @@ fn features(config: &ParticipantConfig, as_of: Option<&str>, json: bool) -> Resu
         None => time::OffsetDateTime::now_utc().date(),
     };
     let started = std::time::Instant::now();
-    let features = rfmlt::compute(&data.tables(), as_of)?;
+    let features = data.features(as_of)?;
     let elapsed = started.elapsed().as_secs_f64();
     let [transactions, interactions, customers] = features.rows;
     if json {
@@ -260,7 +260,7 @@ fn score(
             .to_string(),
     };
     let as_of = rfmlt::parse_date(&as_of).with_context(|| format!("{as_of:?} is not a date"))?;
-    let site = tasks::Site::load(&data.tables(), as_of)?;
+    let site = tasks::Site::from_features(data.features(as_of)?, as_of);
     let rows = model.write(&site, out)?;
     println!(
         "scored {rows} customers as of {as_of} into {}",

@@ -311,7 +311,7 @@ fn accept_offer(
             let Some(as_of) = job_as_of(&offer.config) else {
                 return decline("the job config has no valid as_of date".into());
             };
-            match blocking(|| Site::load(&data.tables(), as_of)) {
+            match blocking(|| data.features(as_of).map(|f| Site::from_features(f, as_of))) {
                 Ok(site) => {
                     info!(
                         customers = site.features.customers.len(),

@@ -86,20 +86,24 @@ pub struct Site {
 impl Site {
     /// Reads the site's tables and computes features as of `as_of`.
     pub fn load(tables: &Tables, as_of: Date) -> Result<Self, DataError> {
-        let features = rfmlt::compute(tables, as_of)?;
+        Ok(Self::from_features(rfmlt::compute(tables, as_of)?, as_of))
+    }
+
+    /// A site of already computed features.
+    pub fn from_features(features: Features, as_of: Date) -> Self {
         let points = features
             .customers
             .iter()
             .map(|c| features::transform([c.r, c.f, c.m, c.l, c.t]))
             .collect();
-        Ok(Self {
+        Self {
             as_of,
             features,
             points,
             assignment: None,
             split: None,
             model: None,
-        })
+        }
     }
 }
 

@@ -1,0 +1,128 @@
+//! A bank's own PostgreSQL database as the source: the participant wraps the
+//! bank's three queries in its checks and aggregation SQL, runs them in a
+//! real server started here, and gets exactly the features the CSV path
+//! computes from the same rows.
+
+use std::fs;
+
+use fedseg_participant::config::ParticipantConfig;
+use fedseg_participant::rfmlt::{self, ColumnNames, Customer, Tables};
+use fedseg_tests::Postgres;
+
+const AS_OF: time::Date = time::macros::date!(2026 - 11 - 01);
+
+fn sorted(mut customers: Vec<Customer>) -> Vec<Customer> {
+    customers.sort_by(|a, b| a.id.cmp(&b.id));
+    customers
+}
+
+#[test]
+fn the_database_path_gives_the_csv_features() {
+    let Some(db) = Postgres::start() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have PostgreSQL");
+        eprintln!("skipped: PostgreSQL is not installed (apt-get install postgresql)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let written = fedseg_participant::synth::write(dir.path(), 400, 9, "fintech").unwrap();
+    assert!(written.transactions > 1000);
+    for name in ["customers.csv", "transactions.csv", "interactions.csv"] {
+        // The server runs as another user: let it read the files.
+        let _ = std::process::Command::new("chmod")
+            .args(["a+rx"])
+            .arg(dir.path())
+            .status();
+        let _ = std::process::Command::new("chmod")
+            .arg("a+r")
+            .arg(dir.path().join(name))
+            .status();
+    }
+    // The bank's own schema: other names, native types.
+    let d = dir.path().display();
+    let setup = format!(
+        "CREATE TABLE clients (client_no text, opted_in boolean, bought int, start_date date);
+         CREATE TABLE payments (client_no text, booked_at timestamp, amount_eur numeric(14,2));
+         CREATE TABLE events (client_no text, happened_at timestamptz, event_type text);
+         \\copy clients FROM '{d}/customers.csv' WITH (FORMAT csv, HEADER, NULL '')
+         \\copy payments FROM '{d}/transactions.csv' WITH (FORMAT csv, HEADER)
+         \\copy events FROM '{d}/interactions.csv' WITH (FORMAT csv, HEADER)"
+    );
+    for statement in setup.lines() {
+        let out = db.psql(statement.trim());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let config_path = dir.path().join("participant.toml");
+    let config = |extra: &str| {
+        fs::write(
+            &config_path,
+            format!(
+                "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\ncoordinator_id = \"coordinator\"\n\
+                 ledger = \"ledger.log\"\n[tls]\nca = \"ca.crt\"\ncert = \"a.crt\"\nkey = \"a.key\"\n\
+                 [data]\npostgres = \"{}\"\n\
+                 customers = \"SELECT client_no AS customer_id, opted_in AS consent_marketing, bought AS converted, start_date AS since FROM clients\"\n\
+                 transactions = \"SELECT client_no AS customer_id, booked_at AS ts, amount_eur AS amount FROM payments\"\n\
+                 interactions = \"SELECT client_no AS customer_id, happened_at AS ts, event_type AS kind FROM events\"\n{extra}",
+                db.connection()
+            ),
+        )
+        .unwrap();
+        ParticipantConfig::load(&config_path)
+    };
+    let data = config("").unwrap().data.unwrap();
+    // Timestamps without a zone are read as UTC dates, like the files.
+    assert!(
+        db.psql("ALTER DATABASE postgres SET timezone TO 'UTC'")
+            .status
+            .success()
+    );
+    let from_db = data.features(AS_OF).unwrap();
+    let from_csv = rfmlt::compute(
+        &Tables {
+            transactions: dir.path().join("transactions.csv"),
+            interactions: dir.path().join("interactions.csv"),
+            customers: dir.path().join("customers.csv"),
+            columns: ColumnNames::default(),
+        },
+        AS_OF,
+    )
+    .unwrap();
+    assert_eq!(from_db.rows, from_csv.rows);
+    assert_eq!(from_db.excluded_no_consent, from_csv.excluded_no_consent);
+    assert_eq!(from_db.rows_after_as_of, from_csv.rows_after_as_of);
+    let (db_rows, csv_rows) = (sorted(from_db.customers), sorted(from_csv.customers));
+    assert_eq!(db_rows.len(), csv_rows.len());
+    for (a, b) in db_rows.iter().zip(&csv_rows) {
+        assert_eq!(
+            (&a.id, a.r, a.f, a.l, a.t, a.kinds, a.converted),
+            (&b.id, b.r, b.f, b.l, b.t, b.kinds, b.converted)
+        );
+        // Sums of amounts may round differently in another order.
+        assert!(
+            (a.m - b.m).abs() <= 1e-9 * b.m.max(1.0),
+            "{} vs {}",
+            a.m,
+            b.m
+        );
+    }
+
+    // A bad row is refused naming the query, the problem and a customer.
+    assert!(
+        db.psql(
+            "UPDATE payments SET amount_eur = -5 WHERE ctid = (SELECT min(ctid) FROM payments)"
+        )
+        .status
+        .success()
+    );
+    let error = data.features(AS_OF).unwrap_err().to_string();
+    assert!(
+        error.contains("transactions query") && error.contains("not positive"),
+        "{error}"
+    );
+    // Column mappings belong in the queries.
+    let refused = config("[data.columns.customers]\ncustomer_id = \"client_no\"\n").unwrap_err();
+    assert!(refused.to_string().contains("data.columns"), "{refused}");
+}
