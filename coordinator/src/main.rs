@@ -39,6 +39,12 @@ enum Command {
         /// coordinator.toml
         #[arg(long)]
         config: PathBuf,
+        /// A job to run first (skipped when its journal says it finished).
+        #[arg(long, requires = "out")]
+        job: Option<PathBuf>,
+        /// Where the job's result and reports go.
+        #[arg(long, requires = "job")]
+        out: Option<PathBuf>,
     },
     /// Run one job to its end and write DIR/result.json.
     Run {
@@ -173,7 +179,9 @@ fn main() -> Result<()> {
             role,
             days,
         }) => pki::issue(&dir, &id, role, Validity::days_from_now(days))?,
-        Command::Serve { config } => runtime()?.block_on(serve(&config))?,
+        Command::Serve { config, job, out } => {
+            runtime()?.block_on(serve(&config, job.as_deref().zip(out.as_deref())))?
+        }
         Command::Run { config, job, out } => runtime()?.block_on(run(&config, &job, &out))?,
         Command::Demo {
             dir,
@@ -245,9 +253,42 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn serve(config_path: &Path) -> Result<()> {
+/// Serves until stopped; with a job, runs it first (unless its journal says
+/// it finished) and keeps serving audit, health and metrics afterwards, so a
+/// restarted container neither repeats nor loses a job.
+async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
+    let job = job
+        .map(|(j, out)| Job::load(j).map(|job| (job, out)))
+        .transpose()?;
     let running = server::start(&config, fedseg_common::process::shutdown_signal()).await?;
+    if let Some((job, out)) = job {
+        let mut journal = JournalWriter::open(
+            &config.journal,
+            &config.tls.key,
+            &config.tls.cert,
+            &config.id,
+        )?;
+        let finished = journal.records().iter().any(
+            |r| matches!(&r.entry, Entry::JobFinished { job_id, success: true, .. } if *job_id == job.id),
+        );
+        if finished {
+            info!(job = %job.id, "the journal says this job finished; serving only");
+        } else {
+            let mut events = running.events;
+            let outcome = run_job(
+                running.hub.clone(),
+                &mut events,
+                &config,
+                &job,
+                &mut journal,
+            )
+            .await;
+            if let Err(error) = conclude(outcome, &mut journal, &config, job.id.clone(), out) {
+                tracing::error!(error = %format!("{error:#}"), "the job failed; still serving");
+            }
+        }
+    }
     running.task.await??;
     Ok(())
 }
@@ -275,6 +316,18 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     running.hub.close_all();
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), running.task).await;
+    conclude(outcome, &mut journal, &config, job_id, out)
+}
+
+/// Records a failed job's end (unless the engine did), or writes a finished
+/// job's result and reports under `out`.
+fn conclude(
+    outcome: Result<(JobReport, Option<JobResult>)>,
+    journal: &mut JournalWriter,
+    config: &CoordinatorConfig,
+    job_id: String,
+    out: &Path,
+) -> Result<()> {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {

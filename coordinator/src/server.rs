@@ -123,6 +123,13 @@ pub async fn start(
         }
     };
     info!(%addr, "coordinator listening (mutual TLS)");
+    // Participants' sessions are endless streams: close them, or a graceful
+    // shutdown would wait for them forever.
+    let closing = hub.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close_all();
+    };
     let task = tokio::spawn(
         router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
     );

@@ -144,3 +144,37 @@ fn a_segmentation_job_killed_mid_newton_resumes_to_the_same_result() {
     }
     drop(participants);
 }
+
+#[test]
+fn serve_with_a_job_runs_it_once_and_keeps_serving() {
+    let c = Consortium::with_customers(3, 300, 10.0, 16);
+    std::fs::write(
+        c.path().join("job.toml"),
+        "seed = 5\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
+         [segmentation]\nk_min = 2\nk_max = 2\nrestarts = 1\nmin_segment_size = 5\n",
+    )
+    .unwrap();
+    let serve = |log: &str| {
+        let mut command = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"));
+        command.current_dir(c.path()).args([
+            "serve",
+            "--config",
+            "coordinator.toml",
+            "--job",
+            "job.toml",
+            "--out",
+            "out",
+        ]);
+        fedseg_tests::spawn(command, c.path().join(log))
+    };
+    let mut first = serve("serve-1.log");
+    let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
+    first.expect_log("job finished", 120);
+    assert!(c.path().join("out/report.html").exists());
+    // Still serving after the job: a restart finds the job done and only serves.
+    first.terminate();
+    first.wait(Duration::from_secs(20));
+    let second = serve("serve-2.log");
+    second.expect_log("serving only", 30);
+    second.expect_log("coordinator listening", 30);
+}
