@@ -5,10 +5,12 @@
 //!   wrapping `u64` words, the domain every secure sum works in.
 //! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
 //!   types and state machines with no networking, plus an in-process runner.
+//! - [`dp`]: exact discrete Gaussian noise and the zCDP accountant.
 //! - [`features`]: the transformed RFMLT vector and the clustering space.
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
 
 pub mod config;
+pub mod dp;
 pub mod features;
 pub mod fixed_point;
 pub mod identity;

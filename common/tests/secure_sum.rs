@@ -459,3 +459,76 @@ fn unmask_requests_must_partition_the_round() {
         ));
     }
 }
+
+/// Distributed DP: each member adds discrete Gaussian noise to its encoded
+/// vector before masking. The released sum is exactly the survivors' plain
+/// sum plus exactly the noise they added, and nothing else.
+#[test]
+fn with_noise_the_sum_is_the_plain_sum_plus_exactly_the_added_noise() {
+    use std::collections::HashMap;
+
+    use fedseg_common::dp;
+    use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
+
+    let n = 8;
+    let params = JobParams::new("dp", n, 5, n - 1, &[3; 32]).unwrap();
+    let length = 16;
+    let encoder = FixedPointEncoder::new(16, vec![ClipRange::new(-1e6, 1e6)]).unwrap();
+    let values = |round: u64, member: u32| -> Vec<f64> {
+        (0..length)
+            .map(|i| (member as f64 + 1.0) * 10.5 - i as f64 + round as f64)
+            .collect()
+    };
+    let mut noise_rng = ChaCha20Rng::seed_from_u64(11);
+    let mut recorded: HashMap<(u64, u32), Vec<i64>> = HashMap::new();
+    let mut input = |round: u64, member: u32| -> Vec<u64> {
+        let mut words = encoder.encode(&values(round, member)).unwrap().words;
+        // σ = 2^8 steps of 2^-16: noise around 0.004 in real units.
+        let noise = dp::add_noise(&mut words, &mut noise_rng, 1 << 16, 1).unwrap();
+        recorded.insert((round, member), noise);
+        words
+    };
+    let dropouts = [
+        Dropout {
+            phase: Phase::MaskedInput,
+            round: 1,
+            who: 2,
+        },
+        Dropout {
+            phase: Phase::Unmask,
+            round: 2,
+            who: 5,
+        },
+    ];
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let sim = runner::run(&params, 4, 4, length, &mut input, &dropouts, &mut rng);
+    let mut released = 0;
+    for report in &sim.rounds {
+        let Ok(sum) = &report.outcome else { continue };
+        released += 1;
+        let mut expected = vec![0u64; length];
+        let mut plain = vec![0.0; length];
+        let mut noise_total = vec![0i64; length];
+        for &m in &report.survivors {
+            let encoded = encoder.encode(&values(report.round, m)).unwrap().words;
+            let noise = &recorded[&(report.round, m)];
+            for i in 0..length {
+                expected[i] = expected[i]
+                    .wrapping_add(encoded[i])
+                    .wrapping_add(noise[i] as u64);
+                plain[i] += values(report.round, m)[i];
+                noise_total[i] += noise[i];
+            }
+        }
+        assert_eq!(sum, &expected, "round {}", report.round);
+        // Decoded: the plain sum plus the total noise, to the encoding's step.
+        let decoded = encoder.decode(sum);
+        for i in 0..length {
+            let noise = noise_total[i] as f64 * encoder.resolution();
+            assert!((decoded[i] - plain[i] - noise).abs() < 1e-9);
+        }
+        // Noise was really added: the release is not the plain sum.
+        assert_ne!(noise_total, vec![0; length]);
+    }
+    assert_eq!(released, 4);
+}
