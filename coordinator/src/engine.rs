@@ -686,6 +686,13 @@ impl<'a> Engine<'a> {
         self.hub
             .metrics
             .phase(phase, started.elapsed().as_secs_f64());
+        tracing::debug!(
+            round,
+            phase,
+            answered = answered.len(),
+            asked = asked.len(),
+            "phase complete"
+        );
         self.journal.append(Entry::PhaseCompleted {
             job_id: self.job.id.clone(),
             round,
