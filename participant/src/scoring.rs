@@ -272,3 +272,83 @@ impl SavedModel {
         Ok(scored.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rfmlt::{ColumnNames, Tables};
+
+    const RESULT: &str = r#"{
+      "as_of": "2026-11-01",
+      "standardization": {"mean": [300, 1.5, 5, 300, 4], "std": [200, 1, 2, 250, 3],
+                          "clip_lo": [0, 0, 0, 0, 0], "clip_hi": [36500, 11.5, 18.4, 36500, 100000]},
+      "segmentation": {"space_scale": [1, 1, 1, 1, 1],
+                       "centroids": [[-1, 1, 1, 1, 0], [1, -1, -1, -1, 0]],
+                       "segments": [{"name": "loyal"}, {"name": "lapsed"}]},
+      "propensity": {"design_features": [true, true, true, true, true], "design_segments": 2,
+                     "intercept": -1.0, "coefficients": [-0.5, 0.8, 0.1, 0.0, 0.2, -0.3],
+                     "evaluation": {"decile_thresholds": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6]}}
+    }"#;
+
+    fn site() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        crate::synth::write(dir.path(), 300, 4, "retail").unwrap();
+        let tables = Tables {
+            transactions: dir.path().join("transactions.csv"),
+            interactions: dir.path().join("interactions.csv"),
+            customers: dir.path().join("customers.csv"),
+            columns: ColumnNames::default(),
+        };
+        Site::load(&tables, time::macros::date!(2026 - 11 - 01)).unwrap()
+    }
+
+    #[test]
+    fn scores_follow_the_model_and_land_in_csv_or_parquet() {
+        let site = site();
+        let model = SavedModel::from_result(RESULT).unwrap();
+        let scored = model.score(&site);
+        assert_eq!(scored.len(), site.features.customers.len());
+        let space = &model.space;
+        for (i, s) in scored.iter().enumerate() {
+            let x = site.point(i);
+            let z = space.z(x);
+            let segment = features::nearest(&space.project(x), &model.centroids).0 as u32;
+            assert_eq!(s.segment, segment);
+            let eta = -1.0 - 0.5 * z[0] + 0.8 * z[1] + 0.1 * z[2] + 0.2 * z[4]
+                - 0.3 * f64::from(segment == 1);
+            assert!((s.score - propensity::sigmoid(eta)).abs() < 1e-12);
+            let above = model.deciles.iter().filter(|&&t| s.score >= t).count() as u8;
+            assert_eq!(s.decile, 1 + above);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("scores.csv");
+        assert_eq!(model.write(&site, &csv).unwrap(), scored.len());
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert!(text.starts_with("customer_id,segment,segment_name,score,decile\n"));
+        assert_eq!(text.lines().count(), scored.len() + 1);
+        let parquet_path = dir.path().join("scores.parquet");
+        model.write(&site, &parquet_path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&parquet_path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, scored.len());
+    }
+
+    #[test]
+    fn a_result_without_its_model_is_refused() {
+        let broken = RESULT.replace("\"centroids\"", "\"nothing\"");
+        assert!(matches!(
+            SavedModel::from_result(&broken),
+            Err(ScoreError::Field("segmentation.centroids"))
+        ));
+        let wrong = RESULT.replace(
+            "\"intercept\": -1.0, \"coefficients\": [-0.5,",
+            "\"intercept\": -1.0, \"coefficients\": [",
+        );
+        assert!(SavedModel::from_result(&wrong).is_err());
+    }
+}
