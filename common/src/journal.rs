@@ -130,6 +130,16 @@ pub enum Entry {
         /// Why.
         reason: String,
     },
+    /// A cohort member declined a job (its data failed its own checks, or
+    /// the job asks for more than its policy allows), in its own words.
+    ParticipantDeclined {
+        /// Job identifier.
+        job_id: String,
+        /// The member.
+        participant: String,
+        /// Its reason.
+        reason: String,
+    },
     /// A job ended.
     JobFinished {
         /// Job identifier.
@@ -155,6 +165,7 @@ impl Entry {
             Entry::JobFinished { .. } => 8,
             Entry::JobResumed { .. } => 9,
             Entry::RoundOpened { .. } => 10,
+            Entry::ParticipantDeclined { .. } => 11,
         }
     }
 }

@@ -574,6 +574,11 @@ impl<'a> Engine<'a> {
                         self.accepted.insert(from);
                     } else {
                         warn!(participant = %id, reason = %answer.reason, "participant declined the job");
+                        self.journal.append(Entry::ParticipantDeclined {
+                            job_id: self.job.id.clone(),
+                            participant: id.clone(),
+                            reason: answer.reason.clone(),
+                        })?;
                     }
                     ToEngine::Answered
                 }

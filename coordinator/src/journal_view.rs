@@ -113,6 +113,15 @@ fn summary(entry: &Entry) -> (String, String, String) {
             round.to_string(),
             format!("aborted: {reason}"),
         ),
+        Entry::ParticipantDeclined {
+            job_id,
+            participant,
+            reason,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!("{participant} declined: {reason}"),
+        ),
         Entry::JobFinished {
             job_id,
             success,

@@ -307,6 +307,25 @@ fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
         kinds.iter().all(|k| k == "hello" || k == "job-answer"),
         "{kinds:?}"
     );
+    // The coordinator's journal records the refusal, in the bank's words.
+    let shown = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"))
+        .args(["journal", "show", "--json", "--journal"])
+        .arg(c.path().join("journal.log"))
+        .output()
+        .unwrap();
+    let declined: Vec<Value> = String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r.to_string().contains("participant_declined"))
+        .collect();
+    assert_eq!(
+        declined.len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    assert!(declined[0].to_string().contains(&c.sites[0]));
+    assert!(declined[0].to_string().contains("failed validation"));
     // The other two banks carried the job.
     let result = c.result();
     for round in result["rounds"].as_array().unwrap() {
