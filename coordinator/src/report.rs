@@ -29,6 +29,199 @@ fn segment_meaning(result: &JobResult, name: &str) -> String {
     }
 }
 
+/// A table both reports show: headers, then rows of cells. A column may
+/// carry a key, which the HTML report writes as `data-key` so tools (and
+/// tests) can find a number without parsing prose.
+struct Table {
+    headers: Vec<&'static str>,
+    keys: Vec<Option<&'static str>>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(headers: &[&'static str]) -> Self {
+        Self {
+            headers: headers.to_vec(),
+            keys: vec![None; headers.len()],
+            rows: vec![],
+        }
+    }
+
+    fn key(mut self, column: usize, key: &'static str) -> Self {
+        self.keys[column] = Some(key);
+        self
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = format!("| {} |\n|", self.headers.join(" | "));
+        for i in 0..self.headers.len() {
+            out.push_str(if i == 0 { "---|" } else { "---:|" });
+        }
+        out.push('\n');
+        for row in &self.rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        out
+    }
+
+    /// The first column is text (left-aligned), the others numbers.
+    fn html(&self) -> String {
+        let cell = |i: usize| if i == 0 { " class=\"t\"" } else { "" };
+        let mut out = String::from("<table><tr>");
+        for (i, h) in self.headers.iter().enumerate() {
+            let _ = write!(out, "<th{}>{}</th>", cell(i), esc(h));
+        }
+        out.push_str("</tr>\n");
+        for row in &self.rows {
+            out.push_str("<tr>");
+            for (i, value) in row.iter().enumerate() {
+                let key = self.keys[i]
+                    .map(|k| format!(" data-key=\"{k}\""))
+                    .unwrap_or_default();
+                let _ = write!(out, "<td{}{key}>{}</td>", cell(i), esc(value));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
+        out
+    }
+}
+
+fn segments_table(result: &JobResult) -> Table {
+    let mut table = Table::new(&[
+        "segment",
+        "customers",
+        "R days",
+        "F",
+        "M",
+        "L days",
+        "T",
+        "profile (R F M L T)",
+        "conversion",
+    ])
+    .key(1, "size");
+    for s in &result.segmentation.segments {
+        let profile: Vec<&str> = NAMES.iter().map(|n| s.profile[n]).collect();
+        table.rows.push(vec![
+            s.name.clone(),
+            s.size.to_string(),
+            format!("{:.0}", s.means["R"]),
+            format!("{:.1}", s.means["F"]),
+            format!("{:.0}", s.means["M"]),
+            format!("{:.0}", s.means["L"]),
+            format!("{:.1}", s.means["T"]),
+            profile.join(" "),
+            format!("{:.1}%", 100.0 * s.conversion_rate),
+        ]);
+    }
+    table
+}
+
+fn candidates_table(result: &JobResult) -> Table {
+    let mut table = Table::new(&[
+        "k",
+        "inertia",
+        "Calinski-Harabasz",
+        "Lloyd steps",
+        "converged",
+    ]);
+    for c in &result.segmentation.candidates {
+        table.rows.push(vec![
+            c.k.to_string(),
+            format!("{:.1}", c.inertia),
+            format!("{:.1}", c.calinski_harabasz),
+            c.iterations.to_string(),
+            c.converged.to_string(),
+        ]);
+    }
+    table
+}
+
+fn coefficients_table(result: &JobResult, p: &crate::propensity::PropensityResult) -> Table {
+    let mut table = Table::new(&["column", "coefficient", "odds ratio", "meaning"]);
+    table.rows.push(vec![
+        "intercept".into(),
+        format!("{:.4}", p.intercept),
+        format!("{:.3}", p.intercept.exp()),
+        "odds of converting for an average customer of the first segment".into(),
+    ]);
+    for (name, c) in p.features.iter().zip(&p.coefficients) {
+        table.rows.push(vec![
+            name.clone(),
+            format!("{c:.4}"),
+            format!("{:.3}", c.exp()),
+            segment_meaning(result, name),
+        ]);
+    }
+    table
+}
+
+fn calibration_table(e: &crate::propensity::Evaluation) -> Table {
+    let mut table = Table::new(&["predicted", "customers", "mean predicted", "observed"]);
+    for b in &e.calibration {
+        table.rows.push(vec![
+            format!("{:.1}–{:.1}", b.lo, b.hi),
+            b.count.to_string(),
+            format!("{:.3}", b.mean_predicted),
+            format!("{:.3}", b.observed_rate),
+        ]);
+    }
+    table
+}
+
+fn campaign_table(result: &JobResult, e: &crate::propensity::Evaluation) -> Table {
+    let mut table = Table::new(&[
+        "segment",
+        "holdout customers",
+        "conversion",
+        "in top decile",
+        "conversion in top decile",
+    ]);
+    for c in &e.campaign {
+        let name = result
+            .segmentation
+            .segments
+            .get(c.segment)
+            .map_or("all", |s| s.name.as_str());
+        table.rows.push(vec![
+            name.to_string(),
+            c.size.to_string(),
+            format!("{:.1}%", 100.0 * c.conversion_rate),
+            format!("{:.1}%", 100.0 * c.top_decile_share),
+            format!("{:.1}%", 100.0 * c.top_decile_conversion_rate),
+        ]);
+    }
+    table
+}
+
+fn rounds_table(result: &JobResult) -> Table {
+    let mut table = Table::new(&["released", "round", "outcome", "took part", "dropped"]);
+    for r in &result.rounds {
+        table.rows.push(vec![
+            r.purpose.clone(),
+            r.round.to_string(),
+            r.outcome.to_string(),
+            r.survivors.join(", "),
+            r.dropped.join(", "),
+        ]);
+    }
+    table
+}
+
+fn ahp_line(result: &JobResult) -> String {
+    format!(
+        "AHP weights R, F, M, L, T: {} (consistency ratio {:.3}).",
+        result
+            .ahp
+            .weights
+            .iter()
+            .map(|w| format!("{:.1}%", 100.0 * w))
+            .collect::<Vec<_>>()
+            .join(", "),
+        result.ahp.consistency_ratio
+    )
+}
+
 /// A few lines for the terminal.
 pub fn summary(result: &JobResult) -> String {
     let seg = &result.segmentation;
@@ -72,31 +265,10 @@ pub fn markdown(result: &JobResult) -> String {
         result.census.excluded_no_consent,
         result.config_hash
     );
-    let _ = writeln!(out, "## Segments\n");
+    let _ = writeln!(out, "## Segments\n\n{}", segments_table(result).markdown());
     let _ = writeln!(
         out,
-        "| segment | customers | R days | F | M | L days | T | profile (R F M L T) | conversion |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|---:|");
-    for s in &seg.segments {
-        let profile: Vec<&str> = NAMES.iter().map(|n| s.profile[n]).collect();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.0} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {:.1}% |",
-            s.name,
-            s.size,
-            s.means["R"],
-            s.means["F"],
-            s.means["M"],
-            s.means["L"],
-            s.means["T"],
-            profile.join(" "),
-            100.0 * s.conversion_rate
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nPooled means (transformed: R, log1p F, log1p M, L, T): {:?}. Chosen k = {} ({}); segments merged for being under {} customers: {}.\n",
+        "Pooled means (transformed: R, log1p F, log1p M, L, T): {:?}. Chosen k = {} ({}); segments merged for being under {} customers: {}.\n",
         std.mean.map(|m| (m * 100.0).round() / 100.0),
         seg.k,
         seg.k_choice,
@@ -120,30 +292,11 @@ pub fn markdown(result: &JobResult) -> String {
         }
         let _ = writeln!(out);
     }
-    let _ = writeln!(out, "## Choice of k\n");
     let _ = writeln!(
         out,
-        "| k | inertia | Calinski-Harabasz | Lloyd steps | converged |"
-    );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---|");
-    for c in &seg.candidates {
-        let _ = writeln!(
-            out,
-            "| {} | {:.1} | {:.1} | {} | {} |",
-            c.k, c.inertia, c.calinski_harabasz, c.iterations, c.converged
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nAHP weights R, F, M, L, T: {} (consistency ratio {:.3}).\n",
-        result
-            .ahp
-            .weights
-            .iter()
-            .map(|w| format!("{:.1}%", 100.0 * w))
-            .collect::<Vec<_>>()
-            .join(", "),
-        result.ahp.consistency_ratio
+        "## Choice of k\n\n{}\n{}\n",
+        candidates_table(result).markdown(),
+        ahp_line(result)
     );
     if let Some(p) = &result.propensity {
         let _ = writeln!(out, "## Propensity model\n");
@@ -160,69 +313,18 @@ pub fn markdown(result: &JobResult) -> String {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(out, "| column | coefficient | odds ratio | meaning |");
-        let _ = writeln!(out, "|---|---:|---:|---|");
-        let _ = writeln!(
-            out,
-            "| intercept | {:.4} | {:.3} | odds of converting for an average customer of the first segment |",
-            p.intercept,
-            p.intercept.exp()
-        );
-        for (name, c) in p.features.iter().zip(&p.coefficients) {
-            let meaning = segment_meaning(result, name);
-            let _ = writeln!(out, "| {name} | {c:.4} | {:.3} | {meaning} |", c.exp());
-        }
+        let _ = writeln!(out, "{}", coefficients_table(result, p).markdown());
         if let Some(e) = &p.evaluation {
             let _ = writeln!(
                 out,
-                "\nOn {} holdout customers: AUC {:.4}, log-loss {:.4}, top-decile lift {:.2}.\n",
+                "On {} holdout customers: AUC {:.4}, log-loss {:.4}, top-decile lift {:.2}.\n",
                 e.count, e.auc, e.log_loss, e.top_decile_lift
             );
-            let _ = writeln!(out, "| predicted | customers | mean predicted | observed |");
-            let _ = writeln!(out, "|---|---:|---:|---:|");
-            for b in &e.calibration {
-                let _ = writeln!(
-                    out,
-                    "| {:.1}–{:.1} | {} | {:.3} | {:.3} |",
-                    b.lo, b.hi, b.count, b.mean_predicted, b.observed_rate
-                );
-            }
-            let _ = writeln!(
-                out,
-                "\n| segment | holdout customers | conversion | in top decile | conversion in top decile |"
-            );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-            for c in &e.campaign {
-                let name = seg
-                    .segments
-                    .get(c.segment)
-                    .map_or("all", |s| s.name.as_str());
-                let _ = writeln!(
-                    out,
-                    "| {name} | {} | {:.1}% | {:.1}% | {:.1}% |",
-                    c.size,
-                    100.0 * c.conversion_rate,
-                    100.0 * c.top_decile_share,
-                    100.0 * c.top_decile_conversion_rate
-                );
-            }
-            let _ = writeln!(out);
+            let _ = writeln!(out, "{}", calibration_table(e).markdown());
+            let _ = writeln!(out, "{}", campaign_table(result, e).markdown());
         }
     }
-    let _ = writeln!(out, "## Rounds\n");
-    let _ = writeln!(out, "| round | purpose | outcome | sites | dropped |");
-    let _ = writeln!(out, "|---:|---|---|---:|---|");
-    for r in &result.rounds {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            r.round,
-            r.purpose,
-            r.outcome,
-            r.survivors.len(),
-            r.dropped.join(", ")
-        );
-    }
+    let _ = writeln!(out, "## Rounds\n\n{}", rounds_table(result).markdown());
     out
 }
 
@@ -423,45 +525,19 @@ pub fn html(
     );
     let _ = writeln!(
         out,
-        "<h2>Segments</h2>\n<div class=\"charts\">{}{}</div>",
+        "<h2>Segments</h2>\n<div class=\"charts\">{}{}</div>{}",
         profile_chart(result)?,
-        k_chart(result)?
+        k_chart(result)?,
+        segments_table(result).html()
     );
     let _ = writeln!(
         out,
-        "<table><tr><th class=\"t\">segment</th><th>customers</th><th>R days</th><th>F</th><th>M</th><th>L days</th><th>T</th><th class=\"t\">profile R F M L T</th><th>conversion</th></tr>"
-    );
-    for s in &seg.segments {
-        let profile: Vec<&str> = NAMES.iter().map(|n| s.profile[n]).collect();
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"t\">{}</td><td data-key=\"size\">{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.0}</td><td>{:.0}</td><td>{:.1}</td><td class=\"t\">{}</td><td>{:.1}%</td></tr>",
-            esc(&s.name),
-            s.size,
-            s.means["R"],
-            s.means["F"],
-            s.means["M"],
-            s.means["L"],
-            s.means["T"],
-            profile.join(" "),
-            100.0 * s.conversion_rate
-        );
-    }
-    let _ = writeln!(
-        out,
-        "</table><p>k = {} ({}); segments merged for being under {} customers: {}. AHP weights R, F, M, L, T: {} (consistency ratio {:.3}).</p>",
+        "<p>k = {} ({}); segments merged for being under {} customers: {}. {}</p>",
         seg.k,
         esc(seg.k_choice),
         seg.min_segment_size,
         seg.suppressed,
-        result
-            .ahp
-            .weights
-            .iter()
-            .map(|w| format!("{:.1}%", 100.0 * w))
-            .collect::<Vec<_>>()
-            .join(", "),
-        result.ahp.consistency_ratio
+        ahp_line(result)
     );
     for s in &seg.segments {
         let _ = writeln!(
@@ -498,10 +574,15 @@ pub fn html(
         }
         let _ = writeln!(out, "</div>");
     }
+    let _ = writeln!(
+        out,
+        "<h3>Choice of k</h3>{}",
+        candidates_table(result).html()
+    );
     if let Some(p) = &result.propensity {
         let _ = writeln!(
             out,
-            "<h2>Propensity model</h2><p>Logistic regression ({:?}, l2 = {}) on {} training customers, {} iterations, converged: <span data-key=\"converged\">{}</span>{}.</p>",
+            "<h2>Propensity model</h2><p>Logistic regression ({:?}, l2 = {}) on {} training customers, {} iterations, converged: <span data-key=\"converged\">{}</span>{}.</p>{}",
             p.optimizer,
             p.l2,
             p.training_count,
@@ -510,29 +591,9 @@ pub fn html(
             p.reason
                 .as_ref()
                 .map(|r| format!(" ({})", esc(r)))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            coefficients_table(result, p).html()
         );
-        let _ = writeln!(
-            out,
-            "<table><tr><th class=\"t\">column</th><th>coefficient</th><th>odds ratio</th><th class=\"t\">meaning</th></tr>"
-        );
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"t\">intercept</td><td>{:.4}</td><td>{:.3}</td><td class=\"t\">odds of converting for an average customer of the first segment</td></tr>",
-            p.intercept,
-            p.intercept.exp()
-        );
-        for (name, c) in p.features.iter().zip(&p.coefficients) {
-            let meaning = segment_meaning(result, name);
-            let _ = writeln!(
-                out,
-                "<tr><td class=\"t\">{}</td><td>{c:.4}</td><td>{:.3}</td><td class=\"t\">{}</td></tr>",
-                esc(name),
-                c.exp(),
-                esc(&meaning)
-            );
-        }
-        let _ = writeln!(out, "</table>");
         if let Some(e) = &p.evaluation {
             let roc: Vec<(f64, f64)> = e.roc.iter().map(|p| (p[0], p[1])).collect();
             let calibration: Vec<(f64, f64)> = e
@@ -543,7 +604,7 @@ pub fn html(
                 .collect();
             let _ = writeln!(
                 out,
-                "<p>On <span data-key=\"holdout\">{}</span> holdout customers: AUC <span data-key=\"auc\">{:.4}</span>, log-loss <span data-key=\"log_loss\">{:.4}</span>, top-decile lift {:.2}.</p><div class=\"charts\">{}{}</div>",
+                "<p>On <span data-key=\"holdout\">{}</span> holdout customers: AUC <span data-key=\"auc\">{:.4}</span>, log-loss <span data-key=\"log_loss\">{:.4}</span>, top-decile lift {:.2}.</p><div class=\"charts\">{}{}</div>{}{}",
                 e.count,
                 e.auc,
                 e.log_loss,
@@ -561,63 +622,19 @@ pub fn html(
                     "observed rate",
                     &calibration,
                     true
-                )?
+                )?,
+                calibration_table(e).html(),
+                campaign_table(result, e).html()
             );
-            let _ = writeln!(
-                out,
-                "<table><tr><th class=\"t\">predicted</th><th>customers</th><th>mean predicted</th><th>observed</th></tr>"
-            );
-            for b in &e.calibration {
-                let _ = writeln!(
-                    out,
-                    "<tr><td class=\"t\">{:.1}–{:.1}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-                    b.lo, b.hi, b.count, b.mean_predicted, b.observed_rate
-                );
-            }
-            let _ = writeln!(
-                out,
-                "</table><table><tr><th class=\"t\">segment</th><th>holdout customers</th><th>conversion</th><th>in top decile</th><th>conversion in top decile</th></tr>"
-            );
-            for c in &e.campaign {
-                let name = seg
-                    .segments
-                    .get(c.segment)
-                    .map_or("all", |s| s.name.as_str());
-                let _ = writeln!(
-                    out,
-                    "<tr><td class=\"t\">{}</td><td>{}</td><td>{:.1}%</td><td>{:.1}%</td><td>{:.1}%</td></tr>",
-                    esc(name),
-                    c.size,
-                    100.0 * c.conversion_rate,
-                    100.0 * c.top_decile_share,
-                    100.0 * c.top_decile_conversion_rate
-                );
-            }
-            let _ = writeln!(out, "</table>");
         }
     }
     let _ = writeln!(
         out,
-        "<h2>Audit</h2><p>Journal: <span data-key=\"journal\">{}</span>. Configuration SHA-256 <code>{}</code>. Privacy: differential privacy {}.</p>",
+        "<h2>Audit</h2><p>Journal: <span data-key=\"journal\">{}</span>. Configuration SHA-256 <code>{}</code>. Privacy: differential privacy {}.</p>{}</body></html>",
         esc(journal_status),
         esc(&result.config_hash),
-        if result.privacy.dp { "on" } else { "off" }
+        if result.privacy.dp { "on" } else { "off" },
+        rounds_table(result).html()
     );
-    let _ = writeln!(
-        out,
-        "<table><tr><th>round</th><th class=\"t\">released</th><th class=\"t\">outcome</th><th class=\"t\">took part</th><th class=\"t\">dropped</th></tr>"
-    );
-    for r in &result.rounds {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
-            r.round,
-            esc(&r.purpose),
-            r.outcome,
-            esc(&r.survivors.join(", ")),
-            esc(&r.dropped.join(", "))
-        );
-    }
-    let _ = writeln!(out, "</table></body></html>");
     Ok(out)
 }
