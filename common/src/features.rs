@@ -25,6 +25,14 @@ pub fn untransform(x: [f64; DIM]) -> [f64; DIM] {
     [r, f.exp_m1(), m.exp_m1(), l, t]
 }
 
+/// Entries per cluster of a k-means step vector (see `KMeansStep` in the
+/// proto): count, the members' coordinate sums, their squared distances.
+pub const KMEANS_ENTRIES: usize = DIM + 2;
+
+/// Entries per segment of a segment-profile vector (see `SegmentProfile`):
+/// count, R..T sums, four interaction kinds, four refined groups, converted.
+pub const PROFILE_ENTRIES: usize = 1 + DIM + 4 + 4 + 1;
+
 /// Per-customer bounds of x: every quantity a customer contributes is
 /// clipped to them, so each site's sums have a declared range. In original
 /// units: R and L up to 100 years, F up to 10^5 purchases, M up to 10^8,

@@ -20,7 +20,9 @@
 //! sums, which is what lets a resumed coordinator retrace a job from its
 //! journal.
 
-use fedseg_common::features::{self, DEFAULT_BOUNDS, DIM, NAMES, Space, TRANSFORMS};
+use fedseg_common::features::{
+    self, DEFAULT_BOUNDS, DIM, KMEANS_ENTRIES, NAMES, PROFILE_ENTRIES, Space, TRANSFORMS,
+};
 use fedseg_common::fixed_point::{ClipRange, EncodingError, FixedPointEncoder};
 use fedseg_common::proto::{self, computation::Kind};
 use rand::rngs::ChaCha20Rng;
@@ -90,10 +92,6 @@ const HISTOGRAM_RANGE: [(f64, f64); DIM] = [
 ];
 /// Quantiles reported per feature.
 const QUANTILES: [f64; 5] = [0.05, 0.25, 0.5, 0.75, 0.95];
-/// Entries per cluster of a k-means step (count, coordinate sums, inertia).
-const KMEANS_ENTRIES: usize = DIM + 2;
-/// Entries per cluster of a segment profile.
-const PROFILE_ENTRIES: usize = 15;
 
 /// The census round's totals.
 #[derive(Debug, Clone, Serialize)]
@@ -791,7 +789,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             ranges,
         )
         .await?;
-    let segmentation = describe(&chosen, &profile, &space, &ahp.weights, settings)?;
+    let segmentation = describe(&chosen, &profile, &space, &ahp.weights, settings);
     let segmentation = SegmentationResult {
         candidates,
         k_choice,
@@ -843,7 +841,7 @@ fn describe(
     space: &Space,
     weights: &[f64],
     settings: &SegmentationSettings,
-) -> Result<SegmentationResult, SegmentationError> {
+) -> SegmentationResult {
     let k = run.k as usize;
     let rows = |flat: &[f64]| -> Vec<Vec<f64>> { flat.chunks(DIM).map(<[f64]>::to_vec).collect() };
     let mut groups = Vec::new();
@@ -899,7 +897,7 @@ fn describe(
         .iter()
         .map(|c| features::untransform(space.unproject(c)).to_vec())
         .collect();
-    Ok(SegmentationResult {
+    SegmentationResult {
         k,
         space_scale: space.scale,
         init_centroids: rows(&run.init),
@@ -914,7 +912,7 @@ fn describe(
         suppressed: 0,
         min_segment_size: settings.min_segment_size,
         segments,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use fedseg_common::features::{self, DIM, Space};
+use fedseg_common::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
 use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEncoder};
 use fedseg_common::propensity::{self, Design};
 use fedseg_common::proto::{self, computation::Kind};
@@ -79,8 +79,6 @@ pub struct Site {
     assignment: Option<(Vec<f64>, Vec<u32>)>,
     /// The holdout split last asked for: (seed, fraction, per customer).
     split: Option<(u64, f64, Vec<bool>)>,
-    /// The final propensity model, kept for local scoring when the job ends.
-    pub model: Option<proto::Propensity>,
 }
 
 impl Site {
@@ -102,7 +100,6 @@ impl Site {
             points,
             assignment: None,
             split: None,
-            model: None,
         }
     }
 }
@@ -300,9 +297,6 @@ fn feature_stats(site: &Site, request: &proto::FeatureStats) -> Result<Vec<f64>,
     }))
 }
 
-/// Entries per cluster of a k-means step: count, coordinate sums, inertia.
-pub const KMEANS_ENTRIES: usize = DIM + 2;
-
 fn kmeans_step(site: &Site, space: &Space, runs: &[&[f64]]) -> Vec<f64> {
     let mut offsets = Vec::with_capacity(runs.len());
     let mut length = 0;
@@ -323,9 +317,6 @@ fn kmeans_step(site: &Site, space: &Space, runs: &[&[f64]]) -> Vec<f64> {
         }
     })
 }
-
-/// Entries per cluster of a segment profile (see the proto).
-pub const PROFILE_ENTRIES: usize = 15;
 
 fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: u64) -> Vec<f64> {
     site.assign(space, centroids);
