@@ -81,11 +81,8 @@ pub fn discrete_gaussian(rng: &mut impl Rng, num: u64, den: u64) -> Result<i64, 
         return Err(DpError::Variance { num, den });
     }
     let (num, den) = (num as u128, den as u128);
-    // t = ⌊σ⌋ + 1.
-    let mut t: u128 = 1;
-    while t * t * den <= num {
-        t += 1;
-    }
+    // t = ⌊σ⌋ + 1, and ⌊√x⌋ = ⌊√⌊x⌋⌋.
+    let t: u128 = (num / den).isqrt() + 1;
     loop {
         let y = discrete_laplace(rng, t);
         let magnitude = y.unsigned_abs();
@@ -186,6 +183,21 @@ pub fn epsilon_for(rho: f64, delta: f64) -> f64 {
         }
     }
     hi
+}
+
+/// The largest ρ whose tight conversion gives at most `epsilon` at `delta`,
+/// by bisection on [`epsilon_for`] (increasing in ρ).
+pub fn rho_for(epsilon: f64, delta: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0, epsilon.max(1e-300));
+    for _ in 0..200 {
+        let mid = (lo + hi) / 2.0;
+        if epsilon_for(mid, delta) > epsilon {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    lo
 }
 
 /// Composition of a job's releases: zCDP adds up.
@@ -330,6 +342,12 @@ mod tests {
             // Never worse than the classic conversion.
             assert!(got <= rho + 2.0 * (rho * (1.0 / delta).ln()).sqrt());
         }
+        // The inverse: the budget of ε at δ, converted back.
+        for (eps, delta) in [(1.0, 1e-6), (4.7284, 1e-5), (0.5, 1e-5)] {
+            let rho = rho_for(eps, delta);
+            assert!((epsilon_for(rho, delta) - eps).abs() < 1e-6, "{eps}: {rho}");
+        }
+        assert!((rho_for(4.7284, 1e-5) - 0.5).abs() < 1e-3);
         let mut accountant = Accountant::default();
         accountant.spend(0.25);
         accountant.spend(0.25);

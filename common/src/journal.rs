@@ -130,6 +130,24 @@ pub enum Entry {
         /// Why.
         reason: String,
     },
+    /// The privacy a released round spent under differential privacy
+    /// (written right after its [`Entry::AggregateReleased`]).
+    PrivacySpent {
+        /// Job identifier.
+        job_id: String,
+        /// Round.
+        round: u64,
+        /// L2 sensitivity to one customer, in fixed-point steps.
+        sensitivity: f64,
+        /// Variance of each contributor's discrete Gaussian noise, steps².
+        variance: u64,
+        /// Participants whose noise the sum carries.
+        contributors: u32,
+        /// zCDP ρ of this release.
+        rho: f64,
+        /// ρ of the job so far, this release included.
+        total_rho: f64,
+    },
     /// A cohort member declined a job (its data failed its own checks, or
     /// the job asks for more than its policy allows), in its own words.
     ParticipantDeclined {
@@ -166,6 +184,7 @@ impl Entry {
             Entry::JobResumed { .. } => 9,
             Entry::RoundOpened { .. } => 10,
             Entry::ParticipantDeclined { .. } => 11,
+            Entry::PrivacySpent { .. } => 12,
         }
     }
 }

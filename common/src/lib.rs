@@ -6,6 +6,8 @@
 //! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
 //!   types and state machines with no networking, plus an in-process runner.
 //! - [`dp`]: exact discrete Gaussian noise and the zCDP accountant.
+//! - [`privacy`]: per-customer bounds of every computation and the noise
+//!   that makes a release ρ-zCDP.
 //! - [`features`]: the transformed RFMLT vector and the clustering space.
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
 
@@ -16,6 +18,7 @@ pub mod fixed_point;
 pub mod identity;
 pub mod journal;
 pub mod mtls;
+pub mod privacy;
 pub mod process;
 pub mod propensity;
 pub mod proto;
