@@ -45,6 +45,35 @@ pub struct ParticipantConfig {
     /// and a copy of each job's result); never sent anywhere.
     #[serde(default = "default_output")]
     pub output: PathBuf,
+    /// The most privacy loss this site accepts. Without it the site takes
+    /// part in any job, with or without differential privacy; with it, only
+    /// in jobs whose declared budget fits.
+    pub privacy: Option<PrivacyPolicy>,
+}
+
+/// A site's privacy policy: (ε, δ) it accepts per job and per rolling
+/// period, the period's spend read from its own ledger.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyPolicy {
+    /// Largest ε of one job.
+    pub max_epsilon_per_job: f64,
+    /// Largest δ of one job; also the δ at which the period is counted.
+    #[serde(default = "default_max_delta")]
+    pub max_delta: f64,
+    /// Largest ε over every job of the last `period_days`, if limited.
+    pub max_epsilon_per_period: Option<f64>,
+    /// Length of the rolling period in days.
+    #[serde(default = "default_period_days")]
+    pub period_days: u32,
+}
+
+fn default_max_delta() -> f64 {
+    1e-6
+}
+
+fn default_period_days() -> u32 {
+    30
 }
 
 fn default_output() -> PathBuf {
@@ -173,6 +202,31 @@ impl ParticipantConfig {
                 &mut data.customers,
             ] {
                 *file = base.join(&*file);
+            }
+        }
+        if let Some(policy) = &config.privacy {
+            let positive = |key: &str, value: f64| {
+                if value.is_finite() && value > 0.0 {
+                    Ok(())
+                } else {
+                    Err(invalid(
+                        key,
+                        format!("must be a positive number, got {value}"),
+                    ))
+                }
+            };
+            positive("privacy.max_epsilon_per_job", policy.max_epsilon_per_job)?;
+            if let Some(period) = policy.max_epsilon_per_period {
+                positive("privacy.max_epsilon_per_period", period)?;
+            }
+            if !(policy.max_delta > 0.0 && policy.max_delta < 1.0) {
+                return Err(invalid(
+                    "privacy.max_delta",
+                    format!("must lie in (0, 1), got {}", policy.max_delta),
+                ));
+            }
+            if policy.period_days == 0 {
+                return Err(invalid("privacy.period_days", "must be at least 1".into()));
             }
         }
         config.output = base.join(&config.output);

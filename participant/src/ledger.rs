@@ -70,6 +70,10 @@ pub struct LedgerEntry {
     pub sha256: String,
     /// SHA-256 (hex) of the previous line.
     pub prev: String,
+    /// The zCDP ρ this site spent on the message (a masked input of a job
+    /// under differential privacy), as it computed it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
 }
 
 /// The open ledger.
@@ -79,6 +83,8 @@ pub struct Ledger {
     next: u64,
     prev: String,
     metrics: Option<SiteMetrics>,
+    /// (unix ms, ρ) of every release this site paid privacy for.
+    spends: Vec<(i64, f64)>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
@@ -150,17 +156,32 @@ impl Ledger {
             next: entries.len() as u64,
             prev,
             metrics: None,
+            spends: entries
+                .iter()
+                .filter_map(|e| Some((e.unix_ms, e.rho?)))
+                .collect(),
         })
     }
 
+    /// Total ρ spent on messages sent at or after `since_unix_ms`.
+    pub fn rho_since(&self, since_unix_ms: i64) -> f64 {
+        self.spends
+            .iter()
+            .filter(|(at, _)| *at >= since_unix_ms)
+            .map(|(_, rho)| rho)
+            .sum()
+    }
+
     /// Records a message about to be sent: its encoded bytes' size and
-    /// digest. Returns once the line is on disk.
+    /// digest, and the privacy it spends, if any. Returns once the line is
+    /// on disk.
     pub fn record(
         &mut self,
         job_id: &str,
         round: Option<u64>,
         kind: &str,
         encoded: &[u8],
+        rho: Option<f64>,
     ) -> Result<(), LedgerError> {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -174,6 +195,7 @@ impl Ledger {
             bytes: encoded.len() as u64,
             sha256: hex::encode(Sha256::digest(encoded)),
             prev: self.prev.clone(),
+            rho,
         };
         let line = serde_json::to_string(&entry).expect("ledger entries serialize");
         self.file
@@ -182,6 +204,9 @@ impl Ledger {
             .map_err(io(&self.path))?;
         self.prev = hex::encode(Sha256::digest(line.as_bytes()));
         self.next += 1;
+        if let Some(rho) = rho {
+            self.spends.push((unix_ms, rho));
+        }
         if let Some(metrics) = &self.metrics
             && let Err(error) = metrics.sent(kind, encoded.len() as u64, self.next)
         {
@@ -283,7 +308,7 @@ mod tests {
         let path = dir.path().join("ledger.log");
         let mut first = Ledger::open(&path).unwrap();
         first
-            .record("job", Some(0), "masked-input", b"abc")
+            .record("job", Some(0), "masked-input", b"abc", Some(0.25))
             .unwrap();
         assert!(matches!(
             Ledger::open(&path),
@@ -292,11 +317,15 @@ mod tests {
         drop(first);
         let mut again = Ledger::open(&path).unwrap();
         again
-            .record("job", Some(1), "masked-input", b"def")
+            .record("job", Some(1), "masked-input", b"def", None)
             .unwrap();
         let entries = read(&path).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[1].seq, 1);
+        // The privacy spent survives reopening; old lines without it parse.
+        assert_eq!(entries[0].rho, Some(0.25));
+        assert_eq!(again.rho_since(0), 0.25);
+        assert_eq!(again.rho_since(i64::MAX), 0.0);
     }
 
     #[test]
@@ -306,13 +335,13 @@ mod tests {
         let prom = dir.path().join("participant.prom");
         let mut ledger = Ledger::open(&path).unwrap().with_metrics(&prom);
         ledger
-            .record("job", Some(0), "masked-input", &[0; 100])
+            .record("job", Some(0), "masked-input", &[0; 100], None)
             .unwrap();
         ledger
-            .record("job", Some(1), "masked-input", &[0; 50])
+            .record("job", Some(1), "masked-input", &[0; 50], None)
             .unwrap();
         ledger
-            .record("job", Some(2), "task-failed", &[0; 7])
+            .record("job", Some(2), "task-failed", &[0; 7], None)
             .unwrap();
         let text = std::fs::read_to_string(&prom).unwrap();
         let scrape =

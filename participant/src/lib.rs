@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod output;
+pub mod privacy;
 pub mod rfmlt;
 pub mod scoring;
 pub mod synth;

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::config::ParticipantConfig;
 use crate::ledger::{Ledger, LedgerError};
 use crate::output;
+use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
 /// Wire protocol version this node speaks.
@@ -74,6 +75,8 @@ struct JobState {
     epoch: EpochState,
     /// This site's data for the job, when it has tables configured.
     site: Option<Site>,
+    /// The privacy budget the job declared, and what it has spent here.
+    budget: Option<JobBudget>,
 }
 
 /// Runs CPU-bound local work without stalling the session's other tasks.
@@ -89,6 +92,8 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 /// What the node does with one coordinator message.
 enum Reply {
     Send(participant_message::Body),
+    /// A masked input that spends this much ρ of the site's privacy.
+    Spend(participant_message::Body, f64),
     Nothing,
     Stall,
 }
@@ -131,6 +136,7 @@ async fn send(
     job_id: &str,
     round: Option<u64>,
     body: participant_message::Body,
+    rho: Option<f64>,
 ) -> Result<bool, NodeError> {
     let kind = match &body {
         participant_message::Body::Hello(_) => "hello",
@@ -142,7 +148,7 @@ async fn send(
         participant_message::Body::TaskFailed(_) => "task-failed",
     };
     let message = ParticipantMessage { body: Some(body) };
-    ledger.record(job_id, round, kind, &message.encode_to_vec())?;
+    ledger.record(job_id, round, kind, &message.encode_to_vec(), rho)?;
     Ok(tx.send(message).await.is_ok())
 }
 
@@ -185,15 +191,24 @@ async fn session(
         "",
         None,
         participant_message::Body::Hello(hello),
+        None,
     )
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     let mut job: Option<JobState> = None;
     while let Some(message) = inbound.message().await? {
         let (job_id, round) = (message.job_id.clone(), request_round(&message));
-        match handle(config, &mut job, message, stall_at)? {
+        match handle(config, &mut job, message, stall_at, ledger)? {
             Reply::Send(body) => {
-                if !send(&tx, ledger, &job_id, round, body).await? {
+                if !send(&tx, ledger, &job_id, round, body, None).await? {
+                    break;
+                }
+            }
+            Reply::Spend(body, rho) => {
+                if let Some(budget) = job.as_mut().and_then(|j| j.budget.as_mut()) {
+                    budget.spent += rho;
+                }
+                if !send(&tx, ledger, &job_id, round, body, Some(rho)).await? {
                     break;
                 }
             }
@@ -236,6 +251,7 @@ fn handle(
     job: &mut Option<JobState>,
     message: CoordinatorMessage,
     stall_at: Option<&str>,
+    ledger: &Ledger,
 ) -> Result<Reply, NodeError> {
     let Some(body) = message.body else {
         return Ok(Reply::Nothing);
@@ -251,7 +267,9 @@ fn handle(
             info!(identity = %welcome.identity, "session open");
             return Ok(Reply::Nothing);
         }
-        Body::JobOffer(offer) => return Ok(accept_offer(config, job, &message.job_id, offer)),
+        Body::JobOffer(offer) => {
+            return Ok(accept_offer(config, job, &message.job_id, offer, ledger));
+        }
         Body::JobFinished(done) => {
             info!(job = %message.job_id, success = done.success, "job finished");
             if let Some(finished) = job.take().filter(|j| j.id == message.job_id)
@@ -291,6 +309,7 @@ fn accept_offer(
     job: &mut Option<JobState>,
     job_id: &str,
     offer: proto::JobOffer,
+    ledger: &Ledger,
 ) -> Reply {
     let decline = |reason: String| {
         warn!(job = %job_id, %reason, "declining the job");
@@ -305,6 +324,23 @@ fn accept_offer(
     let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
         return decline("the graph seed is not 32 bytes".into());
     };
+    // The privacy policy first: a job this site will not take part in
+    // does not get its data read.
+    let budget = match privacy::declared(&offer.config) {
+        Ok(budget) => budget,
+        Err(reason) => return decline(reason),
+    };
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if let Err(reason) = privacy::admit(
+        config.privacy.as_ref(),
+        budget.as_ref(),
+        ledger,
+        now_unix_ms,
+    ) {
+        return decline(reason);
+    }
     let site = match &config.data {
         None => None,
         Some(data) => {
@@ -347,6 +383,7 @@ fn accept_offer(
                 index: offer.index,
                 epoch: EpochState::Idle,
                 site,
+                budget,
             });
             Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
                 accept: true,
@@ -404,7 +441,7 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
             }
         }
         (Body::MaskRequest(request), EpochState::Ready(mut ready)) => {
-            let reply = mask(config, job.index, job.site.as_mut(), &mut ready, &request);
+            let reply = mask(config, job, &mut ready, &request);
             job.epoch = EpochState::Ready(ready);
             reply
         }
@@ -445,8 +482,7 @@ fn job_as_of(config: &str) -> Option<time::Date> {
 
 fn mask(
     config: &ParticipantConfig,
-    index: u32,
-    site: Option<&mut Site>,
+    job: &mut JobState,
     ready: &mut ReadyEpoch,
     request: &proto::MaskRequest,
 ) -> Reply {
@@ -458,7 +494,22 @@ fn mask(
         );
     };
     let length = request.length as usize;
-    let encoded = match blocking(|| tasks::compute(config, site, computation, index, length)) {
+    let privacy = match privacy::check_release(
+        job.budget.as_ref(),
+        computation,
+        length,
+        job.params.threshold,
+    ) {
+        Ok(privacy) => privacy,
+        Err(reason) => {
+            warn!(round = request.round, %reason, "refused a release");
+            return failed(request.round, proto::FaultKind::Policy, reason);
+        }
+    };
+    let (index, site) = (job.index, job.site.as_mut());
+    let noise = privacy.as_ref().map(|(bounds, _)| bounds);
+    let encoded = match blocking(|| tasks::compute(config, site, computation, index, length, noise))
+    {
         Ok(encoded) => encoded,
         Err(error) => {
             warn!(round = request.round, %error, "local computation failed; nothing sent");
@@ -473,7 +524,13 @@ fn mask(
         );
     }
     match ready.mask(&wire::mask_request_from_wire(request), &encoded.words) {
-        Ok(masked) => Reply::Send(participant_message::Body::MaskedInput((&masked).into())),
+        Ok(masked) => {
+            let body = participant_message::Body::MaskedInput((&masked).into());
+            match privacy {
+                Some((_, rho)) => Reply::Spend(body, rho),
+                None => Reply::Send(body),
+            }
+        }
         Err(e) => protocol_failure(request.round, e),
     }
 }

@@ -5,8 +5,10 @@
 
 use std::path::PathBuf;
 
+use fedseg_common::dp;
 use fedseg_common::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
 use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEncoder};
+use fedseg_common::privacy::Bounds;
 use fedseg_common::propensity::{self, Design};
 use fedseg_common::proto::{self, computation::Kind};
 use thiserror::Error;
@@ -60,6 +62,9 @@ pub enum TaskError {
     /// The values cannot be encoded.
     #[error(transparent)]
     Encoding(#[from] EncodingError),
+    /// The noise cannot be drawn.
+    #[error(transparent)]
+    Noise(#[from] dp::DpError),
 }
 
 /// A site's data for one job: its customers' features as of the job's
@@ -175,13 +180,18 @@ fn centroids(run: &proto::KMeansRun) -> Result<&[f64], TaskError> {
     Ok(&run.centroids)
 }
 
-/// Computes and encodes this site's vector for `computation`.
+/// Computes and encodes this site's vector for `computation`. Under
+/// differential privacy (`noise`: the request's checked per-customer
+/// bounds) entries without a bound are withheld and discrete Gaussian noise
+/// from the OS-seeded generator is added to the encoded words; the noise is
+/// neither kept nor logged.
 pub fn compute(
     config: &ParticipantConfig,
     data: Option<&mut Site>,
     computation: &proto::Computation,
     member: u32,
     length: usize,
+    noise: Option<&Bounds>,
 ) -> Result<Encoded, TaskError> {
     let encoding = computation
         .encoding
@@ -198,7 +208,7 @@ pub fn compute(
         encoding.units.clone()
     };
     let encoder = FixedPointEncoder::with_units(encoding.frac_bits, ranges, units)?;
-    let values = match computation
+    let mut values = match computation
         .kind
         .as_ref()
         .ok_or(TaskError::Missing("computation"))?
@@ -242,7 +252,17 @@ pub fn compute(
             got: values.len(),
         });
     }
-    Ok(encoder.encode(&values)?)
+    let (Some(bounds), Some(request)) = (noise, &computation.noise) else {
+        return Ok(encoder.encode(&values)?);
+    };
+    for (value, &bound) in values.iter_mut().zip(&bounds.entries) {
+        if bound == 0.0 {
+            *value = 0.0;
+        }
+    }
+    let mut encoded = encoder.encode(&values)?;
+    dp::add_noise(&mut encoded.words, &mut rand::rng(), request.variance, 1)?;
+    Ok(encoded)
 }
 
 fn census(site: &Site) -> Vec<f64> {
@@ -304,10 +324,14 @@ fn kmeans_step(site: &Site, space: &Space, runs: &[&[f64]]) -> Vec<f64> {
         offsets.push(length);
         length += run.len() / DIM * KMEANS_ENTRIES;
     }
+    // A centroid outside the space's box could make one customer's
+    // distance unbounded.
+    let distance_bound = space.distance_bound();
     sum_over_customers(site.points.len(), length, |i, out| {
         let p = space.project(&site.points[i]);
         for (run, &offset) in runs.iter().zip(&offsets) {
             let (cluster, d2) = features::nearest(&p, run);
+            let d2 = d2.min(distance_bound);
             let slot = &mut out[offset + cluster * KMEANS_ENTRIES..][..KMEANS_ENTRIES];
             slot[0] += 1.0;
             for j in 0..DIM {
@@ -334,6 +358,13 @@ fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: 
         let slot = &mut out[assignment[i] as usize * PROFILE_ENTRIES..][..PROFILE_ENTRIES];
         let x = features::clip(&[c.r, c.f, c.m, c.l, c.t], &lo, &hi);
         let kinds = c.kinds;
+        // Interactions by kind add up to T: scaled down together when T is
+        // clipped, so they stay within T's bound.
+        let shrink = if c.t > hi[DIM - 1] {
+            hi[DIM - 1] / c.t
+        } else {
+            1.0
+        };
         let no_purchase = c.f == 0.0;
         // Refined groups of customers without a purchase, exclusive and in
         // this order of precedence.
@@ -355,10 +386,10 @@ fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: 
             x[2],
             x[3],
             x[4],
-            kinds.inquiry as f64,
-            kinds.save as f64,
-            kinds.search as f64,
-            kinds.other as f64,
+            kinds.inquiry as f64 * shrink,
+            kinds.save as f64 * shrink,
+            kinds.search as f64 * shrink,
+            kinds.other as f64 * shrink,
             f64::from(refined == Some(0)),
             f64::from(refined == Some(1)),
             f64::from(refined == Some(2)),

@@ -1,0 +1,214 @@
+//! This site's side of differential privacy: the budget a job declares, the
+//! site's own policy for accepting it, and the job's running spend, computed
+//! here from each request's bounds and noise (`fedseg_common::privacy`) so
+//! the site never relies on the coordinator's accounting.
+
+use fedseg_common::dp;
+use fedseg_common::privacy::{self, Bounds};
+use fedseg_common::proto;
+
+use crate::config::PrivacyPolicy;
+use crate::ledger::Ledger;
+
+/// Slack for floating-point rounding when comparing spends with budgets.
+const SLACK: f64 = 1e-9;
+
+/// The (ε, δ) a job declares in its `[privacy]` table, and what this site
+/// has spent on it so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobBudget {
+    /// Declared ε.
+    pub epsilon: f64,
+    /// Declared δ.
+    pub delta: f64,
+    /// The zCDP ρ that (ε, δ) allows.
+    pub rho: f64,
+    /// ρ spent on this job's releases so far.
+    pub spent: f64,
+}
+
+/// The budget a job.toml declares, if it asks for differential privacy.
+pub fn declared(job_config: &str) -> Result<Option<JobBudget>, String> {
+    let table: toml::Table =
+        toml::from_str(job_config).map_err(|_| "the job config does not parse".to_string())?;
+    let Some(privacy) = table.get("privacy") else {
+        return Ok(None);
+    };
+    let number = |key: &str| {
+        privacy
+            .get(key)
+            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+            .ok_or_else(|| format!("the job's privacy.{key} is missing or not a number"))
+    };
+    let (epsilon, delta) = (number("epsilon")?, number("delta")?);
+    if !(epsilon > 0.0 && epsilon.is_finite() && delta > 0.0 && delta < 1.0) {
+        return Err(format!(
+            "the job's privacy budget ε = {epsilon}, δ = {delta} is not valid"
+        ));
+    }
+    Ok(Some(JobBudget {
+        epsilon,
+        delta,
+        rho: dp::rho_for(epsilon, delta),
+        spent: 0.0,
+    }))
+}
+
+/// Whether this site's policy lets it join a job with `budget`; the reason
+/// if not, for its log and the coordinator's journal.
+pub fn admit(
+    policy: Option<&PrivacyPolicy>,
+    budget: Option<&JobBudget>,
+    ledger: &Ledger,
+    now_unix_ms: i64,
+) -> Result<(), String> {
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    let Some(budget) = budget else {
+        return Err(format!(
+            "the job asks for no differential privacy; this site's policy accepts at most ε = {} per job",
+            policy.max_epsilon_per_job
+        ));
+    };
+    if budget.epsilon > policy.max_epsilon_per_job || budget.delta > policy.max_delta {
+        return Err(format!(
+            "the job's privacy budget ε = {}, δ = {:e} exceeds this site's policy of ε = {}, δ = {:e} per job",
+            budget.epsilon, budget.delta, policy.max_epsilon_per_job, policy.max_delta
+        ));
+    }
+    if let Some(limit) = policy.max_epsilon_per_period {
+        let since = now_unix_ms - i64::from(policy.period_days) * 86_400_000;
+        let spent = ledger.rho_since(since);
+        let total = dp::epsilon_for(spent + budget.rho, policy.max_delta);
+        if total > limit {
+            return Err(format!(
+                "with this job, the privacy spent over the last {} days would reach ε = {total:.3} (δ = {:e}), above this site's limit of ε = {limit}",
+                policy.period_days, policy.max_delta
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one request against the job's budget before anything is
+/// computed: the bounds to clip and withhold by, and the ρ it costs, if it
+/// carries noise. A job that declared a budget gets nothing without noise,
+/// and nothing beyond its budget.
+pub fn check_release(
+    budget: Option<&JobBudget>,
+    computation: &proto::Computation,
+    length: usize,
+    threshold: u32,
+) -> Result<Option<(Bounds, f64)>, String> {
+    if computation.noise.is_none() {
+        return match budget {
+            Some(_) => {
+                Err("the job declared a privacy budget but the request carries no noise".into())
+            }
+            None => Ok(None),
+        };
+    }
+    let (bounds, rho) =
+        privacy::checked_rho(computation, length, threshold).map_err(|e| e.to_string())?;
+    if let Some(budget) = budget
+        && budget.spent + rho > budget.rho * (1.0 + SLACK)
+    {
+        return Err(format!(
+            "this release (ρ = {rho:.3e}) would take the job past its declared budget (ρ = {:.3e} spent of {:.3e})",
+            budget.spent, budget.rho
+        ));
+    }
+    Ok(Some((bounds, rho)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> PrivacyPolicy {
+        PrivacyPolicy {
+            max_epsilon_per_job: 2.0,
+            max_delta: 1e-6,
+            max_epsilon_per_period: Some(2.5),
+            period_days: 30,
+        }
+    }
+
+    #[test]
+    fn a_site_admits_only_jobs_within_its_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
+        let job = |text: &str| declared(text).unwrap();
+        let small = job("[privacy]\nepsilon = 1.5\ndelta = 1e-7\n");
+        assert!((dp::epsilon_for(small.as_ref().unwrap().rho, 1e-7) - 1.5).abs() < 1e-6);
+        let now = 100 * 86_400_000;
+        assert_eq!(admit(Some(&policy()), small.as_ref(), &ledger, now), Ok(()));
+        assert_eq!(admit(None, None, &ledger, now), Ok(()));
+        // No DP at all, too large an ε, too large a δ.
+        assert!(admit(Some(&policy()), None, &ledger, now).is_err());
+        let large = job("[privacy]\nepsilon = 4\ndelta = 1e-7\n");
+        let reason = admit(Some(&policy()), large.as_ref(), &ledger, now).unwrap_err();
+        assert!(
+            reason.contains("ε = 4") && reason.contains("ε = 2"),
+            "{reason}"
+        );
+        let loose = job("[privacy]\nepsilon = 1\ndelta = 1e-3\n");
+        assert!(admit(Some(&policy()), loose.as_ref(), &ledger, now).is_err());
+        // The period: what this site already spent counts. ρ composes, so
+        // two earlier jobs at ε = 2 and this one at 1.5 come to about ε = 3
+        // at δ = 1e-6, not 5.5; still above the period's 2.5.
+        let spent = dp::rho_for(2.0, 1e-6);
+        for round in 0..2 {
+            ledger
+                .record("earlier", Some(round), "masked-input", b"x", Some(spent))
+                .unwrap();
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let reason = admit(Some(&policy()), small.as_ref(), &ledger, now).unwrap_err();
+        assert!(reason.contains("last 30 days"), "{reason}");
+        // Thirty-one days later the earlier spend has left the period.
+        let later = now + 31 * 86_400_000;
+        assert_eq!(
+            admit(Some(&policy()), small.as_ref(), &ledger, later),
+            Ok(())
+        );
+        assert!(declared("[privacy]\nepsilon = -1\ndelta = 1e-6\n").is_err());
+        assert_eq!(declared("as_of = \"2024-01-01\"\n"), Ok(None));
+    }
+
+    #[test]
+    fn releases_are_checked_against_the_job_budget() {
+        let census = || proto::Computation {
+            encoding: None,
+            noise: None,
+            kind: Some(proto::computation::Kind::Census(proto::Census::default())),
+        };
+        let mut budget = declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n")
+            .unwrap()
+            .unwrap();
+        // No noise under a budget: refused; no noise, no budget: fine.
+        assert!(check_release(Some(&budget), &census(), 6, 2).is_err());
+        assert_eq!(check_release(None, &census(), 6, 2), Ok(None));
+        let mut noisy = census();
+        let bounds = privacy::customer_bounds(&noisy, 6).unwrap();
+        bounds.apply(&mut noisy, budget.rho / 2.0, 2).unwrap();
+        for _ in 0..2 {
+            let (_, rho) = check_release(Some(&budget), &noisy, 6, 2).unwrap().unwrap();
+            budget.spent += rho;
+        }
+        // A third half of the budget is too much.
+        let reason = check_release(Some(&budget), &noisy, 6, 2).unwrap_err();
+        assert!(reason.contains("past its declared budget"), "{reason}");
+        // Counted with fewer noisy participants than the coordinator
+        // assumed, the same request costs more than it says.
+        let fresh = declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n")
+            .unwrap()
+            .unwrap();
+        let (_, at_one) = check_release(Some(&fresh), &noisy, 6, 1).unwrap().unwrap();
+        assert!(at_one > fresh.rho / 2.0 * 1.9);
+    }
+}
