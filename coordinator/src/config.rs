@@ -140,6 +140,30 @@ pub struct JobConfig {
     /// Settings of the propensity model.
     #[serde(default)]
     pub propensity: PropensitySettings,
+    /// Differential privacy for every release of the job; off without it.
+    pub privacy: Option<PrivacySettings>,
+}
+
+/// `[privacy]` of `job.toml`: the job's whole budget and the per-customer
+/// bounds every release is clipped to.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// ε of the whole job.
+    pub epsilon: f64,
+    /// δ of the whole job.
+    pub delta: f64,
+    /// Upper bounds of R, F, M, L, T per customer in original units (days,
+    /// purchases, money, days, interactions); lower bounds are 0. Tighter
+    /// bounds mean less noise for the same ε and more clipping.
+    #[serde(default = "default_privacy_clip")]
+    pub clip: [f64; 5],
+}
+
+/// Per-customer bounds under DP: three years of recency, 100 purchases,
+/// 20 000 spent, five years of tenure, 50 interactions.
+fn default_privacy_clip() -> [f64; 5] {
+    [1095.0, 100.0, 20_000.0, 1825.0, 50.0]
 }
 
 /// How the propensity model is fitted.
@@ -345,6 +369,40 @@ impl Job {
                 "propensity.learning_rate",
                 "need learning_rate > 0, mu >= 0 and local_epochs >= 1".into(),
             ));
+        }
+        if let Some(privacy) = &config.privacy {
+            if !(privacy.epsilon > 0.0 && privacy.epsilon.is_finite()) {
+                return Err(invalid(
+                    "privacy.epsilon",
+                    "must be a positive number".into(),
+                ));
+            }
+            if !(privacy.delta > 0.0 && privacy.delta < 1.0) {
+                return Err(invalid("privacy.delta", "must lie in (0, 1)".into()));
+            }
+            if let Some(j) = privacy
+                .clip
+                .iter()
+                .position(|c| !(*c > 0.0 && c.is_finite()))
+            {
+                return Err(invalid(
+                    "privacy.clip",
+                    format!("bound {} of R, F, M, L, T must be positive", j + 1),
+                ));
+            }
+            if config.propensity.enabled && prop.optimizer != Optimizer::Newton {
+                return Err(invalid(
+                    "propensity.optimizer",
+                    "a local-epochs model update has no per-customer bound; use newton under [privacy]"
+                        .into(),
+                ));
+            }
+            if config.secure_sum.is_some() {
+                return Err(invalid(
+                    "privacy",
+                    "a [secure_sum] vector has no per-customer bound".into(),
+                ));
+            }
         }
         crate::ahp::weights(fedseg_common::features::DIM, &seg.ahp_judgments)
             .map_err(|e| invalid("segmentation.ahp_judgments", e.to_string()))?;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
 use fedseg_common::journal::Entry;
+use fedseg_common::privacy::{self, PrivacyError};
 use fedseg_common::proto::{self, CoordinatorMessage, coordinator_message, participant_message};
 use fedseg_common::secagg::coordinator::{self as role, Epoch};
 use fedseg_common::secagg::messages::ToCoordinator;
@@ -39,6 +40,18 @@ pub enum EngineError {
         /// Needed.
         need: usize,
     },
+    /// Too many cohort members declined the job for it to release anything.
+    #[error(
+        "only {accepted} cohort members accepted the job and a release needs {need}; declined: {declined}"
+    )]
+    TooFewAccepted {
+        /// Members that accepted.
+        accepted: usize,
+        /// The Shamir threshold.
+        need: usize,
+        /// Who declined, with their reasons.
+        declined: String,
+    },
     /// The job describes no computation this engine runs.
     #[error("the job has no [secure_sum] section")]
     NothingToRun,
@@ -48,6 +61,9 @@ pub enum EngineError {
     /// The encoding is impossible for this cohort.
     #[error(transparent)]
     Encoding(#[from] fedseg_common::fixed_point::EncodingError),
+    /// A release under differential privacy cannot be bounded.
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
     /// The event queue closed.
     #[error("the coordinator service stopped")]
     ServiceStopped,
@@ -81,6 +97,8 @@ pub struct RoundRecord {
     pub sum: Option<Vec<f64>>,
     /// Why nothing was released, when aborted.
     pub reason: Option<String>,
+    /// zCDP ρ the release spent, under differential privacy.
+    pub rho: Option<f64>,
     /// Wall time of the round.
     pub duration_s: f64,
     /// Session traffic during the round (with its key set-up, if any).
@@ -99,6 +117,7 @@ impl RoundRecord {
             dropped: vec![],
             sum: None,
             reason: None,
+            rho: None,
             duration_s: 0.0,
             traffic: Traffic::default(),
         }
@@ -172,6 +191,18 @@ impl Resume {
                     r.sum = Some(values.clone());
                     resume.completed.push(r);
                 }
+                Entry::PrivacySpent {
+                    job_id, round, rho, ..
+                } if *job_id == job.id => {
+                    if let Some(released) = resume
+                        .completed
+                        .iter_mut()
+                        .rev()
+                        .find(|r| r.round == *round)
+                    {
+                        released.rho = Some(*rho);
+                    }
+                }
                 Entry::RoundAborted {
                     job_id,
                     round,
@@ -239,6 +270,8 @@ pub struct Engine<'a> {
     params: Arc<JobParams>,
     connected: BTreeSet<u32>,
     accepted: BTreeSet<u32>,
+    /// Members that declined the job, with their reasons.
+    declined: BTreeMap<String, String>,
     rejected: BTreeMap<&'static str, u64>,
     journal: &'a mut JournalWriter,
     /// Rounds the journal says already ran, handed back in order before
@@ -249,6 +282,8 @@ pub struct Engine<'a> {
     next_round: u64,
     epoch: Option<Epoch>,
     next_epoch: u32,
+    /// zCDP ρ the job's releases spent so far, replayed ones included.
+    privacy_spent: f64,
 }
 
 impl<'a> Engine<'a> {
@@ -273,6 +308,7 @@ impl<'a> Engine<'a> {
                 }],
                 units: vec![],
             }),
+            noise: None,
             kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
                 name: sum.vector.clone(),
             })),
@@ -360,6 +396,7 @@ impl<'a> Engine<'a> {
             params,
             connected,
             accepted: BTreeSet::new(),
+            declined: BTreeMap::new(),
             rejected: BTreeMap::new(),
             journal,
             replay: resume.completed.into(),
@@ -367,13 +404,38 @@ impl<'a> Engine<'a> {
             next_round: resume.next_round,
             epoch: None,
             next_epoch: resume.next_epoch,
+            privacy_spent: 0.0,
         };
         let members: Vec<u32> = (0..n).collect();
         for &m in &members {
             engine.offer(m).await;
         }
         engine.await_answers(&members).await?;
+        let need = engine.params.threshold as usize;
+        if engine.accepted.len() < need && !engine.declined.is_empty() {
+            return Err(EngineError::TooFewAccepted {
+                accepted: engine.accepted.len(),
+                need,
+                declined: engine
+                    .declined
+                    .iter()
+                    .map(|(id, reason)| format!("{id} ({reason})"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
         Ok(engine)
+    }
+
+    /// zCDP ρ the job's releases spent so far.
+    pub fn privacy_spent(&self) -> f64 {
+        self.privacy_spent
+    }
+
+    /// The Shamir threshold: the fewest members whose inputs, and noise, a
+    /// released sum can cover.
+    pub fn threshold(&self) -> u32 {
+        self.params.threshold
     }
 
     /// The cohort, in index order.
@@ -400,6 +462,7 @@ impl<'a> Engine<'a> {
     ) -> Result<&RoundRecord, EngineError> {
         if let Some(mut done) = self.replay.pop_front() {
             done.purpose = purpose.to_string();
+            self.privacy_spent += done.rho.unwrap_or(0.0);
             self.rounds.push(done);
             return Ok(self.rounds.last().expect("pushed"));
         }
@@ -579,6 +642,7 @@ impl<'a> Engine<'a> {
                             participant: id.clone(),
                             reason: answer.reason.clone(),
                         })?;
+                        self.declined.insert(id.clone(), answer.reason.clone());
                     }
                     ToEngine::Answered
                 }
@@ -829,6 +893,23 @@ impl<'a> Engine<'a> {
             survivors: record.survivors.clone(),
             values: decoded.clone(),
         })?;
+        if let Some(noise) = &computation.noise {
+            // Only the survivors' noise is in the sum.
+            let bounds = privacy::customer_bounds(computation, length as usize)?;
+            let contributors = survivors.len() as u32;
+            let rho = bounds.rho(noise.step, noise.variance, contributors);
+            self.privacy_spent += rho;
+            self.journal.append(Entry::PrivacySpent {
+                job_id: self.job.id.clone(),
+                round,
+                sensitivity: bounds.sensitivity(noise.step),
+                variance: noise.variance,
+                contributors,
+                rho,
+                total_rho: self.privacy_spent,
+            })?;
+            record.rho = Some(rho);
+        }
         record.outcome = "released";
         record.sum = Some(decoded);
         Ok(())

@@ -113,6 +113,21 @@ fn summary(entry: &Entry) -> (String, String, String) {
             round.to_string(),
             format!("aborted: {reason}"),
         ),
+        Entry::PrivacySpent {
+            job_id,
+            round,
+            sensitivity,
+            variance,
+            contributors,
+            rho,
+            total_rho,
+        } => (
+            job_id.clone(),
+            round.to_string(),
+            format!(
+                "privacy spent: ρ = {rho:.4e} (job {total_rho:.4e}); sensitivity {sensitivity:.1} steps, noise variance {variance} steps² from each of {contributors}"
+            ),
+        ),
         Entry::ParticipantDeclined {
             job_id,
             participant,

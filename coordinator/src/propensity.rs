@@ -10,6 +10,8 @@
 //! candidate β; a candidate that does not lower the objective enough
 //! (Armijo) is halved toward the last accepted β. The fit has converged
 //! when half the squared Newton decrement is under the job's tolerance.
+//! Under differential privacy the full step is always taken: each trial
+//! would cost budget, and the noisy loss cannot rank close candidates.
 
 use fedseg_common::features::{DIM, NAMES, Space};
 use fedseg_common::fixed_point::ClipRange;
@@ -197,15 +199,9 @@ impl Fit<'_, '_, '_> {
 
     /// Largest magnitude of each design column over any customer.
     fn column_bounds(&self, design: &Design) -> Vec<f64> {
+        let z = self.space.z_bounds();
         let mut bounds = vec![1.0];
-        for j in 0..DIM {
-            if design.features[j] {
-                let far = (self.space.lo[j] - self.space.mean[j])
-                    .abs()
-                    .max((self.space.hi[j] - self.space.mean[j]).abs());
-                bounds.push(far / self.space.std[j]);
-            }
-        }
+        bounds.extend((0..DIM).filter(|&j| design.features[j]).map(|j| z[j]));
         bounds.resize(design.columns(), 1.0);
         bounds
     }
@@ -285,7 +281,12 @@ impl Fit<'_, '_, '_> {
                 hessian[a * d + a] += l2;
             }
             let minus: Vec<f64> = gradient.iter().map(|g| -g).collect();
-            let Some(direction) = cholesky_solve(&hessian, &minus) else {
+            let solved = if self.steps.privacy.is_some() {
+                damped_solve(&mut hessian, &minus)
+            } else {
+                cholesky_solve(&hessian, &minus)
+            };
+            let Some(direction) = solved else {
                 return Ok((
                     beta,
                     iteration,
@@ -300,6 +301,9 @@ impl Fit<'_, '_, '_> {
                 return Ok((beta, iteration, true, None, objective, terms.count));
             }
             let mut step = 1.0;
+            // Under differential privacy every trial costs budget and the
+            // summed loss is noisy: the full Newton step is taken.
+            let private = self.steps.privacy.is_some();
             loop {
                 let candidate: Vec<f64> = beta
                     .iter()
@@ -309,7 +313,7 @@ impl Fit<'_, '_, '_> {
                 rounds += 1;
                 let next = self.newton_terms(design, &candidate, rounds).await?;
                 let next_objective = self.objective(next.loss, &candidate);
-                if next_objective <= objective + 1e-4 * step * slope {
+                if private || next_objective <= objective + 1e-4 * step * slope {
                     beta = candidate;
                     terms = next;
                     objective = next_objective;
@@ -473,8 +477,12 @@ impl Fit<'_, '_, '_> {
         );
         let sums = self.steps.sum("holdout evaluation", kind, ranges).await?;
         let count = sums[0];
-        let positives = &sums[2..2 + bins];
-        let negatives = &sums[2 + bins..2 + 2 * bins];
+        // Noise can make a count negative; none is.
+        let histogram = |range: std::ops::Range<usize>| -> Vec<f64> {
+            sums[range].iter().map(|c| c.max(0.0)).collect()
+        };
+        let positives = &histogram(2..2 + bins);
+        let negatives = &histogram(2 + bins..2 + 2 * bins);
         let (auc, roc) = binned_roc(positives, negatives);
         let calibration = (0..10)
             .map(|t| {
@@ -530,6 +538,28 @@ impl Fit<'_, '_, '_> {
     }
 }
 
+/// Solves `a · x = b` after adding the smallest ridge λ·I (λ growing ten
+/// times per try from 10⁻⁶ of the largest diagonal entry) that makes `a`
+/// positive definite: noise can leave a summed Hessian indefinite, and the
+/// ridge is post-processing of released sums.
+fn damped_solve(a: &mut [f64], b: &[f64]) -> Option<Vec<f64>> {
+    let n = b.len();
+    let largest = (0..n).map(|i| a[i * n + i].abs()).fold(0.0, f64::max);
+    let mut added = 0.0;
+    let mut ridge = 1e-6 * largest.max(1e-12);
+    for _ in 0..16 {
+        if let Some(x) = cholesky_solve(a, b) {
+            return Some(x);
+        }
+        for i in 0..n {
+            a[i * n + i] += ridge - added;
+        }
+        added = ridge;
+        ridge *= 10.0;
+    }
+    None
+}
+
 /// AUC and ROC points from score histograms of positives and negatives over
 /// equal-width bins of [0, 1]: the chance that a random positive outscores
 /// a random negative, a tie within a bin counting one half.
@@ -572,6 +602,24 @@ fn score_quantile(counts: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damped_solve_makes_an_indefinite_matrix_usable() {
+        // Eigenvalues 3 and −1: Cholesky refuses, the ridge fixes it.
+        let mut a = vec![1.0, 2.0, 2.0, 1.0];
+        assert!(cholesky_solve(&a, &[1.0, 0.0]).is_none());
+        let x = damped_solve(&mut a, &[1.0, 0.0]).unwrap();
+        // The ridge is the first of the ladder 10⁻⁶, 10⁻⁵, … above 1 (the
+        // negative eigenvalue's size); (a + λI) x = b, checked directly.
+        let r = [a[0] * x[0] + a[1] * x[1], a[2] * x[0] + a[3] * x[1]];
+        assert!((r[0] - 1.0).abs() < 1e-9 && r[1].abs() < 1e-9, "{r:?}");
+        assert!(a[0] > 2.0);
+        // A positive definite matrix is left alone.
+        let mut b = vec![2.0, 0.0, 0.0, 4.0];
+        let x = damped_solve(&mut b, &[2.0, 4.0]).unwrap();
+        assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] - 1.0).abs() < 1e-12);
+        assert_eq!(b, vec![2.0, 0.0, 0.0, 4.0]);
+    }
 
     #[test]
     fn cholesky_solves_and_refuses_what_is_not_positive_definite() {

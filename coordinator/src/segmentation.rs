@@ -19,11 +19,21 @@
 //! Each step is a deterministic function of the job and of earlier released
 //! sums, which is what lets a resumed coordinator retrace a job from its
 //! journal.
+//!
+//! Under `[privacy]` every release carries distributed discrete Gaussian
+//! noise (`fedseg_common::privacy`): the job's ρ is split evenly over a
+//! release plan fixed by the job's settings (census, statistics, at most
+//! `segmentation.max_iterations` Lloyd steps in all, profiles, then at most
+//! `propensity.max_iterations + 1` Newton steps, evaluation and campaign),
+//! features are clipped to the job's `privacy.clip` bounds, and what the
+//! noise can break (tiny or negative counts) is handled as post-processing.
 
+use fedseg_common::dp;
 use fedseg_common::features::{
     self, DEFAULT_BOUNDS, DIM, KMEANS_ENTRIES, NAMES, PROFILE_ENTRIES, Space, TRANSFORMS,
 };
 use fedseg_common::fixed_point::{ClipRange, EncodingError, FixedPointEncoder};
+use fedseg_common::privacy::{self, PrivacyError};
 use fedseg_common::proto::{self, computation::Kind};
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
@@ -33,7 +43,7 @@ use thiserror::Error;
 use tracing::info;
 
 use crate::ahp;
-use crate::config::{Job, SegmentationSettings};
+use crate::config::{Job, PrivacySettings, SegmentationSettings};
 use crate::engine::{Engine, EngineError, RoundRecord};
 use crate::playbook::{self, Playbook};
 use crate::propensity::{Fit, PropensityResult};
@@ -61,6 +71,13 @@ pub enum SegmentationError {
     /// The AHP judgments are unusable.
     #[error(transparent)]
     Ahp(#[from] ahp::AhpError),
+    /// A release cannot be made differentially private.
+    #[error(transparent)]
+    Privacy(#[from] PrivacyError),
+    /// The job's release plan is used up (a bug: the plan bounds every
+    /// loop).
+    #[error("the privacy budget's {0} planned releases are used up")]
+    PlanExhausted(u32),
     /// Too few customers to release any segment.
     #[error(
         "{customers} consenting customers in all; no segment of at least {min} can be released"
@@ -100,12 +117,14 @@ pub struct Census {
     pub customers: f64,
     /// Customers excluded for refusing marketing.
     pub excluded_no_consent: f64,
-    /// Transaction rows read.
-    pub transactions: f64,
-    /// Interaction rows read.
-    pub interactions: f64,
-    /// Rows dated after as_of, ignored.
-    pub rows_after_as_of: f64,
+    /// Transaction rows read (withheld under differential privacy: one
+    /// customer's row count has no bound).
+    pub transactions: Option<f64>,
+    /// Interaction rows read (withheld under differential privacy).
+    pub interactions: Option<f64>,
+    /// Rows dated after as_of, ignored (withheld under differential
+    /// privacy).
+    pub rows_after_as_of: Option<f64>,
     /// Consenting customers with converted = 1.
     pub converted: f64,
 }
@@ -271,15 +290,69 @@ impl From<&RoundRecord> for RoundSummary {
     }
 }
 
-/// Privacy block (results contract); differential privacy is off.
+/// Privacy block (results contract).
 #[derive(Debug, Clone, Serialize)]
 pub struct Privacy {
     /// Whether noise was added.
     pub dp: bool,
-    /// ε of the job, when DP is on.
+    /// ε the job's releases spent, at `delta` (tight conversion of the
+    /// composed ρ), when DP is on.
     pub epsilon: Option<f64>,
     /// δ of the job, when DP is on.
     pub delta: Option<f64>,
+    /// ε the job declared as its budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_epsilon: Option<f64>,
+    /// Composed zCDP ρ of every release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    /// Releases planned, and made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned_releases: Option<u32>,
+    /// Per-customer clip bounds of R, F, M, L, T in original units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip: Option<[f64; DIM]>,
+}
+
+/// A job's differential privacy: its settings, the ρ of each release and
+/// how many releases are left.
+#[derive(Debug, Clone)]
+pub(crate) struct ReleasePlan {
+    pub(crate) settings: PrivacySettings,
+    pub(crate) planned: u32,
+    pub(crate) rho_per_release: f64,
+    pub(crate) left: u32,
+    /// Lloyd steps left (the plan's share for k-means, merges included).
+    pub(crate) lloyd_steps: u32,
+}
+
+impl ReleasePlan {
+    /// The plan of `job`, if it asks for differential privacy.
+    fn of(job: &Job) -> Option<Self> {
+        let settings = job.config.privacy.clone()?;
+        let lloyd_steps = job.config.segmentation.max_iterations;
+        let propensity = &job.config.propensity;
+        let mut planned = 1 + 1 + lloyd_steps + 1;
+        if propensity.enabled {
+            planned += propensity.max_iterations + 1;
+            if job.config.holdout_fraction > 0.0 {
+                planned += 2;
+            }
+        }
+        let rho = dp::rho_for(settings.epsilon, settings.delta);
+        Some(Self {
+            rho_per_release: rho / planned as f64,
+            planned,
+            left: planned,
+            lloyd_steps,
+            settings,
+        })
+    }
+
+    /// Per-customer bounds of x under the plan.
+    fn x_bounds(&self) -> ([f64; DIM], [f64; DIM]) {
+        ([0.0; DIM], features::transform(self.settings.clip))
+    }
 }
 
 /// `result.json` of a segmentation job.
@@ -317,6 +390,8 @@ pub(crate) struct Steps<'e, 'a> {
     pub(crate) as_of: String,
     /// Upper bound on the pooled number of customers, from the census.
     pub(crate) customers: f64,
+    /// Differential privacy, when the job asks for it.
+    pub(crate) privacy: Option<ReleasePlan>,
 }
 
 impl Steps<'_, '_> {
@@ -329,8 +404,8 @@ impl Steps<'_, '_> {
         ranges: Vec<ClipRange>,
     ) -> Result<Vec<f64>, SegmentationError> {
         let participants = self.engine.cohort().len() as u64;
-        let encoder = FixedPointEncoder::finest(ranges.clone(), participants, MAX_FRAC_BITS)?;
-        let computation = proto::Computation {
+        let mut encoder = FixedPointEncoder::finest(ranges.clone(), participants, MAX_FRAC_BITS)?;
+        let mut computation = proto::Computation {
             encoding: Some(proto::Encoding {
                 frac_bits: encoder.frac_bits(),
                 ranges: ranges
@@ -339,8 +414,31 @@ impl Steps<'_, '_> {
                     .collect(),
                 units: encoder.units().to_vec(),
             }),
+            noise: None,
             kind: Some(kind),
         };
+        if let Some(plan) = &mut self.privacy {
+            if plan.left == 0 {
+                return Err(SegmentationError::PlanExhausted(plan.planned));
+            }
+            plan.left -= 1;
+            // Sized so that the threshold's noise alone meets the release's
+            // share of the budget.
+            let bounds = privacy::customer_bounds(&computation, ranges.len())?;
+            bounds.apply(
+                &mut computation,
+                plan.rho_per_release,
+                self.engine.threshold(),
+            )?;
+            let units = computation
+                .encoding
+                .as_ref()
+                .expect("set above")
+                .units
+                .clone();
+            encoder = FixedPointEncoder::with_units(0, ranges.clone(), units)?;
+            encoder.check_capacity(participants)?;
+        }
         let mut reason = String::new();
         for _ in 0..ATTEMPTS {
             let record = self
@@ -370,20 +468,6 @@ impl Steps<'_, '_> {
     }
 }
 
-/// Bounds of one clustering-space coordinate of any customer.
-fn coordinate_bounds(space: &Space) -> [f64; DIM] {
-    std::array::from_fn(|j| {
-        if space.std[j] > 0.0 {
-            let far = (space.lo[j] - space.mean[j])
-                .abs()
-                .max((space.hi[j] - space.mean[j]).abs());
-            far / space.std[j] * space.scale[j]
-        } else {
-            0.0
-        }
-    })
-}
-
 /// One k-means run in progress.
 #[derive(Debug, Clone)]
 struct Run {
@@ -398,20 +482,38 @@ struct Run {
 }
 
 /// A Lloyd update from one run's slice of a step's sums: new centroids (an
-/// empty cluster keeps its centroid), sizes, inertia, and the largest
-/// coordinate move.
-fn lloyd_update(centroids: &[f64], sums: &[f64]) -> (Vec<f64>, Vec<f64>, f64, f64) {
+/// empty cluster keeps its centroid; a mean is kept inside the space's box
+/// `bounds`, which only noise can leave), sizes, inertia, and the largest
+/// coordinate move. Under differential privacy the squared distances are
+/// withheld and the inertia is Σ‖p‖² (`total_ss`, known from the
+/// standardisation) + Σ_c (n_c‖c‖² − 2 c·S_c).
+fn lloyd_update(
+    centroids: &[f64],
+    sums: &[f64],
+    bounds: &[f64; DIM],
+    total_ss: Option<f64>,
+) -> (Vec<f64>, Vec<f64>, f64, f64) {
     let mut next = centroids.to_vec();
     let mut sizes = Vec::new();
-    let mut inertia = 0.0;
+    let mut inertia = total_ss.unwrap_or(0.0);
     let mut shift: f64 = 0.0;
     for (c, slot) in sums.chunks_exact(KMEANS_ENTRIES).enumerate() {
         let count = slot[0];
         sizes.push(count);
-        inertia += slot[DIM + 1];
-        if count > 0.0 {
+        inertia += match total_ss {
+            None => slot[DIM + 1],
+            Some(_) => (0..DIM)
+                .map(|j| {
+                    let centre = centroids[c * DIM + j];
+                    count * centre * centre - 2.0 * centre * slot[1 + j]
+                })
+                .sum(),
+        };
+        // Counts are whole numbers without noise; under noise a cluster
+        // with less than one customer keeps its centroid.
+        if count >= 1.0 {
             for j in 0..DIM {
-                let v = slot[1 + j] / count;
+                let v = (slot[1 + j] / count).clamp(-bounds[j], bounds[j]);
                 shift = shift.max((v - centroids[c * DIM + j]).abs());
                 next[c * DIM + j] = v;
             }
@@ -428,8 +530,10 @@ async fn lloyd(
     runs: &mut [Run],
     settings: &SegmentationSettings,
     label: &str,
+    total_ss: f64,
 ) -> Result<(), SegmentationError> {
-    let bounds = coordinate_bounds(space);
+    let computed_inertia = steps.privacy.as_ref().map(|_| total_ss);
+    let bounds = space.coordinate_bounds();
     let n = steps.customers;
     let inertia_bound: f64 = n * bounds.iter().map(|b| 4.0 * b * b).sum::<f64>();
     let mut cluster_ranges = vec![ClipRange::new(0.0, n.max(1.0))];
@@ -443,6 +547,12 @@ async fn lloyd(
             .collect();
         if active.is_empty() {
             return Ok(());
+        }
+        if let Some(plan) = &mut steps.privacy {
+            if plan.lloyd_steps == 0 {
+                return Ok(());
+            }
+            plan.lloyd_steps -= 1;
         }
         let step = runs[active[0]].iterations + 1;
         let request = proto::KMeansStep {
@@ -471,8 +581,12 @@ async fn lloyd(
         for &i in &active {
             let run = &mut runs[i];
             let len = run.k as usize * KMEANS_ENTRIES;
-            let (next, sizes, inertia, shift) =
-                lloyd_update(&run.centroids, &sums[offset..offset + len]);
+            let (next, sizes, inertia, shift) = lloyd_update(
+                &run.centroids,
+                &sums[offset..offset + len],
+                &bounds,
+                computed_inertia,
+            );
             offset += len;
             run.centroids = next;
             run.sizes = sizes;
@@ -521,6 +635,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
         engine,
         as_of: job.config.as_of.clone(),
         customers: 0.0,
+        privacy: ReleasePlan::of(job),
     };
 
     // 1. Census: six counts, each bounded by 2^40.
@@ -533,12 +648,14 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             vec![ClipRange::new(0.0, (1u64 << 40) as f64); 6],
         )
         .await?;
+    let dp = steps.privacy.is_some();
+    let unless_dp = |v: f64| if dp { None } else { Some(v) };
     let census = Census {
         customers: census[0],
         excluded_no_consent: census[1],
-        transactions: census[2],
-        interactions: census[3],
-        rows_after_as_of: census[4],
+        transactions: unless_dp(census[2]),
+        interactions: unless_dp(census[3]),
+        rows_after_as_of: unless_dp(census[4]),
         converted: census[5],
     };
     info!(customers = census.customers, "census released");
@@ -548,12 +665,26 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             min: settings.min_segment_size,
         });
     }
-    let n = census.customers;
+    // A noisy count is no upper bound; twice it, with room for small
+    // cohorts, leaves every site's sums unclipped.
+    let n = if dp {
+        2.0 * census.customers + 1e4
+    } else {
+        census.customers
+    };
     steps.customers = n;
 
     // 2. Moments and histograms.
-    let lo: [f64; DIM] = std::array::from_fn(|j| DEFAULT_BOUNDS[j].0);
-    let hi: [f64; DIM] = std::array::from_fn(|j| DEFAULT_BOUNDS[j].1);
+    let (lo, hi) = match &steps.privacy {
+        Some(plan) => plan.x_bounds(),
+        None => (
+            std::array::from_fn(|j| DEFAULT_BOUNDS[j].0),
+            std::array::from_fn(|j| DEFAULT_BOUNDS[j].1),
+        ),
+    };
+    // Bins cover the clip range where it is narrower.
+    let histogram_range: [(f64, f64); DIM] =
+        std::array::from_fn(|j| (HISTOGRAM_RANGE[j].0, HISTOGRAM_RANGE[j].1.min(hi[j])));
     let mut ranges = vec![ClipRange::new(0.0, n)];
     for j in 0..DIM {
         ranges.push(ClipRange::new((lo[j] * n).min(0.0) - 1.0, hi[j] * n + 1.0));
@@ -571,7 +702,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             "feature statistics",
             Kind::FeatureStats(proto::FeatureStats {
                 as_of: job.config.as_of.clone(),
-                bins: HISTOGRAM_RANGE
+                bins: histogram_range
                     .iter()
                     .map(|&(lo, hi)| proto::Bins {
                         lo,
@@ -585,8 +716,8 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             ranges,
         )
         .await?;
-    let count = stats[0];
-    let mean: [f64; DIM] = std::array::from_fn(|j| stats[1 + j] / count);
+    let count = stats[0].max(1.0);
+    let mean: [f64; DIM] = std::array::from_fn(|j| (stats[1 + j] / count).clamp(lo[j], hi[j]));
     let std: [f64; DIM] = std::array::from_fn(|j| {
         let variance = stats[1 + DIM + j] / count - mean[j] * mean[j];
         // Fixed-point rounding can leave a constant feature with a variance
@@ -615,7 +746,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
         })
         .collect();
     let quantile = |j: usize, p: f64| {
-        let (lo, hi) = HISTOGRAM_RANGE[j];
+        let (lo, hi) = histogram_range[j];
         histogram_quantile(&histograms[j], lo, hi, p)
     };
     let quantiles = Quantiles {
@@ -675,14 +806,15 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             });
         }
     }
-    lloyd(&mut steps, &space, &mut runs, settings, "k-means").await?;
-
-    // Best restart per k, then k by Calinski-Harabasz.
+    // Σ‖p‖² over all customers: each z-score has mean 0 and variance 1.
     let total_ss: f64 = (0..DIM)
         .filter(|&j| std[j] > 0.0)
         .map(|j| scale[j] * scale[j])
         .sum::<f64>()
         * count;
+    lloyd(&mut steps, &space, &mut runs, settings, "k-means", total_ss).await?;
+
+    // Best restart per k, then k by Calinski-Harabasz.
     let mut candidates = Vec::new();
     let mut best_per_k = Vec::new();
     for k in settings.k_min..=settings.k_max {
@@ -740,6 +872,9 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
             });
         }
         suppressed += chosen.sizes.len() - keep.len();
+        // If the plan has no Lloyd step left, the kept clusters keep their
+        // last sizes.
+        chosen.sizes = keep.iter().map(|&c| chosen.sizes[c]).collect();
         chosen.centroids = keep
             .iter()
             .flat_map(|&c| chosen.centroids[c * DIM..(c + 1) * DIM].to_vec())
@@ -749,7 +884,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
         let iterations_before = chosen.iterations;
         chosen.iterations = 0;
         let mut merged = [chosen.clone()];
-        lloyd(&mut steps, &space, &mut merged, settings, "merge").await?;
+        lloyd(&mut steps, &space, &mut merged, settings, "merge", total_ss).await?;
         let [merged] = merged;
         chosen = Run {
             iterations: iterations_before + merged.iterations,
@@ -824,14 +959,34 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
         },
         segmentation,
         propensity,
-        privacy: Privacy {
-            dp: false,
-            epsilon: None,
-            delta: None,
-        },
+        privacy: privacy_block(steps.privacy.as_ref(), steps.engine.privacy_spent()),
         secure_sum_rounds: rounds.len(),
         rounds,
     })
+}
+
+/// The results contract's privacy block: what the releases spent.
+fn privacy_block(plan: Option<&ReleasePlan>, rho: f64) -> Privacy {
+    match plan {
+        None => Privacy {
+            dp: false,
+            epsilon: None,
+            delta: None,
+            budget_epsilon: None,
+            rho: None,
+            planned_releases: None,
+            clip: None,
+        },
+        Some(plan) => Privacy {
+            dp: true,
+            epsilon: Some(dp::epsilon_for(rho, plan.settings.delta)),
+            delta: Some(plan.settings.delta),
+            budget_epsilon: Some(plan.settings.epsilon),
+            rho: Some(rho),
+            planned_releases: Some(plan.planned),
+            clip: Some(plan.settings.clip),
+        },
+    }
 }
 
 /// Names, profiles and playbooks of the final segments.
@@ -852,7 +1007,8 @@ fn describe(
         let group = playbook::closest_group(&high, weights);
         groups.push(group);
         let slot = &profile[c * PROFILE_ENTRIES..(c + 1) * PROFILE_ENTRIES];
-        let size = slot[0];
+        // Noise can make a count negative; none is.
+        let size = slot[0].max(0.0);
         let per = |v: f64| if size > 0.0 { v / size } else { 0.0 };
         segments.push(Segment {
             index: c,
@@ -903,7 +1059,7 @@ fn describe(
         init_centroids: rows(&run.init),
         centroids,
         centroids_original,
-        sizes: run.sizes.clone(),
+        sizes: run.sizes.iter().map(|s| s.max(0.0)).collect(),
         inertia: run.inertia,
         iterations: run.iterations,
         restarts: settings.restarts,
@@ -940,9 +1096,20 @@ mod tests {
             sums[1 + j] = 4.0;
         }
         sums[DIM + 1] = 10.0;
-        let (next, sizes, inertia, shift) = lloyd_update(&centroids, &sums);
+        let bounds = [10.0; DIM];
+        let (next, sizes, inertia, shift) = lloyd_update(&centroids, &sums, &bounds, None);
         assert_eq!(&next[..DIM], &[2.0; DIM]);
         assert_eq!(&next[DIM..], &[0.0; DIM]);
         assert_eq!((sizes, inertia, shift), (vec![2.0, 0.0], 10.0, 2.0));
+        // With the distances withheld, the inertia follows from Σ‖p‖² = 50:
+        // about centroid 1 on every axis, 5·(0² + 2²) = 20.
+        let mut at_one = centroids;
+        at_one[..DIM].fill(1.0);
+        let (_, _, inertia, _) = lloyd_update(&at_one, &sums, &bounds, Some(50.0));
+        assert!((inertia - 20.0).abs() < 1e-12, "{inertia}");
+        // A mean pushed outside the box by noise is brought back.
+        sums[1] = 100.0;
+        let (next, ..) = lloyd_update(&centroids, &sums, &bounds, None);
+        assert_eq!(next[0], 10.0);
     }
 }
