@@ -145,6 +145,9 @@ pub enum Entry {
         contributors: u32,
         /// zCDP ρ of this release.
         rho: f64,
+        /// Standard deviation of the noise on an entry bounded by one per
+        /// customer (a count), in released units.
+        count_noise_sd: f64,
         /// ρ of the job so far, this release included.
         total_rho: f64,
     },

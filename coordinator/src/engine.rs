@@ -99,6 +99,9 @@ pub struct RoundRecord {
     pub reason: Option<String>,
     /// zCDP ρ the release spent, under differential privacy.
     pub rho: Option<f64>,
+    /// Standard deviation of its noise on a count, under differential
+    /// privacy.
+    pub count_noise_sd: Option<f64>,
     /// Wall time of the round.
     pub duration_s: f64,
     /// Session traffic during the round (with its key set-up, if any).
@@ -118,6 +121,7 @@ impl RoundRecord {
             sum: None,
             reason: None,
             rho: None,
+            count_noise_sd: None,
             duration_s: 0.0,
             traffic: Traffic::default(),
         }
@@ -192,7 +196,11 @@ impl Resume {
                     resume.completed.push(r);
                 }
                 Entry::PrivacySpent {
-                    job_id, round, rho, ..
+                    job_id,
+                    round,
+                    rho,
+                    count_noise_sd,
+                    ..
                 } if *job_id == job.id => {
                     if let Some(released) = resume
                         .completed
@@ -201,6 +209,7 @@ impl Resume {
                         .find(|r| r.round == *round)
                     {
                         released.rho = Some(*rho);
+                        released.count_noise_sd = Some(*count_noise_sd);
                     }
                 }
                 Entry::RoundAborted {
@@ -898,6 +907,8 @@ impl<'a> Engine<'a> {
             let bounds = privacy::customer_bounds(computation, length as usize)?;
             let contributors = survivors.len() as u32;
             let rho = bounds.rho(noise.step, noise.variance, contributors);
+            let count_noise_sd =
+                noise.step * (noise.variance as f64 * f64::from(contributors)).sqrt();
             self.privacy_spent += rho;
             self.journal.append(Entry::PrivacySpent {
                 job_id: self.job.id.clone(),
@@ -907,8 +918,10 @@ impl<'a> Engine<'a> {
                 contributors,
                 rho,
                 total_rho: self.privacy_spent,
+                count_noise_sd,
             })?;
             record.rho = Some(rho);
+            record.count_noise_sd = Some(count_noise_sd);
         }
         record.outcome = "released";
         record.sum = Some(decoded);

@@ -121,11 +121,12 @@ fn summary(entry: &Entry) -> (String, String, String) {
             contributors,
             rho,
             total_rho,
+            count_noise_sd,
         } => (
             job_id.clone(),
             round.to_string(),
             format!(
-                "privacy spent: ρ = {rho:.4e} (job {total_rho:.4e}); sensitivity {sensitivity:.1} steps, noise variance {variance} steps² from each of {contributors}"
+                "privacy spent: ρ = {rho:.4e} (job {total_rho:.4e}); sensitivity {sensitivity:.1} steps, noise variance {variance} steps² from each of {contributors} (sd {count_noise_sd:.2} on a count)"
             ),
         ),
         Entry::ParticipantDeclined {

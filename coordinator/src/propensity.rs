@@ -10,8 +10,10 @@
 //! candidate β; a candidate that does not lower the objective enough
 //! (Armijo) is halved toward the last accepted β. The fit has converged
 //! when half the squared Newton decrement is under the job's tolerance.
-//! Under differential privacy the full step is always taken: each trial
-//! would cost budget, and the noisy loss cannot rank close candidates.
+//! Under differential privacy the step is taken without a line search (each
+//! trial would cost budget, and the noisy loss cannot rank close
+//! candidates); instead the Hessian gets a ridge the size of its noise and
+//! no coefficient moves by more than 1 per step.
 
 use fedseg_common::features::{DIM, NAMES, Space};
 use fedseg_common::fixed_point::ClipRange;
@@ -25,6 +27,11 @@ use crate::segmentation::{SegmentationError, Steps};
 /// Coefficients beyond this (per standard deviation of a feature) mean the
 /// data separate the classes: the objective has no finite minimum.
 const DIVERGENT: f64 = 50.0;
+
+/// Largest change of any coefficient in one Newton step under differential
+/// privacy, where no line search guards against a step the noise
+/// inflated.
+const MAX_PRIVATE_STEP: f64 = 1.0;
 
 /// One row of the calibration table.
 #[derive(Debug, Clone, Serialize)]
@@ -259,6 +266,24 @@ impl Fit<'_, '_, '_> {
         Ok(Terms::read(&sums, d))
     }
 
+    /// Under differential privacy, a ridge per design column that covers
+    /// the noise in the last released Hessian: a symmetric d×d matrix of
+    /// independent entries of standard deviation σ has spectral norm about
+    /// 2√d·σ, and a column's diagonal noise is its Hessian bound
+    /// ¼·B_a² times the noise on a count.
+    fn noise_ridge(&self, design: &Design) -> Option<Vec<f64>> {
+        self.steps.privacy.as_ref()?;
+        let sd = self.steps.engine.rounds().last()?.count_noise_sd?;
+        let d = design.columns();
+        let spread = 2.0 * (d as f64).sqrt() * sd;
+        Some(
+            self.column_bounds(design)
+                .iter()
+                .map(|b| spread * 0.25 * b * b)
+                .collect(),
+        )
+    }
+
     /// Federated Newton with step halving.
     async fn newton(
         &mut self,
@@ -281,10 +306,20 @@ impl Fit<'_, '_, '_> {
                 hessian[a * d + a] += l2;
             }
             let minus: Vec<f64> = gradient.iter().map(|g| -g).collect();
-            let solved = if self.steps.privacy.is_some() {
-                damped_solve(&mut hessian, &minus)
-            } else {
-                cholesky_solve(&hessian, &minus)
+            let solved = match self.noise_ridge(design) {
+                Some(ridge) => {
+                    for a in 0..d {
+                        hessian[a * d + a] += ridge[a];
+                    }
+                    damped_solve(&mut hessian, &minus).map(|mut x| {
+                        let largest = x.iter().fold(0.0, |m: f64, v| m.max(v.abs()));
+                        if largest > MAX_PRIVATE_STEP {
+                            x.iter_mut().for_each(|v| *v *= MAX_PRIVATE_STEP / largest);
+                        }
+                        x
+                    })
+                }
+                None => cholesky_solve(&hessian, &minus),
             };
             let Some(direction) = solved else {
                 return Ok((

@@ -195,17 +195,48 @@ fn campaign_table(result: &JobResult, e: &crate::propensity::Evaluation) -> Tabl
 }
 
 fn rounds_table(result: &JobResult) -> Table {
-    let mut table = Table::new(&["released", "round", "outcome", "took part", "dropped"]);
+    let dp = result.privacy.dp;
+    let mut headers = vec!["released", "round", "outcome", "took part", "dropped"];
+    if dp {
+        headers.extend(["ρ spent", "noise sd on a count"]);
+    }
+    let mut table = Table::new(&headers);
     for r in &result.rounds {
-        table.rows.push(vec![
+        let mut row = vec![
             r.purpose.clone(),
             r.round.to_string(),
             r.outcome.to_string(),
             r.survivors.join(", "),
             r.dropped.join(", "),
-        ]);
+        ];
+        if dp {
+            let show = |v: Option<f64>, f: fn(f64) -> String| v.map(f).unwrap_or_default();
+            row.push(show(r.rho, |v| format!("{v:.2e}")));
+            row.push(show(r.count_noise_sd, |v| format!("{v:.1}")));
+        }
+        table.rows.push(row);
     }
     table
+}
+
+/// What differential privacy did for this job, in plain words.
+fn privacy_line(result: &JobResult) -> String {
+    let p = &result.privacy;
+    let (Some(epsilon), Some(delta), Some(clip)) = (p.epsilon, p.delta, p.clip) else {
+        return "Differential privacy: off. Every released sum is exact; the secure sum hides each bank's contribution, not what the totals say about customers.".into();
+    };
+    format!(
+        "Differential privacy: on. The releases spent ε = {epsilon:.3} at δ = {delta:e} (ρ = {:.4} in zCDP) of a budget of ε = {}, over {} releases (planned {}). Each customer's R, F, M, L, T are clipped to at most {} days, {} purchases, {} spent, {} days and {} interactions before anything is summed, and every bank adds discrete Gaussian noise, so no release says much about any one customer; the cost is noise on every released number (its standard deviation on a count is in the rounds table).",
+        p.rho.unwrap_or_default(),
+        p.budget_epsilon.unwrap_or_default(),
+        result.secure_sum_rounds,
+        p.planned_releases.unwrap_or_default(),
+        clip[0],
+        clip[1],
+        clip[2],
+        clip[3],
+        clip[4]
+    )
 }
 
 fn ahp_line(result: &JobResult) -> String {
@@ -324,7 +355,12 @@ pub fn markdown(result: &JobResult) -> String {
             let _ = writeln!(out, "{}", campaign_table(result, e).markdown());
         }
     }
-    let _ = writeln!(out, "## Rounds\n\n{}", rounds_table(result).markdown());
+    let _ = writeln!(
+        out,
+        "## Rounds\n\n{}\n\n{}",
+        privacy_line(result),
+        rounds_table(result).markdown()
+    );
     out
 }
 
@@ -630,10 +666,10 @@ pub fn html(
     }
     let _ = writeln!(
         out,
-        "<h2>Audit</h2><p>Journal: <span data-key=\"journal\">{}</span>. Configuration SHA-256 <code>{}</code>. Privacy: differential privacy {}.</p>{}</body></html>",
+        "<h2>Audit</h2><p>Journal: <span data-key=\"journal\">{}</span>. Configuration SHA-256 <code>{}</code>.</p><p data-key=\"privacy\">{}</p>{}</body></html>",
         esc(journal_status),
         esc(&result.config_hash),
-        if result.privacy.dp { "on" } else { "off" },
+        esc(&privacy_line(result)),
         rounds_table(result).html()
     );
     Ok(out)

@@ -276,6 +276,13 @@ pub struct RoundSummary {
     pub survivors: Vec<String>,
     /// Members that did not send an input.
     pub dropped: Vec<String>,
+    /// zCDP ρ the release spent, under differential privacy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    /// Standard deviation of the noise on a released count, under
+    /// differential privacy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_noise_sd: Option<f64>,
 }
 
 impl From<&RoundRecord> for RoundSummary {
@@ -286,6 +293,8 @@ impl From<&RoundRecord> for RoundSummary {
             outcome: r.outcome,
             survivors: r.survivors.clone(),
             dropped: r.dropped.clone(),
+            rho: r.rho,
+            count_noise_sd: r.count_noise_sd,
         }
     }
 }
