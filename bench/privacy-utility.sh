@@ -6,13 +6,15 @@
 # benchmark can see: the inertia of its segmentation and the distance of its
 # centroids from the run without DP (both in that run's clustering space),
 # and the exact AUC of its model on the pooled holdout (from the banks'
-# local scores.csv), next to the AUC the job released. Prints a Markdown
-# table.
+# local scores.csv), next to the AUC the job released. The noise differs
+# every run (it comes from the OS), so each ε runs REPEATS times (default 3)
+# and the table gives the median and the worst run. Prints a Markdown table.
 #
-# Usage: bench/privacy-utility.sh [CUSTOMERS] [SITES]
+# Usage: [REPEATS=3] bench/privacy-utility.sh [CUSTOMERS] [SITES]
 set -euo pipefail
 customers=${1:-60000}
 sites=${2:-3}
+repeats=${REPEATS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${BENCH_DIR:-/tmp/fedseg-bench-privacy}
 cargo build --release -q --manifest-path "$root/Cargo.toml" --bins
@@ -23,66 +25,43 @@ rm -rf "$work"
   --customers "$customers" --listen "127.0.0.1:$port" > /dev/null
 cd "$work"
 sed -i 's/phase_timeout_s = 10.0/phase_timeout_s = 120.0/' coordinator.toml
-for eps in inf 8 4 2 1 0.5; do
+for run in inf-1 $(for eps in 8 4 2 1 0.5; do seq -f "$eps-%g" 1 "$repeats"; done); do
+  eps=${run%-*}
   {
-    printf 'job_id = "eps-%s"\nseed = 42\nas_of = "2026-11-01"\nholdout_fraction = 0.2\nl2 = 1.0\n\n' "${eps/./p}"
+    printf 'job_id = "eps-%s"\nseed = 42\nas_of = "2026-11-01"\nholdout_fraction = 0.2\nl2 = 1.0\n\n' "${run/./p}"
     printf '[segmentation]\nk_min = 4\nk_max = 4\nrestarts = 2\nmax_iterations = 10\nmin_segment_size = 50\n\n'
     printf '[propensity]\nmax_iterations = 5\nscore_bins = 50\n'
     if [ "$eps" != inf ]; then printf '\n[privacy]\nepsilon = %s\ndelta = 1e-6\n' "$eps"; fi
   } > job.toml
   "$bin/fedseg-coordinator" run --config coordinator.toml --job job.toml \
-    --out "out-$eps" > "coordinator-$eps.log" 2>&1 &
+    --out "out-$run" > "coordinator-$run.log" 2>&1 &
   coordinator=$!
   pids=()
   for dir in sites/*/; do
     "$bin/fedseg-participant" run --config "$dir/participant.toml" \
-      > "$(basename "$dir")-$eps.log" 2>&1 &
+      > "$(basename "$dir")-$run.log" 2>&1 &
     pids+=($!)
   done
   wait "$coordinator"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
 done
-python3 - "$work" <<'PY'
+python3 - "$work" "$root/bench" "$repeats" <<'PY'
 import csv, hashlib, json, math, os, sys
 
 import duckdb
 
 work = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+repeats = int(sys.argv[3])
+from rfmlt_duckdb import features_sql
 as_of, seed, fraction = "2026-11-01", 42, 0.2
 epsilons = ["inf", "8", "4", "2", "1", "0.5"]
 con = duckdb.connect()
 people = {}  # customer_id -> (rfmlt, converted)
 for site in sorted(os.listdir(f"{work}/sites")):
     d = f"{work}/sites/{site}"
-    rows = con.execute(f"""
-    WITH
-    c AS (SELECT * FROM read_csv('{d}/customers.csv', header = true,
-            columns = {{'customer_id': 'VARCHAR', 'consent_marketing': 'BOOLEAN',
-                       'converted': 'INTEGER', 'since': 'DATE'}})),
-    t AS (SELECT customer_id, CAST(ts AS DATE) AS d, amount
-          FROM read_csv('{d}/transactions.csv', header = true,
-            columns = {{'customer_id': 'VARCHAR', 'ts': 'VARCHAR', 'amount': 'DOUBLE'}})
-          WHERE CAST(ts AS DATE) <= DATE '{as_of}'),
-    i AS (SELECT customer_id, CAST(ts AS DATE) AS d
-          FROM read_csv('{d}/interactions.csv', header = true,
-            columns = {{'customer_id': 'VARCHAR', 'ts': 'VARCHAR', 'kind': 'VARCHAR'}})
-          WHERE CAST(ts AS DATE) <= DATE '{as_of}'),
-    k AS (SELECT * FROM c WHERE consent_marketing),
-    ta AS (SELECT customer_id, count(*) AS f, sum(amount) AS m, min(d) AS first, max(d) AS last
-           FROM t GROUP BY customer_id),
-    ia AS (SELECT customer_id, count(*) AS t FROM i GROUP BY customer_id),
-    site AS (SELECT least(
-               (SELECT min(d) FROM t SEMI JOIN k USING (customer_id)),
-               (SELECT min(d) FROM i SEMI JOIN k USING (customer_id))) AS start)
-    SELECT k.customer_id,
-           CASE WHEN ta.last IS NOT NULL THEN date_diff('day', ta.last, DATE '{as_of}')
-                ELSE date_diff('day', least(coalesce(k.since, site.start), DATE '{as_of}'), DATE '{as_of}') END,
-           coalesce(ta.f, 0), coalesce(ta.m, 0),
-           CASE WHEN ta.f >= 2 THEN date_diff('day', ta.first, ta.last) ELSE 0 END,
-           coalesce(ia.t, 0), k.converted
-    FROM k CROSS JOIN site LEFT JOIN ta USING (customer_id) LEFT JOIN ia USING (customer_id)
-    """).fetchall()
+    rows = con.execute(features_sql(d, as_of)).fetchall()
     for cid, r, f, m, l, t, y in rows:
         people[cid] = ((r, f, m, l, t), y)
 
@@ -116,22 +95,18 @@ def auc(pairs):
         i = j
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
 
-results = {e: json.load(open(f"{work}/out-{e}/result.json")) for e in epsilons}
-reference = space(results["inf"])
+runs = {"inf": ["inf-1"]}
+runs.update({e: [f"{e}-{r}" for r in range(1, repeats + 1)] for e in epsilons[1:]})
+results = {run: json.load(open(f"{work}/out-{run}/result.json")) for rs in runs.values() for run in rs}
+reference = space(results["inf-1"])
 points = {cid: project(transform(v), reference) for cid, (v, _) in people.items()}
 def centroids_in_reference(result):
     return [project(transform(c), reference) for c in result["segmentation"]["centroids_original"]]
-ref_centroids = centroids_in_reference(results["inf"])
+ref_centroids = centroids_in_reference(results["inf-1"])
 
-print(f"{len(people)} consenting customers in {len(os.listdir(work + '/sites'))} banks; k = 4, 2 restarts, "
-      f"10 Lloyd steps, 5 Newton steps, 50 score bins, δ = 1e-6; distances in the clustering space of the run without DP")
-print()
-print("| ε (budget) | ε spent | releases | inertia / no-DP inertia | centroid error | AUC (exact, pooled holdout) | AUC (released) |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-base_inertia = None
-for e in epsilons:
-    result = results[e]
-    job = f"eps-{e.replace('.', 'p')}"
+def measure(run):
+    result = results[run]
+    job = f"eps-{run.replace('.', 'p')}"
     assignment, scored = {}, []
     for site in sorted(os.listdir(f"{work}/sites")):
         with open(f"{work}/sites/{site}/out/{job}/scores.csv") as fh:
@@ -148,12 +123,27 @@ for e in epsilons:
         for j in range(5):
             sums[s][j] += p[j]; total_sq += p[j] * p[j]
     inertia = total_sq - sum(sum(x * x for x in sums[s]) / counts[s] for s in range(k) if counts[s])
-    base_inertia = base_inertia or inertia
     dp_centroids = centroids_in_reference(result)
     error = sum(min(math.dist(c, d) for d in dp_centroids) for c in ref_centroids) / len(ref_centroids)
-    privacy = result["privacy"]
-    spent = f"{privacy['epsilon']:.2f}" if privacy["dp"] else "–"
-    released = result["propensity"]["evaluation"]["auc"]
-    print(f"| {'∞ (no DP)' if e == 'inf' else e} | {spent} | {result['secure_sum_rounds']} | "
-          f"{inertia / base_inertia:.3f} | {error:.3f} | {auc(scored):.4f} | {released:.4f} |")
+    return {"spent": result["privacy"]["epsilon"] or 0.0, "inertia": inertia, "error": error,
+            "auc": auc(scored), "released": result["propensity"]["evaluation"]["auc"]}
+
+measured = {e: [measure(run) for run in rs] for e, rs in runs.items()}
+base = measured["inf"][0]["inertia"]
+print(f"{len(people)} consenting customers in {len(os.listdir(work + '/sites'))} banks; k = 4, 2 restarts, "
+      f"10 Lloyd steps, 5 Newton steps, 50 score bins, 21 releases, δ = 1e-6; distances in the clustering space "
+      f"of the run without DP; median (worst) of {repeats} runs per ε")
+print()
+print("| ε (budget) | ε spent | inertia / no-DP inertia | centroid error | AUC (exact, pooled holdout) | AUC (released) |")
+print("|---|---:|---:|---:|---:|---:|")
+def cell(e, key, fmt, worst, scale=1.0):
+    values = sorted(m[key] / scale for m in measured[e])
+    median = values[len(values) // 2]
+    if len(values) == 1:
+        return format(median, fmt)
+    return f"{median:{fmt}} ({worst(values):{fmt}})"
+for e in epsilons:
+    spent = "–" if e == "inf" else cell(e, "spent", ".2f", max)
+    print(f"| {'∞ (no DP)' if e == 'inf' else e} | {spent} | {cell(e, 'inertia', '.3f', max, base)} | "
+          f"{cell(e, 'error', '.3f', max)} | {cell(e, 'auc', '.4f', min)} | {cell(e, 'released', '.4f', min)} |")
 PY
