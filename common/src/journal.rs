@@ -130,6 +130,23 @@ pub enum Entry {
         /// Why.
         reason: String,
     },
+    /// A job's differential privacy, journaled when it is submitted: its
+    /// budget, the per-customer clip bounds every release is held to, and
+    /// the release plan the budget is split over.
+    PrivacyBudget {
+        /// Job identifier.
+        job_id: String,
+        /// ε of the whole job.
+        epsilon: f64,
+        /// δ of the whole job.
+        delta: f64,
+        /// The zCDP ρ that (ε, δ) allows.
+        rho: f64,
+        /// Upper clip bounds of R, F, M, L, T per customer, original units.
+        clip: [f64; 5],
+        /// Releases the budget is split over, evenly.
+        planned_releases: u32,
+    },
     /// The privacy a released round spent under differential privacy
     /// (written right after its [`Entry::AggregateReleased`]).
     PrivacySpent {
@@ -188,6 +205,7 @@ impl Entry {
             Entry::RoundOpened { .. } => 10,
             Entry::ParticipantDeclined { .. } => 11,
             Entry::PrivacySpent { .. } => 12,
+            Entry::PrivacyBudget { .. } => 13,
         }
     }
 }

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::config::{Job, RoundSettings};
 use crate::journal::{JournalWriteError, JournalWriter};
+use crate::segmentation::ReleasePlan;
 use crate::service::{Event, Hub, Traffic};
 
 /// Why a job could not run at all.
@@ -342,11 +343,23 @@ impl<'a> Engine<'a> {
     ) -> Result<Engine<'a>, EngineError> {
         let resume = Resume::from_journal(journal.records(), job)?;
         match &resume {
-            None => journal.append(Entry::JobSubmitted {
-                job_id: job.id.clone(),
-                config_hash: job.config_hash.clone(),
-                config: job.text.clone(),
-            })?,
+            None => {
+                journal.append(Entry::JobSubmitted {
+                    job_id: job.id.clone(),
+                    config_hash: job.config_hash.clone(),
+                    config: job.text.clone(),
+                })?;
+                if let Some(plan) = ReleasePlan::of(job) {
+                    journal.append(Entry::PrivacyBudget {
+                        job_id: job.id.clone(),
+                        epsilon: plan.settings.epsilon,
+                        delta: plan.settings.delta,
+                        rho: plan.rho_per_release * f64::from(plan.planned),
+                        clip: plan.settings.clip,
+                        planned_releases: plan.planned,
+                    })?;
+                }
+            }
             Some(r) => {
                 info!(job = %job.id, completed = r.completed.len(), next_round = r.next_round, "resuming from the journal");
                 journal.append(Entry::JobResumed {

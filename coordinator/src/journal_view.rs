@@ -113,6 +113,20 @@ fn summary(entry: &Entry) -> (String, String, String) {
             round.to_string(),
             format!("aborted: {reason}"),
         ),
+        Entry::PrivacyBudget {
+            job_id,
+            epsilon,
+            delta,
+            rho,
+            clip,
+            planned_releases,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!(
+                "privacy budget ε = {epsilon}, δ = {delta:e} (ρ = {rho:.4e}) over {planned_releases} releases; per-customer bounds R, F, M, L, T ≤ {clip:?}"
+            ),
+        ),
         Entry::PrivacySpent {
             job_id,
             round,

@@ -337,7 +337,7 @@ pub(crate) struct ReleasePlan {
 
 impl ReleasePlan {
     /// The plan of `job`, if it asks for differential privacy.
-    fn of(job: &Job) -> Option<Self> {
+    pub(crate) fn of(job: &Job) -> Option<Self> {
         let settings = job.config.privacy.clone()?;
         let lloyd_steps = job.config.segmentation.max_iterations;
         let propensity = &job.config.propensity;
