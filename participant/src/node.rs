@@ -321,6 +321,18 @@ fn accept_offer(
     if offer.cohort.get(offer.index as usize) != Some(&config.id) {
         return decline("the offer does not place this site at its index".into());
     }
+    // The same offer again on this session (the coordinator can send it
+    // twice while it forms the cohort): the answer stands, and the job's
+    // state, keys included, is kept.
+    if job
+        .as_ref()
+        .is_some_and(|j| j.id == job_id && j.index == offer.index)
+    {
+        return Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
+            accept: true,
+            reason: String::new(),
+        }));
+    }
     let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
         return decline("the graph seed is not 32 bytes".into());
     };
@@ -532,5 +544,51 @@ fn mask(
             }
         }
         Err(e) => protocol_failure(request.round, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> proto::JobOffer {
+        proto::JobOffer {
+            job_version: 1,
+            config_hash: "h".into(),
+            config: "as_of = \"2026-11-01\"\n".into(),
+            cohort: vec!["bank-a".into(), "bank-b".into(), "bank-c".into()],
+            index: 0,
+            threshold: 2,
+            neighbours: 2,
+            graph_seed: vec![7; 32],
+        }
+    }
+
+    #[test]
+    fn the_same_offer_twice_keeps_the_job_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: ParticipantConfig = toml::from_str(
+            "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\n\
+             coordinator_id = \"coordinator\"\nledger = \"ledger.log\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+        )
+        .unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
+        let mut job = None;
+        let offer_job = |job: &mut Option<JobState>, id: &str| {
+            let reply = accept_offer(&config, job, id, offer(), &ledger);
+            assert!(
+                matches!(reply, Reply::Send(participant_message::Body::JobAnswer(a)) if a.accept)
+            );
+        };
+        offer_job(&mut job, "job-1");
+        // Mark the state; a second offer must not replace it.
+        job.as_mut().unwrap().budget =
+            privacy::declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n").unwrap();
+        offer_job(&mut job, "job-1");
+        assert!(job.as_ref().unwrap().budget.is_some());
+        // Another job replaces it.
+        offer_job(&mut job, "job-2");
+        assert!(job.as_ref().unwrap().budget.is_none());
     }
 }
