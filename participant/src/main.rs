@@ -272,14 +272,30 @@ fn score(
 fn ledger_show(config: &ParticipantConfig) -> Result<()> {
     let entries = ledger::read(&config.ledger)?;
     println!(
-        "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  sha256",
-        "seq", "unix ms", "job", "round", "kind", "bytes"
+        "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {:>10}  sha256",
+        "seq", "unix ms", "job", "round", "kind", "bytes", "rho"
     );
+    // Privacy spent per job, in ledger order.
+    let mut spent: Vec<(&str, f64)> = Vec::new();
     for e in &entries {
         let round = e.round.map_or("-".to_string(), |r| r.to_string());
+        let rho = e.rho.map_or(String::new(), |r| format!("{r:.3e}"));
         println!(
-            "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {}",
-            e.seq, e.unix_ms, e.job_id, round, e.kind, e.bytes, e.sha256
+            "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {:>10}  {}",
+            e.seq, e.unix_ms, e.job_id, round, e.kind, e.bytes, rho, e.sha256
+        );
+        if let Some(rho) = e.rho {
+            match spent.iter_mut().find(|(job, _)| *job == e.job_id) {
+                Some((_, total)) => *total += rho,
+                None => spent.push((&e.job_id, rho)),
+            }
+        }
+    }
+    let delta = config.privacy.as_ref().map_or(1e-6, |p| p.max_delta);
+    for (job, rho) in spent {
+        println!(
+            "privacy spent on {job}: rho = {rho:.4e}, epsilon = {:.3} at delta = {delta:e}",
+            fedseg_common::dp::epsilon_for(rho, delta)
         );
     }
     Ok(())

@@ -113,6 +113,30 @@ fn a_private_job_spends_within_its_budget_and_every_bank_can_check_it() {
         let own: f64 = inputs.iter().map(|l| l["rho"].as_f64().unwrap()).sum();
         assert!(own >= rho && own <= budget * (1.0 + 1e-9), "{site}: {own}");
     }
+    // The bank's own view: `ledger show` totals what it spent on the job.
+    let shown = std::process::Command::new(binary("fedseg-participant"))
+        .args(["ledger", "show", "--config"])
+        .arg(
+            c.path()
+                .join("sites")
+                .join(&c.sites[0])
+                .join("participant.toml"),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("privacy spent on"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let shown_epsilon: f64 = line.rsplit("epsilon = ").next().unwrap()[..5]
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        shown_epsilon >= epsilon - 1e-3 && shown_epsilon <= 4.0 + 1e-3,
+        "{line}"
+    );
     // The model and evaluation still came out.
     let auc = result["propensity"]["evaluation"]["auc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auc));
