@@ -484,7 +484,13 @@ impl<'a> Engine<'a> {
     ) -> Result<&RoundRecord, EngineError> {
         if let Some(mut done) = self.replay.pop_front() {
             done.purpose = purpose.to_string();
-            self.privacy_spent += done.rho.unwrap_or(0.0);
+            match done.rho {
+                Some(rho) => self.privacy_spent += rho,
+                // The coordinator stopped between journaling the release
+                // and its privacy: account for it now.
+                None if done.sum.is_some() => self.spend_privacy(&mut done, computation, length)?,
+                None => {}
+            }
             self.rounds.push(done);
             return Ok(self.rounds.last().expect("pushed"));
         }
@@ -915,29 +921,39 @@ impl<'a> Engine<'a> {
             survivors: record.survivors.clone(),
             values: decoded.clone(),
         })?;
-        if let Some(noise) = &computation.noise {
-            // Only the survivors' noise is in the sum.
-            let bounds = privacy::customer_bounds(computation, length as usize)?;
-            let contributors = survivors.len() as u32;
-            let rho = bounds.rho(noise.step, noise.variance, contributors);
-            let count_noise_sd =
-                noise.step * (noise.variance as f64 * f64::from(contributors)).sqrt();
-            self.privacy_spent += rho;
-            self.journal.append(Entry::PrivacySpent {
-                job_id: self.job.id.clone(),
-                round,
-                sensitivity: bounds.sensitivity(noise.step),
-                variance: noise.variance,
-                contributors,
-                rho,
-                total_rho: self.privacy_spent,
-                count_noise_sd,
-            })?;
-            record.rho = Some(rho);
-            record.count_noise_sd = Some(count_noise_sd);
-        }
         record.outcome = "released";
         record.sum = Some(decoded);
+        self.spend_privacy(record, computation, length)
+    }
+
+    /// Accounts and journals the privacy a released round of a noisy
+    /// computation spent; only the survivors' noise is in its sum.
+    fn spend_privacy(
+        &mut self,
+        record: &mut RoundRecord,
+        computation: &proto::Computation,
+        length: u32,
+    ) -> Result<(), EngineError> {
+        let Some(noise) = &computation.noise else {
+            return Ok(());
+        };
+        let bounds = privacy::customer_bounds(computation, length as usize)?;
+        let contributors = record.survivors.len() as u32;
+        let rho = bounds.rho(noise.step, noise.variance, contributors);
+        let count_noise_sd = noise.step * (noise.variance as f64 * f64::from(contributors)).sqrt();
+        self.privacy_spent += rho;
+        self.journal.append(Entry::PrivacySpent {
+            job_id: self.job.id.clone(),
+            round: record.round,
+            sensitivity: bounds.sensitivity(noise.step),
+            variance: noise.variance,
+            contributors,
+            rho,
+            total_rho: self.privacy_spent,
+            count_noise_sd,
+        })?;
+        record.rho = Some(rho);
+        record.count_noise_sd = Some(count_noise_sd);
         Ok(())
     }
 

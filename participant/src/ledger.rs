@@ -83,8 +83,8 @@ pub struct Ledger {
     next: u64,
     prev: String,
     metrics: Option<SiteMetrics>,
-    /// (unix ms, ρ) of every release this site paid privacy for.
-    spends: Vec<(i64, f64)>,
+    /// (unix ms, job, ρ) of every release this site paid privacy for.
+    spends: Vec<(i64, String, f64)>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
@@ -158,7 +158,7 @@ impl Ledger {
             metrics: None,
             spends: entries
                 .iter()
-                .filter_map(|e| Some((e.unix_ms, e.rho?)))
+                .filter_map(|e| Some((e.unix_ms, e.job_id.clone(), e.rho?)))
                 .collect(),
         })
     }
@@ -167,8 +167,17 @@ impl Ledger {
     pub fn rho_since(&self, since_unix_ms: i64) -> f64 {
         self.spends
             .iter()
-            .filter(|(at, _)| *at >= since_unix_ms)
-            .map(|(_, rho)| rho)
+            .filter(|(at, ..)| *at >= since_unix_ms)
+            .map(|(.., rho)| rho)
+            .sum()
+    }
+
+    /// Total ρ spent on `job_id` so far, in this session or earlier ones.
+    pub fn rho_of_job(&self, job_id: &str) -> f64 {
+        self.spends
+            .iter()
+            .filter(|(_, job, _)| job == job_id)
+            .map(|(.., rho)| rho)
             .sum()
     }
 
@@ -205,7 +214,7 @@ impl Ledger {
         self.prev = hex::encode(Sha256::digest(line.as_bytes()));
         self.next += 1;
         if let Some(rho) = rho {
-            self.spends.push((unix_ms, rho));
+            self.spends.push((unix_ms, job_id.to_string(), rho));
         }
         if let Some(metrics) = &self.metrics
             && let Err(error) = metrics.sent(kind, encoded.len() as u64, self.next)
@@ -326,6 +335,8 @@ mod tests {
         assert_eq!(entries[0].rho, Some(0.25));
         assert_eq!(again.rho_since(0), 0.25);
         assert_eq!(again.rho_since(i64::MAX), 0.0);
+        assert_eq!(again.rho_of_job("job"), 0.25);
+        assert_eq!(again.rho_of_job("other"), 0.0);
     }
 
     #[test]

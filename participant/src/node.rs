@@ -339,7 +339,12 @@ fn accept_offer(
     // The privacy policy first: a job this site will not take part in
     // does not get its data read.
     let budget = match privacy::declared(&offer.config) {
-        Ok(budget) => budget,
+        // A job resumed after a coordinator restart has spent before: the
+        // ledger remembers what this session does not.
+        Ok(budget) => budget.map(|b| JobBudget {
+            spent: ledger.rho_of_job(job_id),
+            ..b
+        }),
         Err(reason) => return decline(reason),
     };
     let now_unix_ms = std::time::SystemTime::now()

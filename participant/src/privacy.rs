@@ -79,7 +79,8 @@ pub fn admit(
     }
     if let Some(limit) = policy.max_epsilon_per_period {
         let since = now_unix_ms - i64::from(policy.period_days) * 86_400_000;
-        let spent = ledger.rho_since(since);
+        // What this job already spent (a resumed job) is part of its budget.
+        let spent = (ledger.rho_since(since) - budget.spent).max(0.0);
         let total = dp::epsilon_for(spent + budget.rho, policy.max_delta);
         if total > limit {
             return Err(format!(

@@ -193,3 +193,40 @@ fn a_job_too_few_banks_accept_fails_with_their_reasons() {
         "{log}"
     );
 }
+
+#[test]
+fn a_private_job_resumed_after_a_crash_accounts_every_release_once() {
+    let c = Consortium::with_customers(3, 1500, 10.0, 4);
+    write_job(&c);
+    let participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
+    // Killed right after the fifth release is journaled and before its
+    // privacy record: the resumed coordinator must account for it.
+    let mut first = c.run_coordinator_with(&[("FEDSEG_FAULT_CRASH_AFTER", "aggregate_released:5")]);
+    assert!(!first.wait(std::time::Duration::from_secs(120)).success());
+    let mut second = c.run_coordinator();
+    second.expect_success(120);
+    assert!(second.log_text().contains("resuming from the journal"));
+    let result = c.result();
+    let rho = result["privacy"]["rho"].as_f64().unwrap();
+    let records = journal(&c);
+    let released: Vec<u64> = records
+        .iter()
+        .filter(|r| r["entry"]["kind"] == "aggregate_released")
+        .map(|r| r["entry"]["round"].as_u64().unwrap())
+        .collect();
+    let mut accounted: Vec<u64> = records
+        .iter()
+        .filter(|r| r["entry"]["kind"] == "privacy_spent")
+        .map(|r| r["entry"]["round"].as_u64().unwrap())
+        .collect();
+    accounted.sort_unstable();
+    assert_eq!(accounted, released, "one privacy record per release");
+    let total: f64 = records
+        .iter()
+        .filter(|r| r["entry"]["kind"] == "privacy_spent")
+        .map(|r| r["entry"]["rho"].as_f64().unwrap())
+        .sum();
+    assert!((total - rho).abs() < 1e-12, "{total} vs {rho}");
+    assert!(result["privacy"]["epsilon"].as_f64().unwrap() <= 4.0);
+    drop(participants);
+}
