@@ -32,17 +32,29 @@ pub fn site_ids(sites: usize) -> Vec<String> {
 }
 
 /// The job every demo consortium starts with: the joint segmentation, k
-/// chosen between 3 and 6.
-pub const DEMO_JOB: &str = "# The joint segmentation of the demo consortium (see the README for every key).\n\
-     seed = 42\n\
-     as_of = \"2026-11-01\"\n\
-     holdout_fraction = 0.2\n\
-     l2 = 1.0\n\n\
-     [segmentation]\n\
-     k_min = 3\n\
-     k_max = 6\n\
-     restarts = 4\n\
-     min_segment_size = 20\n";
+/// chosen between 3 and 6. With `epsilon`, under differential privacy (δ =
+/// 1e-6) with one fixed k and a short release plan (21 releases), so each
+/// release keeps a useful share of the budget.
+pub fn job(epsilon: Option<f64>) -> String {
+    let mut text = String::from(
+        "# The joint segmentation of the demo consortium (see the README for every key).\n\
+         seed = 42\n\
+         as_of = \"2026-11-01\"\n\
+         holdout_fraction = 0.2\n\
+         l2 = 1.0\n\n\
+         [segmentation]\n\
+         min_segment_size = 20\n",
+    );
+    text.push_str(&match epsilon {
+        None => "k_min = 3\nk_max = 6\nrestarts = 4\n".to_string(),
+        Some(epsilon) => format!(
+            "k_min = 4\nk_max = 4\nrestarts = 2\nmax_iterations = 10\n\n\
+             [propensity]\nmax_iterations = 5\nscore_bins = 50\n\n\
+             [privacy]\nepsilon = {epsilon:?}\ndelta = 1e-6\n"
+        ),
+    });
+    text
+}
 
 /// How many of `customers` site `i` of `sites` holds: shares 1 : 2 : … : n.
 pub fn site_customers(customers: u64, sites: usize, i: usize) -> u64 {
@@ -106,7 +118,7 @@ pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()
              epoch_rounds = 16\n"
         ),
     )?;
-    write(&dir.join("job.toml"), DEMO_JOB)?;
+    write(&dir.join("job.toml"), &job(None))?;
     for (i, id) in ids.iter().enumerate() {
         let site = dir.join("sites").join(id);
         std::fs::create_dir_all(&site).with_context(|| format!("creating {}", site.display()))?;

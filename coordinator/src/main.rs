@@ -76,6 +76,10 @@ enum Command {
         /// Address the demo coordinator listens on.
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: String,
+        /// Run the job under differential privacy with this ε (δ = 1e-6);
+        /// rewrites the consortium's job.toml.
+        #[arg(long)]
+        epsilon: Option<f64>,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -189,6 +193,7 @@ fn main() -> Result<()> {
             customers,
             init_only,
             listen,
+            epsilon,
         } => {
             if init_only || !dir.join("coordinator.toml").exists() {
                 demo::init(&dir, sites, customers, &listen)?;
@@ -196,6 +201,11 @@ fn main() -> Result<()> {
                     "wrote a consortium of {sites} sites and {customers} customers under {}",
                     dir.display()
                 );
+            }
+            if let Some(epsilon) = epsilon {
+                let path = dir.join("job.toml");
+                std::fs::write(&path, demo::job(Some(epsilon)))
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             if !init_only {
                 runtime()?.block_on(run_demo(&dir))?;
