@@ -32,22 +32,28 @@ pub fn site_ids(sites: usize) -> Vec<String> {
 }
 
 /// The job every demo consortium starts with: the joint segmentation, k
-/// chosen between 3 and 6. With `epsilon`, under differential privacy (δ =
-/// 1e-6) with one fixed k and a short release plan (21 releases), so each
-/// release keeps a useful share of the budget.
-pub fn job(epsilon: Option<f64>) -> String {
+/// chosen between 3 and 6. With `(epsilon, run)`, under differential
+/// privacy (δ = 1e-6) with one fixed k and a short release plan (21
+/// releases), so each release keeps a useful share of the budget; `run`
+/// names the job, since every run of it spends the banks' privacy again.
+pub fn job(private: Option<(f64, u64)>) -> String {
     let mut text = String::from(
-        "# The joint segmentation of the demo consortium (see the README for every key).\n\
-         seed = 42\n\
+        "# The joint segmentation of the demo consortium (see the README for every key).\n",
+    );
+    if let Some((_, run)) = private {
+        text.push_str(&format!("job_id = \"demo-dp-{run}\"\n"));
+    }
+    text.push_str(
+        "seed = 42\n\
          as_of = \"2026-11-01\"\n\
          holdout_fraction = 0.2\n\
          l2 = 1.0\n\n\
          [segmentation]\n\
          min_segment_size = 20\n",
     );
-    text.push_str(&match epsilon {
+    text.push_str(&match private {
         None => "k_min = 3\nk_max = 6\nrestarts = 4\n".to_string(),
-        Some(epsilon) => format!(
+        Some((epsilon, _)) => format!(
             "k_min = 4\nk_max = 4\nrestarts = 2\nmax_iterations = 10\n\n\
              [propensity]\nmax_iterations = 5\nscore_bins = 50\n\n\
              [privacy]\nepsilon = {epsilon:?}\ndelta = 1e-6\n"

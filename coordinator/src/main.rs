@@ -204,7 +204,10 @@ fn main() -> Result<()> {
             }
             if let Some(epsilon) = epsilon {
                 let path = dir.join("job.toml");
-                std::fs::write(&path, demo::job(Some(epsilon)))
+                let run = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                std::fs::write(&path, demo::job(Some((epsilon, run))))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if !init_only {

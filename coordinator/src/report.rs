@@ -257,7 +257,7 @@ fn ahp_line(result: &JobResult) -> String {
 pub fn summary(result: &JobResult) -> String {
     let seg = &result.segmentation;
     let mut out = format!(
-        "job {}: {} customers of {} sites in {} segments ({} secure-sum rounds)",
+        "job {}: {:.0} customers of {} sites in {} segments ({} secure-sum rounds)",
         result.job_id,
         result.standardization.count,
         result.cohort.len(),
@@ -267,7 +267,7 @@ pub fn summary(result: &JobResult) -> String {
     for s in &seg.segments {
         let _ = write!(
             out,
-            "\n  {:<20} {:>9} customers  conversion {:>5.1}%",
+            "\n  {:<20} {:>9.0} customers  conversion {:>5.1}%",
             s.name,
             s.size,
             100.0 * s.conversion_rate

@@ -62,6 +62,14 @@ pub fn admit(
     ledger: &Ledger,
     now_unix_ms: i64,
 ) -> Result<(), String> {
+    if let Some(budget) = budget
+        && budget.spent >= budget.rho * (1.0 - SLACK)
+    {
+        return Err(format!(
+            "this site has already spent the job's whole privacy budget (ρ = {:.3e}) on it",
+            budget.rho
+        ));
+    }
     let Some(policy) = policy else {
         return Ok(());
     };
@@ -178,6 +186,11 @@ mod tests {
             Ok(())
         );
         assert!(declared("[privacy]\nepsilon = -1\ndelta = 1e-6\n").is_err());
+        // A job whose budget this site has spent already is declined, with
+        // or without a policy.
+        let spent = small.clone().map(|b| JobBudget { spent: b.rho, ..b });
+        let reason = admit(None, spent.as_ref(), &ledger, later).unwrap_err();
+        assert!(reason.contains("already spent"), "{reason}");
         assert_eq!(declared("as_of = \"2024-01-01\"\n"), Ok(None));
     }
 

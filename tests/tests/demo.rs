@@ -146,24 +146,24 @@ fn the_report_opens_in_headless_chromium_without_errors() {
 #[test]
 fn the_demo_runs_under_differential_privacy_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(binary("fedseg-coordinator"))
-        .args([
-            "demo",
-            "--sites",
-            "3",
-            "--customers",
-            "1500",
-            "--epsilon",
-            "2",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{text}");
+    let run = || {
+        let output = Command::new(binary("fedseg-coordinator"))
+            .args(["demo", "--sites", "3", "--customers", "1500"])
+            .args(["--epsilon", "2", "--listen"])
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{text}");
+    };
+    run();
+    // Run again: a new job, whose spend the banks count anew.
+    let first = result(dir.path())["job_id"].clone();
+    run();
     let r = result(dir.path());
+    assert_ne!(r["job_id"], first);
     assert_eq!(r["privacy"]["dp"], true);
     assert!(r["privacy"]["epsilon"].as_f64().unwrap() <= 2.0);
     let report = fs::read_to_string(dir.path().join("out/report.md")).unwrap();
