@@ -206,7 +206,7 @@ async fn session(
             }
             Reply::Spend(body, rho) => {
                 if let Some(budget) = job.as_mut().and_then(|j| j.budget.as_mut()) {
-                    budget.spent += rho;
+                    budget.spend(round.unwrap_or_default(), rho);
                 }
                 if !send(&tx, ledger, &job_id, round, body, Some(rho)).await? {
                     break;
@@ -290,6 +290,18 @@ fn handle(
         }
         Body::RoundAborted(aborted) => {
             warn!(round = aborted.round, reason = %aborted.reason, "round aborted by the coordinator");
+            if let Some(returned) = job
+                .as_mut()
+                .filter(|j| j.id == message.job_id)
+                .and_then(|j| j.budget.as_mut())
+                .and_then(|b| b.aborted(aborted.round))
+            {
+                info!(
+                    round = aborted.round,
+                    rho = returned,
+                    "privacy of an input never unmasked returned to the job's budget"
+                );
+            }
             return Ok(Reply::Nothing);
         }
         other => other,
@@ -341,9 +353,9 @@ fn accept_offer(
     let budget = match privacy::declared(&offer.config) {
         // A job resumed after a coordinator restart has spent before: the
         // ledger remembers what this session does not.
-        Ok(budget) => budget.map(|b| JobBudget {
-            spent: ledger.rho_of_job(job_id),
-            ..b
+        Ok(budget) => budget.map(|mut b| {
+            b.spent = ledger.rho_of_job(job_id);
+            b
         }),
         Err(reason) => return decline(reason),
     };
@@ -464,6 +476,9 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
         }
         (Body::UnmaskRequest(request), EpochState::Ready(mut ready)) => {
             let round = request.round;
+            if let Some(budget) = job.budget.as_mut() {
+                budget.unmasking(round);
+            }
             let reply = match ready.unmask(&request.into()) {
                 Ok(response) => Reply::Send(participant_message::Body::UnmaskResponse(
                     (&response).into(),

@@ -3,6 +3,8 @@
 //! here from each request's bounds and noise (`fedseg_common::privacy`) so
 //! the site never relies on the coordinator's accounting.
 
+use std::collections::BTreeMap;
+
 use fedseg_common::dp;
 use fedseg_common::privacy::{self, Bounds};
 use fedseg_common::proto;
@@ -25,6 +27,32 @@ pub struct JobBudget {
     pub rho: f64,
     /// ρ spent on this job's releases so far.
     pub spent: f64,
+    /// ρ of masked inputs whose round has not asked this site to unmask.
+    pending: BTreeMap<u64, f64>,
+}
+
+impl JobBudget {
+    /// A masked input of `round` spending `rho` left the site.
+    pub fn spend(&mut self, round: u64, rho: f64) {
+        self.spent += rho;
+        self.pending.insert(round, rho);
+    }
+
+    /// The site answered `round`'s unmask request: its input may be
+    /// released, the spend stands.
+    pub fn unmasking(&mut self, round: u64) {
+        self.pending.remove(&round);
+    }
+
+    /// The coordinator aborted `round`. If this site was never asked to
+    /// unmask it, its input stays masked and the spend is returned to the
+    /// job's budget (retries of an aborted round would otherwise use it up;
+    /// the ledger keeps the conservative total). Returns the ρ returned.
+    pub fn aborted(&mut self, round: u64) -> Option<f64> {
+        let rho = self.pending.remove(&round)?;
+        self.spent -= rho;
+        Some(rho)
+    }
 }
 
 /// The budget a job.toml declares, if it asks for differential privacy.
@@ -51,6 +79,7 @@ pub fn declared(job_config: &str) -> Result<Option<JobBudget>, String> {
         delta,
         rho: dp::rho_for(epsilon, delta),
         spent: 0.0,
+        pending: BTreeMap::new(),
     }))
 }
 
@@ -210,10 +239,18 @@ mod tests {
         let mut noisy = census();
         let bounds = privacy::customer_bounds(&noisy, 6).unwrap();
         bounds.apply(&mut noisy, budget.rho / 2.0, 2).unwrap();
-        for _ in 0..2 {
+        // An aborted round that never asked to unmask gives its spend back;
+        // a round this site unmasked keeps it.
+        let (_, rho) = check_release(Some(&budget), &noisy, 6, 2).unwrap().unwrap();
+        budget.spend(0, rho);
+        assert_eq!(budget.aborted(0), Some(rho));
+        assert_eq!(budget.spent, 0.0);
+        for round in 1..3 {
             let (_, rho) = check_release(Some(&budget), &noisy, 6, 2).unwrap().unwrap();
-            budget.spent += rho;
+            budget.spend(round, rho);
+            budget.unmasking(round);
         }
+        assert_eq!(budget.aborted(2), None);
         // A third half of the budget is too much.
         let reason = check_release(Some(&budget), &noisy, 6, 2).unwrap_err();
         assert!(reason.contains("past its declared budget"), "{reason}");
