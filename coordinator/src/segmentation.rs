@@ -315,7 +315,7 @@ pub struct Privacy {
     /// Composed zCDP ρ of every release.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rho: Option<f64>,
-    /// Releases planned, and made.
+    /// Releases the budget was split over (the rounds list those made).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planned_releases: Option<u32>,
     /// Per-customer clip bounds of R, F, M, L, T in original units.
