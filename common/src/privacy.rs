@@ -19,8 +19,9 @@ use thiserror::Error;
 
 use crate::dp;
 use crate::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
-use crate::propensity::{Design, MAX_LOSS};
+use crate::propensity::MAX_LOSS;
 use crate::proto::{self, computation::Kind, propensity::Task};
+use crate::wire;
 
 /// Why a computation has no per-customer bound, or noise cannot be sized.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -170,9 +171,7 @@ pub fn checked_rho(
 }
 
 fn space(space: Option<&proto::Space>) -> Result<Space, PrivacyError> {
-    let s = space.ok_or_else(|| PrivacyError::Request("no space".into()))?;
-    Space::from_slices(&s.mean, &s.std, &s.scale, &s.lo, &s.hi)
-        .ok_or_else(|| PrivacyError::Request("the space needs 5 entries per field".into()))
+    wire::space_from_wire(space).map_err(|e| PrivacyError::Request(e.to_string()))
 }
 
 fn max_abs(lo: f64, hi: f64) -> f64 {
@@ -271,15 +270,8 @@ pub fn customer_bounds(
 /// Bounds of the propensity computations; returns the squared L2 bound.
 fn propensity_bounds(p: &proto::Propensity, b: &mut Bounds) -> Result<f64, PrivacyError> {
     let space = space(p.space.as_ref())?;
-    let features: [bool; DIM] = p
-        .features
-        .as_slice()
-        .try_into()
-        .map_err(|_| PrivacyError::Request("a model names 5 feature flags".into()))?;
-    let design = Design {
-        features,
-        segments: p.segments,
-    };
+    let design = wire::design_from_wire(p).map_err(|e| PrivacyError::Request(e.to_string()))?;
+    let features = design.features;
     let z = space.z_bounds();
     // Each design column's largest magnitude.
     let mut column = vec![1.0];

@@ -5,6 +5,8 @@
 use curve25519_dalek::Scalar;
 use thiserror::Error;
 
+use crate::features::Space;
+use crate::propensity::Design;
 use crate::proto;
 use crate::secagg::messages::{
     EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, MaskedInput, PublicKeyBytes,
@@ -28,6 +30,25 @@ fn bad(field: &'static str, reason: &'static str) -> WireError {
 
 fn key(bytes: &[u8], field: &'static str) -> Result<PublicKeyBytes, WireError> {
     bytes.try_into().map_err(|_| bad(field, "not 32 bytes"))
+}
+
+/// The clustering space a computation request carries.
+pub fn space_from_wire(space: Option<&proto::Space>) -> Result<Space, WireError> {
+    let s = space.ok_or(bad("space", "missing"))?;
+    Space::from_slices(&s.mean, &s.std, &s.scale, &s.lo, &s.hi)
+        .ok_or(bad("space", "needs 5 entries per field"))
+}
+
+/// The design (feature flags and segments) of a propensity request.
+pub fn design_from_wire(p: &proto::Propensity) -> Result<Design, WireError> {
+    Ok(Design {
+        features: p
+            .features
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("features", "a model names 5 feature flags"))?,
+        segments: p.segments,
+    })
 }
 
 /// Encodes `u64` words little-endian.

@@ -12,6 +12,8 @@ use ed25519_dalek::pkcs8::DecodePrivateKey;
 use fedseg_common::journal::{self, Entry, JournalError, Record};
 use thiserror::Error;
 
+use crate::config::CoordinatorConfig;
+
 /// Why the journal cannot be written.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -80,6 +82,16 @@ fn now_ms() -> i64 {
 }
 
 impl JournalWriter {
+    /// Opens the journal `config` names, signed with its coordinator's key.
+    pub fn for_coordinator(config: &CoordinatorConfig) -> Result<Self, JournalWriteError> {
+        Self::open(
+            &config.journal,
+            &config.tls.key,
+            &config.tls.cert,
+            &config.id,
+        )
+    }
+
     /// Opens `path` for appending, signing with the key in `key_pem`. A new
     /// journal opens with the coordinator's certificate (`cert_pem`); an
     /// existing one is checked from its first record to its last first.

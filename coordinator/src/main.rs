@@ -276,12 +276,7 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
         .transpose()?;
     let running = server::start(&config, fedseg_common::process::shutdown_signal()).await?;
     if let Some((job, out)) = job {
-        let mut journal = JournalWriter::open(
-            &config.journal,
-            &config.tls.key,
-            &config.tls.cert,
-            &config.id,
-        )?;
+        let mut journal = JournalWriter::for_coordinator(&config)?;
         let finished = journal.records().iter().any(
             |r| matches!(&r.entry, Entry::JobFinished { job_id, success: true, .. } if *job_id == job.id),
         );
@@ -315,12 +310,7 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     })
     .await?;
     let mut events = running.events;
-    let mut journal = JournalWriter::open(
-        &config.journal,
-        &config.tls.key,
-        &config.tls.cert,
-        &config.id,
-    )?;
+    let mut journal = JournalWriter::for_coordinator(&config)?;
     let job_id = job.id.clone();
     let outcome = tokio::select! {
         outcome = run_job(running.hub.clone(), &mut events, &config, &job, &mut journal) => outcome,

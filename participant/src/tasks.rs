@@ -11,6 +11,7 @@ use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEn
 use fedseg_common::privacy::Bounds;
 use fedseg_common::propensity::{self, Design};
 use fedseg_common::proto::{self, computation::Kind};
+use fedseg_common::wire;
 use thiserror::Error;
 use time::Date;
 
@@ -164,9 +165,7 @@ fn site<'a>(site: Option<&'a mut Site>, as_of: &str) -> Result<&'a mut Site, Tas
 }
 
 fn space(space: Option<&proto::Space>) -> Result<Space, TaskError> {
-    let s = space.ok_or(TaskError::Missing("space"))?;
-    Space::from_slices(&s.mean, &s.std, &s.scale, &s.lo, &s.hi)
-        .ok_or_else(|| TaskError::Request("the space needs 5 entries per field".into()))
+    wire::space_from_wire(space).map_err(|e| TaskError::Request(e.to_string()))
 }
 
 fn centroids(run: &proto::KMeansRun) -> Result<&[f64], TaskError> {
@@ -481,15 +480,7 @@ impl Model {
     /// Reads the model from a request.
     pub fn from_request(p: &proto::Propensity) -> Result<Self, TaskError> {
         let space = space(p.space.as_ref())?;
-        let features: [bool; DIM] = p
-            .features
-            .as_slice()
-            .try_into()
-            .map_err(|_| TaskError::Request("a model names 5 feature flags".into()))?;
-        let design = Design {
-            features,
-            segments: p.segments,
-        };
+        let design = wire::design_from_wire(p).map_err(|e| TaskError::Request(e.to_string()))?;
         if design.columns() > MAX_COLUMNS || p.beta.len() != design.columns() {
             return Err(TaskError::Request(format!(
                 "the design has {} columns, the model {} coefficients",

@@ -114,13 +114,7 @@ async fn secure(n: usize, d: usize) -> Measured {
             .await;
         });
     }
-    let mut journal = JournalWriter::open(
-        &config.journal,
-        &config.tls.key,
-        &config.tls.cert,
-        &config.id,
-    )
-    .unwrap();
+    let mut journal = JournalWriter::for_coordinator(&config).unwrap();
     let report = Engine::start(
         running.hub.clone(),
         &mut running.events,
