@@ -10,7 +10,10 @@
 //!   that makes a release ρ-zCDP.
 //! - [`features`]: the transformed RFMLT vector and the clustering space.
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
+//! - [`computation`]: each round's computation: its vector layout, bounds
+//!   and typed decode, one module per kind.
 
+pub mod computation;
 pub mod config;
 pub mod dp;
 pub mod features;

@@ -17,6 +17,7 @@
 
 use thiserror::Error;
 
+use crate::computation::census;
 use crate::dp;
 use crate::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
 use crate::propensity::MAX_LOSS;
@@ -198,11 +199,9 @@ pub fn customer_bounds(
         Kind::VectorFile(_) => return Err(PrivacyError::Unbounded("a vector file")),
         Kind::TestVector(_) => return Err(PrivacyError::Unbounded("a test vector")),
         Kind::Census(_) => {
-            // Consenting customers, refusals, then row counts (unbounded per
-            // customer, so withheld), then conversions. A customer is either
-            // a consenting one (and maybe converted) or a refusal.
-            b.entries.extend([1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
-            2.0
+            let (entries, squared) = census::Counts::customer_bounds();
+            b.entries.extend(entries);
+            squared
         }
         Kind::FeatureStats(f) => {
             if f.lo.len() != DIM || f.hi.len() != DIM || f.bins.len() != DIM {
@@ -376,8 +375,8 @@ mod tests {
     #[test]
     fn bounds_follow_each_layout() {
         let census =
-            customer_bounds(&computation(Kind::Census(proto::Census::default())), 6).unwrap();
-        assert_eq!(census.entries, [1.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+            customer_bounds(&computation(Kind::Census(proto::Census::default())), 7).unwrap();
+        assert_eq!(census.entries, [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
         assert_eq!(census.l2, 2f64.sqrt());
 
         let stats = Kind::FeatureStats(proto::FeatureStats {
@@ -424,10 +423,10 @@ mod tests {
 
         // A wrong length is refused, as are unbounded computations.
         assert!(matches!(
-            customer_bounds(&computation(Kind::Census(proto::Census::default())), 7),
+            customer_bounds(&computation(Kind::Census(proto::Census::default())), 8),
             Err(PrivacyError::Length {
-                layout: 6,
-                round: 7
+                layout: 7,
+                round: 8
             })
         ));
         assert!(matches!(
@@ -462,7 +461,7 @@ mod tests {
     #[test]
     fn noise_sized_for_the_threshold_meets_the_release_budget() {
         let bounds =
-            customer_bounds(&computation(Kind::Census(proto::Census::default())), 6).unwrap();
+            customer_bounds(&computation(Kind::Census(proto::Census::default())), 7).unwrap();
         for (rho, threshold) in [(1e-4, 2u32), (0.01, 3), (0.5, 10)] {
             let step = bounds.step_for(rho, threshold).unwrap();
             let spent = bounds.rho(step, NOISE_VARIANCE, threshold);
@@ -479,19 +478,19 @@ mod tests {
     #[test]
     fn a_participant_refuses_noise_that_does_not_match_the_bounds() {
         let mut c = computation(Kind::Census(proto::Census::default()));
-        let bounds = customer_bounds(&c, 6).unwrap();
+        let bounds = customer_bounds(&c, 7).unwrap();
         bounds.apply(&mut c, 0.01, 3).unwrap();
-        let (_, rho) = checked_rho(&c, 6, 3).unwrap();
+        let (_, rho) = checked_rho(&c, 7, 3).unwrap();
         assert!((rho - 0.01).abs() < 1e-9);
         // Units that let one customer weigh more than the step declares.
         let mut cheat = c.clone();
         cheat.encoding.as_mut().unwrap().units[0] /= 2.0;
         assert!(matches!(
-            checked_rho(&cheat, 6, 3),
+            checked_rho(&cheat, 7, 3),
             Err(PrivacyError::Mismatch(_))
         ));
         let mut plain = c;
         plain.noise = None;
-        assert!(checked_rho(&plain, 6, 3).is_err());
+        assert!(checked_rho(&plain, 7, 3).is_err());
     }
 }

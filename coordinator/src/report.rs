@@ -288,12 +288,13 @@ pub fn markdown(result: &JobResult) -> String {
     );
     let _ = writeln!(
         out,
-        "As of {}, over {} consenting customers of {} members ({}); {} customers who refused marketing were excluded at their own site before anything was computed. Configuration SHA-256 `{}`.\n",
+        "As of {}, over {} consenting customers of {} members ({}); {} customers who refused marketing were excluded at their own site before anything was computed.{} Configuration SHA-256 `{}`.\n",
         result.as_of,
         std.count,
         result.cohort.len(),
         result.cohort.join(", "),
         result.census.excluded_no_consent,
+        skipped_note(result),
         result.config_hash
     );
     let _ = writeln!(out, "## Segments\n\n{}", segments_table(result).markdown());
@@ -365,6 +366,16 @@ pub fn markdown(result: &JobResult) -> String {
 }
 
 /// Escapes text for HTML.
+/// The sentence on bad rows the sites skipped, if any were.
+fn skipped_note(result: &JobResult) -> String {
+    match result.census.skipped_rows {
+        Some(n) if n > 0.0 => format!(
+            " {n} bad rows were skipped under the members' own bad-row policies (the count per reason stays at each site)."
+        ),
+        _ => String::new(),
+    }
+}
+
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -551,13 +562,14 @@ pub fn html(
          <h1>Joint customer segmentation and propensity model</h1>\n\
          <p>Job <code>{id}</code> as of {as_of}: <span data-key=\"customers\">{n}</span> consenting customers of \
          {sites} members ({cohort}); {excluded} customers who refused marketing were excluded at their own bank before \
-         anything was computed. Every number below comes from secure sums: no customer record left its bank.</p>\n",
+         anything was computed.{skipped} Every number below comes from secure sums: no customer record left its bank.</p>\n",
         id = esc(&result.job_id),
         as_of = esc(&result.as_of),
         n = result.standardization.count,
         sites = result.cohort.len(),
         cohort = esc(&result.cohort.join(", ")),
         excluded = result.census.excluded_no_consent,
+        skipped = esc(&skipped_note(result)),
     );
     let _ = writeln!(
         out,

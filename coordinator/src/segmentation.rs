@@ -28,6 +28,7 @@
 //! features are clipped to the job's `privacy.clip` bounds, and what the
 //! noise can break (tiny or negative counts) is handled as post-processing.
 
+use fedseg_common::computation::{LayoutError, census};
 use fedseg_common::dp;
 use fedseg_common::features::{
     self, DEFAULT_BOUNDS, DIM, KMEANS_ENTRIES, NAMES, PROFILE_ENTRIES, Space, TRANSFORMS,
@@ -78,6 +79,9 @@ pub enum SegmentationError {
     /// loop).
     #[error("the privacy budget's {0} planned releases are used up")]
     PlanExhausted(u32),
+    /// A released sum does not fit its computation's layout.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     /// Too few customers to release any segment.
     #[error(
         "{customers} consenting customers in all; no segment of at least {min} can be released"
@@ -127,6 +131,9 @@ pub struct Census {
     pub rows_after_as_of: Option<f64>,
     /// Consenting customers with converted = 1.
     pub converted: f64,
+    /// Bad rows the sites skipped under their bad-row policies, in all
+    /// (withheld under differential privacy, like the row counts).
+    pub skipped_rows: Option<f64>,
 }
 
 /// The pooled standardisation (results contract).
@@ -647,25 +654,27 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Segmen
         privacy: ReleasePlan::of(job),
     };
 
-    // 1. Census: six counts, each bounded by 2^40.
+    // 1. Census: counts, each bounded by 2^40.
     let census = steps
         .sum(
             "census",
             Kind::Census(proto::Census {
                 as_of: job.config.as_of.clone(),
             }),
-            vec![ClipRange::new(0.0, (1u64 << 40) as f64); 6],
+            vec![ClipRange::new(0.0, census::MAX_TOTAL); census::LENGTH],
         )
         .await?;
+    let census = census::Counts::decode(&census)?;
     let dp = steps.privacy.is_some();
     let unless_dp = |v: f64| if dp { None } else { Some(v) };
     let census = Census {
-        customers: census[0],
-        excluded_no_consent: census[1],
-        transactions: unless_dp(census[2]),
-        interactions: unless_dp(census[3]),
-        rows_after_as_of: unless_dp(census[4]),
-        converted: census[5],
+        customers: census.customers,
+        excluded_no_consent: census.excluded_no_consent,
+        transactions: unless_dp(census.transactions),
+        interactions: unless_dp(census.interactions),
+        rows_after_as_of: unless_dp(census.rows_after_as_of),
+        converted: census.converted,
+        skipped_rows: unless_dp(census.skipped_rows),
     };
     info!(customers = census.customers, "census released");
     if census.customers < settings.min_segment_size as f64 || census.customers < 1.0 {

@@ -12,7 +12,9 @@ use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
 
 use crate::database;
-use crate::rfmlt::{self, ColumnNames, DataError, Features, Tables};
+use crate::rfmlt::{
+    self, BadRowPolicy, ColumnNames, DataError, Features, MaxBadRows, OnBadRow, Tables,
+};
 
 /// `participant.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -98,14 +100,24 @@ pub struct DataConfig {
     /// `transactions`, `interactions` and `customers` are SQL queries run
     /// there, each yielding the table's canonical columns.
     pub postgres: Option<String>,
+    /// `"fail"` (default): the first bad row stops the site; `"skip"`: bad
+    /// rows are left out and counted per table and reason.
+    #[serde(default)]
+    pub on_bad_row: OnBadRow,
+    /// With `on_bad_row = "skip"`, the most bad rows one table may have: a
+    /// whole number, or a fraction of the table's rows below 1 (`0.001`).
+    /// Past it the site declines the job.
+    #[serde(default)]
+    pub max_bad_rows: MaxBadRows,
 }
 
 impl DataConfig {
     /// Every consenting customer's features as of `as_of`, from the files
     /// or from the bank's database.
     pub fn features(&self, as_of: time::Date) -> Result<Features, DataError> {
+        let policy = self.policy();
         let Some(connection) = &self.postgres else {
-            return rfmlt::compute(&self.tables(), as_of);
+            return rfmlt::compute_with(&self.tables(), as_of, &policy);
         };
         let source = database::Source {
             connection: connection.clone(),
@@ -113,7 +125,7 @@ impl DataConfig {
             interactions: self.interactions.to_string_lossy().into_owned(),
             customers: self.customers.to_string_lossy().into_owned(),
         };
-        let query = database::features(&source, as_of);
+        let query = database::features(&source, as_of, &policy);
         match tokio::runtime::Handle::try_current() {
             // Inside the node's runtime: wait here without stalling it.
             Ok(handle) => tokio::task::block_in_place(|| handle.block_on(query)),
@@ -125,6 +137,14 @@ impl DataConfig {
                     reason: e.to_string(),
                 })?
                 .block_on(query),
+        }
+    }
+
+    /// The bad-row policy of `on_bad_row` and `max_bad_rows`.
+    pub fn policy(&self) -> BadRowPolicy {
+        BadRowPolicy {
+            on_bad_row: self.on_bad_row,
+            max_bad_rows: self.max_bad_rows,
         }
     }
 
@@ -179,6 +199,20 @@ impl ParticipantConfig {
         config.tls = config.tls.relative_to(&base);
         for file in config.vectors.values_mut() {
             *file = base.join(&*file);
+        }
+        if let Some(data) = &config.data {
+            if !data.max_bad_rows.is_valid() {
+                return Err(invalid(
+                    "data.max_bad_rows",
+                    "must be a whole number of rows or a fraction in [0, 1)".into(),
+                ));
+            }
+            if data.on_bad_row == OnBadRow::Fail && data.max_bad_rows != MaxBadRows::default() {
+                return Err(invalid(
+                    "data.max_bad_rows",
+                    "needs on_bad_row = \"skip\"".into(),
+                ));
+            }
         }
         if let Some(data) = &mut config.data
             && data.postgres.is_some()

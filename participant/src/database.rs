@@ -8,7 +8,9 @@
 use time::Date;
 use tokio_postgres::NoTls;
 
-use crate::rfmlt::{Customer, DataError, Features, KindCounts};
+use crate::rfmlt::{
+    BadRowPolicy, Customer, DataError, Features, KindCounts, OnBadRow, Reason, SkippedRows,
+};
 
 /// The bank's database and its three queries.
 #[derive(Debug, Clone)]
@@ -23,45 +25,61 @@ pub struct Source {
     pub customers: String,
 }
 
-/// The bank's rows, typed as the data contract says, as common table
-/// expressions `c`, `t` and `i`.
+/// The bank's rows, typed as the data contract says, each with the reason
+/// it is bad (NULL when good), as common table expressions `cx`, `tx`, `ix`;
+/// then the good rows as `c`, `t` and `i`. Booleans take the contract's
+/// spellings whatever the column's type; an id that appears twice makes
+/// every one of its rows bad (a database has no row order to say which
+/// came first), and a customer with a bad row is left out like one who
+/// refused marketing, its other rows ignored.
 fn canonical(source: &Source) -> String {
+    const TRUE: &str = "('true', 't', 'yes', '1')";
+    const FALSE: &str = "('false', 'f', 'no', '0')";
     format!(
-        "c AS (SELECT customer_id::text AS id, consent_marketing::boolean AS consent, \
-                converted::int AS converted, since::date AS since FROM ({customers}) AS q), \
-         t AS (SELECT customer_id::text AS id, ts::date AS d, amount::float8 AS amount \
-               FROM ({transactions}) AS q), \
-         i AS (SELECT customer_id::text AS id, ts::date AS d, lower(kind::text) AS kind \
-               FROM ({interactions}) AS q)",
+        "cr AS (SELECT customer_id::text AS id, lower(consent_marketing::text) AS consent, \
+                lower(converted::text) AS converted, since::date AS since FROM ({customers}) AS q), \
+         cx AS (SELECT id, since, \
+                CASE WHEN consent IN {TRUE} THEN true WHEN consent IN {FALSE} THEN false END AS consent, \
+                CASE WHEN converted IN {TRUE} THEN 1 WHEN converted IN {FALSE} THEN 0 END AS converted, \
+                CASE WHEN id IS NULL OR consent IS NULL OR converted IS NULL THEN 'missing_value' \
+                     WHEN consent NOT IN {TRUE} AND consent NOT IN {FALSE} \
+                       OR converted NOT IN {TRUE} AND converted NOT IN {FALSE} THEN 'bad_boolean' \
+                     WHEN count(*) OVER (PARTITION BY id) > 1 THEN 'duplicate_customer' END AS bad \
+                FROM cr), \
+         c AS (SELECT id, consent, converted, since FROM cx WHERE bad IS NULL), \
+         tr AS (SELECT customer_id::text AS id, ts::date AS d, amount::float8 AS amount \
+                FROM ({transactions}) AS q), \
+         tx AS (SELECT id, d, amount, \
+                CASE WHEN id IS NULL OR d IS NULL OR amount IS NULL THEN 'missing_value' \
+                     WHEN NOT (amount >= 0 AND amount < 'Infinity'::float8) THEN 'bad_amount' \
+                     WHEN NOT EXISTS (SELECT 1 FROM cx WHERE cx.id = tr.id) THEN 'unknown_customer' \
+                END AS bad FROM tr), \
+         t AS (SELECT id, d, amount FROM tx WHERE bad IS NULL AND id IN (SELECT id FROM c)), \
+         ir AS (SELECT customer_id::text AS id, ts::date AS d, lower(kind::text) AS kind \
+                FROM ({interactions}) AS q), \
+         ix AS (SELECT id, d, kind, \
+                CASE WHEN id IS NULL OR d IS NULL THEN 'missing_value' \
+                     WHEN NOT EXISTS (SELECT 1 FROM cx WHERE cx.id = ir.id) THEN 'unknown_customer' \
+                END AS bad FROM ir), \
+         i AS (SELECT id, d, kind FROM ix WHERE bad IS NULL AND id IN (SELECT id FROM c))",
         customers = source.customers,
         transactions = source.transactions,
         interactions = source.interactions,
     )
 }
 
-/// Every check the file path makes, as (table, problem, count, an example
-/// customer id).
-const CHECKS: &str = "\
-    SELECT 'customers', 'a missing customer_id, consent_marketing or converted, or converted not 0/1', \
-           count(*), min(id) FROM c \
-     WHERE id IS NULL OR consent IS NULL OR converted IS NULL OR converted NOT IN (0, 1) \
-    UNION ALL SELECT 'customers', 'a customer_id that appears twice', count(*), min(id) \
-      FROM (SELECT id FROM c GROUP BY id HAVING count(*) > 1) AS d \
-    UNION ALL SELECT 'transactions', 'a missing customer_id, ts or amount', count(*), min(id) FROM t \
-     WHERE id IS NULL OR d IS NULL OR amount IS NULL \
-    UNION ALL SELECT 'transactions', 'an amount that is not positive', count(*), min(id) FROM t \
-     WHERE NOT amount > 0 \
-    UNION ALL SELECT 'transactions', 'a customer_id not in the customers table', count(*), min(id) \
-      FROM t WHERE id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM c WHERE c.id = t.id) \
-    UNION ALL SELECT 'interactions', 'a missing customer_id or ts', count(*), min(id) FROM i \
-     WHERE id IS NULL OR d IS NULL \
-    UNION ALL SELECT 'interactions', 'a customer_id not in the customers table', count(*), min(id) \
-      FROM i WHERE id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM c WHERE c.id = i.id)";
+/// The bad rows: (table, reason, count, an example customer id).
+const BAD_ROWS: &str = "\
+    SELECT tab, bad, count(*), min(id) FROM ( \
+        SELECT 'customers' AS tab, bad, id FROM cx WHERE bad IS NOT NULL \
+        UNION ALL SELECT 'transactions', bad, id FROM tx WHERE bad IS NOT NULL \
+        UNION ALL SELECT 'interactions', bad, id FROM ix WHERE bad IS NOT NULL) AS b \
+    GROUP BY tab, bad ORDER BY tab, bad";
 
 /// Counts over the whole tables: rows, refusals, rows after as_of ($1).
 const COUNTS: &str = "\
-    SELECT (SELECT count(*) FROM c)::float8, (SELECT count(*) FROM t)::float8, \
-           (SELECT count(*) FROM i)::float8, (SELECT count(*) FROM c WHERE NOT consent)::float8, \
+    SELECT (SELECT count(*) FROM cx)::float8, (SELECT count(*) FROM tx)::float8, \
+           (SELECT count(*) FROM ix)::float8, (SELECT count(*) FROM c WHERE NOT consent)::float8, \
            ((SELECT count(*) FROM t WHERE d > $1::text::date) \
             + (SELECT count(*) FROM i WHERE d > $1::text::date))::float8";
 
@@ -95,9 +113,68 @@ fn failed(reason: String) -> DataError {
     }
 }
 
+/// The bad rows found by [`BAD_ROWS`] under the site's policy: the first
+/// stops the site by default; skipped, each table's count is held against
+/// `max_bad_rows` (`rows` gives a table's row count).
+fn judge_bad_rows(
+    bad: &[(String, String, i64, Option<String>)],
+    policy: &BadRowPolicy,
+    rows: impl Fn(&str) -> u64,
+) -> Result<SkippedRows, DataError> {
+    let mut skipped = SkippedRows::default();
+    for (table, reason, count, example) in bad {
+        let path = format!("postgres {table} query");
+        let what = format!(
+            "{count} rows with {} (customer {:?} among them)",
+            describe(reason),
+            example.as_deref().unwrap_or_default()
+        );
+        if policy.on_bad_row == OnBadRow::Fail {
+            return Err(DataError::Read {
+                path: path.into(),
+                reason: what,
+            });
+        }
+        let reason = Reason::ALL
+            .into_iter()
+            .find(|r| r.name() == reason)
+            .unwrap_or(Reason::Malformed);
+        let skips = skipped.tables.entry(table.clone()).or_default();
+        *skips.by_reason.entry(reason).or_default() += *count as u64;
+        if policy
+            .max_bad_rows
+            .exceeded(skips.total(), Some(rows(table)))
+        {
+            return Err(DataError::TooManyBadRows {
+                path: path.into(),
+                skipped: skips.total(),
+                limit: policy.max_bad_rows.to_string(),
+                first: what,
+            });
+        }
+    }
+    Ok(skipped)
+}
+
+/// A bad-row reason of [`BAD_ROWS`] in words.
+fn describe(reason: &str) -> &'static str {
+    match reason {
+        "missing_value" => "a missing value (missing_value)",
+        "bad_boolean" => "a boolean not true/false, t/f, yes/no or 1/0 (bad_boolean)",
+        "duplicate_customer" => "a customer_id that appears twice (duplicate_customer)",
+        "bad_amount" => "an amount that is negative or not finite (bad_amount)",
+        "unknown_customer" => "a customer_id not in the customers table (unknown_customer)",
+        _ => "an unreadable value",
+    }
+}
+
 /// Checks the bank's rows and computes every consenting customer's
 /// features as of `as_of` in the database.
-pub async fn features(source: &Source, as_of: Date) -> Result<Features, DataError> {
+pub async fn features(
+    source: &Source,
+    as_of: Date,
+    policy: &BadRowPolicy,
+) -> Result<Features, DataError> {
     let (client, connection) = tokio_postgres::connect(&source.connection, NoTls)
         .await
         .map_err(|e| failed(format!("connecting: {e}")))?;
@@ -109,34 +186,30 @@ pub async fn features(source: &Source, as_of: Date) -> Result<Features, DataErro
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(sql)?;
-    for row in client
-        .query(&format!("WITH {tables} {CHECKS}"), &[])
-        .await
-        .map_err(sql)?
-    {
-        let (table, problem, count, example): (&str, &str, i64, Option<String>) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        if count > 0 {
-            return Err(DataError::Read {
-                path: format!("postgres {table} query").into(),
-                reason: format!(
-                    "{count} rows with {problem} (customer {:?} among them)",
-                    example.unwrap_or_default()
-                ),
-            });
-        }
-    }
     let day = as_of.to_string();
     let counts = client
         .query_one(&format!("WITH {tables} {COUNTS}"), &[&day])
         .await
         .map_err(sql)?;
     let count = |i: usize| counts.get::<_, f64>(i) as u64;
+    let bad = client
+        .query(&format!("WITH {tables} {BAD_ROWS}"), &[])
+        .await
+        .map_err(sql)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect::<Vec<(String, String, i64, Option<String>)>>();
+    let skipped = judge_bad_rows(&bad, policy, |table| match table {
+        "customers" => count(0),
+        "transactions" => count(1),
+        _ => count(2),
+    })?;
     let rows = client
         .query(&format!("WITH {tables}, {FEATURES}"), &[&day])
         .await
         .map_err(sql)?;
     client.batch_execute("COMMIT").await.map_err(sql)?;
+    skipped.log();
     drop(client);
     let _ = driver.await;
     let customers = rows
@@ -166,5 +239,6 @@ pub async fn features(source: &Source, as_of: Date) -> Result<Features, DataErro
         excluded_no_consent: count(3) as usize,
         rows: [count(1), count(2), count(0)],
         rows_after_as_of: count(4),
+        skipped,
     })
 }

@@ -178,6 +178,7 @@ fn features(config: &ParticipantConfig, as_of: Option<&str>, json: bool) -> Resu
             "rows": {"customers": customers, "transactions": transactions, "interactions": interactions},
             "rows_after_as_of": features.rows_after_as_of,
             "excluded_no_consent": features.excluded_no_consent,
+            "skipped_rows": features.skipped,
             "consenting": features.customers.len(),
             "sum": {
                 "R": total(|c| c.r), "F": total(|c| c.f), "M": total(|c| c.m),
@@ -203,6 +204,22 @@ fn features(config: &ParticipantConfig, as_of: Option<&str>, json: bool) -> Resu
         "  consenting           {:>12} customers",
         features.customers.len()
     );
+    for (table, skips) in &features.skipped.tables {
+        for (reason, count) in &skips.by_reason {
+            let lines = skips.first_lines.get(reason).cloned().unwrap_or_default();
+            let lines: Vec<String> = lines.iter().map(u64::to_string).collect();
+            let at = if lines.is_empty() {
+                String::new()
+            } else {
+                format!(" (lines {}…)", lines.join(", "))
+            };
+            println!(
+                "  skipped {:<12} {count:>12} rows: {}{at}",
+                table,
+                reason.name()
+            );
+        }
+    }
     println!(
         "  converted            {:>12} customers",
         features.customers.iter().filter(|c| c.converted).count()

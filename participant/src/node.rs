@@ -30,6 +30,7 @@ use crate::config::ParticipantConfig;
 use crate::ledger::{Ledger, LedgerError};
 use crate::output;
 use crate::privacy::{self, JobBudget};
+use crate::rfmlt::DataError;
 use crate::tasks::{self, Site};
 
 /// Wire protocol version this node speaks.
@@ -381,18 +382,25 @@ fn accept_offer(
                     info!(
                         customers = site.features.customers.len(),
                         excluded_no_consent = site.features.excluded_no_consent,
+                        skipped_rows = site.features.skipped.total(),
                         %as_of,
                         "features computed"
                     );
+                    site.features.skipped.log();
                     Some(site)
                 }
                 Err(error) => {
                     // The detail names local files and values: it stays in
                     // this site's log.
                     warn!(job = %job_id, %error, "this site's data cannot be used");
-                    return decline(
-                        "this site's data failed validation; see the site's log".into(),
-                    );
+                    let reason = match error {
+                        DataError::TooManyBadRows { .. } => {
+                            "this site's data has more bad rows than its max_bad_rows allows; \
+                             see the site's log"
+                        }
+                        _ => "this site's data failed validation; see the site's log",
+                    };
+                    return decline(reason.into());
                 }
             }
         }

@@ -9,7 +9,9 @@ use crate::tasks::Site;
 
 /// Writes `DIR/<job_id>/result.json` and, when this site took part with its
 /// data, `DIR/<job_id>/scores.csv` (`customer_id, segment, segment_name,
-/// score, decile`). Returns the job's directory.
+/// score, decile`) and `DIR/<job_id>/bad_rows.json` (the rows its bad-row
+/// policy skipped, per table and reason, with the first line numbers).
+/// Returns the job's directory.
 pub fn write_job(
     dir: &Path,
     job_id: &str,
@@ -24,6 +26,9 @@ pub fn write_job(
     std::fs::create_dir_all(&dir).map_err(failed)?;
     std::fs::write(dir.join("result.json"), result_json).map_err(failed)?;
     if let Some(site) = site {
+        let skipped =
+            serde_json::to_string_pretty(&site.features.skipped).expect("skipped rows serialise");
+        std::fs::write(dir.join("bad_rows.json"), skipped).map_err(failed)?;
         SavedModel::from_result(result_json)?.write(site, &dir.join("scores.csv"))?;
     }
     Ok(dir)

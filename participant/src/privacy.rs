@@ -163,6 +163,7 @@ pub fn check_release(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fedseg_common::computation::census::LENGTH;
 
     fn policy() -> PrivacyPolicy {
         PrivacyPolicy {
@@ -234,32 +235,38 @@ mod tests {
             .unwrap()
             .unwrap();
         // No noise under a budget: refused; no noise, no budget: fine.
-        assert!(check_release(Some(&budget), &census(), 6, 2).is_err());
-        assert_eq!(check_release(None, &census(), 6, 2), Ok(None));
+        assert!(check_release(Some(&budget), &census(), LENGTH, 2).is_err());
+        assert_eq!(check_release(None, &census(), LENGTH, 2), Ok(None));
         let mut noisy = census();
-        let bounds = privacy::customer_bounds(&noisy, 6).unwrap();
+        let bounds = privacy::customer_bounds(&noisy, LENGTH).unwrap();
         bounds.apply(&mut noisy, budget.rho / 2.0, 2).unwrap();
         // An aborted round that never asked to unmask gives its spend back;
         // a round this site unmasked keeps it.
-        let (_, rho) = check_release(Some(&budget), &noisy, 6, 2).unwrap().unwrap();
+        let (_, rho) = check_release(Some(&budget), &noisy, LENGTH, 2)
+            .unwrap()
+            .unwrap();
         budget.spend(0, rho);
         assert_eq!(budget.aborted(0), Some(rho));
         assert_eq!(budget.spent, 0.0);
         for round in 1..3 {
-            let (_, rho) = check_release(Some(&budget), &noisy, 6, 2).unwrap().unwrap();
+            let (_, rho) = check_release(Some(&budget), &noisy, LENGTH, 2)
+                .unwrap()
+                .unwrap();
             budget.spend(round, rho);
             budget.unmasking(round);
         }
         assert_eq!(budget.aborted(2), None);
         // A third half of the budget is too much.
-        let reason = check_release(Some(&budget), &noisy, 6, 2).unwrap_err();
+        let reason = check_release(Some(&budget), &noisy, LENGTH, 2).unwrap_err();
         assert!(reason.contains("past its declared budget"), "{reason}");
         // Counted with fewer noisy participants than the coordinator
         // assumed, the same request costs more than it says.
         let fresh = declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n")
             .unwrap()
             .unwrap();
-        let (_, at_one) = check_release(Some(&fresh), &noisy, 6, 1).unwrap().unwrap();
+        let (_, at_one) = check_release(Some(&fresh), &noisy, LENGTH, 1)
+            .unwrap()
+            .unwrap();
         assert!(at_one > fresh.rho / 2.0 * 1.9);
     }
 }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use fedseg_common::computation::census;
 use fedseg_common::dp;
 use fedseg_common::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
 use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEncoder};
@@ -266,14 +267,16 @@ pub fn compute(
 
 fn census(site: &Site) -> Vec<f64> {
     let f = &site.features;
-    vec![
-        f.customers.len() as f64,
-        f.excluded_no_consent as f64,
-        f.rows[0] as f64,
-        f.rows[1] as f64,
-        f.rows_after_as_of as f64,
-        f.customers.iter().filter(|c| c.converted).count() as f64,
-    ]
+    census::Counts {
+        customers: f.customers.len() as f64,
+        excluded_no_consent: f.excluded_no_consent as f64,
+        transactions: f.rows[0] as f64,
+        interactions: f.rows[1] as f64,
+        rows_after_as_of: f.rows_after_as_of as f64,
+        converted: f.customers.iter().filter(|c| c.converted).count() as f64,
+        skipped_rows: f.skipped.total() as f64,
+    }
+    .to_vector()
 }
 
 fn feature_stats(site: &Site, request: &proto::FeatureStats) -> Result<Vec<f64>, TaskError> {

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use fedseg_participant::rfmlt::{
-    self, ColumnNames, Customer, DataError, KindCounts, Tables, compute,
+    self, BadRowPolicy, ColumnNames, Customer, DataError, KindCounts, MaxBadRows, OnBadRow, Reason,
+    Tables, compute, compute_with,
 };
 use time::macros::date;
 
@@ -153,7 +154,7 @@ fn bad_rows_name_file_line_and_column() {
         "{e}"
     );
 
-    let negative = TRANSACTIONS.replace("c1,2026-10-01,10.0", "c1,2026-10-01,-10.0");
+    let negative = TRANSACTIONS.replace("c1,2026-10-01,10.0", "c1,2026-10-01,-0.01");
     assert_eq!(
         at(&error_for(CUSTOMERS, &negative, INTERACTIONS)),
         ("transactions.csv".into(), 2, "amount")
@@ -294,24 +295,27 @@ fn parquet_tables_with_native_types_give_the_csv_features() {
     let text = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
 
     let c = fields(CUSTOMERS);
+    let write_customers = |consent: ArrayRef, converted: ArrayRef| {
+        let since: Date32Array = c[3]
+            .iter()
+            .map(|v| (!v.is_empty()).then(|| epoch_days(v)))
+            .collect();
+        write_parquet(
+            &dir.path().join("customers.parquet"),
+            vec![
+                ("customer_id", text(&c[0])),
+                ("consent_marketing", consent),
+                ("converted", converted),
+                ("since", Arc::new(since)),
+            ],
+        );
+    };
     let consent: BooleanArray = c[1]
         .iter()
         .map(|v| Some(v.eq_ignore_ascii_case("true")))
         .collect();
     let converted: Int64Array = c[2].iter().map(|v| Some(v.parse().unwrap())).collect();
-    let since: Date32Array = c[3]
-        .iter()
-        .map(|v| (!v.is_empty()).then(|| epoch_days(v)))
-        .collect();
-    write_parquet(
-        &dir.path().join("customers.parquet"),
-        vec![
-            ("customer_id", text(&c[0])),
-            ("consent_marketing", Arc::new(consent)),
-            ("converted", Arc::new(converted)),
-            ("since", Arc::new(since)),
-        ],
-    );
+    write_customers(Arc::new(consent), Arc::new(converted));
     // Transactions under the bank's own column names, dated by day.
     let t = fields(TRANSACTIONS);
     let days: Date32Array = t[1].iter().map(|v| Some(epoch_days(v))).collect();
@@ -353,6 +357,16 @@ fn parquet_tables_with_native_types_give_the_csv_features() {
     };
     assert_eq!(compute(&parquet, date!(2026 - 11 - 01)).unwrap(), expected);
 
+    // Booleans the other way round: converted as Parquet booleans,
+    // consent as integers 0/1.
+    let consent: Int64Array = c[1]
+        .iter()
+        .map(|v| Some(i64::from(v.eq_ignore_ascii_case("true"))))
+        .collect();
+    let converted: BooleanArray = c[2].iter().map(|v| Some(v == "1")).collect();
+    write_customers(Arc::new(consent), Arc::new(converted));
+    assert_eq!(compute(&parquet, date!(2026 - 11 - 01)).unwrap(), expected);
+
     // A bad value is reported with the file, its 1-based row and column.
     let amounts: Float64Array = [Some(5.0), Some(-1.0)].into_iter().collect();
     write_parquet(
@@ -372,4 +386,153 @@ fn parquet_tables_with_native_types_give_the_csv_features() {
         }
         other => panic!("{other}"),
     }
+}
+
+#[test]
+fn a_zero_amount_purchase_is_a_purchase() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = TRANSACTIONS.replace("c3,2026-09-01,5", "c3,2026-09-01,0.00");
+    let features = compute(
+        &tables(dir.path(), CUSTOMERS, &free, INTERACTIONS),
+        date!(2026 - 11 - 01),
+    )
+    .unwrap();
+    let c3 = features.customers.iter().find(|c| c.id == "c3").unwrap();
+    // One purchase on 09-01: F = 1, R = 61 days, M = 0.
+    assert_eq!((c3.f, c3.r, c3.m, c3.l), (1.0, 61.0, 0.0, 0.0));
+    // A zero before any other purchase still sets the first date (L).
+    let early = TRANSACTIONS.replace("c1,2026-10-01,10.0", "c1,2026-09-01,0");
+    let features = compute(
+        &tables(dir.path(), CUSTOMERS, &early, INTERACTIONS),
+        date!(2026 - 11 - 01),
+    )
+    .unwrap();
+    let c1 = &features.customers[0];
+    assert_eq!((c1.f, c1.m, c1.l), (2.0, 20.5, 49.0));
+}
+
+#[test]
+fn booleans_in_every_spelling_give_the_same_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_of = date!(2026 - 11 - 01);
+    let expected = compute(
+        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
+        as_of,
+    )
+    .unwrap();
+    let spelled = "customer_id,consent_marketing,converted,since
+c1,Yes,true,2025-01-01
+c2,t,F,2026-06-01
+c3,1,no,
+c4,NO,T,
+c5,TRUE,0,
+";
+    let got = compute(
+        &tables(dir.path(), spelled, TRANSACTIONS, INTERACTIONS),
+        as_of,
+    )
+    .unwrap();
+    assert_eq!(got, expected);
+    let bad = spelled.replace("c2,t,F", "c2,t,2");
+    let e = compute(&tables(dir.path(), &bad, TRANSACTIONS, INTERACTIONS), as_of).unwrap_err();
+    assert_eq!(at(&e), ("customers.csv".into(), 3, "converted"));
+    assert!(e.to_string().contains("\"2\" is not a boolean"), "{e}");
+}
+
+/// The hand-checked tables with one bad row of each reason planted.
+fn planted() -> (String, String, String) {
+    let customers = format!("{CUSTOMERS}c6,maybe,0,\nc1,true,1,\n,true,0,\n");
+    let transactions = format!(
+        "{TRANSACTIONS}c9,2026-09-01,5\nc3,2026-09-02,-3\nc3,2026-09-03\nc6,2026-09-01,7\n"
+    );
+    let interactions = format!("{INTERACTIONS}c1,2026-13-01,save\nc2,,inquiry\n");
+    (customers, transactions, interactions)
+}
+
+fn skip(max: MaxBadRows) -> BadRowPolicy {
+    BadRowPolicy {
+        on_bad_row: OnBadRow::Skip,
+        max_bad_rows: max,
+    }
+}
+
+#[test]
+fn skipped_rows_are_left_out_and_counted_per_table_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_of = date!(2026 - 11 - 01);
+    let clean = compute(
+        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
+        as_of,
+    )
+    .unwrap();
+    let (c, t, i) = planted();
+    let bad = tables(dir.path(), &c, &t, &i);
+    // By default the first bad row stops the site, naming where it is.
+    let e = compute(&bad, as_of).unwrap_err();
+    assert_eq!(at(&e), ("customers.csv".into(), 7, "consent_marketing"));
+
+    let got = compute_with(&bad, as_of, &skip(MaxBadRows::Count(3))).unwrap();
+    // The features are those of the clean tables: c6 (bad consent) is left
+    // out with its purchase, c1 keeps its first row.
+    assert_eq!(got.customers, clean.customers);
+    assert_eq!(got.excluded_no_consent, clean.excluded_no_consent);
+    let count = |table: &str, reason: Reason| {
+        got.skipped.tables[table]
+            .by_reason
+            .get(&reason)
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(count("customers", Reason::BadBoolean), 1);
+    assert_eq!(count("customers", Reason::DuplicateCustomer), 1);
+    assert_eq!(count("customers", Reason::MissingValue), 1);
+    assert_eq!(count("transactions", Reason::UnknownCustomer), 1);
+    assert_eq!(count("transactions", Reason::BadAmount), 1);
+    assert_eq!(count("transactions", Reason::Malformed), 1);
+    assert_eq!(count("interactions", Reason::BadDate), 1);
+    assert_eq!(count("interactions", Reason::MissingValue), 1);
+    assert_eq!(got.skipped.total(), 8);
+    assert_eq!(
+        got.skipped.tables["transactions"].first_lines[&Reason::BadAmount],
+        vec![8]
+    );
+    assert_eq!(
+        got.skipped.tables["customers"].first_lines[&Reason::DuplicateCustomer],
+        vec![8]
+    );
+    // Every row is counted as read, skipped ones included.
+    assert_eq!(got.rows, [9, 7, 8]);
+}
+
+#[test]
+fn more_bad_rows_than_allowed_stop_the_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_of = date!(2026 - 11 - 01);
+    let (c, t, i) = planted();
+    let bad = tables(dir.path(), &c, &t, &i);
+    // The customers table (read first) has three bad rows.
+    let e = compute_with(&bad, as_of, &skip(MaxBadRows::Count(2))).unwrap_err();
+    match &e {
+        DataError::TooManyBadRows { path, skipped, .. } => {
+            assert!(path.ends_with("customers.csv"), "{e}");
+            assert_eq!(*skipped, 3);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains("max_bad_rows = 2"), "{e}");
+    // As fractions: 3 of 8 customer rows (and 3 of 9 transaction rows).
+    assert!(compute_with(&bad, as_of, &skip(MaxBadRows::Fraction(0.37))).is_err());
+    assert!(compute_with(&bad, as_of, &skip(MaxBadRows::Fraction(0.38))).is_ok());
+    // With a clean customers table, the transactions table's three are too
+    // many (c6 now refused marketing: its purchase is dropped, not bad).
+    let customers = format!("{CUSTOMERS}c6,false,0,\n");
+    let bad = tables(dir.path(), &customers, &t, &i);
+    match compute_with(&bad, as_of, &skip(MaxBadRows::Count(2))).unwrap_err() {
+        DataError::TooManyBadRows { path, skipped, .. } => {
+            assert!(path.ends_with("transactions.csv"));
+            assert_eq!(skipped, 3);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(compute_with(&bad, as_of, &skip(MaxBadRows::Count(3))).is_ok());
 }

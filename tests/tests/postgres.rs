@@ -6,7 +6,7 @@
 use std::fs;
 
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::rfmlt::{self, ColumnNames, Customer, Tables};
+use fedseg_participant::rfmlt::{self, ColumnNames, Customer, Reason, Tables};
 use fedseg_tests::Postgres;
 
 const AS_OF: time::Date = time::macros::date!(2026 - 11 - 01);
@@ -109,17 +109,44 @@ fn the_database_path_gives_the_csv_features() {
         );
     }
 
-    // A bad row is refused naming the query, the problem and a customer.
-    assert!(
-        db.psql(
-            "UPDATE payments SET amount_eur = -5 WHERE ctid = (SELECT min(ctid) FROM payments)"
-        )
-        .status
-        .success()
+    // A zero amount is a purchase: the features still compute.
+    let ok = |sql: &str| assert!(db.psql(sql).status.success(), "{sql}");
+    ok("UPDATE payments SET amount_eur = 0 WHERE ctid = (SELECT max(ctid) FROM payments)");
+    let with_zero = data.features(AS_OF).unwrap();
+    assert_eq!(with_zero.rows, from_csv.rows);
+    assert_eq!(
+        with_zero.customers.iter().map(|c| c.f).sum::<f64>(),
+        csv_rows.iter().map(|c| c.f).sum::<f64>()
     );
+
+    // A bad row is refused naming the query, the problem and a customer.
+    ok("UPDATE payments SET amount_eur = -5 WHERE ctid = (SELECT min(ctid) FROM payments)");
     let error = data.features(AS_OF).unwrap_err().to_string();
     assert!(
-        error.contains("transactions query") && error.contains("not positive"),
+        error.contains("transactions query") && error.contains("bad_amount"),
+        "{error}"
+    );
+    // Under a skip policy the same rows are skipped and counted per reason.
+    ok("INSERT INTO payments VALUES ('nobody', '2026-01-01', 3)");
+    ok("INSERT INTO clients VALUES ('c-null', NULL, 0, NULL)");
+    let skipping = config("on_bad_row = \"skip\"\nmax_bad_rows = 2\n")
+        .unwrap()
+        .data
+        .unwrap();
+    let skipped = skipping.features(AS_OF).unwrap();
+    let count = |table: &str, reason: Reason| skipped.skipped.tables[table].by_reason[&reason];
+    assert_eq!(count("transactions", Reason::BadAmount), 1);
+    assert_eq!(count("transactions", Reason::UnknownCustomer), 1);
+    assert_eq!(count("customers", Reason::MissingValue), 1);
+    assert_eq!(skipped.skipped.total(), 3);
+    assert_eq!(skipped.customers.len(), csv_rows.len());
+    let strict = config("on_bad_row = \"skip\"\nmax_bad_rows = 1\n")
+        .unwrap()
+        .data
+        .unwrap();
+    let error = strict.features(AS_OF).unwrap_err().to_string();
+    assert!(
+        error.contains("transactions query") && error.contains("max_bad_rows = 1"),
         "{error}"
     );
     // Column mappings belong in the queries.

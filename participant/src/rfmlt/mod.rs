@@ -7,17 +7,29 @@
 //! earliest date in the site's data, among consenting customers' rows); F = number of purchases; M = total
 //! amount; L = days from first to last purchase (0 with fewer than two);
 //! T = number of interactions, also counted per kind. Customers who refused
-//! marketing are dropped before anything else. Every bad row is an error
-//! naming the file, line and column; nothing is computed from a bad file.
+//! marketing are dropped before anything else. A bad row is an error
+//! naming the file, line and column, or, under the site's bad-row policy
+//! ([`bad_rows`]), skipped and counted.
+//!
+//! A purchase is a row with an amount >= 0 (a free item is a purchase);
+//! booleans are true/false, t/f, yes/no or 1/0 in any case.
+
+mod bad_rows;
+mod reader;
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
-
-use arrow_array::Array;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use thiserror::Error;
 use time::Date;
+
+pub use bad_rows::{
+    BadRowPolicy, MaxBadRows, OnBadRow, Reason, SkippedRows, TableSkips, parse_bool,
+};
+use bad_rows::{RowError, Tally};
+pub use reader::is_parquet;
+use reader::{Reader, Row};
 
 /// A table that cannot be used.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -52,6 +64,21 @@ pub enum DataError {
         column: &'static str,
         /// Why.
         reason: String,
+    },
+    /// Under `on_bad_row = "skip"`, a table had more bad rows than the
+    /// site allows.
+    #[error(
+        "{path}: {skipped} bad rows skipped, more than max_bad_rows = {limit} (the first: {first})"
+    )]
+    TooManyBadRows {
+        /// The file.
+        path: PathBuf,
+        /// Rows skipped when the limit was passed.
+        skipped: u64,
+        /// The limit, as configured.
+        limit: String,
+        /// The first bad row's error.
+        first: String,
     },
 }
 
@@ -150,6 +177,8 @@ pub struct Features {
     pub rows: [u64; 3],
     /// Rows dated after `as_of`, ignored.
     pub rows_after_as_of: u64,
+    /// Bad rows skipped under the site's bad-row policy.
+    pub skipped: SkippedRows,
 }
 
 struct CustomerRow {
@@ -252,13 +281,14 @@ impl<'k> Lookup<'k> {
     }
 
     /// The customer a row names, which must be in the customers table.
-    fn customer(&mut self, row: &Row<'_>) -> Result<&'k CustomerRow, DataError> {
+    fn customer(&mut self, row: &Row<'_>) -> Result<&'k CustomerRow, RowError> {
         let id = row.text("customer_id")?;
         if let Some(last) = self.last.filter(|_| self.last_id == id) {
             return Ok(last);
         }
         let found = self.known.get(id).ok_or_else(|| {
             row.bad(
+                Reason::UnknownCustomer,
                 "customer_id",
                 format!("{id:?} is not in the customers table"),
             )
@@ -268,175 +298,6 @@ impl<'k> Lookup<'k> {
         self.last = Some(found);
         Ok(found)
     }
-}
-
-/// Where a table's records come from: a CSV file, or a Parquet file whose
-/// needed columns are cast to text batch by batch so that both formats go
-/// through the same checks.
-enum Source {
-    Csv(csv::Reader<std::fs::File>),
-    Parquet(parquet::arrow::arrow_reader::ParquetRecordBatchReader),
-}
-
-struct Reader {
-    path: PathBuf,
-    source: Source,
-    /// Canonical column → position in the file (CSV) or in the batch
-    /// projection (Parquet).
-    columns: Vec<(&'static str, usize)>,
-}
-
-/// Whether `path` names a Parquet file (by its extension).
-pub fn is_parquet(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
-}
-
-impl Reader {
-    fn open(
-        path: &Path,
-        names: &BTreeMap<String, String>,
-        required: &[&'static str],
-        optional: &[&'static str],
-    ) -> Result<Self, DataError> {
-        let read_error = |e: &dyn std::fmt::Display| DataError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let (source, headers): (Source, Vec<String>) = if is_parquet(path) {
-            let file = std::fs::File::open(path).map_err(|e| read_error(&e))?;
-            let builder =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| read_error(&e))?;
-            let headers = builder
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let reader = builder
-                .with_batch_size(8192)
-                .build()
-                .map_err(|e| read_error(&e))?;
-            (Source::Parquet(reader), headers)
-        } else {
-            let mut reader = csv::ReaderBuilder::new()
-                .from_path(path)
-                .map_err(|e| read_error(&e))?;
-            let headers = reader
-                .headers()
-                .map_err(|e| read_error(&e))?
-                .iter()
-                .map(|h| h.trim().to_string())
-                .collect();
-            (Source::Csv(reader), headers)
-        };
-        let mut columns = Vec::new();
-        for &name in required.iter().chain(optional) {
-            let header = names.get(name).map_or(name, String::as_str);
-            match headers.iter().position(|h| h == header) {
-                Some(i) => {
-                    columns.push((name, i));
-                }
-                None if required.contains(&name) => {
-                    return Err(DataError::MissingColumn {
-                        path: path.to_path_buf(),
-                        column: name,
-                        header: header.to_string(),
-                    });
-                }
-                None => {}
-            }
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            source,
-            columns,
-        })
-    }
-
-    /// Calls `row` for every record with its line number (CSV) or 1-based
-    /// row number (Parquet).
-    fn for_each(
-        &mut self,
-        mut row: impl FnMut(&Row<'_>) -> Result<(), DataError>,
-    ) -> Result<u64, DataError> {
-        let read_error = |path: &Path, e: &dyn std::fmt::Display| DataError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let mut record = csv::StringRecord::new();
-        let mut count = 0;
-        let reader = match &mut self.source {
-            Source::Parquet(batches) => {
-                // The projection: the needed columns, in `columns` order.
-                let projected: Vec<(&'static str, usize)> = self
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &(name, _))| (name, k))
-                    .collect();
-                for batch in batches {
-                    let batch = batch.map_err(|e| read_error(&self.path, &e))?;
-                    let texts = self
-                        .columns
-                        .iter()
-                        .map(|&(_, i)| {
-                            arrow_cast::cast(batch.column(i), &arrow_schema::DataType::Utf8)
-                                .map_err(|e| read_error(&self.path, &e))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let texts: Vec<&arrow_array::StringArray> = texts
-                        .iter()
-                        .map(|a| {
-                            a.as_any()
-                                .downcast_ref()
-                                .expect("a cast to Utf8 gives a StringArray")
-                        })
-                        .collect();
-                    for i in 0..batch.num_rows() {
-                        record.clear();
-                        for text in &texts {
-                            record.push_field(if text.is_null(i) { "" } else { text.value(i) });
-                        }
-                        count += 1;
-                        row(&Row {
-                            path: &self.path,
-                            columns: &projected,
-                            record: &record,
-                            line: count,
-                        })?;
-                    }
-                }
-                return Ok(count);
-            }
-            Source::Csv(reader) => reader,
-        };
-        loop {
-            match reader.read_record(&mut record) {
-                Ok(false) => return Ok(count),
-                Ok(true) => {
-                    count += 1;
-                    let line = record.position().map_or(0, |p| p.line());
-                    row(&Row {
-                        path: &self.path,
-                        columns: &self.columns,
-                        record: &record,
-                        line,
-                    })?;
-                }
-                Err(e) => return Err(read_error(&self.path, &e)),
-            }
-        }
-    }
-}
-
-struct Row<'a> {
-    path: &'a Path,
-    columns: &'a [(&'static str, usize)],
-    record: &'a csv::StringRecord,
-    line: u64,
 }
 
 /// Which dated rows count: those on or before `as_of`. Also tracks the
@@ -461,40 +322,19 @@ impl Window {
     }
 }
 
-impl Row<'_> {
-    fn bad(&self, column: &'static str, reason: impl Into<String>) -> DataError {
-        DataError::BadValue {
-            path: self.path.to_path_buf(),
-            line: self.line,
-            column,
-            reason: reason.into(),
-        }
-    }
-
-    fn get(&self, column: &'static str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(name, _)| *name == column)
-            .and_then(|&(_, i)| self.record.get(i))
-            .map(str::trim)
-    }
-
-    fn text(&self, column: &'static str) -> Result<&str, DataError> {
-        match self.get(column) {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(self.bad(column, "empty")),
-        }
-    }
-
-    fn date(&self, column: &'static str) -> Result<Date, DataError> {
-        let text = self.text(column)?;
-        parse_date(text)
-            .ok_or_else(|| self.bad(column, format!("{text:?} is not an ISO-8601 date")))
-    }
+/// Computes the features of every consenting customer as of `as_of`; the
+/// first bad row stops it.
+pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
+    compute_with(tables, as_of, &BadRowPolicy::default())
 }
 
-/// Computes the features of every consenting customer as of `as_of`.
-pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
+/// Computes the features of every consenting customer as of `as_of`,
+/// skipping bad rows as `policy` allows.
+pub fn compute_with(
+    tables: &Tables,
+    as_of: Date,
+    policy: &BadRowPolicy,
+) -> Result<Features, DataError> {
     // Sized from the file (rows are rarely under 24 bytes) so the index is
     // not rebuilt as it grows.
     let expected = std::fs::metadata(&tables.customers).map_or(0, |m| m.len() / 24) as usize;
@@ -507,60 +347,76 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         &CUSTOMER_COLUMNS[..3],
         &CUSTOMER_COLUMNS[3..],
     )?;
-    let customer_rows = reader.for_each(|row| {
-        let id = row.text("customer_id")?;
-        let consent = match row.text("consent_marketing")? {
-            v if v.eq_ignore_ascii_case("true") => true,
-            v if v.eq_ignore_ascii_case("false") => false,
-            other => {
+    let (customer_rows, customer_skips) =
+        reader.for_each(Tally::new(policy, "customers"), |row| {
+            let id = row.text("customer_id")?;
+            let parsed = (|| -> Result<_, RowError> {
+                let consent = row.boolean("consent_marketing")?;
+                let converted = row.boolean("converted")?;
+                let since = match row.get("since") {
+                    Some(v) if !v.is_empty() => Some(row.date("since")?),
+                    _ => None,
+                };
+                Ok((consent, converted, since))
+            })();
+            let (consent, converted, since) = match parsed {
+                Ok(values) => values,
+                Err(bad) => {
+                    // A customer whose row is skipped is left out like one
+                    // who refused marketing: their other rows are ignored,
+                    // never counted as unknown.
+                    let excluded = CustomerRow {
+                        index: None,
+                        since: None,
+                    };
+                    known.insert(id, excluded);
+                    return Err(bad);
+                }
+            };
+            let index = consent.then_some(customers.len());
+            if !known.insert(id, CustomerRow { index, since }) {
                 return Err(row.bad(
-                    "consent_marketing",
-                    format!("{other:?} is not true or false"),
+                    Reason::DuplicateCustomer,
+                    "customer_id",
+                    format!("{id:?} appears twice"),
                 ));
             }
-        };
-        let converted = match row.text("converted")? {
-            "1" => true,
-            "0" => false,
-            other => return Err(row.bad("converted", format!("{other:?} is not 0 or 1"))),
-        };
-        let since = match row.get("since") {
-            Some(v) if !v.is_empty() => Some(row.date("since")?),
-            _ => None,
-        };
-        let index = consent.then_some(customers.len());
-        if !known.insert(id, CustomerRow { index, since }) {
-            return Err(row.bad("customer_id", format!("{id:?} appears twice")));
-        }
-        if consent {
-            let zero = Customer {
-                id: String::new(),
-                r: 0.0,
-                f: 0.0,
-                m: 0.0,
-                l: 0.0,
-                t: 0.0,
-                kinds: KindCounts::default(),
-                converted,
-            };
-            customers.push(zero);
-        } else {
-            excluded_no_consent += 1;
-        }
-        Ok(())
-    })?;
+            if consent {
+                let zero = Customer {
+                    id: String::new(),
+                    r: 0.0,
+                    f: 0.0,
+                    m: 0.0,
+                    l: 0.0,
+                    t: 0.0,
+                    kinds: KindCounts::default(),
+                    converted,
+                };
+                customers.push(zero);
+            } else {
+                excluded_no_consent += 1;
+            }
+            Ok(())
+        })?;
 
     // Both dated tables are read at once, one thread each; they share only
     // the read-only customer index.
     let index = &known;
     let consenting = customers.len();
     let (transactions, interactions) = std::thread::scope(|scope| {
-        let transactions = scope.spawn(move || read_purchases(tables, index, consenting, as_of));
-        let interactions = read_interactions(tables, index, consenting, as_of);
+        let transactions =
+            scope.spawn(move || read_purchases(tables, index, consenting, as_of, policy));
+        let interactions = read_interactions(tables, index, consenting, as_of, policy);
         (transactions.join(), interactions)
     });
     let transactions = transactions.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let interactions = interactions?;
+    let skipped = SkippedRows {
+        tables: [customer_skips, transactions.skips, interactions.skips]
+            .into_iter()
+            .filter(|(_, skips)| skips.total() > 0)
+            .collect(),
+    };
     let window = Window {
         as_of,
         earliest: match (transactions.window.earliest, interactions.window.earliest) {
@@ -600,6 +456,7 @@ pub fn compute(tables: &Tables, as_of: Date) -> Result<Features, DataError> {
         excluded_no_consent,
         rows: [transaction_rows, interaction_rows, customer_rows],
         rows_after_as_of: window.after,
+        skipped,
     })
 }
 
@@ -608,6 +465,7 @@ struct Pass<T> {
     per_customer: Vec<T>,
     window: Window,
     rows: u64,
+    skips: (String, TableSkips),
 }
 
 fn read_purchases(
@@ -615,6 +473,7 @@ fn read_purchases(
     known: &CustomerIndex,
     consenting: usize,
     as_of: Date,
+    policy: &BadRowPolicy,
 ) -> Result<Pass<Purchases>, DataError> {
     let mut window = Window {
         as_of,
@@ -629,16 +488,10 @@ fn read_purchases(
         &[],
     )?;
     let mut lookup = Lookup::new(known);
-    let rows = reader.for_each(|row| {
+    let (rows, skips) = reader.for_each(Tally::new(policy, "transactions"), |row| {
         let customer = lookup.customer(row)?;
         let ts = row.date("ts")?;
-        let amount_text = row.text("amount")?;
-        let amount: f64 = amount_text
-            .parse()
-            .map_err(|_| row.bad("amount", format!("{amount_text:?} is not a number")))?;
-        if !(amount > 0.0 && amount.is_finite()) {
-            return Err(row.bad("amount", format!("{amount_text} is not a positive amount")));
-        }
+        let amount = row.amount("amount")?;
         if !window.admit(ts, customer) {
             return Ok(());
         }
@@ -655,6 +508,7 @@ fn read_purchases(
         per_customer: purchases,
         window,
         rows,
+        skips,
     })
 }
 
@@ -663,6 +517,7 @@ fn read_interactions(
     known: &CustomerIndex,
     consenting: usize,
     as_of: Date,
+    policy: &BadRowPolicy,
 ) -> Result<Pass<(u64, KindCounts)>, DataError> {
     let mut window = Window {
         as_of,
@@ -677,7 +532,7 @@ fn read_interactions(
         &[],
     )?;
     let mut lookup = Lookup::new(known);
-    let rows = reader.for_each(|row| {
+    let (rows, skips) = reader.for_each(Tally::new(policy, "interactions"), |row| {
         let customer = lookup.customer(row)?;
         let ts = row.date("ts")?;
         let kind = row.get("kind").unwrap_or_default();
@@ -703,5 +558,6 @@ fn read_interactions(
         per_customer: counts,
         window,
         rows,
+        skips,
     })
 }
