@@ -25,13 +25,8 @@ pub fn untransform(x: [f64; DIM]) -> [f64; DIM] {
     [r, f.exp_m1(), m.exp_m1(), l, t]
 }
 
-/// Entries per cluster of a k-means step vector (see `KMeansStep` in the
-/// proto): count, the members' coordinate sums, their squared distances.
-pub const KMEANS_ENTRIES: usize = DIM + 2;
-
-/// Entries per segment of a segment-profile vector (see `SegmentProfile`):
-/// count, R..T sums, four interaction kinds, four refined groups, converted.
-pub const PROFILE_ENTRIES: usize = 1 + DIM + 4 + 4 + 1;
+pub use crate::computation::kmeans::ENTRIES as KMEANS_ENTRIES;
+pub use crate::computation::profile::ENTRIES as PROFILE_ENTRIES;
 
 /// Per-customer bounds of x: every quantity a customer contributes is
 /// clipped to them, so each site's sums have a declared range. In original

@@ -17,10 +17,9 @@
 
 use thiserror::Error;
 
-use crate::computation::census;
+use crate::computation::{campaign, census, evaluation, feature_stats, kmeans, newton, profile};
 use crate::dp;
-use crate::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
-use crate::propensity::MAX_LOSS;
+use crate::features::{self, DIM, Space};
 use crate::proto::{self, computation::Kind, propensity::Task};
 use crate::wire;
 
@@ -75,10 +74,6 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    fn push(&mut self, bound: f64, times: usize) {
-        self.entries.extend(std::iter::repeat_n(bound, times));
-    }
-
     /// Fixed-point units of the entries for `step` (1 for a withheld entry,
     /// whose value is 0 anyway).
     pub fn units(&self, step: f64) -> Vec<f64> {
@@ -195,67 +190,22 @@ pub fn customer_bounds(
         .kind
         .as_ref()
         .ok_or_else(|| PrivacyError::Request("no computation".into()))?;
-    let squared = match kind {
+    let (entries, squared) = match kind {
         Kind::VectorFile(_) => return Err(PrivacyError::Unbounded("a vector file")),
         Kind::TestVector(_) => return Err(PrivacyError::Unbounded("a test vector")),
-        Kind::Census(_) => {
-            let (entries, squared) = census::Counts::customer_bounds();
-            b.entries.extend(entries);
-            squared
-        }
-        Kind::FeatureStats(f) => {
-            if f.lo.len() != DIM || f.hi.len() != DIM || f.bins.len() != DIM {
-                return Err(PrivacyError::Request(
-                    "feature statistics need 5 bounds and 5 bin ranges".into(),
-                ));
-            }
-            let top: Vec<f64> = (0..DIM).map(|j| max_abs(f.lo[j], f.hi[j])).collect();
-            b.push(1.0, 1);
-            b.entries.extend(&top);
-            b.entries.extend(top.iter().map(|t| t * t));
-            for bins in &f.bins {
-                b.push(1.0, bins.count as usize);
-            }
-            // Count, five sums, five squares, one bin per feature.
-            (1 + 3 * DIM) as f64
-        }
-        Kind::KmeansStep(step) => {
-            // The squared distances are withheld: their bound is the box's
-            // diameter, far above typical values, and the coordinator can
-            // compute the inertia from counts, sums and the standardisation.
-            let space = space(step.space.as_ref())?;
-            let coordinate = space.coordinate_bounds();
-            let touched = 1 + coordinate.iter().filter(|&&c| c > 0.0).count();
-            let mut clusters = 0;
-            for run in &step.runs {
-                for _ in 0..run.k {
-                    b.push(1.0, 1);
-                    b.entries.extend(coordinate);
-                    b.push(0.0, 1);
-                }
-                clusters += run.k as usize;
-            }
-            debug_assert_eq!(b.entries.len(), clusters * KMEANS_ENTRIES);
-            (touched * step.runs.len()) as f64
-        }
+        Kind::Census(_) => census::Counts::customer_bounds(),
+        Kind::FeatureStats(f) => feature_stats::Layout::from_request(f)
+            .map_err(|e| PrivacyError::Request(e.0))?
+            .customer_bounds(),
+        Kind::KmeansStep(step) => kmeans::Layout::new(step.runs.iter().map(|r| r.k as usize))
+            .customer_bounds(&space(step.space.as_ref())?),
         Kind::SegmentProfile(p) => {
-            let space = space(p.space.as_ref())?;
             let k = p.centroids.as_ref().map_or(0, |c| c.k as usize);
-            let raw = space.raw_bounds();
-            for _ in 0..k {
-                b.push(1.0, 1);
-                b.entries.extend(raw);
-                // Interactions by kind add up to T, scaled down together
-                // when T is clipped: their normalised squares sum to ≤ 1.
-                b.push(raw[DIM - 1], 4);
-                b.push(1.0, 5);
-            }
-            debug_assert_eq!(b.entries.len(), k * PROFILE_ENTRIES);
-            // Count, R..T, the kinds together, one refined group, converted.
-            (1 + DIM + 1 + 1 + 1) as f64
+            profile::customer_bounds(&space(p.space.as_ref())?, k)
         }
-        Kind::Propensity(p) => propensity_bounds(p, &mut b)?,
+        Kind::Propensity(p) => propensity_bounds(p)?,
     };
+    b.entries.extend(entries);
     if b.entries.len() != length {
         return Err(PrivacyError::Length {
             layout: b.entries.len(),
@@ -266,51 +216,21 @@ pub fn customer_bounds(
     Ok(b)
 }
 
-/// Bounds of the propensity computations; returns the squared L2 bound.
-fn propensity_bounds(p: &proto::Propensity, b: &mut Bounds) -> Result<f64, PrivacyError> {
+/// Bounds of the propensity computations, and the squared L2 bound.
+fn propensity_bounds(p: &proto::Propensity) -> Result<(Vec<f64>, f64), PrivacyError> {
     let space = space(p.space.as_ref())?;
     let design = wire::design_from_wire(p).map_err(|e| PrivacyError::Request(e.to_string()))?;
-    let features = design.features;
-    let z = space.z_bounds();
-    // Each design column's largest magnitude.
-    let mut column = vec![1.0];
-    column.extend((0..DIM).filter(|&j| features[j]).map(|j| z[j]));
-    column.extend(std::iter::repeat_n(
-        1.0,
-        p.segments.saturating_sub(1) as usize,
-    ));
-    debug_assert_eq!(column.len(), design.columns());
-    // Non-zero columns of one row: the intercept, the features, at most one
-    // segment indicator.
-    let row =
-        1 + (0..DIM).filter(|&j| features[j] && z[j] > 0.0).count() + usize::from(p.segments > 1);
     let task = p
         .task
         .as_ref()
         .ok_or_else(|| PrivacyError::Request("no propensity task".into()))?;
     Ok(match task {
         Task::Newton(_) => {
-            b.entries.extend([1.0, MAX_LOSS]);
-            b.entries.extend(&column);
-            for a in 0..column.len() {
-                for c in a..column.len() {
-                    b.push(0.25 * column[a] * column[c], 1);
-                }
-            }
-            (2 + row + row * (row + 1) / 2) as f64
+            newton::customer_bounds(&design.column_bounds(&space), design.row_nonzero(&space))
         }
         Task::LocalEpochs(_) => return Err(PrivacyError::Unbounded("a local-epochs model update")),
-        Task::Evaluation(e) => {
-            let bins = e.bins.max(1) as usize;
-            b.entries.extend([1.0, MAX_LOSS]);
-            b.push(1.0, 2 * bins + 30);
-            // Count, loss, one score bin, one decile's count, score, label.
-            6.0
-        }
-        Task::Campaign(_) => {
-            b.push(1.0, 4 * (p.segments as usize).max(1));
-            4.0
-        }
+        Task::Evaluation(e) => evaluation::customer_bounds(e.bins.max(1) as usize),
+        Task::Campaign(_) => campaign::customer_bounds((p.segments as usize).max(1)),
     })
 }
 
@@ -414,7 +334,7 @@ mod tests {
                 },
             ],
         });
-        let step = customer_bounds(&computation(step), 5 * KMEANS_ENTRIES).unwrap();
+        let step = customer_bounds(&computation(step), 5 * kmeans::ENTRIES).unwrap();
         assert_eq!(step.entries[0], 1.0);
         assert!((step.entries[1] - 630.0 / 50.0 * 0.6).abs() < 1e-12);
         assert_eq!(step.entries[5], 0.0);

@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::features::DIM;
+use crate::features::{DIM, Space};
 
 /// Whether `customer_id` is in the holdout of a job with `seed`: the first
 /// 8 bytes of SHA-256(seed as 8 little-endian bytes ‖ customer_id as UTF-8),
@@ -48,6 +48,25 @@ impl Design {
             names.push(format!("segment {s}"));
         }
         names
+    }
+
+    /// Largest magnitude of each column over any customer of `space`: 1 for
+    /// the intercept and the segment indicators, the z-score bound for a
+    /// feature.
+    pub fn column_bounds(&self, space: &Space) -> Vec<f64> {
+        let z = space.z_bounds();
+        let mut bounds = vec![1.0];
+        bounds.extend((0..DIM).filter(|&j| self.features[j]).map(|j| z[j]));
+        bounds.resize(self.columns(), 1.0);
+        bounds
+    }
+
+    /// Most non-zero columns of one customer's row: the intercept, the
+    /// features that can be non-zero, at most one segment indicator.
+    pub fn row_nonzero(&self, space: &Space) -> usize {
+        let z = space.z_bounds();
+        1 + (0..DIM).filter(|&j| self.features[j] && z[j] > 0.0).count()
+            + usize::from(self.segments > 1)
     }
 
     /// Writes the design row of a customer with z-scores `z` in `segment`

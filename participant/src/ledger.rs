@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fedseg_common::journal::{Entry, VerifiedJournal};
+use fedseg_common::secagg::Phase;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::SiteMetrics;
@@ -250,16 +251,14 @@ pub struct Reconciliation {
     pub unaccounted: Vec<String>,
 }
 
-/// The phases whose messages the journal records.
-const JOURNALED: &[&str] = &["advertise-keys", "share-keys", "masked-input", "unmask"];
-
 /// Matches `site`'s ledger against a verified journal.
 pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) -> Reconciliation {
     let mut found = Reconciliation::default();
     let mut sent: BTreeMap<(String, String, Option<u64>), Vec<&LedgerEntry>> = BTreeMap::new();
     for entry in ledger
         .iter()
-        .filter(|e| JOURNALED.contains(&e.kind.as_str()))
+        // The journal records the messages of every protocol phase.
+        .filter(|e| Phase::from_name(&e.kind).is_some())
     {
         sent.entry((entry.job_id.clone(), entry.kind.clone(), entry.round))
             .or_default()

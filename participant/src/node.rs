@@ -16,7 +16,7 @@ use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
 };
 use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
-use fedseg_common::secagg::{JobParams, SecAggError};
+use fedseg_common::secagg::{JobParams, Phase, SecAggError};
 use fedseg_common::wire;
 use prost::Message;
 use rand::RngExt;
@@ -142,10 +142,10 @@ async fn send(
     let kind = match &body {
         participant_message::Body::Hello(_) => "hello",
         participant_message::Body::JobAnswer(_) => "job-answer",
-        participant_message::Body::KeyAdvertisement(_) => "advertise-keys",
-        participant_message::Body::ShareBundle(_) => "share-keys",
-        participant_message::Body::MaskedInput(_) => "masked-input",
-        participant_message::Body::UnmaskResponse(_) => "unmask",
+        participant_message::Body::KeyAdvertisement(_) => Phase::AdvertiseKeys.name(),
+        participant_message::Body::ShareBundle(_) => Phase::ShareKeys.name(),
+        participant_message::Body::MaskedInput(_) => Phase::MaskedInput.name(),
+        participant_message::Body::UnmaskResponse(_) => Phase::Unmask.name(),
         participant_message::Body::TaskFailed(_) => "task-failed",
     };
     let message = ParticipantMessage { body: Some(body) };
@@ -225,13 +225,14 @@ async fn session(
 }
 
 fn phase_name(body: &Body) -> Option<&'static str> {
-    match body {
-        Body::EpochStart(_) => Some("advertise-keys"),
-        Body::EpochRoster(_) => Some("share-keys"),
-        Body::MaskRequest(_) => Some("masked-input"),
-        Body::UnmaskRequest(_) => Some("unmask"),
-        _ => None,
-    }
+    let phase = match body {
+        Body::EpochStart(_) => Phase::AdvertiseKeys,
+        Body::EpochRoster(_) => Phase::ShareKeys,
+        Body::MaskRequest(_) => Phase::MaskedInput,
+        Body::UnmaskRequest(_) => Phase::Unmask,
+        _ => return None,
+    };
+    Some(phase.name())
 }
 
 fn failed(round: u64, fault: proto::FaultKind, reason: String) -> Reply {

@@ -5,9 +5,12 @@
 
 use std::path::PathBuf;
 
-use fedseg_common::computation::census;
+use fedseg_common::computation::{
+    RequestError, campaign, census, evaluation, feature_stats, kmeans, local_epochs, newton,
+    profile,
+};
 use fedseg_common::dp;
-use fedseg_common::features::{self, DIM, KMEANS_ENTRIES, PROFILE_ENTRIES, Space};
+use fedseg_common::features::{self, DIM, Space};
 use fedseg_common::fixed_point::{ClipRange, Encoded, EncodingError, FixedPointEncoder};
 use fedseg_common::privacy::Bounds;
 use fedseg_common::propensity::{self, Design};
@@ -67,6 +70,12 @@ pub enum TaskError {
     /// The noise cannot be drawn.
     #[error(transparent)]
     Noise(#[from] dp::DpError),
+}
+
+impl From<RequestError> for TaskError {
+    fn from(e: RequestError) -> Self {
+        TaskError::Request(e.0)
+    }
 }
 
 /// A site's data for one job: its customers' features as of the job's
@@ -280,67 +289,21 @@ fn census(site: &Site) -> Vec<f64> {
 }
 
 fn feature_stats(site: &Site, request: &proto::FeatureStats) -> Result<Vec<f64>, TaskError> {
-    let bins = &request.bins;
-    let (Ok(lo), Ok(hi)) = (
-        <[f64; DIM]>::try_from(request.lo.as_slice()),
-        <[f64; DIM]>::try_from(request.hi.as_slice()),
-    ) else {
-        return Err(TaskError::Request(
-            "feature statistics need 5 clip bounds".into(),
-        ));
-    };
-    if bins.len() != DIM
-        || bins
-            .iter()
-            .any(|b| b.count == 0 || b.lo.partial_cmp(&b.hi) != Some(std::cmp::Ordering::Less))
-    {
-        return Err(TaskError::Request(
-            "feature statistics need 5 non-empty bin ranges".into(),
-        ));
-    }
-    let mut offsets = [0usize; DIM];
-    let mut length = 1 + 2 * DIM;
-    for (j, b) in bins.iter().enumerate() {
-        offsets[j] = length;
-        length += b.count as usize;
-    }
-    Ok(sum_over_customers(site.points.len(), length, |i, out| {
-        let x = features::clip(&site.points[i], &lo, &hi);
-        out[0] += 1.0;
-        for j in 0..DIM {
-            out[1 + j] += x[j];
-            out[1 + DIM + j] += x[j] * x[j];
-            let b = &bins[j];
-            let position = (x[j] - b.lo) / (b.hi - b.lo) * b.count as f64;
-            // Below the range casts to 0, above is capped: the end bins.
-            let bin = (position as usize).min(b.count as usize - 1);
-            out[offsets[j] + bin] += 1.0;
-        }
-    }))
+    let layout = feature_stats::Layout::from_request(request)?;
+    Ok(sum_over_customers(
+        site.points.len(),
+        layout.length(),
+        |i, out| layout.add(out, &site.points[i]),
+    ))
 }
 
 fn kmeans_step(site: &Site, space: &Space, runs: &[&[f64]]) -> Vec<f64> {
-    let mut offsets = Vec::with_capacity(runs.len());
-    let mut length = 0;
-    for run in runs {
-        offsets.push(length);
-        length += run.len() / DIM * KMEANS_ENTRIES;
-    }
+    let layout = kmeans::Layout::new(runs.iter().map(|run| run.len() / DIM));
     // A centroid outside the space's box could make one customer's
     // distance unbounded.
     let distance_bound = space.distance_bound();
-    sum_over_customers(site.points.len(), length, |i, out| {
-        let p = space.project(&site.points[i]);
-        for (run, &offset) in runs.iter().zip(&offsets) {
-            let (cluster, d2) = features::nearest(&p, run);
-            let d2 = d2.min(distance_bound);
-            let slot = &mut out[offset + cluster * KMEANS_ENTRIES..][..KMEANS_ENTRIES];
-            slot[0] += 1.0;
-            for j in 0..DIM {
-                slot[1 + j] += p[j];
-            }
-            slot[DIM + 1] += d2;
-        }
+    sum_over_customers(site.points.len(), layout.length(), |i, out| {
+        layout.add(out, &space.project(&site.points[i]), runs, distance_bound)
     })
 }
 
@@ -350,57 +313,17 @@ fn segment_profile(site: &mut Site, space: &Space, centroids: &[f64], frequent: 
     let assignment = &site.assignment.as_ref().expect("assigned above").1;
     let k = centroids.len() / DIM;
     let customers = &site.features.customers;
-    // Raw values are clipped to the space's bounds, in original units.
-    let (lo, hi) = (
-        features::untransform(space.lo),
-        features::untransform(space.hi),
-    );
-    sum_over_customers(customers.len(), k * PROFILE_ENTRIES, |i, out| {
+    sum_over_customers(customers.len(), profile::length(k), |i, out| {
         let c = &customers[i];
-        let slot = &mut out[assignment[i] as usize * PROFILE_ENTRIES..][..PROFILE_ENTRIES];
-        let x = features::clip(&[c.r, c.f, c.m, c.l, c.t], &lo, &hi);
-        let kinds = c.kinds;
-        // Interactions by kind add up to T: scaled down together when T is
-        // clipped, so they stay within T's bound.
-        let shrink = if c.t > hi[DIM - 1] {
-            hi[DIM - 1] / c.t
-        } else {
-            1.0
-        };
-        let no_purchase = c.f == 0.0;
-        // Refined groups of customers without a purchase, exclusive and in
-        // this order of precedence.
-        let refined = if !no_purchase {
-            None
-        } else if kinds.inquiry >= frequent {
-            Some(0)
-        } else if kinds.inquiry > 0 || kinds.save > 0 {
-            Some(1)
-        } else if kinds.search >= frequent {
-            Some(2)
-        } else {
-            Some(3)
-        };
-        let entries = [
-            1.0,
-            x[0],
-            x[1],
-            x[2],
-            x[3],
-            x[4],
-            kinds.inquiry as f64 * shrink,
-            kinds.save as f64 * shrink,
-            kinds.search as f64 * shrink,
-            kinds.other as f64 * shrink,
-            f64::from(refined == Some(0)),
-            f64::from(refined == Some(1)),
-            f64::from(refined == Some(2)),
-            f64::from(refined == Some(3)),
-            f64::from(c.converted),
-        ];
-        for (o, e) in slot.iter_mut().zip(entries) {
-            *o += e;
-        }
+        let kinds = [c.kinds.inquiry, c.kinds.save, c.kinds.search, c.kinds.other];
+        let row = profile::Row::new(
+            space,
+            [c.r, c.f, c.m, c.l, c.t],
+            kinds,
+            c.converted,
+            frequent,
+        );
+        profile::add(out, assignment[i] as usize, &row);
     })
 }
 
@@ -542,27 +465,12 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
         .as_ref()
         .ok_or(TaskError::Missing("propensity task"))?;
     Ok(match task {
-        Task::Newton(_) => sum_over_customers(n, 2 + d + d * (d + 1) / 2, |i, out| {
+        Task::Newton(_) => sum_over_customers(n, newton::length(d), |i, out| {
             if holdout[i] {
                 return;
             }
             let (buffer, eta) = model.eta(site, segments, i);
-            let row = &buffer[..d];
-            let y = customers[i].converted;
-            let prob = propensity::sigmoid(eta);
-            out[0] += 1.0;
-            out[1] += propensity::log_loss(eta, y);
-            let residual = prob - f64::from(y);
-            let weight = prob * (1.0 - prob);
-            let (gradient, hessian) = out[2..].split_at_mut(d);
-            let mut k = 0;
-            for a in 0..d {
-                gradient[a] += residual * row[a];
-                for b in a..d {
-                    hessian[k] += weight * row[a] * row[b];
-                    k += 1;
-                }
-            }
+            newton::add(out, &buffer[..d], eta, customers[i].converted);
         }),
         Task::LocalEpochs(local) => {
             let count = (0..n).filter(|&i| !holdout[i]).count() as f64;
@@ -608,34 +516,25 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
                     }
                 }
             }
-            let mut out = vec![count];
-            out.extend(w.iter().map(|x| x * count));
-            out.push(at_beta[0]);
-            out
+            local_epochs::Update {
+                count,
+                weighted: w.iter().map(|x| x * count).collect(),
+                loss: at_beta[0],
+            }
+            .to_vector()
         }
-        Task::Evaluation(evaluation) => {
-            let bins = evaluation.bins.max(1) as usize;
-            sum_over_customers(n, 2 + 2 * bins + 30, |i, out| {
-                if !holdout[i] {
-                    return;
+        Task::Evaluation(request) => {
+            let bins = request.bins.max(1) as usize;
+            sum_over_customers(n, evaluation::length(bins), |i, out| {
+                if holdout[i] {
+                    let eta = model.eta(site, segments, i).1;
+                    evaluation::add(out, bins, eta, customers[i].converted);
                 }
-                let eta = model.eta(site, segments, i).1;
-                let y = customers[i].converted;
-                let prob = propensity::sigmoid(eta);
-                out[0] += 1.0;
-                out[1] += propensity::log_loss(eta, y);
-                let bin = ((prob * bins as f64) as usize).min(bins - 1);
-                out[2 + if y { 0 } else { bins } + bin] += 1.0;
-                let tenth = ((prob * 10.0) as usize).min(9);
-                let slot = &mut out[2 + 2 * bins + 3 * tenth..][..3];
-                slot[0] += 1.0;
-                slot[1] += prob;
-                slot[2] += f64::from(y);
             })
         }
-        Task::Campaign(campaign) => {
+        Task::Campaign(request) => {
             let groups = (p.segments as usize).max(1);
-            sum_over_customers(n, 4 * groups, |i, out| {
+            sum_over_customers(n, campaign::length(groups), |i, out| {
                 if !holdout[i] {
                     return;
                 }
@@ -645,13 +544,7 @@ fn propensity(site: &mut Site, p: &proto::Propensity) -> Result<Vec<f64>, TaskEr
                 } else {
                     0
                 };
-                let y = f64::from(customers[i].converted);
-                let top = prob >= campaign.threshold;
-                let slot = &mut out[4 * group..][..4];
-                slot[0] += 1.0;
-                slot[1] += y;
-                slot[2] += f64::from(top);
-                slot[3] += if top { y } else { 0.0 };
+                campaign::add(out, group, prob, customers[i].converted, request.threshold);
             })
         }
     })

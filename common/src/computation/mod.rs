@@ -4,9 +4,21 @@
 //! it, and the typed decode of a released sum that the coordinator reads by
 //! field, never by slot index.
 
+pub mod campaign;
 pub mod census;
+pub mod evaluation;
+pub mod feature_stats;
+pub mod kmeans;
+pub mod local_epochs;
+pub mod newton;
+pub mod profile;
 
 use thiserror::Error;
+
+/// A request that does not describe a usable computation.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{0}")]
+pub struct RequestError(pub String);
 
 /// A released sum that does not fit the computation's layout.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

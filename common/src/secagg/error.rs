@@ -18,8 +18,13 @@ pub enum Fault {
     Usage,
 }
 
-/// A phase of the protocol, named in errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A phase of the protocol. Its name (`advertise-keys`, `share-keys`,
+/// `masked-input`, `unmask`) is the one errors, logs, the journal and the
+/// ledger use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Members advertise their epoch's public keys.
     AdvertiseKeys,
@@ -31,14 +36,34 @@ pub enum Phase {
     Unmask,
 }
 
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Phase {
+    /// Every phase, in protocol order.
+    pub const ALL: [Phase; 4] = [
+        Phase::AdvertiseKeys,
+        Phase::ShareKeys,
+        Phase::MaskedInput,
+        Phase::Unmask,
+    ];
+
+    /// The phase's name.
+    pub fn name(self) -> &'static str {
+        match self {
             Phase::AdvertiseKeys => "advertise-keys",
             Phase::ShareKeys => "share-keys",
             Phase::MaskedInput => "masked-input",
             Phase::Unmask => "unmask",
-        })
+        }
+    }
+
+    /// The phase of a name.
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -217,5 +242,21 @@ impl SecAggError {
             SecAggError::Shamir(_) => "shamir",
             SecAggError::Encoding(_) => "encoding",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_names_are_the_serialised_ones() {
+        for phase in Phase::ALL {
+            let json = serde_json::to_string(&phase).unwrap();
+            assert_eq!(json, format!("\"{}\"", phase.name()));
+            assert_eq!(serde_json::from_str::<Phase>(&json).unwrap(), phase);
+            assert_eq!(Phase::from_name(phase.name()), Some(phase));
+        }
+        assert_eq!(Phase::from_name("unmasked"), None);
     }
 }
