@@ -12,6 +12,7 @@ use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
 
 use crate::database;
+use crate::partner::{self, FeatureColumn, FeatureTable, PartnerRows};
 use crate::rfmlt::{
     self, BadRowPolicy, ColumnNames, DataError, Features, MaxBadRows, OnBadRow, Tables,
 };
@@ -82,17 +83,26 @@ fn default_output() -> PathBuf {
     PathBuf::from("out")
 }
 
-/// `[data]`: where the three canonical tables are, and the bank's own
+/// `[data]`: where the three canonical tables are (a bank), or a feature
+/// table (a feature partner of vertical jobs), or both; and the site's own
 /// column names where they differ from the canonical ones.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Transactions table: CSV, or Parquet when the name ends in `.parquet`.
-    pub transactions: PathBuf,
+    pub transactions: Option<PathBuf>,
     /// Interactions table (CSV or Parquet).
-    pub interactions: PathBuf,
+    pub interactions: Option<PathBuf>,
     /// Customers table (CSV or Parquet).
-    pub customers: PathBuf,
+    pub customers: Option<PathBuf>,
+    /// A feature partner's table: `customer_id` and the offered columns.
+    pub features: Option<PathBuf>,
+    /// `[data.feature_columns]`: the columns this site offers, each with
+    /// `clip = [lo, hi]` and an optional `transform = "log1p"`.
+    #[serde(default)]
+    pub feature_columns: BTreeMap<String, FeatureColumn>,
+    /// The feature table's own consent column (booleans), if it has one.
+    pub features_consent: Option<String>,
     /// `[data.columns.<table>]`: canonical column → the bank's header.
     #[serde(default)]
     pub columns: ColumnNames,
@@ -116,27 +126,36 @@ impl DataConfig {
     /// or from the bank's database.
     pub fn features(&self, as_of: time::Date) -> Result<Features, DataError> {
         let policy = self.policy();
-        let Some(connection) = &self.postgres else {
-            return rfmlt::compute_with(&self.tables(), as_of, &policy);
+        let Some(tables) = self.tables() else {
+            return Err(DataError::Read {
+                path: "participant.toml".into(),
+                reason: "this site holds no canonical tables ([data] transactions, interactions, customers)".into(),
+            });
         };
+        let Some(connection) = &self.postgres else {
+            return rfmlt::compute_with(&tables, as_of, &policy);
+        };
+        let text = |p: &PathBuf| p.to_string_lossy().into_owned();
         let source = database::Source {
             connection: connection.clone(),
-            transactions: self.transactions.to_string_lossy().into_owned(),
-            interactions: self.interactions.to_string_lossy().into_owned(),
-            customers: self.customers.to_string_lossy().into_owned(),
+            transactions: text(&tables.transactions),
+            interactions: text(&tables.interactions),
+            customers: text(&tables.customers),
         };
-        let query = database::features(&source, as_of, &policy);
-        match tokio::runtime::Handle::try_current() {
-            // Inside the node's runtime: wait here without stalling it.
-            Ok(handle) => tokio::task::block_in_place(|| handle.block_on(query)),
-            Err(_) => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| DataError::Read {
-                    path: "postgres".into(),
-                    reason: e.to_string(),
-                })?
-                .block_on(query),
+        block_on(database::features(&source, as_of, &policy))
+    }
+
+    /// The feature partner's consenting customers and offered values.
+    pub fn partner_rows(&self) -> Result<PartnerRows, DataError> {
+        let table = self.feature_table().ok_or_else(|| DataError::Read {
+            path: "participant.toml".into(),
+            reason: "this site offers no feature table ([data] features)".into(),
+        })?;
+        match &self.postgres {
+            None => partner::read(&table, &self.policy()),
+            Some(connection) => {
+                block_on(database::partner_rows(connection, &table, &self.policy()))
+            }
         }
     }
 
@@ -148,14 +167,124 @@ impl DataConfig {
         }
     }
 
-    /// The tables as the feature computation reads them.
-    pub fn tables(&self) -> Tables {
-        Tables {
-            transactions: self.transactions.clone(),
-            interactions: self.interactions.clone(),
-            customers: self.customers.clone(),
+    /// The canonical tables as the feature computation reads them, if the
+    /// site holds them.
+    pub fn tables(&self) -> Option<Tables> {
+        Some(Tables {
+            transactions: self.transactions.clone()?,
+            interactions: self.interactions.clone()?,
+            customers: self.customers.clone()?,
             columns: self.columns.clone(),
+        })
+    }
+
+    /// The feature table, if the site offers one.
+    pub fn feature_table(&self) -> Option<FeatureTable> {
+        Some(FeatureTable {
+            path: self.features.clone()?,
+            columns: self.feature_columns.clone(),
+            consent: self.features_consent.clone(),
+            names: self.columns.features.clone(),
+        })
+    }
+
+    /// Checks the keys together; the key at fault and why.
+    fn check(&self) -> Result<(), (String, String)> {
+        let fault = |key: &str, why: &str| Err((key.to_string(), why.to_string()));
+        let canonical = [&self.transactions, &self.interactions, &self.customers];
+        let held = canonical.iter().filter(|t| t.is_some()).count();
+        if held != 0 && held != 3 {
+            return fault(
+                "data",
+                "transactions, interactions and customers go together",
+            );
         }
+        if held == 0 && self.features.is_none() {
+            return fault(
+                "data",
+                "needs the canonical tables (transactions, interactions, customers) or a feature table (features)",
+            );
+        }
+        if self.features.is_some() == self.feature_columns.is_empty() {
+            return fault(
+                "data.feature_columns",
+                "a feature table and its offered columns go together",
+            );
+        }
+        for (name, column) in &self.feature_columns {
+            if name == "customer_id" || name.is_empty() {
+                return fault(&format!("data.feature_columns.{name}"), "not a column name");
+            }
+            if let Some(problem) = column.problem() {
+                return fault(&format!("data.feature_columns.{name}"), problem);
+            }
+        }
+        if !self.max_bad_rows.is_valid() {
+            return fault(
+                "data.max_bad_rows",
+                "must be a whole number of rows or a fraction in [0, 1)",
+            );
+        }
+        if self.on_bad_row == OnBadRow::Fail && self.max_bad_rows != MaxBadRows::default() {
+            return fault("data.max_bad_rows", "needs on_bad_row = \"skip\"");
+        }
+        if self.postgres.is_some() {
+            if self.columns != ColumnNames::default() {
+                return fault(
+                    "data.columns",
+                    "with `postgres` the queries name the columns",
+                );
+            }
+        } else if let Some(unknown) = self.columns.unknown(
+            &self
+                .feature_columns
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            self.features_consent.as_deref(),
+        ) {
+            return fault(
+                &format!("data.columns.{unknown}"),
+                "not a canonical column of that table",
+            );
+        }
+        Ok(())
+    }
+
+    /// Paths relative to the config file's directory (not queries).
+    fn relative_to(&mut self, base: &Path) {
+        if self.postgres.is_some() {
+            return;
+        }
+        for file in [
+            &mut self.transactions,
+            &mut self.interactions,
+            &mut self.customers,
+            &mut self.features,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *file = base.join(&*file);
+        }
+    }
+}
+
+/// Runs a database future to its end, inside the node's runtime or not.
+fn block_on<T>(
+    query: impl std::future::Future<Output = Result<T, DataError>>,
+) -> Result<T, DataError> {
+    match tokio::runtime::Handle::try_current() {
+        // Inside the node's runtime: wait here without stalling it.
+        Ok(handle) => tokio::task::block_in_place(|| handle.block_on(query)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DataError::Read {
+                path: "postgres".into(),
+                reason: e.to_string(),
+            })?
+            .block_on(query),
     }
 }
 
@@ -200,43 +329,9 @@ impl ParticipantConfig {
         for file in config.vectors.values_mut() {
             *file = base.join(&*file);
         }
-        if let Some(data) = &config.data {
-            if !data.max_bad_rows.is_valid() {
-                return Err(invalid(
-                    "data.max_bad_rows",
-                    "must be a whole number of rows or a fraction in [0, 1)".into(),
-                ));
-            }
-            if data.on_bad_row == OnBadRow::Fail && data.max_bad_rows != MaxBadRows::default() {
-                return Err(invalid(
-                    "data.max_bad_rows",
-                    "needs on_bad_row = \"skip\"".into(),
-                ));
-            }
-        }
-        if let Some(data) = &mut config.data
-            && data.postgres.is_some()
-        {
-            if data.columns != ColumnNames::default() {
-                return Err(invalid(
-                    "data.columns",
-                    "with `postgres` the queries name the columns".into(),
-                ));
-            }
-        } else if let Some(data) = &mut config.data {
-            if let Some(unknown) = data.columns.unknown() {
-                return Err(invalid(
-                    &format!("data.columns.{unknown}"),
-                    "not a canonical column of that table".into(),
-                ));
-            }
-            for file in [
-                &mut data.transactions,
-                &mut data.interactions,
-                &mut data.customers,
-            ] {
-                *file = base.join(&*file);
-            }
+        if let Some(data) = &mut config.data {
+            data.check().map_err(|(key, why)| invalid(&key, why))?;
+            data.relative_to(&base);
         }
         if let Some(policy) = &config.privacy {
             let positive = |key: &str, value: f64| {

@@ -8,8 +8,12 @@
 use time::Date;
 use tokio_postgres::NoTls;
 
+use std::collections::BTreeMap;
+
+use crate::partner::{FeatureTable, PartnerRows};
 use crate::rfmlt::{
     BadRowPolicy, Customer, DataError, Features, KindCounts, OnBadRow, Reason, SkippedRows,
+    parse_bool,
 };
 
 /// The bank's database and its three queries.
@@ -164,6 +168,7 @@ fn describe(reason: &str) -> &'static str {
         "duplicate_customer" => "a customer_id that appears twice (duplicate_customer)",
         "bad_amount" => "an amount that is negative or not finite (bad_amount)",
         "unknown_customer" => "a customer_id not in the customers table (unknown_customer)",
+        "bad_number" => "a feature value that is not a finite number (bad_number)",
         _ => "an unreadable value",
     }
 }
@@ -241,4 +246,92 @@ pub async fn features(
         rows_after_as_of: count(4),
         skipped,
     })
+}
+
+/// A SQL identifier, quoted.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A feature partner's table from its query (`table.path` holds the query
+/// text): the offered columns as numbers, the consent column read with the
+/// contract's boolean spellings, bad rows under the site's policy. Values
+/// are clipped and transformed here, as on the file path.
+pub async fn partner_rows(
+    connection: &str,
+    table: &FeatureTable,
+    policy: &BadRowPolicy,
+) -> Result<PartnerRows, DataError> {
+    let (client, driver) = tokio_postgres::connect(connection, NoTls)
+        .await
+        .map_err(|e| failed(format!("connecting: {e}")))?;
+    let driver = tokio::spawn(driver);
+    let sql = |e: tokio_postgres::Error| failed(format!("the features query failed: {e}"));
+    let names: Vec<&String> = table.columns.keys().collect();
+    let values: Vec<String> = names
+        .iter()
+        .map(|n| format!("({})::float8", quoted(n)))
+        .collect();
+    let consent = table
+        .consent
+        .as_deref()
+        .map_or("NULL::text".to_string(), |c| {
+            format!("lower({}::text)", quoted(c))
+        });
+    let query = format!(
+        "SELECT customer_id::text, {consent}, count(*) OVER (PARTITION BY customer_id::text), {} \
+         FROM ({}) AS q",
+        values.join(", "),
+        table.path.to_string_lossy()
+    );
+    let rows = client.query(&query, &[]).await.map_err(sql)?;
+    drop(client);
+    let _ = driver.await;
+    let mut out = PartnerRows {
+        columns: names.iter().map(|n| n.to_string()).collect(),
+        ids: Vec::new(),
+        values: Vec::new(),
+        excluded_no_consent: 0,
+        rows: rows.len() as u64,
+        skipped: SkippedRows::default(),
+    };
+    let mut bad: BTreeMap<&'static str, (i64, Option<String>)> = BTreeMap::new();
+    for row in &rows {
+        let id: Option<String> = row.get(0);
+        let consent: Option<String> = row.get(1);
+        let copies: i64 = row.get(2);
+        let raw: Vec<Option<f64>> = (0..names.len()).map(|i| row.get(3 + i)).collect();
+        let reason = if id.is_none() || raw.iter().any(Option::is_none) {
+            Some("missing_value")
+        } else if raw.iter().flatten().any(|v| !v.is_finite()) {
+            Some("bad_number")
+        } else if table.consent.is_some() && consent.as_deref().and_then(parse_bool).is_none() {
+            Some("bad_boolean")
+        } else if copies > 1 {
+            Some("duplicate_customer")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let entry = bad.entry(reason).or_insert((0, None));
+            entry.0 += 1;
+            entry.1 = entry.1.take().or(id);
+            continue;
+        }
+        if consent.as_deref().and_then(parse_bool) == Some(false) {
+            out.excluded_no_consent += 1;
+            continue;
+        }
+        out.ids.push(id.unwrap_or_default());
+        for ((_, column), v) in table.columns.iter().zip(raw.into_iter().flatten()) {
+            out.values.push(column.apply(v));
+        }
+    }
+    let bad: Vec<(String, String, i64, Option<String>)> = bad
+        .into_iter()
+        .map(|(reason, (n, example))| ("features".into(), reason.into(), n, example))
+        .collect();
+    out.skipped = judge_bad_rows(&bad, policy, |_| out.rows)?;
+    out.skipped.log();
+    Ok(out)
 }

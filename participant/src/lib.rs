@@ -8,8 +8,10 @@
 //! - [`ledger`]: the egress ledger of everything that left the site.
 //! - [`database`]: RFMLT computed inside a bank's PostgreSQL database.
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
+//! - [`partner`]: a feature partner's table for vertical jobs.
 //! - [`output`]: this site's local results (segments, scores).
 //! - [`scoring`]: a job's final model applied to this site's customers.
+//! - [`summary`]: the local summary `features` prints.
 //! - [`synth`]: synthetic canonical tables for trying fedseg out.
 
 pub mod config;
@@ -18,8 +20,10 @@ pub mod ledger;
 pub mod metrics;
 pub mod node;
 pub mod output;
+pub mod partner;
 pub mod privacy;
 pub mod rfmlt;
 pub mod scoring;
+pub mod summary;
 pub mod synth;
 pub mod tasks;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{ledger, node, rfmlt, scoring, synth, tasks};
+use fedseg_participant::{ledger, node, rfmlt, scoring, summary, synth, tasks};
 
 /// The fedseg participant node.
 #[derive(Parser)]
@@ -165,94 +165,28 @@ fn features(config: &ParticipantConfig, as_of: Option<&str>, json: bool) -> Resu
         }
         None => time::OffsetDateTime::now_utc().date(),
     };
-    let started = std::time::Instant::now();
-    let features = data.features(as_of)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let [transactions, interactions, customers] = features.rows;
-    if json {
-        let total =
-            |get: fn(&rfmlt::Customer) -> f64| -> f64 { features.customers.iter().map(get).sum() };
-        let line = serde_json::json!({
-            "as_of": as_of.to_string(),
-            "seconds": elapsed,
-            "rows": {"customers": customers, "transactions": transactions, "interactions": interactions},
-            "rows_after_as_of": features.rows_after_as_of,
-            "excluded_no_consent": features.excluded_no_consent,
-            "skipped_rows": features.skipped,
-            "consenting": features.customers.len(),
-            "sum": {
-                "R": total(|c| c.r), "F": total(|c| c.f), "M": total(|c| c.m),
-                "L": total(|c| c.l), "T": total(|c| c.t),
-            },
-        });
-        println!("{line}");
-        return Ok(());
+    if data.tables().is_some() {
+        let started = std::time::Instant::now();
+        let features = data.features(as_of)?;
+        let seconds = started.elapsed().as_secs_f64();
+        print_summary(&summary::rfmlt(&features, as_of, seconds, json), json);
     }
-    println!("as of {as_of}, read in {elapsed:.2} s:");
-    println!("  customers table      {customers:>12} rows");
-    println!("  transactions table   {transactions:>12} rows");
-    println!("  interactions table   {interactions:>12} rows");
-    println!(
-        "  rows after as_of     {:>12} (ignored)",
-        features.rows_after_as_of
-    );
-    println!(
-        "  refused marketing    {:>12} customers (excluded)",
-        features.excluded_no_consent
-    );
-    println!(
-        "  consenting           {:>12} customers",
-        features.customers.len()
-    );
-    for (table, skips) in &features.skipped.tables {
-        for (reason, count) in &skips.by_reason {
-            let lines = skips.first_lines.get(reason).cloned().unwrap_or_default();
-            let lines: Vec<String> = lines.iter().map(u64::to_string).collect();
-            let at = if lines.is_empty() {
-                String::new()
-            } else {
-                format!(" (lines {}…)", lines.join(", "))
-            };
-            println!(
-                "  skipped {:<12} {count:>12} rows: {}{at}",
-                table,
-                reason.name()
-            );
-        }
-    }
-    println!(
-        "  converted            {:>12} customers",
-        features.customers.iter().filter(|c| c.converted).count()
-    );
-    println!();
-    println!(
-        "{:<8} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "feature", "mean", "min", "p25", "median", "p75", "p95", "max"
-    );
-    for (j, name) in ["R days", "F", "M", "L days", "T"].into_iter().enumerate() {
-        let mut values: Vec<f64> = features
-            .customers
-            .iter()
-            .map(|c| [c.r, c.f, c.m, c.l, c.t][j])
-            .collect();
-        values.sort_by(f64::total_cmp);
-        if values.is_empty() {
-            println!("{name:<8} (no customers)");
-            continue;
-        }
-        let q = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        println!(
-            "{name:<8} {mean:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
-            q(0.0),
-            q(0.25),
-            q(0.5),
-            q(0.75),
-            q(0.95),
-            q(1.0)
-        );
+    if data.feature_table().is_some() {
+        let started = std::time::Instant::now();
+        let rows = data.partner_rows()?;
+        let seconds = started.elapsed().as_secs_f64();
+        print_summary(&summary::partner(&rows, seconds, json), json);
     }
     Ok(())
+}
+
+/// A summary: JSON on a line of its own, text as it is.
+fn print_summary(text: &str, json: bool) {
+    if json {
+        println!("{text}");
+    } else {
+        print!("{text}");
+    }
 }
 
 fn score(

@@ -153,3 +153,78 @@ fn the_database_path_gives_the_csv_features() {
     let refused = config("[data.columns.customers]\ncustomer_id = \"client_no\"\n").unwrap_err();
     assert!(refused.to_string().contains("data.columns"), "{refused}");
 }
+
+#[test]
+fn a_partner_feature_table_from_the_database_gives_the_file_rows() {
+    let Some(db) = Postgres::start() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have PostgreSQL");
+        eprintln!("skipped: PostgreSQL is not installed (apt-get install postgresql)");
+        return;
+    };
+    let rows = [
+        ("p1", "10", "250.5", "yes"),
+        ("p2", "900", "-3", "true"),
+        ("p3", "0", "0", "no"),
+        ("p4", "3", "120000", "1"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("customer_id,app_sessions,wallet_spend,opt_in\n");
+    for (id, sessions, spend, ok) in rows {
+        csv.push_str(&format!("{id},{sessions},{spend},{ok}\n"));
+        let sql = format!("INSERT INTO wallet VALUES ('{id}', {sessions}, {spend}, '{ok}')");
+        if id == "p1" {
+            let create =
+                "CREATE TABLE wallet (cust text, sessions int, spend numeric(14,2), ok text)";
+            assert!(db.psql(create).status.success());
+        }
+        assert!(db.psql(&sql).status.success(), "{sql}");
+    }
+    fs::write(dir.path().join("features.csv"), csv).unwrap();
+    let columns = "[data.feature_columns]\n\
+                   app_sessions = { clip = [0, 500], transform = \"log1p\" }\n\
+                   wallet_spend = { clip = [0, 100000] }\n";
+    let config = |data: &str| {
+        let path = dir.path().join("participant.toml");
+        fs::write(
+            &path,
+            format!(
+                "id = \"fintech-x\"\ncoordinator = \"https://127.0.0.1:1\"\ncoordinator_id = \"coordinator\"\n\
+                 ledger = \"ledger.log\"\n[tls]\nca = \"ca.crt\"\ncert = \"x.crt\"\nkey = \"x.key\"\n\
+                 [data]\n{data}features_consent = \"opt_in\"\n{columns}"
+            ),
+        )
+        .unwrap();
+        ParticipantConfig::load(&path).unwrap().data.unwrap()
+    };
+    let from_file = config("features = \"features.csv\"\n")
+        .partner_rows()
+        .unwrap();
+    let query = "SELECT cust AS customer_id, sessions AS app_sessions, spend AS wallet_spend, ok AS opt_in FROM wallet";
+    let from_db = config(&format!(
+        "postgres = \"{}\"\nfeatures = \"{query}\"\n",
+        db.connection()
+    ))
+    .partner_rows()
+    .unwrap();
+    let by_id = |r: &fedseg_participant::partner::PartnerRows| {
+        let mut v: Vec<(String, Vec<f64>)> = (0..r.ids.len())
+            .map(|i| (r.ids[i].clone(), r.row(i).to_vec()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert_eq!(by_id(&from_db), by_id(&from_file));
+    assert_eq!(from_db.excluded_no_consent, 1);
+    // A duplicated id is a bad row; skipped under the policy.
+    assert!(
+        db.psql("INSERT INTO wallet VALUES ('p1', 1, 1, 'yes')")
+            .status
+            .success()
+    );
+    let strict = config(&format!(
+        "postgres = \"{}\"\nfeatures = \"{query}\"\n",
+        db.connection()
+    ));
+    let error = strict.partner_rows().unwrap_err().to_string();
+    assert!(error.contains("duplicate_customer"), "{error}");
+}

@@ -94,6 +94,8 @@ pub enum Reason {
     BadAmount,
     /// A boolean that is none of the accepted spellings.
     BadBoolean,
+    /// A feature value that is not a finite number.
+    BadNumber,
     /// A record that cannot be read as a row (wrong number of fields,
     /// invalid UTF-8).
     Malformed,
@@ -101,13 +103,14 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in report order.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::MissingValue,
         Reason::UnknownCustomer,
         Reason::DuplicateCustomer,
         Reason::BadDate,
         Reason::BadAmount,
         Reason::BadBoolean,
+        Reason::BadNumber,
         Reason::Malformed,
     ];
 
@@ -120,6 +123,7 @@ impl Reason {
             Reason::BadDate => "bad_date",
             Reason::BadAmount => "bad_amount",
             Reason::BadBoolean => "bad_boolean",
+            Reason::BadNumber => "bad_number",
             Reason::Malformed => "malformed",
         }
     }

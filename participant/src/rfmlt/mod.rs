@@ -15,7 +15,7 @@
 //! booleans are true/false, t/f, yes/no or 1/0 in any case.
 
 mod bad_rows;
-mod reader;
+pub(crate) mod reader;
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -27,7 +27,7 @@ use time::Date;
 pub use bad_rows::{
     BadRowPolicy, MaxBadRows, OnBadRow, Reason, SkippedRows, TableSkips, parse_bool,
 };
-use bad_rows::{RowError, Tally};
+pub(crate) use bad_rows::{RowError, Tally};
 pub use reader::is_parquet;
 use reader::{Reader, Row};
 
@@ -49,7 +49,7 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
         /// The canonical column.
-        column: &'static str,
+        column: String,
         /// The header it was looked for under (after any mapping).
         header: String,
     },
@@ -61,7 +61,7 @@ pub enum DataError {
         /// 1-based line (the header is line 1).
         line: u64,
         /// The column.
-        column: &'static str,
+        column: String,
         /// Why.
         reason: String,
     },
@@ -113,21 +113,35 @@ pub struct ColumnNames {
     pub interactions: BTreeMap<String, String>,
     /// For the customers table.
     pub customers: BTreeMap<String, String>,
+    /// For a feature partner's table (`customer_id`, the offered columns,
+    /// the consent column).
+    pub features: BTreeMap<String, String>,
 }
 
 impl ColumnNames {
-    /// The first mapped name that is not a canonical column of its table,
-    /// as `table.name`.
-    pub fn unknown(&self) -> Option<String> {
+    /// The first mapped name that is not a column of its table, as
+    /// `table.name`; a feature table's columns are `customer_id`, the
+    /// `offered` ones and its `consent` column.
+    pub fn unknown(&self, offered: &[&str], consent: Option<&str>) -> Option<String> {
         let tables: [(&str, &BTreeMap<String, String>, &[&str]); 3] = [
             ("transactions", &self.transactions, &TRANSACTION_COLUMNS),
             ("interactions", &self.interactions, &INTERACTION_COLUMNS),
             ("customers", &self.customers, &CUSTOMER_COLUMNS),
         ];
-        tables.into_iter().find_map(|(table, map, canonical)| {
+        let canonical = tables.into_iter().find_map(|(table, map, canonical)| {
             map.keys()
                 .find(|k| !canonical.contains(&k.as_str()))
                 .map(|k| format!("{table}.{k}"))
+        });
+        canonical.or_else(|| {
+            self.features
+                .keys()
+                .find(|k| {
+                    k.as_str() != "customer_id"
+                        && !offered.contains(&k.as_str())
+                        && Some(k.as_str()) != consent
+                })
+                .map(|k| format!("features.{k}"))
         })
     }
 }
@@ -281,7 +295,7 @@ impl<'k> Lookup<'k> {
     }
 
     /// The customer a row names, which must be in the customers table.
-    fn customer(&mut self, row: &Row<'_>) -> Result<&'k CustomerRow, RowError> {
+    fn customer(&mut self, row: &Row<'_, '_>) -> Result<&'k CustomerRow, RowError> {
         let id = row.text("customer_id")?;
         if let Some(last) = self.last.filter(|_| self.last_id == id) {
             return Ok(last);

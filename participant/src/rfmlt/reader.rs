@@ -20,12 +20,12 @@ enum Source {
 }
 
 /// One open table.
-pub(super) struct Reader {
+pub(crate) struct Reader<'c> {
     path: PathBuf,
     source: Source,
     /// Canonical column → position in the file (CSV) or in the batch
     /// projection (Parquet).
-    columns: Vec<(&'static str, usize)>,
+    columns: Vec<(&'c str, usize)>,
 }
 
 /// Whether `path` names a Parquet file (by its extension).
@@ -42,12 +42,12 @@ fn read_error(path: &Path, e: &dyn std::fmt::Display) -> DataError {
     }
 }
 
-impl Reader {
-    pub(super) fn open(
+impl<'c> Reader<'c> {
+    pub(crate) fn open(
         path: &Path,
         names: &BTreeMap<String, String>,
-        required: &[&'static str],
-        optional: &[&'static str],
+        required: &[&'c str],
+        optional: &[&'c str],
     ) -> Result<Self, DataError> {
         let (source, headers): (Source, Vec<String>) = if is_parquet(path) {
             let file = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
@@ -85,7 +85,7 @@ impl Reader {
                 None if required.contains(&name) => {
                     return Err(DataError::MissingColumn {
                         path: path.to_path_buf(),
-                        column: name,
+                        column: name.to_string(),
                         header: header.to_string(),
                     });
                 }
@@ -103,10 +103,10 @@ impl Reader {
     /// row number (Parquet). A bad row goes to `tally`, which skips it or
     /// stops the table. Returns the records read (skipped ones included)
     /// and the table's skipped rows.
-    pub(super) fn for_each(
+    pub(crate) fn for_each(
         &mut self,
         mut tally: Tally<'_>,
-        mut row: impl FnMut(&Row<'_>) -> Result<(), RowError>,
+        mut row: impl FnMut(&Row<'_, 'c>) -> Result<(), RowError>,
     ) -> Result<(u64, (String, TableSkips)), DataError> {
         let mut record = csv::StringRecord::new();
         let mut count = 0;
@@ -118,7 +118,7 @@ impl Reader {
         match &mut self.source {
             Source::Parquet(batches) => {
                 // The projection: the needed columns, in `columns` order.
-                let projected: Vec<(&'static str, usize)> = self
+                let projected: Vec<(&'c str, usize)> = self
                     .columns
                     .iter()
                     .enumerate()
@@ -187,7 +187,7 @@ impl Reader {
                             error: DataError::BadValue {
                                 path: self.path.clone(),
                                 line,
-                                column: "(record)",
+                                column: "(record)".into(),
                                 reason: e.to_string(),
                             },
                         }))?;
@@ -200,19 +200,19 @@ impl Reader {
 }
 
 /// One record under its canonical column names.
-pub(super) struct Row<'a> {
+pub(crate) struct Row<'a, 'c> {
     path: &'a Path,
-    columns: &'a [(&'static str, usize)],
+    columns: &'a [(&'c str, usize)],
     record: &'a csv::StringRecord,
     line: u64,
 }
 
-impl Row<'_> {
+impl<'c> Row<'_, 'c> {
     /// A bad value of `column`.
-    pub(super) fn bad(
+    pub(crate) fn bad(
         &self,
         reason: Reason,
-        column: &'static str,
+        column: &'c str,
         message: impl Into<String>,
     ) -> RowError {
         RowError {
@@ -220,14 +220,14 @@ impl Row<'_> {
             error: DataError::BadValue {
                 path: self.path.to_path_buf(),
                 line: self.line,
-                column,
+                column: column.to_string(),
                 reason: message.into(),
             },
         }
     }
 
     /// The value of `column`, trimmed, if the table has it.
-    pub(super) fn get(&self, column: &'static str) -> Option<&str> {
+    pub(crate) fn get(&self, column: &'c str) -> Option<&str> {
         self.columns
             .iter()
             .find(|(name, _)| *name == column)
@@ -236,7 +236,7 @@ impl Row<'_> {
     }
 
     /// The non-empty value of `column`.
-    pub(super) fn text(&self, column: &'static str) -> Result<&str, RowError> {
+    pub(crate) fn text(&self, column: &'c str) -> Result<&str, RowError> {
         match self.get(column) {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(self.bad(Reason::MissingValue, column, "empty")),
@@ -244,7 +244,7 @@ impl Row<'_> {
     }
 
     /// An ISO-8601 date (or the date part of a date-time).
-    pub(super) fn date(&self, column: &'static str) -> Result<Date, RowError> {
+    pub(crate) fn date(&self, column: &'c str) -> Result<Date, RowError> {
         let text = self.text(column)?;
         super::parse_date(text).ok_or_else(|| {
             self.bad(
@@ -256,7 +256,7 @@ impl Row<'_> {
     }
 
     /// A boolean in one of the data contract's spellings.
-    pub(super) fn boolean(&self, column: &'static str) -> Result<bool, RowError> {
+    pub(crate) fn boolean(&self, column: &'c str) -> Result<bool, RowError> {
         let text = self.text(column)?;
         parse_bool(text).ok_or_else(|| {
             self.bad(
@@ -268,7 +268,7 @@ impl Row<'_> {
     }
 
     /// A purchase amount: a finite number, zero included.
-    pub(super) fn amount(&self, column: &'static str) -> Result<f64, RowError> {
+    pub(crate) fn amount(&self, column: &'c str) -> Result<f64, RowError> {
         let text = self.text(column)?;
         let amount: f64 = text.parse().map_err(|_| {
             self.bad(
