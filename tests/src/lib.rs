@@ -244,6 +244,30 @@ impl Consortium {
         fs::write(self.path().join("job.toml"), job).unwrap();
     }
 
+    /// Writes a segmentation job of `seed` as of 2026-11-01 with the
+    /// `[segmentation]` keys given.
+    pub fn write_segmentation_job(&self, seed: u64, segmentation: &str) {
+        fs::write(
+            self.path().join("job.toml"),
+            format!(
+                "seed = {seed}\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
+                 [segmentation]\n{segmentation}"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// A file of a site's local output of the (only) job it ran.
+    pub fn site_output(&self, site: &str, file: &str) -> String {
+        let job_dir = fs::read_dir(self.path().join("sites").join(site).join("out"))
+            .unwrap()
+            .next()
+            .expect("the site wrote a job's output")
+            .unwrap()
+            .path();
+        fs::read_to_string(job_dir.join(file)).unwrap()
+    }
+
     /// Writes a site's vector.
     pub fn write_vector(&self, site: &str, values: &[f64]) {
         let text: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
@@ -317,12 +341,48 @@ impl Consortium {
         participants
     }
 
+    /// The journal's records as `journal show --json` prints them.
+    pub fn journal_records(&self) -> Vec<serde_json::Value> {
+        let shown = Command::new(binary("fedseg-coordinator"))
+            .args(["journal", "show", "--json", "--journal"])
+            .arg(self.path().join("journal.log"))
+            .output()
+            .unwrap();
+        assert!(shown.status.success(), "journal show failed");
+        String::from_utf8_lossy(&shown.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The journal's `participant_declined` records.
+    pub fn declines(&self) -> Vec<serde_json::Value> {
+        self.journal_records()
+            .into_iter()
+            .filter(|r| r.to_string().contains("participant_declined"))
+            .collect()
+    }
+
     /// The job's result.json.
     pub fn result(&self) -> serde_json::Value {
         let text =
             fs::read_to_string(self.path().join("out/result.json")).expect("result.json written");
         serde_json::from_str(&text).unwrap()
     }
+}
+
+/// A JSON array of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
+/// A JSON array of arrays of numbers.
+pub fn matrix(v: &serde_json::Value) -> Vec<Vec<f64>> {
+    v.as_array().expect("an array").iter().map(floats).collect()
 }
 
 /// A throwaway PostgreSQL server from the system's packages (Debian's

@@ -10,9 +10,9 @@
 use std::fs;
 use std::path::Path;
 
-use fedseg_common::features::DEFAULT_BOUNDS;
-use fedseg_participant::rfmlt::{self, ColumnNames, Tables};
-use fedseg_tests::Consortium;
+use fedseg_tests::{Consortium, floats, matrix};
+
+use super::pooled;
 use serde_json::Value;
 
 const AS_OF: time::Date = time::macros::date!(2026 - 11 - 01);
@@ -20,50 +20,10 @@ const AS_OF: time::Date = time::macros::date!(2026 - 11 - 01);
 /// Every consenting customer's clipped x = [R, log1p F, log1p M, L, T], per
 /// site in the order of its customers table.
 fn pooled_points(c: &Consortium) -> Vec<Vec<[f64; 5]>> {
-    c.sites
+    pooled::customers(c, AS_OF)
         .iter()
-        .map(|site| {
-            let dir = c.path().join("sites").join(site);
-            let tables = Tables {
-                transactions: dir.join("transactions.csv"),
-                interactions: dir.join("interactions.csv"),
-                customers: dir.join("customers.csv"),
-                columns: ColumnNames::default(),
-            };
-            rfmlt::compute(&tables, AS_OF)
-                .unwrap()
-                .customers
-                .iter()
-                .map(|c| {
-                    let x = [c.r, c.f.ln_1p(), c.m.ln_1p(), c.l, c.t];
-                    std::array::from_fn(|j| x[j].clamp(DEFAULT_BOUNDS[j].0, DEFAULT_BOUNDS[j].1))
-                })
-                .collect()
-        })
+        .map(|site| site.iter().map(pooled::x_of).collect())
         .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn matrix(v: &Value) -> Vec<Vec<f64>> {
-    v.as_array().unwrap().iter().map(floats).collect()
-}
-
-fn write_job(c: &Consortium, segmentation: &str) {
-    fs::write(
-        c.path().join("job.toml"),
-        format!(
-            "seed = 11\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
-             [segmentation]\n{segmentation}"
-        ),
-    )
-    .unwrap();
 }
 
 fn nearest(p: &[f64; 5], centroids: &[Vec<f64>]) -> usize {
@@ -123,8 +83,8 @@ fn run(c: &Consortium) -> (Value, String) {
 #[test]
 fn federated_segmentation_equals_the_pooled_computation_and_repeats_exactly() {
     let c = Consortium::with_customers(3, 1500, 20.0, 16);
-    write_job(
-        &c,
+    c.write_segmentation_job(
+        11,
         "k_min = 3\nk_max = 4\nrestarts = 2\nmin_segment_size = 5\ntolerance = 1e-9\n",
     );
     let (result, text) = run(&c);
@@ -200,13 +160,7 @@ fn federated_segmentation_equals_the_pooled_computation_and_repeats_exactly() {
 
     // Each bank's own file assigns its customers as the pooled centroids do.
     for (site, points) in c.sites.iter().zip(&sites) {
-        let job_dir = fs::read_dir(c.path().join("sites").join(site).join("out"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let local = fs::read_to_string(job_dir.join("scores.csv")).unwrap();
+        let local = c.site_output(site, "scores.csv");
         let rows: Vec<&str> = local.lines().skip(1).collect();
         assert_eq!(rows.len(), points.len());
         for (row, p) in rows.iter().zip(points) {
@@ -231,8 +185,8 @@ fn segments_under_the_minimum_size_are_merged_never_released() {
     // Of 6 clusters the smallest holds at most n/6 customers, under n/5:
     // at least one must be merged away.
     let min = n / 5;
-    write_job(
-        &c,
+    c.write_segmentation_job(
+        11,
         &format!("k_min = 6\nk_max = 6\nrestarts = 1\nmin_segment_size = {min}\n"),
     );
     let (result, _) = run(&c);
@@ -256,8 +210,8 @@ fn segments_under_the_minimum_size_are_merged_never_released() {
 #[test]
 fn an_inconsistent_ahp_matrix_refuses_the_job_at_start_up() {
     let c = Consortium::new(2, 5.0, 16);
-    write_job(
-        &c,
+    c.write_segmentation_job(
+        11,
         "ahp_judgments = [9.0, 0.1111, 1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0, 1.0]\n",
     );
     let mut coordinator = c.run_coordinator();
@@ -274,8 +228,8 @@ fn an_inconsistent_ahp_matrix_refuses_the_job_at_start_up() {
 #[test]
 fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
     let c = Consortium::with_customers(3, 600, 10.0, 16);
-    write_job(
-        &c,
+    c.write_segmentation_job(
+        11,
         "k_min = 2\nk_max = 2\nrestarts = 1\nmin_segment_size = 5\n",
     );
     let bad_site = c.path().join("sites").join(&c.sites[0]);
@@ -308,24 +262,14 @@ fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
         "{kinds:?}"
     );
     // The coordinator's journal records the refusal, in the bank's words.
-    let shown = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"))
-        .args(["journal", "show", "--json", "--journal"])
-        .arg(c.path().join("journal.log"))
-        .output()
-        .unwrap();
-    let declined: Vec<Value> = String::from_utf8_lossy(&shown.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r.to_string().contains("participant_declined"))
-        .collect();
-    assert_eq!(
-        declined.len(),
-        1,
-        "{}",
-        String::from_utf8_lossy(&shown.stdout)
-    );
-    assert!(declined[0].to_string().contains(&c.sites[0]));
-    assert!(declined[0].to_string().contains("failed validation"));
+    // (The coordinator may offer the job again while it forms the cohort;
+    // the bank declines each time.)
+    let declined = c.declines();
+    assert!(!declined.is_empty());
+    for d in &declined {
+        assert!(d.to_string().contains(&c.sites[0]), "{d}");
+        assert!(d.to_string().contains("failed validation"), "{d}");
+    }
     // The other two banks carried the job.
     let result = c.result();
     for round in result["rounds"].as_array().unwrap() {

@@ -6,42 +6,19 @@
 
 use std::fs;
 
-use fedseg_common::features::{DEFAULT_BOUNDS, DIM};
+use fedseg_common::features::DIM;
 use fedseg_common::propensity::{is_holdout, log_loss, sigmoid};
-use fedseg_participant::rfmlt::{self, ColumnNames, Customer, Tables};
-use fedseg_tests::Consortium;
+use fedseg_participant::rfmlt::Customer;
+use fedseg_tests::{Consortium, floats};
+
+use super::pooled::{self, x_of};
 use serde_json::Value;
 
 const AS_OF: time::Date = time::macros::date!(2026 - 11 - 01);
 const SEED: u64 = 11;
 
 fn customers(c: &Consortium) -> Vec<Vec<Customer>> {
-    c.sites
-        .iter()
-        .map(|site| {
-            let dir = c.path().join("sites").join(site);
-            let tables = Tables {
-                transactions: dir.join("transactions.csv"),
-                interactions: dir.join("interactions.csv"),
-                customers: dir.join("customers.csv"),
-                columns: ColumnNames::default(),
-            };
-            rfmlt::compute(&tables, AS_OF).unwrap().customers
-        })
-        .collect()
-}
-
-fn x_of(c: &Customer) -> [f64; DIM] {
-    let x = [c.r, c.f.ln_1p(), c.m.ln_1p(), c.l, c.t];
-    std::array::from_fn(|j| x[j].clamp(DEFAULT_BOUNDS[j].0, DEFAULT_BOUNDS[j].1))
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    pooled::customers(c, AS_OF)
 }
 
 fn write_job(c: &Consortium, extra: &str) {
@@ -243,13 +220,7 @@ fn federated_newton_equals_the_pooled_solve_and_evaluates_honestly() {
 
     // Every bank scored its own customers locally with the same model.
     for site in &c.sites {
-        let job_dir = fs::read_dir(c.path().join("sites").join(site).join("out"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
-        let scores = fs::read_to_string(job_dir.join("scores.csv")).unwrap();
+        let scores = c.site_output(site, "scores.csv");
         let deciles: Vec<u64> = scores
             .lines()
             .skip(1)

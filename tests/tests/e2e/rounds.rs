@@ -54,12 +54,7 @@ fn checked_rounds(c: &Consortium) -> Vec<Value> {
                     *e += v;
                 }
             }
-            let sum: Vec<f64> = round["sum"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
+            let sum = fedseg_tests::floats(&round["sum"]);
             assert_eq!(sum, expected, "round {}", round["round"]);
         } else {
             assert!(round["sum"].is_null(), "an aborted round released a sum");
@@ -187,16 +182,10 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
         String::from_utf8_lossy(&verified.stdout).contains("signed by coordinator coordinator")
     );
 
-    let shown = std::process::Command::new(&coordinator)
-        .args(["journal", "show", "--json", "--journal"])
-        .arg(&journal)
-        .output()
-        .unwrap();
-    assert!(shown.status.success());
-    let released: Vec<Value> = String::from_utf8(shown.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["entry"].clone())
+    let released: Vec<Value> = c
+        .journal_records()
+        .into_iter()
+        .map(|r| r["entry"].clone())
         .filter(|e| e["kind"] == "aggregate_released")
         .collect();
     assert_eq!(released.len(), rounds.len());

@@ -24,19 +24,6 @@ fn write_job(c: &Consortium) {
     .unwrap();
 }
 
-fn journal(c: &Consortium) -> Vec<Value> {
-    let shown = std::process::Command::new(binary("fedseg-coordinator"))
-        .args(["journal", "show", "--json", "--journal"])
-        .arg(c.path().join("journal.log"))
-        .output()
-        .unwrap();
-    assert!(shown.status.success());
-    String::from_utf8_lossy(&shown.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn ledger(c: &Consortium, site: &str) -> Vec<Value> {
     fs::read_to_string(c.path().join("sites").join(site).join("ledger.log"))
         .unwrap()
@@ -74,7 +61,7 @@ fn a_private_job_spends_within_its_budget_and_every_bank_can_check_it() {
 
     // The journal: the budget and clip bounds at submission, then one
     // privacy record per released round, adding up.
-    let records = journal(&c);
+    let records = c.journal_records();
     let budget_record = records
         .iter()
         .map(|r| &r["entry"])
@@ -152,7 +139,8 @@ fn a_bank_with_a_stricter_policy_declines_and_the_others_carry_the_job() {
     assert!(log.contains("exceeds this site's policy"), "{log}");
     // The refusal is journaled in the bank's words; its ledger holds no
     // contribution.
-    let declined: Vec<Value> = journal(&c)
+    let declined: Vec<Value> = c
+        .journal_records()
         .into_iter()
         .filter(|r| r["entry"]["kind"] == "participant_declined")
         .collect();
@@ -208,7 +196,7 @@ fn a_private_job_resumed_after_a_crash_accounts_every_release_once() {
     assert!(second.log_text().contains("resuming from the journal"));
     let result = c.result();
     let rho = result["privacy"]["rho"].as_f64().unwrap();
-    let records = journal(&c);
+    let records = c.journal_records();
     let released: Vec<u64> = records
         .iter()
         .filter(|r| r["entry"]["kind"] == "aggregate_released")

@@ -111,12 +111,10 @@ fn killed_right_after_a_release() {
 #[test]
 fn a_segmentation_job_killed_mid_newton_resumes_to_the_same_result() {
     let c = Consortium::with_customers(3, 900, 10.0, 4);
-    std::fs::write(
-        c.path().join("job.toml"),
-        "seed = 5\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
-         [segmentation]\nk_min = 3\nk_max = 3\nrestarts = 2\nmin_segment_size = 5\n",
-    )
-    .unwrap();
+    c.write_segmentation_job(
+        5,
+        "k_min = 3\nk_max = 3\nrestarts = 2\nmin_segment_size = 5\n",
+    );
     let participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
     c.run_coordinator().expect_success(120);
     let reference = c.result();
@@ -148,12 +146,10 @@ fn a_segmentation_job_killed_mid_newton_resumes_to_the_same_result() {
 #[test]
 fn serve_with_a_job_runs_it_once_and_keeps_serving() {
     let c = Consortium::with_customers(3, 300, 10.0, 16);
-    std::fs::write(
-        c.path().join("job.toml"),
-        "seed = 5\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
-         [segmentation]\nk_min = 2\nk_max = 2\nrestarts = 1\nmin_segment_size = 5\n",
-    )
-    .unwrap();
+    c.write_segmentation_job(
+        5,
+        "k_min = 2\nk_max = 2\nrestarts = 1\nmin_segment_size = 5\n",
+    );
     let serve = |log: &str| {
         let mut command = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"));
         command.current_dir(c.path()).args([

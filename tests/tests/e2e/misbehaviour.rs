@@ -103,12 +103,7 @@ async fn out_of_phase_and_malformed_messages_are_refused_counted_and_harmless() 
         assert!(!survivors.iter().any(|s| s == "bank-e"));
         // The demo vectors of bank-a..bank-d: (i+1)*10 + j for j = 0..4.
         let expected: Vec<f64> = (0..4).map(|j| (10 + 20 + 30 + 40 + 4 * j) as f64).collect();
-        let sum: Vec<f64> = round["sum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
+        let sum = fedseg_tests::floats(&round["sum"]);
         assert_eq!(sum, expected);
     }
     // Refusals are logged with their reason, never with key material.

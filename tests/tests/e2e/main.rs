@@ -1,0 +1,20 @@
+//! The end-to-end tests, one binary with a module per area: the real
+//! `fedseg-coordinator` and `fedseg-participant` binaries as separate
+//! processes over mutual TLS on loopback (helpers in `fedseg_tests`, the
+//! library of this crate; pooled references in [`pooled`]).
+
+mod admission;
+mod audit;
+mod bench_cli;
+mod demo;
+mod deploy;
+mod metrics;
+mod misbehaviour;
+mod pooled;
+mod postgres;
+mod privacy;
+mod propensity;
+mod real_data;
+mod recovery;
+mod rounds;
+mod segmentation;
