@@ -363,6 +363,18 @@ impl Consortium {
             .collect()
     }
 
+    /// Checks that `site` declined the job in words containing `words`, and
+    /// that nobody else declined. (The coordinator may offer a job again
+    /// while it forms the cohort; the site declines each time.)
+    pub fn assert_only_declined(&self, site: &str, words: &str) {
+        let declined = self.declines();
+        assert!(!declined.is_empty(), "{site} did not decline");
+        for d in &declined {
+            assert!(d.to_string().contains(site), "{d}");
+            assert!(d.to_string().contains(words), "{d}");
+        }
+    }
+
     /// The job's result.json.
     pub fn result(&self) -> serde_json::Value {
         let text =
