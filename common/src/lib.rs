@@ -10,6 +10,7 @@
 //!   that makes a release ρ-zCDP.
 //! - [`features`]: the transformed RFMLT vector and the clustering space.
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
+//! - [`job`]: `job.toml`, typed once for the coordinator and the participants.
 //! - [`computation`]: each round's computation: its vector layout, bounds
 //!   and typed decode, one module per kind.
 
@@ -19,6 +20,7 @@ pub mod dp;
 pub mod features;
 pub mod fixed_point;
 pub mod identity;
+pub mod job;
 pub mod journal;
 pub mod mtls;
 pub mod privacy;

@@ -9,7 +9,7 @@ use thiserror::Error;
 /// F:M, F:L, F:T, M:L, M:T, L:T) on Saaty's 1–9 scale. They reproduce the
 /// weights of seed 001 (R 43.8%, F 23.7%, M 18.6%, L 9.1%, T 4.8%) within
 /// 0.2 points, at a consistency ratio of 0.010.
-pub const DEFAULT_JUDGMENTS: [f64; 10] = [2.0, 3.0, 4.0, 8.0, 1.0, 3.0, 6.0, 2.0, 4.0, 2.0];
+pub use fedseg_common::job::DEFAULT_AHP_JUDGMENTS as DEFAULT_JUDGMENTS;
 
 /// Saaty's random consistency index for matrices of order 1 to 10.
 const RANDOM_INDEX: [f64; 10] = [0.0, 0.0, 0.58, 0.90, 1.12, 1.24, 1.32, 1.41, 1.45, 1.49];

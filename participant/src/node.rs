@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedseg_common::job::JobConfig;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
@@ -350,9 +351,16 @@ fn accept_offer(
     let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
         return decline("the graph seed is not 32 bytes".into());
     };
+    let job_config = match JobConfig::parse(&offer.config) {
+        Ok(parsed) => match parsed.check() {
+            Ok(()) => parsed,
+            Err((key, why)) => return decline(format!("the job's {key} is not valid: {why}")),
+        },
+        Err(_) => return decline("the job config does not parse".into()),
+    };
     // The privacy policy first: a job this site will not take part in
     // does not get its data read.
-    let budget = match privacy::declared(&offer.config) {
+    let budget = match privacy::declared(job_config.privacy.as_ref()) {
         // A job resumed after a coordinator restart has spent before: the
         // ledger remembers what this session does not.
         Ok(budget) => budget.map(|mut b| {
@@ -375,7 +383,7 @@ fn accept_offer(
     let site = match &config.data {
         None => None,
         Some(data) => {
-            let Some(as_of) = job_as_of(&offer.config) else {
+            let Some(as_of) = job_config.as_of_date() else {
                 return decline("the job config has no valid as_of date".into());
             };
             match blocking(|| data.features(as_of).map(|f| Site::from_features(f, as_of))) {
@@ -515,12 +523,6 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
     }
 }
 
-/// The job's reference date, from the offered job.toml.
-fn job_as_of(config: &str) -> Option<time::Date> {
-    let table: toml::Table = toml::from_str(config).ok()?;
-    crate::rfmlt::parse_date(table.get("as_of")?.as_str()?)
-}
-
 fn mask(
     config: &ParticipantConfig,
     job: &mut JobState,
@@ -584,7 +586,7 @@ mod tests {
         proto::JobOffer {
             job_version: 1,
             config_hash: "h".into(),
-            config: "as_of = \"2026-11-01\"\n".into(),
+            config: "seed = 1\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n".into(),
             cohort: vec!["bank-a".into(), "bank-b".into(), "bank-c".into()],
             index: 0,
             threshold: 2,
@@ -613,7 +615,12 @@ mod tests {
         offer_job(&mut job, "job-1");
         // Mark the state; a second offer must not replace it.
         job.as_mut().unwrap().budget =
-            privacy::declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n").unwrap();
+            privacy::declared(Some(&fedseg_common::job::PrivacySettings {
+                epsilon: 1.0,
+                delta: 1e-6,
+                clip: [1095.0, 100.0, 20_000.0, 1825.0, 50.0],
+            }))
+            .unwrap();
         offer_job(&mut job, "job-1");
         assert!(job.as_ref().unwrap().budget.is_some());
         // Another job replaces it.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use fedseg_common::dp;
+use fedseg_common::job::PrivacySettings;
 use fedseg_common::privacy::{self, Bounds};
 use fedseg_common::proto;
 
@@ -55,20 +56,13 @@ impl JobBudget {
     }
 }
 
-/// The budget a job.toml declares, if it asks for differential privacy.
-pub fn declared(job_config: &str) -> Result<Option<JobBudget>, String> {
-    let table: toml::Table =
-        toml::from_str(job_config).map_err(|_| "the job config does not parse".to_string())?;
-    let Some(privacy) = table.get("privacy") else {
+/// The budget a job declares in its `[privacy]`, if it asks for
+/// differential privacy.
+pub fn declared(privacy: Option<&PrivacySettings>) -> Result<Option<JobBudget>, String> {
+    let Some(privacy) = privacy else {
         return Ok(None);
     };
-    let number = |key: &str| {
-        privacy
-            .get(key)
-            .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
-            .ok_or_else(|| format!("the job's privacy.{key} is missing or not a number"))
-    };
-    let (epsilon, delta) = (number("epsilon")?, number("delta")?);
+    let (epsilon, delta) = (privacy.epsilon, privacy.delta);
     if !(epsilon > 0.0 && epsilon.is_finite() && delta > 0.0 && delta < 1.0) {
         return Err(format!(
             "the job's privacy budget ε = {epsilon}, δ = {delta} is not valid"
@@ -163,6 +157,14 @@ pub fn check_release(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(epsilon: f64, delta: f64) -> PrivacySettings {
+        PrivacySettings {
+            epsilon,
+            delta,
+            clip: [1095.0, 100.0, 20_000.0, 1825.0, 50.0],
+        }
+    }
     use fedseg_common::computation::census::LENGTH;
 
     fn policy() -> PrivacyPolicy {
@@ -178,21 +180,21 @@ mod tests {
     fn a_site_admits_only_jobs_within_its_policy() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
-        let job = |text: &str| declared(text).unwrap();
-        let small = job("[privacy]\nepsilon = 1.5\ndelta = 1e-7\n");
+        let job = |epsilon: f64, delta: f64| declared(Some(&settings(epsilon, delta))).unwrap();
+        let small = job(1.5, 1e-7);
         assert!((dp::epsilon_for(small.as_ref().unwrap().rho, 1e-7) - 1.5).abs() < 1e-6);
         let now = 100 * 86_400_000;
         assert_eq!(admit(Some(&policy()), small.as_ref(), &ledger, now), Ok(()));
         assert_eq!(admit(None, None, &ledger, now), Ok(()));
         // No DP at all, too large an ε, too large a δ.
         assert!(admit(Some(&policy()), None, &ledger, now).is_err());
-        let large = job("[privacy]\nepsilon = 4\ndelta = 1e-7\n");
+        let large = job(4.0, 1e-7);
         let reason = admit(Some(&policy()), large.as_ref(), &ledger, now).unwrap_err();
         assert!(
             reason.contains("ε = 4") && reason.contains("ε = 2"),
             "{reason}"
         );
-        let loose = job("[privacy]\nepsilon = 1\ndelta = 1e-3\n");
+        let loose = job(1.0, 1e-3);
         assert!(admit(Some(&policy()), loose.as_ref(), &ledger, now).is_err());
         // The period: what this site already spent counts. ρ composes, so
         // two earlier jobs at ε = 2 and this one at 1.5 come to about ε = 3
@@ -215,13 +217,13 @@ mod tests {
             admit(Some(&policy()), small.as_ref(), &ledger, later),
             Ok(())
         );
-        assert!(declared("[privacy]\nepsilon = -1\ndelta = 1e-6\n").is_err());
+        assert!(declared(Some(&settings(-1.0, 1e-6))).is_err());
         // A job whose budget this site has spent already is declined, with
         // or without a policy.
         let spent = small.clone().map(|b| JobBudget { spent: b.rho, ..b });
         let reason = admit(None, spent.as_ref(), &ledger, later).unwrap_err();
         assert!(reason.contains("already spent"), "{reason}");
-        assert_eq!(declared("as_of = \"2024-01-01\"\n"), Ok(None));
+        assert_eq!(declared(None), Ok(None));
     }
 
     #[test]
@@ -231,9 +233,7 @@ mod tests {
             noise: None,
             kind: Some(proto::computation::Kind::Census(proto::Census::default())),
         };
-        let mut budget = declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n")
-            .unwrap()
-            .unwrap();
+        let mut budget = declared(Some(&settings(1.0, 1e-6))).unwrap().unwrap();
         // No noise under a budget: refused; no noise, no budget: fine.
         assert!(check_release(Some(&budget), &census(), LENGTH, 2).is_err());
         assert_eq!(check_release(None, &census(), LENGTH, 2), Ok(None));
@@ -261,9 +261,7 @@ mod tests {
         assert!(reason.contains("past its declared budget"), "{reason}");
         // Counted with fewer noisy participants than the coordinator
         // assumed, the same request costs more than it says.
-        let fresh = declared("[privacy]\nepsilon = 1\ndelta = 1e-6\n")
-            .unwrap()
-            .unwrap();
+        let fresh = declared(Some(&settings(1.0, 1e-6))).unwrap().unwrap();
         let (_, at_one) = check_release(Some(&fresh), &noisy, LENGTH, 1)
             .unwrap()
             .unwrap();

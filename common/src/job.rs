@@ -1,0 +1,329 @@
+//! `job.toml` (design.md, "Command-line contract"): one typed definition
+//! that the coordinator loads and every participant reads from the offer it
+//! receives, with the checks both apply. Unknown keys are refused.
+
+use serde::Deserialize;
+
+/// The AHP judgments that reproduce the seed's weights (R 43.8%, F 23.7%,
+/// M 18.6%, L 9.1%, T 4.8%): upper triangle of the R, F, M, L, T comparison
+/// matrix in row order.
+pub const DEFAULT_AHP_JUDGMENTS: [f64; 10] = [2.0, 3.0, 4.0, 8.0, 1.0, 3.0, 6.0, 2.0, 4.0, 2.0];
+
+/// `job.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Job identifier; derived from the configuration hash when absent.
+    #[serde(default)]
+    pub job_id: Option<String>,
+    /// Seed of everything random and public in the job (contract key).
+    pub seed: u64,
+    /// Reference date for every site, ISO `YYYY-MM-DD` (contract key).
+    pub as_of: String,
+    /// Share of customers held out for evaluation (contract key).
+    pub holdout_fraction: f64,
+    /// L2 penalty of the propensity model (contract key).
+    pub l2: f64,
+    /// Who takes part and how many may drop out.
+    #[serde(default)]
+    pub cohort: CohortSettings,
+    /// A job that securely sums a named vector each round; without it the
+    /// job is the joint segmentation.
+    pub secure_sum: Option<SecureSumJob>,
+    /// Settings of the joint segmentation.
+    #[serde(default)]
+    pub segmentation: SegmentationSettings,
+    /// Settings of the propensity model.
+    #[serde(default)]
+    pub propensity: PropensitySettings,
+    /// Differential privacy for every release of the job; off without it.
+    pub privacy: Option<PrivacySettings>,
+}
+
+/// `[privacy]` of `job.toml`: the job's whole budget and the per-customer
+/// bounds every release is clipped to.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// ε of the whole job.
+    pub epsilon: f64,
+    /// δ of the whole job.
+    pub delta: f64,
+    /// Upper bounds of R, F, M, L, T per customer in original units (days,
+    /// purchases, money, days, interactions); lower bounds are 0. Tighter
+    /// bounds mean less noise for the same ε and more clipping.
+    #[serde(default = "default_privacy_clip")]
+    pub clip: [f64; 5],
+}
+
+/// Per-customer bounds under DP: three years of recency, 100 purchases,
+/// 20 000 spent, five years of tenure, 50 interactions.
+fn default_privacy_clip() -> [f64; 5] {
+    [1095.0, 100.0, 20_000.0, 1825.0, 50.0]
+}
+
+/// How the propensity model is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Federated Newton steps: one secure sum of gradient, Hessian and loss
+    /// per step, with step halving.
+    Newton,
+    /// FedProx: local gradient epochs at each site, averaged; for models too
+    /// large for a Hessian.
+    Fedprox,
+}
+
+/// `[propensity]` of `job.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PropensitySettings {
+    /// Fit the model at all.
+    pub enabled: bool,
+    /// Add one indicator column per segment (the first is the reference).
+    pub segment_features: bool,
+    /// `newton` or `fedprox`.
+    pub optimizer: Optimizer,
+    /// Most Newton steps, or FedProx rounds.
+    pub max_iterations: u32,
+    /// Newton stops when half the squared Newton decrement is below this;
+    /// FedProx when no coefficient moves more than this.
+    pub tolerance: f64,
+    /// Bins of the holdout score histograms (AUC resolution).
+    pub score_bins: u32,
+    /// FedProx: local epochs per round.
+    pub local_epochs: u32,
+    /// FedProx: local gradient step size.
+    pub learning_rate: f64,
+    /// FedProx: proximal weight.
+    pub mu: f64,
+}
+
+impl Default for PropensitySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_features: true,
+            optimizer: Optimizer::Newton,
+            max_iterations: 25,
+            tolerance: 1e-10,
+            score_bins: 1000,
+            local_epochs: 5,
+            learning_rate: 1.0,
+            mu: 0.01,
+        }
+    }
+}
+
+/// `[segmentation]` of `job.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentationSettings {
+    /// Smallest number of segments tried.
+    pub k_min: u32,
+    /// Largest number of segments tried; with k_min < k_max, k is chosen by
+    /// the Calinski-Harabasz index.
+    pub k_max: u32,
+    /// Seeded random starts per k; the lowest inertia wins.
+    pub restarts: u32,
+    /// Most Lloyd steps per run.
+    pub max_iterations: u32,
+    /// A run has converged when no centroid coordinate moves more than this
+    /// (clustering-space units).
+    pub tolerance: f64,
+    /// Smallest segment that may be released; smaller ones are merged into
+    /// the others. Also the smallest histogram bin used.
+    pub min_segment_size: u64,
+    /// AHP judgments, upper triangle of the R, F, M, L, T comparison matrix
+    /// in row order (R:F, R:M, R:L, R:T, F:M, F:L, F:T, M:L, M:T, L:T).
+    pub ahp_judgments: Vec<f64>,
+    /// Interactions of one kind that make a customer a frequent inquirer or
+    /// searcher.
+    pub frequent_interactions: u32,
+}
+
+impl Default for SegmentationSettings {
+    fn default() -> Self {
+        Self {
+            k_min: 5,
+            k_max: 5,
+            restarts: 4,
+            max_iterations: 50,
+            tolerance: 1e-6,
+            min_segment_size: 20,
+            ahp_judgments: DEFAULT_AHP_JUDGMENTS.to_vec(),
+            frequent_interactions: 3,
+        }
+    }
+}
+
+/// Cohort settings of a job.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CohortSettings {
+    /// Fewest participants the job starts with (default: all listed).
+    pub min_participants: Option<u32>,
+    /// Shamir threshold (default: a majority of each member's share holders).
+    pub threshold: Option<u32>,
+    /// Neighbours per member (default: complete up to 32, else ≈ 3·log2 n).
+    pub neighbours: Option<u32>,
+}
+
+/// Sum a vector that each participant maps by name, for several rounds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecureSumJob {
+    /// Name the participants map to a local file in their `[vectors]`.
+    pub vector: String,
+    /// Entries of the vector.
+    pub length: u32,
+    /// Consecutive rounds to sum it in.
+    pub rounds: u32,
+    /// Fixed-point fractional bits.
+    #[serde(default = "default_frac_bits")]
+    pub frac_bits: u32,
+    /// Clip range, lower bound.
+    pub lo: f64,
+    /// Clip range, upper bound.
+    pub hi: f64,
+}
+
+fn default_frac_bits() -> u32 {
+    16
+}
+
+/// A key of `job.toml` at fault, and why.
+pub type Fault = (String, String);
+
+fn fault(key: &str, why: String) -> Result<(), Fault> {
+    Err((key.to_string(), why))
+}
+
+impl JobConfig {
+    /// Parses a job's TOML text (unknown keys refused).
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The reference date.
+    pub fn as_of_date(&self) -> Option<time::Date> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(&self.as_of, &format).ok()
+    }
+
+    /// Checks every value's range; the key at fault and why. (The AHP
+    /// judgments' consistency is the coordinator's to check.)
+    pub fn check(&self) -> Result<(), Fault> {
+        if self.as_of_date().is_none() {
+            return fault("as_of", format!("{:?} is not an ISO date", self.as_of));
+        }
+        if !(0.0..1.0).contains(&self.holdout_fraction) {
+            return fault("holdout_fraction", "must be in [0, 1)".into());
+        }
+        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
+            return fault("l2", "must be a non-negative number".into());
+        }
+        let seg = &self.segmentation;
+        if seg.k_min < 2 || seg.k_max < seg.k_min || seg.k_max > 50 {
+            return fault(
+                "segmentation.k_max",
+                "need 2 <= k_min <= k_max <= 50".into(),
+            );
+        }
+        if seg.restarts == 0 || seg.restarts > 100 {
+            return fault("segmentation.restarts", "must be 1 to 100".into());
+        }
+        if seg.max_iterations == 0 {
+            return fault("segmentation.max_iterations", "must be at least 1".into());
+        }
+        if !(seg.tolerance >= 0.0 && seg.tolerance.is_finite()) {
+            return fault(
+                "segmentation.tolerance",
+                "must be a non-negative number".into(),
+            );
+        }
+        let prop = &self.propensity;
+        if prop.max_iterations == 0 || prop.max_iterations > 1000 {
+            return fault("propensity.max_iterations", "must be 1 to 1000".into());
+        }
+        if !(prop.tolerance > 0.0 && prop.tolerance.is_finite()) {
+            return fault("propensity.tolerance", "must be a positive number".into());
+        }
+        if !(10..=100_000).contains(&prop.score_bins) {
+            return fault("propensity.score_bins", "must be 10 to 100000".into());
+        }
+        if !(prop.learning_rate > 0.0 && prop.mu >= 0.0 && prop.local_epochs > 0) {
+            return fault(
+                "propensity.learning_rate",
+                "need learning_rate > 0, mu >= 0 and local_epochs >= 1".into(),
+            );
+        }
+        if let Some(privacy) = &self.privacy {
+            if !(privacy.epsilon > 0.0 && privacy.epsilon.is_finite()) {
+                return fault("privacy.epsilon", "must be a positive number".into());
+            }
+            if !(privacy.delta > 0.0 && privacy.delta < 1.0) {
+                return fault("privacy.delta", "must lie in (0, 1)".into());
+            }
+            if let Some(j) = privacy
+                .clip
+                .iter()
+                .position(|c| !(*c > 0.0 && c.is_finite()))
+            {
+                return fault(
+                    "privacy.clip",
+                    format!("bound {} of R, F, M, L, T must be positive", j + 1),
+                );
+            }
+            if self.propensity.enabled && prop.optimizer != Optimizer::Newton {
+                return fault(
+                    "propensity.optimizer",
+                    "a local-epochs model update has no per-customer bound; use newton under [privacy]"
+                        .into(),
+                );
+            }
+            if self.secure_sum.is_some() {
+                return fault(
+                    "privacy",
+                    "a [secure_sum] vector has no per-customer bound".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOB: &str = "seed = 7\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n";
+
+    #[test]
+    fn a_job_parses_with_its_defaults_and_checks() {
+        let job = JobConfig::parse(JOB).unwrap();
+        assert_eq!(job.as_of_date(), Some(time::macros::date!(2026 - 11 - 01)));
+        assert_eq!(job.segmentation.ahp_judgments, DEFAULT_AHP_JUDGMENTS);
+        assert!(job.privacy.is_none() && job.secure_sum.is_none());
+        assert_eq!(job.check(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_naming_the_key() {
+        assert!(JobConfig::parse(&format!("{JOB}colour = \"red\"\n")).is_err());
+        for (extra, key) in [
+            ("[segmentation]\nk_min = 1\n", "segmentation.k_max"),
+            ("[propensity]\nscore_bins = 5\n", "propensity.score_bins"),
+            ("[privacy]\nepsilon = 0\ndelta = 1e-6\n", "privacy.epsilon"),
+            (
+                "[privacy]\nepsilon = 1\ndelta = 1e-6\nclip = [1, 1, 1, 1, 0]\n",
+                "privacy.clip",
+            ),
+        ] {
+            let job = JobConfig::parse(&format!("{JOB}{extra}")).unwrap();
+            assert_eq!(job.check().unwrap_err().0, key, "{extra}");
+        }
+        let job = JobConfig::parse(&JOB.replace("2026-11-01", "2026-13-01")).unwrap();
+        assert_eq!(job.check().unwrap_err().0, "as_of");
+    }
+}
