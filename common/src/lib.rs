@@ -12,6 +12,8 @@
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
 //! - [`computation`]: each round's computation: its vector layout, bounds
 //!   and typed decode, one module per kind.
+//! - [`keys`]: the PKI's key algorithms (ECDSA P-256, Ed25519) and the
+//!   journal's signatures.
 
 pub mod computation;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod features;
 pub mod fixed_point;
 pub mod identity;
 pub mod journal;
+pub mod keys;
 pub mod mtls;
 pub mod privacy;
 pub mod process;
