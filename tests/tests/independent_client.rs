@@ -1,13 +1,13 @@
 //! Clients that are not ours talk to a real `fedseg-coordinator serve`:
-//! Python's grpcio (BoringSSL) checks health with a participant's
-//! certificate and streams the journal with an auditor's, and is refused
-//! without a certificate, with another CA's and as an unlisted identity;
-//! OpenSSL reads every key `pki` writes and completes a mutual-TLS
-//! handshake. grpcio presents an Ed25519 client certificate to an ECDSA
-//! coordinator, but cannot connect at all to a coordinator whose own
-//! certificate is Ed25519 (BoringSSL does not offer Ed25519 signatures in
-//! TLS by default), which is asserted as the known limitation, while
-//! OpenSSL still can.
+//! Python's grpcio (BoringSSL) checks health with a participant's certificate
+//! and streams the journal with an auditor's, and is refused without a
+//! certificate, with another CA's and as an unlisted identity; OpenSSL reads
+//! every key `pki` writes, completes a mutual-TLS handshake and verifies a
+//! journal signature on its own. grpcio presents an Ed25519 client
+//! certificate to an ECDSA coordinator, but cannot connect at all to a
+//! coordinator whose own certificate is Ed25519 (BoringSSL does not offer
+//! Ed25519 signatures in TLS by default), which is asserted as the known
+//! limitation, while OpenSSL still can.
 //!
 //! The tools come from the system: `FEDSEG_PYTHON` (a Python with grpcio,
 //! grpcio-health-checking and grpcio-tools; default the virtual environment
@@ -18,6 +18,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use fedseg_common::journal::SIGNING_CONTEXT;
+use fedseg_coordinator::journal::JournalWriter;
 use fedseg_tests::{Consortium, pki};
 use serde_json::{Value, json};
 
@@ -216,6 +218,17 @@ fn grpcio_cannot_connect_with_ed25519_certificates_and_openssl_can() {
     }
 }
 
+/// Whether `command` exited successfully, and what it printed.
+fn run(command: &mut Command) -> (bool, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.stdin(Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
+    (status.success(), text)
+}
+
 /// `openssl s_client -brief` to `c`'s coordinator as member `id` (or with
 /// no certificate), verifying the server against the CA under its
 /// identity: whether it exited successfully, and what it printed.
@@ -240,13 +253,7 @@ fn s_client(openssl: &Path, c: &Consortium, id: Option<&str>, version: &str) -> 
             .arg("-key")
             .arg(dir.join(format!("{id}.key")));
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.stdin(Stdio::null()).output().unwrap();
-    let text = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
-    (status.success(), text)
+    run(&mut command)
 }
 
 /// The handshake completed, the server's certificate verified under its
@@ -299,6 +306,7 @@ fn openssl_reads_every_key_pki_writes_and_completes_mutual_tls() {
             assert!(text.contains(expected), "{algorithm}: {text}");
         }
 
+        assert_openssl_verifies_the_journal(&openssl, &c, algorithm);
         let _server = c.serve();
         // Under TLS 1.2 the server checks the client's certificate before
         // its Finished, so an established session proves mutual TLS.
@@ -318,4 +326,77 @@ fn openssl_reads_every_key_pki_writes_and_completes_mutual_tls() {
             );
         }
     }
+}
+
+/// OpenSSL alone checks the signature of a journal's first record, written
+/// by the coordinator's journal code with the consortium's coordinator key,
+/// against the public key of the certificate the record carries; and
+/// refuses it over a changed body.
+fn assert_openssl_verifies_the_journal(openssl: &Path, c: &Consortium, algorithm: &str) {
+    let dir = c.path().join("pki");
+    let work = c.path().join("openssl-journal");
+    std::fs::create_dir_all(&work).unwrap();
+    let (key, cert) = (dir.join("coordinator.key"), dir.join("coordinator.crt"));
+    let journal = work.join("journal.log");
+    JournalWriter::open(&journal, &key, &cert, "coordinator").unwrap();
+    let bytes = std::fs::read(&journal).unwrap();
+    let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let (body, signature) = (&bytes[4..4 + len], &bytes[4 + len..4 + len + 64]);
+    let public = work.join("coordinator.pub");
+    let (ok, text) = run(Command::new(openssl)
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(&public));
+    assert!(ok, "{text}");
+    let signature_file = work.join("signature");
+    let ed25519 = algorithm == "ed25519";
+    let signature = if ed25519 {
+        signature.to_vec()
+    } else {
+        der_signature(signature)
+    };
+    std::fs::write(&signature_file, signature).unwrap();
+    let signed = [SIGNING_CONTEXT, body].concat();
+    let mut changed = signed.clone();
+    *changed.last_mut().unwrap() ^= 1;
+    for (message, valid) in [(signed, true), (changed, false)] {
+        let message_file = work.join("message");
+        std::fs::write(&message_file, message).unwrap();
+        let mut command = Command::new(openssl);
+        if ed25519 {
+            command
+                .args(["pkeyutl", "-verify", "-rawin", "-pubin", "-inkey"])
+                .arg(&public)
+                .arg("-in")
+                .arg(&message_file)
+                .arg("-sigfile")
+                .arg(&signature_file);
+        } else {
+            command
+                .args(["dgst", "-sha256", "-verify"])
+                .arg(&public)
+                .arg("-signature")
+                .arg(&signature_file)
+                .arg(&message_file);
+        }
+        let (ok, text) = run(&mut command);
+        assert_eq!(ok, valid, "{algorithm}: {text}");
+    }
+}
+
+/// An ECDSA signature `r || s` in the DER form OpenSSL takes: a SEQUENCE of
+/// two INTEGERs, each minimal and positive.
+fn der_signature(fixed: &[u8]) -> Vec<u8> {
+    let integer = |half: &[u8]| {
+        let first = half.iter().position(|&b| b != 0).unwrap_or(half.len() - 1);
+        let digits = &half[first..];
+        let pad = usize::from(digits[0] & 0x80 != 0);
+        let mut out = vec![0x02, (digits.len() + pad) as u8];
+        out.resize(2 + pad, 0);
+        out.extend_from_slice(digits);
+        out
+    };
+    let body = [integer(&fixed[..32]), integer(&fixed[32..])].concat();
+    [vec![0x30, body.len() as u8], body].concat()
 }
