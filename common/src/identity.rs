@@ -21,6 +21,9 @@ pub enum Role {
     Participant,
     /// Reads the journal through the audit service, nothing else.
     Auditor,
+    /// Submits and reads jobs on a running coordinator (a job service yet to
+    /// come: until then an analyst is admitted to nothing).
+    Analyst,
 }
 
 impl Role {
@@ -30,6 +33,7 @@ impl Role {
             Role::Coordinator => "coordinator",
             Role::Participant => "participant",
             Role::Auditor => "auditor",
+            Role::Analyst => "analyst",
         }
     }
 }
@@ -47,6 +51,7 @@ impl FromStr for Role {
             "coordinator" => Ok(Role::Coordinator),
             "participant" => Ok(Role::Participant),
             "auditor" => Ok(Role::Auditor),
+            "analyst" => Ok(Role::Analyst),
             other => Err(IdentityError::UnknownRole(other.to_string())),
         }
     }
@@ -156,7 +161,12 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for role in [Role::Coordinator, Role::Participant, Role::Auditor] {
+        for role in [
+            Role::Coordinator,
+            Role::Participant,
+            Role::Auditor,
+            Role::Analyst,
+        ] {
             assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
         }
         assert!("admin".parse::<Role>().is_err());

@@ -1,5 +1,5 @@
 //! The coordinator's journal: an append-only file of hash-chained records,
-//! each signed with the coordinator's Ed25519 key, that anyone holding the
+//! each signed with the coordinator's key, that anyone holding the
 //! consortium CA certificate can verify offline.
 //!
 //! Byte layout of one record (all integers little-endian):
@@ -9,20 +9,28 @@
 //! body      = "FSJ1" | sequence:u64 | unix_ms:i64 | prev_hash:[u8; 32] | kind:u8 | payload
 //! payload   = the entry as JSON (UTF-8), its "kind" tag matching `kind`
 //! prev_hash = SHA-256 of the previous record's bytes (zeros for record 0)
-//! signature = Ed25519 over SIGNING_CONTEXT | body
+//! signature = over SIGNING_CONTEXT | body, with the coordinator's key:
+//!             Ed25519, or ECDSA P-256 with SHA-256 as r || s (32 bytes each,
+//!             big-endian; see `crate::keys`)
 //! ```
 //!
 //! Record 0 is always [`Entry::JournalOpened`] and carries the coordinator's
 //! certificate: verification checks that it chains to the CA with the
 //! coordinator role, then every sequence number, hash link and signature.
+//!
+//! The signature algorithm is the one of the public key in that certificate,
+//! so the layout carries no algorithm tag and keeps its 64-byte signature
+//! field for both algorithms: journals written before ECDSA keys existed
+//! (all Ed25519) read and verify exactly as before. A journal never mixes
+//! algorithms, since every record is checked with record 0's key.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::identity::{Role, member_of};
+use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
 
 /// The first bytes of every record body.
 pub const MAGIC: &[u8; 4] = b"FSJ1";
@@ -233,9 +241,10 @@ pub struct JournalError {
     pub reason: String,
 }
 
-/// Encodes and signs one record.
+/// Encodes and signs one record (with a [`crate::keys::SigningKey`] of
+/// either algorithm, or an Ed25519 key directly).
 pub fn encode_record(
-    key: &SigningKey,
+    key: &(impl FixedSigner + ?Sized),
     sequence: u64,
     unix_ms: i64,
     prev_hash: &[u8; 32],
@@ -252,11 +261,11 @@ pub fn encode_record(
     let mut signed = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
     signed.extend_from_slice(SIGNING_CONTEXT);
     signed.extend_from_slice(&body);
-    let signature = key.sign(&signed);
-    let mut record = Vec::with_capacity(4 + body.len() + 64);
+    let signature = key.sign_fixed(&signed);
+    let mut record = Vec::with_capacity(4 + body.len() + SIGNATURE_LEN);
     record.extend_from_slice(&(body.len() as u32).to_le_bytes());
     record.extend_from_slice(&body);
-    record.extend_from_slice(&signature.to_bytes());
+    record.extend_from_slice(&signature);
     record
 }
 
@@ -268,7 +277,7 @@ pub fn record_hash(record: &[u8]) -> [u8; 32] {
 struct Raw<'a> {
     bytes: &'a [u8],
     body: &'a [u8],
-    signature: [u8; 64],
+    signature: [u8; SIGNATURE_LEN],
 }
 
 /// Splits `journal` into records, failing at the first truncated one.
@@ -283,12 +292,12 @@ fn split(journal: &[u8]) -> Result<Vec<Raw<'_>>, JournalError> {
         };
         let len_bytes = journal.get(at..at + 4).ok_or_else(truncated)?;
         let len = u32::from_le_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
-        let end = at + 4 + len + 64;
+        let end = at + 4 + len + SIGNATURE_LEN;
         let bytes = journal.get(at..end).ok_or_else(truncated)?;
         records.push(Raw {
             bytes,
             body: &bytes[4..4 + len],
-            signature: bytes[4 + len..].try_into().expect("64 bytes"),
+            signature: bytes[4 + len..].try_into().expect("signature length"),
         });
         at = end;
     }
@@ -323,7 +332,7 @@ fn decode(
         let mut signed = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
         signed.extend_from_slice(SIGNING_CONTEXT);
         signed.extend_from_slice(body);
-        key.verify(&signed, &Signature::from_bytes(&raw.signature))
+        key.verify(&signed, &raw.signature)
             .map_err(|_| bad("signature does not verify with the coordinator's key"))
     };
     // With the key known, nothing unsigned is parsed.
@@ -365,15 +374,7 @@ fn coordinator_key_unchecked(entry: &Entry) -> Result<VerifyingKey, String> {
     };
     let der = pem_to_der(certificate)?;
     let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("certificate: {e}"))?;
-    let key: [u8; 32] = cert
-        .public_key()
-        .subject_public_key
-        .data
-        .as_ref()
-        .try_into()
-        .map_err(|_| "the coordinator key is not Ed25519".to_string())?;
-    VerifyingKey::from_bytes(&key)
-        .map_err(|_| "the coordinator key is not a valid Ed25519 key".into())
+    VerifyingKey::from_spki(cert.public_key()).map_err(|e| format!("the coordinator key: {e}"))
 }
 
 /// Checks that the certificate in the opening entry was issued by the CA
@@ -417,6 +418,8 @@ fn check_coordinator(
 pub struct VerifiedJournal {
     /// The coordinator's identity.
     pub coordinator: String,
+    /// The algorithm of its key, which signed every record.
+    pub algorithm: KeyAlgorithm,
     /// Every record, in order.
     pub records: Vec<Record>,
 }
@@ -444,11 +447,13 @@ fn decode_all<T>(
 
 /// Verifies a whole journal against the consortium CA certificate (PEM).
 pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalError> {
-    let (coordinator, records) = decode_all(journal, |opening| {
-        check_coordinator(&opening.entry, opening.unix_ms, ca_pem)
+    let ((coordinator, algorithm), records) = decode_all(journal, |opening| {
+        let (id, key) = check_coordinator(&opening.entry, opening.unix_ms, ca_pem)?;
+        Ok(((id, key.algorithm()), key))
     })?;
     Ok(VerifiedJournal {
         coordinator,
+        algorithm,
         records,
     })
 }

@@ -13,6 +13,8 @@
 //! - [`job`]: `job.toml`, typed once for the coordinator and the participants.
 //! - [`computation`]: each round's computation: its vector layout, bounds
 //!   and typed decode, one module per kind.
+//! - [`keys`]: the PKI's key algorithms (ECDSA P-256, Ed25519) and the
+//!   journal's signatures.
 
 pub mod computation;
 pub mod config;
@@ -22,6 +24,7 @@ pub mod fixed_point;
 pub mod identity;
 pub mod job;
 pub mod journal;
+pub mod keys;
 pub mod mtls;
 pub mod privacy;
 pub mod process;

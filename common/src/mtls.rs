@@ -1,7 +1,10 @@
 //! Mutual-TLS settings for both sides, read from the PEM files the PKI
 //! commands write. Both sides use rustls through tonic with the `ring`
-//! provider; the server always requires a client certificate chaining to the
-//! consortium CA.
+//! provider, whose signature schemes cover both key algorithms of the PKI
+//! (`crate::keys`): ECDSA P-256 with SHA-256 and Ed25519, in certificates,
+//! chains mixing the two, and handshake signatures; private keys are PKCS#8
+//! PEM of either. The server always requires a client certificate chaining
+//! to the consortium CA.
 
 use std::path::{Path, PathBuf};
 

@@ -1,15 +1,14 @@
 //! Appending to the coordinator's journal (format in
 //! `fedseg_common::journal`). Each record is signed with the coordinator's
-//! Ed25519 key from the PKI and reaches the disk (fsync) before the effect it
+//! key from the PKI (ECDSA P-256 or Ed25519) and reaches the disk (fsync) before the effect it
 //! records becomes visible to anyone.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
 use fedseg_common::journal::{self, Entry, JournalError, Record};
+use fedseg_common::keys::{KeyError, SigningKey};
 use thiserror::Error;
 
 use crate::config::CoordinatorConfig;
@@ -26,9 +25,14 @@ pub enum JournalWriteError {
         /// The error.
         source: std::io::Error,
     },
-    /// The coordinator's key is not an Ed25519 PKCS#8 PEM key.
-    #[error("{0}: not an Ed25519 private key")]
-    Key(PathBuf),
+    /// The coordinator's key is not a usable PKCS#8 PEM key.
+    #[error("{path}: {error}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: KeyError,
+    },
     /// The existing journal is damaged or signed by another key; the
     /// coordinator refuses to append to it.
     #[error("existing journal {path}: {error}")]
@@ -102,8 +106,11 @@ impl JournalWriter {
         coordinator: &str,
     ) -> Result<Self, JournalWriteError> {
         let key_text = std::fs::read_to_string(key_pem).map_err(io(key_pem))?;
-        let key = SigningKey::from_pkcs8_pem(&key_text)
-            .map_err(|_| JournalWriteError::Key(key_pem.to_path_buf()))?;
+        let key =
+            SigningKey::from_pkcs8_pem(&key_text).map_err(|error| JournalWriteError::Key {
+                path: key_pem.to_path_buf(),
+                error,
+            })?;
         let existing = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use fedseg_common::identity::Role;
 use fedseg_common::journal::Entry;
+use fedseg_common::keys::KeyAlgorithm;
 use fedseg_coordinator::bench::{self, SecureSumConfig};
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
 use fedseg_coordinator::engine::{Engine, JobReport};
@@ -123,6 +124,9 @@ enum PkiCommand {
         /// Consortium name.
         #[arg(long)]
         consortium: String,
+        /// Key algorithm of the CA.
+        #[arg(long, default_value = "ecdsa-p256", value_parser = key_algorithm())]
+        algorithm: KeyAlgorithm,
     },
     /// Issue DIR/<id>.crt and DIR/<id>.key signed by the CA in DIR.
     Issue {
@@ -132,13 +136,27 @@ enum PkiCommand {
         /// Member identity (lowercase letters, digits, hyphens).
         #[arg(long)]
         id: String,
-        /// Role: participant, coordinator or auditor.
+        /// Role: participant, coordinator, auditor or analyst.
         #[arg(long)]
         role: Role,
         /// Days of validity.
         #[arg(long, default_value_t = 365)]
         days: i64,
+        /// Key algorithm of the member's key (ECDSA P-256 is the one every
+        /// TLS stack accepts; BoringSSL clients such as grpcio refuse Ed25519).
+        #[arg(long, default_value = "ecdsa-p256", value_parser = key_algorithm())]
+        algorithm: KeyAlgorithm,
     },
+}
+
+/// Parses `--algorithm`, listing the possible values in `--help`.
+fn key_algorithm() -> impl clap::builder::TypedValueParser<Value = KeyAlgorithm> {
+    use clap::builder::TypedValueParser;
+    let names = KeyAlgorithm::ALL.map(KeyAlgorithm::as_str);
+    clap::builder::PossibleValuesParser::new(names).map(|name| {
+        name.parse::<KeyAlgorithm>()
+            .expect("one of the possible values")
+    })
 }
 
 #[derive(Subcommand)]
@@ -176,13 +194,18 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     fedseg_common::process::init_logging(cli.log_json);
     match cli.command {
-        Command::Pki(PkiCommand::Init { dir, consortium }) => pki::init(&dir, &consortium)?,
+        Command::Pki(PkiCommand::Init {
+            dir,
+            consortium,
+            algorithm,
+        }) => pki::init_with(&dir, &consortium, algorithm)?,
         Command::Pki(PkiCommand::Issue {
             dir,
             id,
             role,
             days,
-        }) => pki::issue(&dir, &id, role, Validity::days_from_now(days))?,
+            algorithm,
+        }) => pki::issue_with(&dir, &id, role, Validity::days_from_now(days), algorithm)?,
         Command::Serve { config, job, out } => {
             runtime()?.block_on(serve(&config, job.as_deref().zip(out.as_deref())))?
         }
@@ -233,10 +256,11 @@ fn main() -> Result<()> {
                 anyhow::anyhow!("{}: verification failed at {e}", journal.display())
             })?;
             println!(
-                "{}: {} records, signed by coordinator {}, chain and signatures verified",
+                "{}: {} records, signed by coordinator {} ({}), chain and signatures verified",
                 journal.display(),
                 verified.records.len(),
-                verified.coordinator
+                verified.coordinator,
+                verified.algorithm
             );
         }
         Command::Journal(JournalCommand::Show { journal, json }) => {
@@ -392,8 +416,9 @@ fn journal_status(journal: &Path, ca: &Path) -> String {
         });
     match checked {
         Ok(v) => format!(
-            "verified: {} records, hash chain and Ed25519 signatures of coordinator {} intact",
+            "verified: {} records, hash chain and {} signatures of coordinator {} intact",
             v.records.len(),
+            v.algorithm,
             v.coordinator
         ),
         Err(e) => format!("NOT verified: {e}"),

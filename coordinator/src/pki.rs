@@ -1,6 +1,11 @@
 //! The consortium PKI: a CA and the certificates of its members.
 //!
-//! All keys are Ed25519 (the coordinator's also signs the journal). A leaf
+//! Keys are ECDSA P-256 by default, Ed25519 on request
+//! (`fedseg_common::keys::KeyAlgorithm`); the coordinator's also signs the
+//! journal. Private keys are PKCS#8 PEM that OpenSSL, BoringSSL, rustls and
+//! Go read: ECDSA as PKCS#8 v1 with the public key inside the EC private key
+//! (RFC 5915), Ed25519 as PKCS#8 v1 without the optional public key (RFC
+//! 8410), since OpenSSL 3.0 refuses the v2 encoding `ring` writes. A leaf
 //! names its member as common name and DNS subject alternative name, and its
 //! role as organisational unit (see `fedseg_common::identity`). Private keys
 //! are written with mode 0600, and nothing is ever overwritten.
@@ -10,10 +15,12 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use fedseg_common::identity::{self, IdentityError, Role};
+use fedseg_common::keys::KeyAlgorithm;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ED25519,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
 };
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
@@ -47,6 +54,9 @@ pub enum PkiError {
     /// The consortium name is empty.
     #[error("the consortium name must not be empty")]
     EmptyConsortium,
+    /// A generated Ed25519 key could not be re-encoded as PKCS#8 v1.
+    #[error("PKCS#8 encoding: {0}")]
+    Pkcs8(String),
 }
 
 /// When a certificate is valid.
@@ -101,15 +111,41 @@ fn refuse_existing(paths: &[&Path]) -> Result<(), PkiError> {
     }
 }
 
-/// Creates the consortium CA in `dir`: `ca.crt` and `ca.key`.
+/// A fresh key pair of `algorithm` and its PKCS#8 PEM as written to disk.
+fn generate(algorithm: KeyAlgorithm) -> Result<(KeyPair, String), PkiError> {
+    match algorithm {
+        KeyAlgorithm::EcdsaP256 => {
+            let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+            let pem = key.serialize_pem();
+            Ok((key, pem))
+        }
+        KeyAlgorithm::Ed25519 => {
+            // ring writes PKCS#8 v2 (public key attached); keep the seed only.
+            let v2 = KeyPair::generate_for(&PKCS_ED25519)?.serialize_der();
+            let pkcs8 = |e: ed25519_dalek::pkcs8::Error| PkiError::Pkcs8(e.to_string());
+            let mut bytes = KeypairBytes::from_pkcs8_der(&v2).map_err(pkcs8)?;
+            bytes.public_key = None;
+            let pem = bytes.to_pkcs8_pem(pkcs8::LineEnding::LF).map_err(pkcs8)?;
+            Ok((KeyPair::from_pem(&pem)?, pem.to_string()))
+        }
+    }
+}
+
+/// Creates the consortium CA in `dir` with the default key algorithm.
 pub fn init(dir: &Path, consortium: &str) -> Result<(), PkiError> {
+    init_with(dir, consortium, KeyAlgorithm::default())
+}
+
+/// Creates the consortium CA in `dir`: `ca.crt` and `ca.key`, a key of
+/// `algorithm`.
+pub fn init_with(dir: &Path, consortium: &str, algorithm: KeyAlgorithm) -> Result<(), PkiError> {
     if consortium.trim().is_empty() {
         return Err(PkiError::EmptyConsortium);
     }
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
     refuse_existing(&[&cert_path, &key_path])?;
-    let key = KeyPair::generate_for(&PKCS_ED25519)?;
+    let (key, key_pem) = generate(algorithm)?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, format!("{consortium} consortium CA"));
@@ -121,20 +157,31 @@ pub fn init(dir: &Path, consortium: &str) -> Result<(), PkiError> {
     params.not_before = validity.not_before;
     params.not_after = validity.not_after;
     let cert = params.self_signed(&key)?;
-    write_new(&key_path, &key.serialize_pem(), 0o600)?;
+    write_new(&key_path, &key_pem, 0o600)?;
     write_new(&cert_path, &cert.pem(), 0o644)
 }
 
-/// Issues `dir/<id>.crt` and `dir/<id>.key` for a member in `role`, signed
-/// by the CA in `dir`.
+/// Issues a member's certificate with the default key algorithm.
 pub fn issue(dir: &Path, id: &str, role: Role, validity: Validity) -> Result<(), PkiError> {
+    issue_with(dir, id, role, validity, KeyAlgorithm::default())
+}
+
+/// Issues `dir/<id>.crt` and `dir/<id>.key` (a key of `algorithm`) for a
+/// member in `role`, signed by the CA in `dir` (whatever its algorithm).
+pub fn issue_with(
+    dir: &Path,
+    id: &str,
+    role: Role,
+    validity: Validity,
+    algorithm: KeyAlgorithm,
+) -> Result<(), PkiError> {
     identity::validate_id(id)?;
     let (cert_path, key_path) = (dir.join(format!("{id}.crt")), dir.join(format!("{id}.key")));
     refuse_existing(&[&cert_path, &key_path])?;
     let read = |p: PathBuf| std::fs::read_to_string(&p).map_err(io_error(&p));
     let ca_key = KeyPair::from_pem(&read(dir.join(CA_KEY))?)?;
     let issuer = Issuer::from_ca_cert_pem(&read(dir.join(CA_CERT))?, ca_key)?;
-    let key = KeyPair::generate_for(&PKCS_ED25519)?;
+    let (key, key_pem) = generate(algorithm)?;
     let mut params = CertificateParams::new(vec![id.to_string()])?;
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, id);
@@ -146,12 +193,14 @@ pub fn issue(dir: &Path, id: &str, role: Role, validity: Validity) -> Result<(),
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
-        Role::Participant | Role::Auditor => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Role::Participant | Role::Auditor | Role::Analyst => {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        }
     };
     params.not_before = validity.not_before;
     params.not_after = validity.not_after;
     let cert = params.signed_by(&key, &issuer)?;
-    write_new(&key_path, &key.serialize_pem(), 0o600)?;
+    write_new(&key_path, &key_pem, 0o600)?;
     write_new(&cert_path, &cert.pem(), 0o644)
 }
 
@@ -227,6 +276,38 @@ mod tests {
             Err(PkiError::EmptyConsortium)
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn keys_of_either_algorithm_are_pkcs8_v1_and_match_their_certificates() {
+        use fedseg_common::keys::{SigningKey, VerifyingKey};
+        use pkcs8::{PrivateKeyInfoRef, Version};
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        for algorithm in KeyAlgorithm::ALL {
+            let dir = temp_dir(&format!("algorithm-{algorithm}"));
+            init_with(&dir, "c", algorithm).unwrap();
+            let validity = Validity::days_from_now(1);
+            issue_with(&dir, "c1", Role::Coordinator, validity, algorithm).unwrap();
+            issue_with(&dir, "a1", Role::Analyst, validity, algorithm).unwrap();
+            for id in ["ca", "c1", "a1"] {
+                let pem = std::fs::read_to_string(dir.join(format!("{id}.key"))).unwrap();
+                assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+                let key = SigningKey::from_pkcs8_pem(&pem).unwrap();
+                assert_eq!(key.algorithm(), algorithm);
+                let der = rustls_pemfile_der(&pem);
+                let info = PrivateKeyInfoRef::try_from(der.as_slice()).unwrap();
+                assert_eq!(info.version(), Version::V1, "{algorithm} {id}");
+                let cert = rustls_pemfile_der(
+                    &std::fs::read_to_string(dir.join(format!("{id}.crt"))).unwrap(),
+                );
+                let (_, cert) = X509Certificate::from_der(&cert).unwrap();
+                let public = VerifyingKey::from_spki(cert.public_key()).unwrap();
+                assert_eq!(public, key.verifying_key(), "{algorithm} {id}");
+            }
+            let analyst = rustls_pemfile_der(&std::fs::read_to_string(dir.join("a1.crt")).unwrap());
+            assert_eq!(member_of(&analyst).unwrap().role, Role::Analyst);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     /// The DER body of the first PEM block.

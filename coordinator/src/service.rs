@@ -188,7 +188,8 @@ impl Admission {
         let listed = match member.role {
             Role::Participant => self.participants.contains(&member.id),
             Role::Auditor => self.auditors.contains(&member.id),
-            Role::Coordinator => false,
+            // No service admits analysts yet (the job service will).
+            Role::Coordinator | Role::Analyst => false,
         };
         if !listed {
             warn!(identity = %member.id, role = %member.role, "refused an identity not on the consortium list");

@@ -1,14 +1,32 @@
 //! The journal verifies offline with only the CA certificate, and every kind
 //! of tampering is caught and names the first bad record. The signed byte
-//! layout is pinned.
+//! layout is pinned. Under both key algorithms: a coordinator with an ECDSA
+//! P-256 key (the default) or an Ed25519 key writes journals that verify
+//! whatever the CA's own algorithm; committed journals (one written before
+//! ECDSA keys existed) verify byte for byte, and an ECDSA signature is
+//! pinned as a known answer.
 
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use fedseg_common::identity::Role;
-use fedseg_common::journal::{self, Entry};
+use fedseg_common::journal::{self, Entry, SIGNING_CONTEXT};
+use fedseg_common::keys::{self, KeyAlgorithm};
 use fedseg_coordinator::journal::{JournalWriteError, JournalWriter};
 use fedseg_coordinator::pki::{self, Validity};
+
+/// A CA of `ca` and a coordinator, a participant and an analyst with keys
+/// of `member`.
+fn pki_dir_with(dir: &Path, ca: KeyAlgorithm, member: KeyAlgorithm) {
+    pki::init_with(dir, "journal algorithms", ca).unwrap();
+    for (id, role) in [
+        ("coordinator", Role::Coordinator),
+        ("bank-a", Role::Participant),
+        ("analyst", Role::Analyst),
+    ] {
+        pki::issue_with(dir, id, role, Validity::days_from_now(30), member).unwrap();
+    }
+}
 
 fn pki_dir(dir: &Path) {
     pki::init(dir, "audit test").unwrap();
@@ -215,3 +233,125 @@ fn record_bytes_are_pinned() {
 
 const GOLDEN_RECORD_SHA256: &str =
     "64fe876023ec1368dd8cf9763647bb5502d4b6e9bbcb738ce454998716ab7197";
+
+#[test]
+fn every_algorithm_combination_verifies_and_a_flipped_bit_fails() {
+    for ca in KeyAlgorithm::ALL {
+        for member in KeyAlgorithm::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            pki_dir_with(dir.path(), ca, member);
+            let ca_pem = std::fs::read(dir.path().join("ca.crt")).unwrap();
+            let bytes = written(dir.path(), "coordinator");
+            let verified = journal::verify(&bytes, &ca_pem).unwrap();
+            assert_eq!(verified.algorithm, member, "CA {ca}, coordinator {member}");
+            assert_eq!(verified.records.len(), 6);
+            assert_eq!(journal::read(&bytes).unwrap(), verified.records);
+
+            let at = offsets(&bytes);
+            let (end, opening_end) = (at[2].1, at[0].1);
+            // A bit of the signature, of the payload, of record 0's certificate.
+            for (byte, record) in [(end - 1, 2), (end - 70, 2), (opening_end / 2, 0)] {
+                let mut flipped = bytes.clone();
+                flipped[byte] ^= 0x01;
+                let error = journal::verify(&flipped, &ca_pem).unwrap_err();
+                assert_eq!(
+                    error.record, record,
+                    "CA {ca}, coordinator {member}: {error}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn record_zero_must_hold_a_coordinator_certificate_of_this_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    pki_dir_with(dir.path(), KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP256);
+    let ca_pem = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    for id in ["bank-a", "analyst"] {
+        let error = journal::verify(&written(dir.path(), id), &ca_pem).unwrap_err();
+        assert_eq!(error.record, 0);
+        assert!(error.reason.contains("not coordinator"), "{error}");
+    }
+    for algorithm in KeyAlgorithm::ALL {
+        let rogue = tempfile::tempdir().unwrap();
+        pki_dir_with(rogue.path(), algorithm, algorithm);
+        let error = journal::verify(&written(rogue.path(), "coordinator"), &ca_pem).unwrap_err();
+        assert_eq!(error.record, 0);
+        assert!(error.reason.contains("not issued by this CA"), "{error}");
+    }
+}
+
+/// Journals committed under `tests/fixtures`, each with its CA: `ed25519`
+/// was written by the coordinator before ECDSA keys existed, `ecdsa-p256`
+/// by this one. Both must keep verifying, byte for byte.
+#[test]
+fn committed_journals_still_verify() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (name, algorithm, records) in [
+        ("ed25519", KeyAlgorithm::Ed25519, FIXTURE_RECORDS_ED25519),
+        ("ecdsa-p256", KeyAlgorithm::EcdsaP256, FIXTURE_RECORDS_ECDSA),
+    ] {
+        let dir = fixtures.join(format!("journal-{name}"));
+        let bytes = std::fs::read(dir.join("journal.log")).unwrap();
+        let ca_pem = std::fs::read(dir.join("ca.crt")).unwrap();
+        let verified = journal::verify(&bytes, &ca_pem).unwrap();
+        assert_eq!(verified.algorithm, algorithm, "{name}");
+        assert_eq!(verified.records.len(), records, "{name}");
+        let mut flipped = bytes.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x80;
+        assert!(journal::verify(&flipped, &ca_pem).is_err(), "{name}");
+    }
+}
+
+const FIXTURE_RECORDS_ED25519: usize = 11;
+const FIXTURE_RECORDS_ECDSA: usize = 11;
+
+/// A fixed P-256 key (PKCS#8, as `pki issue` writes) and a signature OpenSSL
+/// made with it over a fixed record (`openssl dgst -sha256 -sign`, DER
+/// converted to `r || s`): ECDSA signatures are randomised, so the record's
+/// body is pinned and the signature must verify, not repeat.
+#[test]
+fn an_ecdsa_signature_is_pinned_as_a_known_answer() {
+    let key = keys::SigningKey::from_pkcs8_pem(KAT_KEY).unwrap();
+    assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256);
+    let entry = Entry::RoundAborted {
+        job_id: "j".into(),
+        round: 2,
+        reason: "r".into(),
+    };
+    let record = journal::encode_record(&key, 3, 1_700_000_000_000, &[0xab; 32], &entry);
+    let body = &record[4..record.len() - 64];
+    assert_eq!(hex::encode(body), KAT_BODY);
+    let signed = [SIGNING_CONTEXT, body].concat();
+    let public = key.verifying_key();
+    // A fresh signature verifies, and so does OpenSSL's.
+    public
+        .verify(&signed, record[record.len() - 64..].try_into().unwrap())
+        .unwrap();
+    let mut pinned: [u8; 64] = hex::decode(KAT_SIGNATURE).unwrap().try_into().unwrap();
+    public.verify(&signed, &pinned).unwrap();
+    pinned[63] ^= 0x01;
+    assert!(public.verify(&signed, &pinned).is_err());
+}
+
+const KAT_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgjId91g1wOt5anxy3\n\
+7WOftVkyOao2oIRei5MZKetcgwChRANCAASrTpUkDZ0DsOuITk3/kSbh3/6Hl10n\n\
+fqbG30evhtSTrabInj7sadPdU7yb1/nuv568ijfnxCgbYsfsX0Z6uzGZ\n\
+-----END PRIVATE KEY-----\n";
+const KAT_BODY: &str = concat!(
+    "46534a31",                                                         // "FSJ1"
+    "0300000000000000",                                                 // sequence 3
+    "0068e5cf8b010000",                                                 // unix ms 1_700_000_000_000
+    "abababababababababababababababababababababababababababababababab", // previous hash
+    "07",                                                               // kind: round_aborted
+    "7b226b696e64223a22726f756e645f61626f72746564222c226a6f625f6964223a226a222c",
+    "22726f756e64223a322c22726561736f6e223a2272227d"
+);
+const KAT_SIGNATURE: &str = concat!(
+    "881beb4d1521863f37f8fb3edfa20065e2b7cfc82804ff8b21f3f5101ec4505c",
+    "459811336fc2d07ba8b723a066560485590700b5a1f4f2cdf8d576600bd22d24"
+);

@@ -164,6 +164,22 @@ impl Drop for Process {
     }
 }
 
+/// Runs `fedseg-coordinator pki ARGS --dir DIR`, panicking if it fails.
+pub fn pki(dir: &Path, args: &[&str]) {
+    let output = Command::new(binary("fedseg-coordinator"))
+        .arg("pki")
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pki {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A consortium written by `fedseg-coordinator demo --init-only`.
 pub struct Consortium {
     /// Its directory (removed on drop).
@@ -229,6 +245,42 @@ impl Consortium {
     /// The consortium directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// `fedseg-coordinator journal verify` of `journal` against the
+    /// consortium's CA.
+    pub fn verify_journal(&self, journal: &Path) -> std::process::Output {
+        Command::new(binary("fedseg-coordinator"))
+            .args(["journal", "verify", "--journal"])
+            .arg(journal)
+            .arg("--ca")
+            .arg(self.path().join("pki/ca.crt"))
+            .output()
+            .unwrap()
+    }
+
+    /// Replaces the consortium's PKI (`pki/`: CA, coordinator, sites,
+    /// auditor) with one whose keys are all of `algorithm` (`ecdsa-p256`
+    /// or `ed25519`), made by the real `fedseg-coordinator pki` commands.
+    pub fn reissue_pki(&self, algorithm: &str) {
+        let dir = self.path().join("pki");
+        fs::remove_dir_all(&dir).unwrap();
+        let algorithm = ["--algorithm", algorithm];
+        pki(
+            &dir,
+            &[&["init", "--consortium", "fedseg demo"][..], &algorithm].concat(),
+        );
+        let members = self
+            .sites
+            .iter()
+            .map(|s| (s.as_str(), "participant"))
+            .chain([("coordinator", "coordinator"), ("auditor", "auditor")]);
+        for (id, role) in members {
+            pki(
+                &dir,
+                &[&["issue", "--id", id, "--role", role][..], &algorithm].concat(),
+            );
+        }
     }
 
     /// Writes a secure-sum job of `rounds` rounds over vectors of `length`.

@@ -1,7 +1,8 @@
 //! Who gets in: a real `fedseg-coordinator serve` over mutual TLS, called
 //! with certificates from the consortium CA, from another CA, expired, and
 //! for identities the coordinator does not list. Also: a wrong configuration
-//! fails at start-up naming the key at fault.
+//! fails at start-up naming the key at fault, and a consortium of Ed25519
+//! keys still works between fedseg's own processes.
 
 use std::path::Path;
 use std::process::Command;
@@ -194,4 +195,19 @@ fn a_wrong_configuration_fails_at_start_up_naming_the_key() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("ledgr"));
+}
+
+/// fedseg's own processes (rustls on both sides) under Ed25519 keys, which
+/// `pki` wrote before ECDSA P-256 became its default: a job runs to its end
+/// and the journal verifies as signed by an Ed25519 coordinator.
+#[test]
+fn an_ed25519_consortium_runs_a_job_between_fedseg_processes() {
+    let c = Consortium::new(2, 5.0, 4);
+    c.reissue_pki("ed25519");
+    c.write_job(1, 4, None);
+    drop(c.run_job());
+    let output = c.verify_journal(&c.path().join("journal.log"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("(ed25519)"), "{stdout}");
 }

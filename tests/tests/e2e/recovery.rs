@@ -64,13 +64,7 @@ fn crash_and_resume(crash_after: &str) -> Vec<Value> {
         .collect();
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
 
-    let verified = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"))
-        .args(["journal", "verify", "--journal"])
-        .arg(c.path().join("journal.log"))
-        .arg("--ca")
-        .arg(c.path().join("pki/ca.crt"))
-        .output()
-        .unwrap();
+    let verified = c.verify_journal(&c.path().join("journal.log"));
     assert!(
         verified.status.success(),
         "{}",

@@ -160,18 +160,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// The job's journal verifies offline with only the CA certificate, records
 /// exactly the released sums, and a flipped byte is caught.
 fn check_journal(c: &Consortium, rounds: &[Value]) {
-    let coordinator = fedseg_tests::binary("fedseg-coordinator");
     let journal = c.path().join("journal.log");
-    let ca = c.path().join("pki/ca.crt");
-    let verify = |file: &std::path::Path| {
-        std::process::Command::new(&coordinator)
-            .args(["journal", "verify", "--journal"])
-            .arg(file)
-            .arg("--ca")
-            .arg(&ca)
-            .output()
-            .unwrap()
-    };
+    let verify = |file: &std::path::Path| c.verify_journal(file);
     let verified = verify(&journal);
     assert!(
         verified.status.success(),
