@@ -14,7 +14,8 @@ use serde::Deserialize;
 use crate::database;
 use crate::partner::{self, FeatureColumn, FeatureTable, PartnerRows};
 use crate::rfmlt::{
-    self, BadRowPolicy, ColumnNames, DataError, Features, MaxBadRows, OnBadRow, Tables,
+    self, BadRowPolicy, ColumnNames, DAYS_AFTER_AS_OF, DataError, EARLIEST_DATE, Features,
+    MaxBadRows, OnBadRow, Tables,
 };
 
 /// `participant.toml`.
@@ -119,6 +120,33 @@ pub struct DataConfig {
     /// Past it the site declines the job.
     #[serde(default)]
     pub max_bad_rows: MaxBadRows,
+    /// The earliest plausible date of any row (default 1900-01-01); an
+    /// earlier one is a bad date.
+    #[serde(default, with = "iso_date")]
+    pub earliest_date: Option<time::Date>,
+    /// Rows dated more than this many days after the job's `as_of` are bad
+    /// dates (default 366).
+    #[serde(default = "default_days_after_as_of")]
+    pub days_after_as_of: u32,
+}
+
+fn default_days_after_as_of() -> u32 {
+    DAYS_AFTER_AS_OF
+}
+
+/// An optional ISO date in TOML text.
+mod iso_date {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<time::Date>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        crate::rfmlt::parse_date(&text)
+            .filter(|_| text.len() == 10)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO date")))
+    }
 }
 
 impl DataConfig {
@@ -159,11 +187,14 @@ impl DataConfig {
         }
     }
 
-    /// The bad-row policy of `on_bad_row` and `max_bad_rows`.
+    /// The bad-row policy of `on_bad_row`, `max_bad_rows`,
+    /// `earliest_date` and `days_after_as_of`.
     pub fn policy(&self) -> BadRowPolicy {
         BadRowPolicy {
             on_bad_row: self.on_bad_row,
             max_bad_rows: self.max_bad_rows,
+            earliest_date: self.earliest_date.unwrap_or(EARLIEST_DATE),
+            days_after_as_of: self.days_after_as_of,
         }
     }
 

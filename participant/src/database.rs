@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use crate::partner::{FeatureTable, PartnerRows};
 use crate::rfmlt::{
-    BadRowPolicy, Customer, DataError, Features, KindCounts, OnBadRow, Reason, SkippedRows,
-    parse_bool,
+    BadRowPolicy, Customer, DataError, Features, KindCounts, MAX_AMOUNT, OnBadRow, Reason,
+    SkippedRows, parse_bool,
 };
 
 /// The bank's database and its three queries.
@@ -36,7 +36,13 @@ pub struct Source {
 /// every one of its rows bad (a database has no row order to say which
 /// came first), and a customer with a bad row is left out like one who
 /// refused marketing, its other rows ignored.
-fn canonical(source: &Source) -> String {
+fn canonical(source: &Source, as_of: Date, policy: &BadRowPolicy) -> String {
+    // Dates the participant formats itself: safe to put in the text.
+    let earliest = policy.earliest_date;
+    let latest = as_of.saturating_add(time::Duration::days(i64::from(policy.days_after_as_of)));
+    let dated =
+        |column: &str| format!("({column} < DATE '{earliest}' OR {column} > DATE '{latest}')");
+    let (since, t_date, i_date) = (dated("since"), dated("d"), dated("d"));
     const TRUE: &str = "('true', 't', 'yes', '1')";
     const FALSE: &str = "('false', 'f', 'no', '0')";
     format!(
@@ -48,6 +54,7 @@ fn canonical(source: &Source) -> String {
                 CASE WHEN id IS NULL OR consent IS NULL OR converted IS NULL THEN 'missing_value' \
                      WHEN consent NOT IN {TRUE} AND consent NOT IN {FALSE} \
                        OR converted NOT IN {TRUE} AND converted NOT IN {FALSE} THEN 'bad_boolean' \
+                     WHEN since IS NOT NULL AND {since} THEN 'bad_date' \
                      WHEN count(*) OVER (PARTITION BY id) > 1 THEN 'duplicate_customer' END AS bad \
                 FROM cr), \
          c AS (SELECT id, consent, converted, since FROM cx WHERE bad IS NULL), \
@@ -55,7 +62,8 @@ fn canonical(source: &Source) -> String {
                 FROM ({transactions}) AS q), \
          tx AS (SELECT id, d, amount, \
                 CASE WHEN id IS NULL OR d IS NULL OR amount IS NULL THEN 'missing_value' \
-                     WHEN NOT (amount >= 0 AND amount < 'Infinity'::float8) THEN 'bad_amount' \
+                     WHEN NOT (amount >= 0 AND amount <= {MAX_AMOUNT:?}) THEN 'bad_amount' \
+                     WHEN {t_date} THEN 'bad_date' \
                      WHEN NOT EXISTS (SELECT 1 FROM cx WHERE cx.id = tr.id) THEN 'unknown_customer' \
                 END AS bad FROM tr), \
          t AS (SELECT id, d, amount FROM tx WHERE bad IS NULL AND id IN (SELECT id FROM c)), \
@@ -63,6 +71,7 @@ fn canonical(source: &Source) -> String {
                 FROM ({interactions}) AS q), \
          ix AS (SELECT id, d, kind, \
                 CASE WHEN id IS NULL OR d IS NULL THEN 'missing_value' \
+                     WHEN {i_date} THEN 'bad_date' \
                      WHEN NOT EXISTS (SELECT 1 FROM cx WHERE cx.id = ir.id) THEN 'unknown_customer' \
                 END AS bad FROM ir), \
          i AS (SELECT id, d, kind FROM ix WHERE bad IS NULL AND id IN (SELECT id FROM c))",
@@ -166,9 +175,10 @@ fn describe(reason: &str) -> &'static str {
         "missing_value" => "a missing value (missing_value)",
         "bad_boolean" => "a boolean not true/false, t/f, yes/no or 1/0 (bad_boolean)",
         "duplicate_customer" => "a customer_id that appears twice (duplicate_customer)",
-        "bad_amount" => "an amount that is negative or not finite (bad_amount)",
+        "bad_amount" => "an amount that is negative or too large (bad_amount)",
         "unknown_customer" => "a customer_id not in the customers table (unknown_customer)",
         "bad_number" => "a feature value that is not a finite number (bad_number)",
+        "bad_date" => "a date outside the plausible range (bad_date)",
         _ => "an unreadable value",
     }
 }
@@ -184,7 +194,7 @@ pub async fn features(
         .await
         .map_err(|e| failed(format!("connecting: {e}")))?;
     let driver = tokio::spawn(connection);
-    let tables = canonical(source);
+    let tables = canonical(source, as_of, policy);
     let sql = |e: tokio_postgres::Error| failed(format!("the queries failed: {e}"));
     // One snapshot for every statement.
     client

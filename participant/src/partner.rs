@@ -276,6 +276,7 @@ p4,3,120000,1
         let skip = BadRowPolicy {
             on_bad_row: OnBadRow::Skip,
             max_bad_rows: MaxBadRows::Count(5),
+            ..BadRowPolicy::default()
         };
         let rows = read(&t, &skip).unwrap();
         assert_eq!(rows.ids, ["p1", "p2", "p4"]);

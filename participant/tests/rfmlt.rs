@@ -456,6 +456,7 @@ fn skip(max: MaxBadRows) -> BadRowPolicy {
     BadRowPolicy {
         on_bad_row: OnBadRow::Skip,
         max_bad_rows: max,
+        ..BadRowPolicy::default()
     }
 }
 
@@ -538,4 +539,127 @@ fn more_bad_rows_than_allowed_stop_the_site() {
         other => panic!("{other}"),
     }
     assert!(compute_with(&bad, as_of, &skip(MaxBadRows::Count(3))).is_ok());
+}
+
+#[test]
+fn date_times_are_strict_and_their_offset_is_honoured() {
+    for (text, day) in [
+        ("2026-02-28T23:59:59Z", date!(2026 - 02 - 28)),
+        ("2026-02-28T08:00", date!(2026 - 02 - 28)),
+        ("2026-02-28 08:00:00.123", date!(2026 - 02 - 28)),
+        // 23:30 in New York is 04:30 the next day in UTC.
+        ("2026-02-28T23:30:00-05:00", date!(2026 - 03 - 01)),
+        ("2026-03-01T00:30:00+01:00", date!(2026 - 02 - 28)),
+    ] {
+        assert_eq!(rfmlt::parse_date(text), Some(day), "{text}");
+    }
+    for bad in [
+        "2023-12-13Tgarbage",
+        "2023-12-13T",
+        "2023-12-13 ",
+        "2023-12-13T25:00",
+        "2023-12-13T10:00+99:00",
+        "2023-12-13X10:00",
+    ] {
+        assert_eq!(rfmlt::parse_date(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn implausible_dates_and_amounts_are_bad_rows() {
+    let as_of = date!(2026 - 11 - 01);
+    for (customers, transactions, column) in [
+        (
+            CUSTOMERS.to_string(),
+            TRANSACTIONS.replace("2026-09-01", "0001-09-01"),
+            "ts",
+        ),
+        (
+            CUSTOMERS.to_string(),
+            TRANSACTIONS.replace("2026-09-01", "9999-12-31"),
+            "ts",
+        ),
+        (
+            CUSTOMERS.replace("2025-01-01", "1850-01-01"),
+            TRANSACTIONS.to_string(),
+            "since",
+        ),
+        (
+            CUSTOMERS.to_string(),
+            TRANSACTIONS.replace(",5\n", ",1e308\n"),
+            "amount",
+        ),
+    ] {
+        let e = error_for(&customers, &transactions, INTERACTIONS);
+        assert_eq!(at(&e).2, column, "{e}");
+    }
+    // Within the margin after as_of, a row is ignored and counted.
+    let dir = tempfile::tempdir().unwrap();
+    let later = TRANSACTIONS.replace("2026-09-01", "2027-06-01");
+    let f = compute(&tables(dir.path(), CUSTOMERS, &later, INTERACTIONS), as_of).unwrap();
+    assert_eq!(f.rows_after_as_of, 3);
+    // The earliest date is the site's to set.
+    let old = TRANSACTIONS.replace("2026-09-01", "1899-09-01");
+    let t = tables(dir.path(), CUSTOMERS, &old, INTERACTIONS);
+    assert!(compute(&t, as_of).is_err());
+    let policy = BadRowPolicy {
+        earliest_date: date!(1800 - 01 - 01),
+        ..BadRowPolicy::default()
+    };
+    assert!(compute_with(&t, as_of, &policy).is_ok());
+}
+
+#[test]
+fn a_table_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS);
+    t.customers = "/dev/zero".into();
+    let e = compute(&t, date!(2026 - 11 - 01)).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // A FIFO would block a reader forever.
+    let fifo = dir.path().join("fifo.csv");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    t.customers = fifo;
+    let e = compute(&t, date!(2026 - 11 - 01)).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
+#[test]
+fn parquet_timestamps_with_a_named_zone_are_read_on_their_utc_day() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, StringArray, TimestampMillisecondArray};
+    let dir = tempfile::tempdir().unwrap();
+    let as_of = date!(2026 - 11 - 01);
+    let expected = compute(
+        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
+        as_of,
+    )
+    .unwrap();
+    // How pandas and Spark write them: UTC instants, the zone as metadata.
+    let i = fields(INTERACTIONS);
+    let stamps = TimestampMillisecondArray::from(
+        i[1].iter()
+            .map(|v| i64::from(epoch_days(v)) * 86_400_000 + 3_600_000)
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone("Europe/Paris");
+    let text = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
+    write_parquet(
+        &dir.path().join("interactions.parquet"),
+        vec![
+            ("customer_id", text(&i[0])),
+            ("ts", Arc::new(stamps)),
+            ("kind", text(&i[2])),
+        ],
+    );
+    let mut t = tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS);
+    t.interactions = dir.path().join("interactions.parquet");
+    assert_eq!(compute(&t, as_of).unwrap(), expected);
 }

@@ -69,13 +69,47 @@ impl std::fmt::Display for MaxBadRows {
     }
 }
 
-/// `on_bad_row` and `max_bad_rows` together.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// What makes a row bad beyond its format, and what the site does with
+/// one: `on_bad_row`, `max_bad_rows` and the plausible dates.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BadRowPolicy {
     /// Fail or skip.
     pub on_bad_row: OnBadRow,
     /// The limit per table when skipping.
     pub max_bad_rows: MaxBadRows,
+    /// The earliest plausible date of a row (`since` included).
+    pub earliest_date: time::Date,
+    /// Rows dated more than this many days after `as_of` are implausible
+    /// (rows after `as_of` within it are ignored and counted, as always).
+    pub days_after_as_of: u32,
+}
+
+/// The earliest plausible date by default.
+pub const EARLIEST_DATE: time::Date = time::macros::date!(1900 - 01 - 01);
+/// Days after `as_of` a row may be dated by default.
+pub const DAYS_AFTER_AS_OF: u32 = 366;
+/// The largest amount one purchase may have (a larger one is a bad row):
+/// far above any retail payment, and small enough that no customer's sum
+/// overflows.
+pub const MAX_AMOUNT: f64 = 1e12;
+
+impl Default for BadRowPolicy {
+    fn default() -> Self {
+        Self {
+            on_bad_row: OnBadRow::default(),
+            max_bad_rows: MaxBadRows::default(),
+            earliest_date: EARLIEST_DATE,
+            days_after_as_of: DAYS_AFTER_AS_OF,
+        }
+    }
+}
+
+impl BadRowPolicy {
+    /// Whether a row dated `day` is plausible for a job as of `as_of`.
+    pub fn plausible(&self, day: time::Date, as_of: time::Date) -> bool {
+        let latest = as_of.saturating_add(time::Duration::days(i64::from(self.days_after_as_of)));
+        self.earliest_date <= day && day <= latest
+    }
 }
 
 /// Why a row is bad.
@@ -88,9 +122,10 @@ pub enum Reason {
     UnknownCustomer,
     /// A customer id that appears twice in the customers table.
     DuplicateCustomer,
-    /// A date that is not ISO-8601.
+    /// A date that is not ISO-8601, or not plausible (before the earliest
+    /// date, or too far after `as_of`).
     BadDate,
-    /// An amount that is not a finite number >= 0.
+    /// An amount that is not a number from 0 to [`MAX_AMOUNT`].
     BadAmount,
     /// A boolean that is none of the accepted spellings.
     BadBoolean,

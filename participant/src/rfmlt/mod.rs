@@ -25,7 +25,8 @@ use thiserror::Error;
 use time::Date;
 
 pub use bad_rows::{
-    BadRowPolicy, MaxBadRows, OnBadRow, Reason, SkippedRows, TableSkips, parse_bool,
+    BadRowPolicy, DAYS_AFTER_AS_OF, EARLIEST_DATE, MAX_AMOUNT, MaxBadRows, OnBadRow, Reason,
+    SkippedRows, TableSkips, parse_bool,
 };
 pub(crate) use bad_rows::{RowError, Tally};
 pub use reader::is_parquet;
@@ -208,7 +209,10 @@ struct Purchases {
     last: Option<Date>,
 }
 
-/// Parses an ISO-8601 date, or the date part of an ISO-8601 date-time.
+/// Parses an ISO-8601 date (`YYYY-MM-DD`), or an ISO-8601 date-time
+/// (`T` or a space between date and time) whose day is taken in UTC when it
+/// carries an offset (`Z`, `+01:00`) and as written when it does not.
+/// Anything else after the date is refused.
 pub fn parse_date(text: &str) -> Option<Date> {
     let bytes = text.as_bytes();
     if bytes.len() < 10 || !matches!(bytes.get(10), None | Some(b'T' | b' ')) {
@@ -226,7 +230,24 @@ pub fn parse_date(text: &str) -> Option<Date> {
     }
     let month = time::Month::try_from(u8::try_from(digits(5..7)?).ok()?).ok()?;
     let day = u8::try_from(digits(8..10)?).ok()?;
-    Date::from_calendar_date(digits(0..4)? as i32, month, day).ok()
+    let date = Date::from_calendar_date(digits(0..4)? as i32, month, day).ok()?;
+    if bytes.len() == 10 {
+        return Some(date);
+    }
+    date_time(&text[11..], date)
+}
+
+/// The day of `date` at the ISO-8601 time (and offset) `rest`.
+fn date_time(rest: &str, date: Date) -> Option<Date> {
+    use time::format_description::well_known::Iso8601;
+    // `time` parses the time of day with its offset; the date is ours.
+    let iso = format!("{date}T{rest}");
+    if let Ok(at) = time::OffsetDateTime::parse(&iso, &Iso8601::DEFAULT) {
+        return Some(at.to_offset(time::UtcOffset::UTC).date());
+    }
+    time::PrimitiveDateTime::parse(&iso, &Iso8601::DEFAULT)
+        .ok()
+        .map(|at| at.date())
 }
 
 /// The customers table by id, with a one-entry cache: rows of one customer
@@ -350,8 +371,11 @@ pub fn compute_with(
     policy: &BadRowPolicy,
 ) -> Result<Features, DataError> {
     // Sized from the file (rows are rarely under 24 bytes) so the index is
-    // not rebuilt as it grows.
-    let expected = std::fs::metadata(&tables.customers).map_or(0, |m| m.len() / 24) as usize;
+    // not rebuilt as it grows; capped, so a huge (or sparse) file cannot make
+    // the first allocation fail.
+    let expected = std::fs::metadata(&tables.customers)
+        .map_or(0, |m| m.len() / 24)
+        .min(1 << 22) as usize;
     let mut known = CustomerIndex::with_capacity(expected);
     let mut customers: Vec<Customer> = Vec::with_capacity(expected);
     let mut excluded_no_consent = 0;
@@ -368,7 +392,7 @@ pub fn compute_with(
                 let consent = row.boolean("consent_marketing")?;
                 let converted = row.boolean("converted")?;
                 let since = match row.get("since") {
-                    Some(v) if !v.is_empty() => Some(row.date("since")?),
+                    Some(v) if !v.is_empty() => Some(row.date("since", as_of, policy)?),
                     _ => None,
                 };
                 Ok((consent, converted, since))
@@ -504,7 +528,7 @@ fn read_purchases(
     let mut lookup = Lookup::new(known);
     let (rows, skips) = reader.for_each(Tally::new(policy, "transactions"), |row| {
         let customer = lookup.customer(row)?;
-        let ts = row.date("ts")?;
+        let ts = row.date("ts", as_of, policy)?;
         let amount = row.amount("amount")?;
         if !window.admit(ts, customer) {
             return Ok(());
@@ -548,7 +572,7 @@ fn read_interactions(
     let mut lookup = Lookup::new(known);
     let (rows, skips) = reader.for_each(Tally::new(policy, "interactions"), |row| {
         let customer = lookup.customer(row)?;
-        let ts = row.date("ts")?;
+        let ts = row.date("ts", as_of, policy)?;
         let kind = row.get("kind").unwrap_or_default();
         if !window.admit(ts, customer) {
             return Ok(());

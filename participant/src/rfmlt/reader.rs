@@ -9,7 +9,7 @@ use arrow_array::Array;
 use time::Date;
 
 use super::DataError;
-use super::bad_rows::{Reason, RowError, TableSkips, Tally, parse_bool};
+use super::bad_rows::{BadRowPolicy, MAX_AMOUNT, Reason, RowError, TableSkips, Tally, parse_bool};
 
 /// Where a table's records come from: a CSV file, or a Parquet file whose
 /// needed columns are cast to text batch by batch so that both formats go
@@ -49,6 +49,12 @@ impl<'c> Reader<'c> {
         required: &[&'c str],
         optional: &[&'c str],
     ) -> Result<Self, DataError> {
+        // A device, a FIFO or a directory is no table: reading one could
+        // block forever or never end.
+        let metadata = std::fs::metadata(path).map_err(|e| read_error(path, &e))?;
+        if !metadata.is_file() {
+            return Err(read_error(path, &"not a regular file"));
+        }
         let (source, headers): (Source, Vec<String>) = if is_parquet(path) {
             let file = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
             let builder =
@@ -243,16 +249,33 @@ impl<'c> Row<'_, 'c> {
         }
     }
 
-    /// An ISO-8601 date (or the date part of a date-time).
-    pub(crate) fn date(&self, column: &'c str) -> Result<Date, RowError> {
+    /// An ISO-8601 date (or the day of a date-time), plausible for a job
+    /// as of `as_of` under `policy`.
+    pub(crate) fn date(
+        &self,
+        column: &'c str,
+        as_of: Date,
+        policy: &BadRowPolicy,
+    ) -> Result<Date, RowError> {
         let text = self.text(column)?;
-        super::parse_date(text).ok_or_else(|| {
+        let day = super::parse_date(text).ok_or_else(|| {
             self.bad(
                 Reason::BadDate,
                 column,
                 format!("{text:?} is not an ISO-8601 date"),
             )
-        })
+        })?;
+        if !policy.plausible(day, as_of) {
+            return Err(self.bad(
+                Reason::BadDate,
+                column,
+                format!(
+                    "{day} is not a plausible date (from {} to {} days after as_of)",
+                    policy.earliest_date, policy.days_after_as_of
+                ),
+            ));
+        }
+        Ok(day)
     }
 
     /// A boolean in one of the data contract's spellings.
@@ -277,11 +300,11 @@ impl<'c> Row<'_, 'c> {
                 format!("{text:?} is not a number"),
             )
         })?;
-        if !(amount >= 0.0 && amount.is_finite()) {
+        if !(0.0..=MAX_AMOUNT).contains(&amount) {
             return Err(self.bad(
                 Reason::BadAmount,
                 column,
-                format!("{text} is not an amount >= 0"),
+                format!("{text} is not an amount from 0 to {MAX_AMOUNT:e}"),
             ));
         }
         Ok(amount)
