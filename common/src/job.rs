@@ -4,6 +4,13 @@
 
 use serde::Deserialize;
 
+/// Most fractional bits of a secure-sum vector (an f64 carries 52).
+pub const MAX_FRAC_BITS: u32 = 52;
+
+/// Largest ε a job may declare: far beyond any meaningful protection, and
+/// small enough for the accountant's arithmetic.
+pub const MAX_EPSILON: f64 = 100.0;
+
 /// The AHP judgments that reproduce the seed's weights (R 43.8%, F 23.7%,
 /// M 18.6%, L 9.1%, T 4.8%): upper triangle of the R, F, M, L, T comparison
 /// matrix in row order.
@@ -258,7 +265,40 @@ impl JobConfig {
                 "need learning_rate > 0, mu >= 0 and local_epochs >= 1".into(),
             );
         }
+        let cohort = &self.cohort;
+        if cohort.min_participants.is_some_and(|n| n < 2) {
+            return fault(
+                "cohort.min_participants",
+                "must be at least 2 (a sum of one site is that site's vector)".into(),
+            );
+        }
+        if cohort.threshold.is_some_and(|t| t < 2) {
+            return fault(
+                "cohort.threshold",
+                "must be at least 2 (one share would reveal a secret)".into(),
+            );
+        }
+        if cohort.neighbours == Some(0) {
+            return fault("cohort.neighbours", "must be at least 1".into());
+        }
+        if let Some(sum) = &self.secure_sum {
+            if !(sum.lo.is_finite() && sum.hi.is_finite() && sum.lo < sum.hi) {
+                return fault("secure_sum.lo", "need finite lo < hi".into());
+            }
+            if sum.frac_bits > MAX_FRAC_BITS {
+                return fault(
+                    "secure_sum.frac_bits",
+                    format!("must be at most {MAX_FRAC_BITS}"),
+                );
+            }
+        }
         if let Some(privacy) = &self.privacy {
+            if privacy.epsilon > MAX_EPSILON {
+                return fault(
+                    "privacy.epsilon",
+                    format!("must be at most {MAX_EPSILON} (beyond it nothing is protected)"),
+                );
+            }
             if !(privacy.epsilon > 0.0 && privacy.epsilon.is_finite()) {
                 return fault("privacy.epsilon", "must be a positive number".into());
             }

@@ -32,6 +32,26 @@ pub enum TlsError {
         /// What was expected.
         kind: &'static str,
     },
+    /// The private key file is readable by every user of the machine.
+    #[error("{0}: the private key is readable by every user (mode {1:o}); chmod 600 it")]
+    KeyExposed(PathBuf, u32),
+}
+
+/// Refuses a private key file that every user of the machine can read
+/// (`pki` writes keys 0600; Kubernetes mounts them 0400).
+fn check_key_mode(path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o004 != 0 {
+        return Err(TlsError::KeyExposed(path.to_path_buf(), mode & 0o777));
+    }
+    Ok(())
 }
 
 /// Where a member's TLS material lives.
@@ -77,6 +97,7 @@ impl TlsFiles {
 
     fn identity(&self) -> Result<Identity, TlsError> {
         let cert = read_pem(&self.cert, "certificate", "BEGIN CERTIFICATE")?;
+        check_key_mode(&self.key)?;
         let key = read_pem(&self.key, "private key", "PRIVATE KEY")?;
         Ok(Identity::from_pem(cert, key))
     }
@@ -97,5 +118,43 @@ impl TlsFiles {
             .identity(self.identity()?)
             .ca_certificate(Certificate::from_pem(self.ca_pem()?))
             .domain_name(server_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_private_key_every_user_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let files = TlsFiles {
+            ca: write("ca.crt", "-----BEGIN CERTIFICATE-----\n"),
+            cert: write("a.crt", "-----BEGIN CERTIFICATE-----\n"),
+            key: write("a.key", "-----BEGIN PRIVATE KEY-----\n"),
+        };
+        let mode = |m: u32| {
+            std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(0o644);
+        assert!(matches!(
+            files.server_config(),
+            Err(TlsError::KeyExposed(_, 0o644))
+        ));
+        assert!(matches!(
+            files.client_config("c"),
+            Err(TlsError::KeyExposed(..))
+        ));
+        mode(0o600);
+        assert!(files.server_config().is_ok());
+        mode(0o640);
+        assert!(files.client_config("c").is_ok());
     }
 }

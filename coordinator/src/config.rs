@@ -70,7 +70,38 @@ impl Default for RoundSettings {
     }
 }
 
+/// Longest phase or cohort wait accepted: a day. (A larger one is a typo,
+/// and `Duration` cannot hold every float.)
+pub const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// Smallest message size limit that still carries a key set-up.
+pub const MIN_MESSAGE_BYTES: usize = 64 << 10;
+
 impl RoundSettings {
+    /// Checks every value's range; the key at fault and why.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        let timeout = |t: f64| t > 0.0 && t <= MAX_TIMEOUT_S;
+        if !timeout(self.phase_timeout_s) {
+            return Err((
+                "phase_timeout_s",
+                "must be a number of seconds in (0, 86400]",
+            ));
+        }
+        if !timeout(self.cohort_timeout_s) {
+            return Err((
+                "cohort_timeout_s",
+                "must be a number of seconds in (0, 86400]",
+            ));
+        }
+        if self.epoch_rounds == 0 {
+            return Err(("epoch_rounds", "must be at least 1"));
+        }
+        if self.max_message_bytes < MIN_MESSAGE_BYTES {
+            return Err(("max_message_bytes", "must be at least 65536"));
+        }
+        Ok(())
+    }
+
     /// The phase timeout as a duration.
     pub fn phase_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.phase_timeout_s)
@@ -94,22 +125,18 @@ impl CoordinatorConfig {
         if config.participants.is_empty() {
             return Err(invalid("participants", "lists nobody".into()));
         }
-        let r = &config.rounds;
-        if !(r.phase_timeout_s > 0.0 && r.phase_timeout_s.is_finite()) {
-            return Err(invalid(
-                "rounds.phase_timeout_s",
-                "must be a positive number".into(),
-            ));
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = config
+            .participants
+            .iter()
+            .find(|id| !seen.insert(id.as_str()))
+        {
+            return Err(invalid("participants", format!("lists {twice:?} twice")));
         }
-        if !(r.cohort_timeout_s > 0.0 && r.cohort_timeout_s.is_finite()) {
-            return Err(invalid(
-                "rounds.cohort_timeout_s",
-                "must be a positive number".into(),
-            ));
-        }
-        if r.epoch_rounds == 0 {
-            return Err(invalid("rounds.epoch_rounds", "must be at least 1".into()));
-        }
+        config
+            .rounds
+            .check()
+            .map_err(|(key, why)| invalid(&format!("rounds.{key}"), why.into()))?;
         let base = base_dir(path);
         config.journal = base.join(&config.journal);
         config.tls = config.tls.relative_to(&base);
@@ -172,5 +199,53 @@ impl Job {
         hasher.update(self.config.seed.to_le_bytes());
         hasher.update(self.config_hash.as_bytes());
         hasher.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str, participants: &str) -> Result<CoordinatorConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen = \"127.0.0.1:1\"\njournal = \"journal.log\"\nid = \"coordinator\"\n\
+                 participants = [{participants}]\n\
+                 [tls]\nca = \"ca.crt\"\ncert = \"c.crt\"\nkey = \"c.key\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        CoordinatorConfig::load(&path).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn out_of_range_settings_fail_at_start_up_naming_the_key() {
+        assert!(load("", "\"bank-a\", \"bank-b\"").is_ok());
+        for (extra, key) in [
+            (
+                "[rounds]\nphase_timeout_s = 1e300\n",
+                "rounds.phase_timeout_s",
+            ),
+            (
+                "[rounds]\ncohort_timeout_s = -1.0\n",
+                "rounds.cohort_timeout_s",
+            ),
+            (
+                "[rounds]\nmax_message_bytes = 0\n",
+                "rounds.max_message_bytes",
+            ),
+            ("[rounds]\nepoch_rounds = 0\n", "rounds.epoch_rounds"),
+        ] {
+            let error = load(extra, "\"bank-a\", \"bank-b\"").unwrap_err();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+        let error = load("", "\"bank-a\", \"bank-a\"").unwrap_err();
+        assert!(
+            error.contains("participants") && error.contains("twice"),
+            "{error}"
+        );
     }
 }

@@ -139,8 +139,8 @@ enum PkiCommand {
         /// Role: participant, coordinator, auditor or analyst.
         #[arg(long)]
         role: Role,
-        /// Days of validity.
-        #[arg(long, default_value_t = 365)]
+        /// Days of validity (1 to 36500).
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=36_500))]
         days: i64,
         /// Key algorithm of the member's key (ECDSA P-256 is the one every
         /// TLS stack accepts; BoringSSL clients such as grpcio refuse Ed25519).
@@ -522,5 +522,32 @@ async fn run_job(
                 .await?;
             Err(error.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validity_beyond_a_century_is_refused_by_the_parser() {
+        let issue = |days: &str| {
+            Cli::try_parse_from([
+                "fedseg-coordinator",
+                "pki",
+                "issue",
+                "--dir",
+                "/tmp/x",
+                "--id",
+                "bank-a",
+                "--role",
+                "participant",
+                "--days",
+                days,
+            ])
+        };
+        assert!(issue("365").is_ok());
+        assert!(issue("3000000").is_err());
+        assert!(issue("0").is_err());
     }
 }
