@@ -49,6 +49,15 @@ fn tables(dir: &Path, customers: &str, transactions: &str, interactions: &str) -
     }
 }
 
+/// The features of the hand-checked tables as of 2026-11-01.
+fn hand_checked(dir: &Path) -> rfmlt::Features {
+    compute(
+        &tables(dir, CUSTOMERS, TRANSACTIONS, INTERACTIONS),
+        date!(2026 - 11 - 01),
+    )
+    .unwrap()
+}
+
 fn customer(
     id: &str,
     r: f64,
@@ -74,11 +83,7 @@ fn customer(
 #[test]
 fn features_match_hand_computed_values() {
     let dir = tempfile::tempdir().unwrap();
-    let features = rfmlt::compute(
-        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
-        date!(2026 - 11 - 01),
-    )
-    .unwrap();
+    let features = hand_checked(dir.path());
     let none = KindCounts::default();
     let expected = vec![
         // Two purchases by as_of (the December one is later): last 10-20, first 10-01.
@@ -290,11 +295,7 @@ fn parquet_tables_with_native_types_give_the_csv_features() {
         TimestampMillisecondArray,
     };
     let dir = tempfile::tempdir().unwrap();
-    let expected = compute(
-        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
-        date!(2026 - 11 - 01),
-    )
-    .unwrap();
+    let expected = hand_checked(dir.path());
     let text = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from(v.to_vec())) };
 
     let c = fields(CUSTOMERS);
@@ -418,11 +419,7 @@ fn a_zero_amount_purchase_is_a_purchase() {
 fn booleans_in_every_spelling_give_the_same_features() {
     let dir = tempfile::tempdir().unwrap();
     let as_of = date!(2026 - 11 - 01);
-    let expected = compute(
-        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
-        as_of,
-    )
-    .unwrap();
+    let expected = hand_checked(dir.path());
     let spelled = "customer_id,consent_marketing,converted,since
 c1,Yes,true,2025-01-01
 c2,t,F,2026-06-01
@@ -464,11 +461,7 @@ fn skip(max: MaxBadRows) -> BadRowPolicy {
 fn skipped_rows_are_left_out_and_counted_per_table_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let as_of = date!(2026 - 11 - 01);
-    let clean = compute(
-        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
-        as_of,
-    )
-    .unwrap();
+    let clean = hand_checked(dir.path());
     let (c, t, i) = planted();
     let bad = tables(dir.path(), &c, &t, &i);
     // By default the first bad row stops the site, naming where it is.
@@ -637,11 +630,7 @@ fn parquet_timestamps_with_a_named_zone_are_read_on_their_utc_day() {
     use arrow_array::{ArrayRef, StringArray, TimestampMillisecondArray};
     let dir = tempfile::tempdir().unwrap();
     let as_of = date!(2026 - 11 - 01);
-    let expected = compute(
-        &tables(dir.path(), CUSTOMERS, TRANSACTIONS, INTERACTIONS),
-        as_of,
-    )
-    .unwrap();
+    let expected = hand_checked(dir.path());
     // How pandas and Spark write them: UTC instants, the zone as metadata.
     let i = fields(INTERACTIONS);
     let stamps = TimestampMillisecondArray::from(
