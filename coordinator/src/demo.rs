@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, ensure};
 use fedseg_common::identity::Role;
 
-use fedseg_participant::synth;
+use fedseg_synth as synth;
 
 use crate::pki::{self, Validity};
 
