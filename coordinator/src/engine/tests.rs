@@ -355,8 +355,31 @@ impl Fixture {
         };
         let listed: Vec<String> = MEMBERS.iter().map(|m| m.to_string()).collect();
         let sessions = InProcess::new(&MEMBERS, faults);
-        let engine = Engine::start(sessions, settings, &listed, &self.job, journal, None).await?;
-        crate::job::vector_sums::run(engine).await
+        let mut engine =
+            Engine::start(sessions, settings, &listed, &self.job, journal, None).await?;
+        let sum = self
+            .job
+            .config
+            .secure_sum
+            .clone()
+            .expect("a [secure_sum] job");
+        let computation = proto::Computation {
+            encoding: Some(proto::Encoding {
+                frac_bits: 16,
+                ranges: vec![proto::ClipRange { lo: -1e6, hi: 1e6 }],
+                units: vec![],
+            }),
+            noise: None,
+            kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
+                name: sum.vector,
+            })),
+        };
+        for _ in 0..sum.rounds {
+            engine
+                .secure_sum("vector", &computation, &encoder(), sum.length)
+                .await?;
+        }
+        engine.finish(true, "", String::new()).await
     }
 }
 

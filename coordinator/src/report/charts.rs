@@ -2,6 +2,7 @@
 //! the choice of k, and the unit-square charts (ROC, calibration).
 
 use fedseg_common::features::NAMES;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::result::JobResult;
@@ -116,17 +117,7 @@ pub(super) fn unit_chart(
             .y_desc(y_desc)
             .draw()?;
         chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
-        chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            PALETTE[0].stroke_width(2),
-        ))?;
-        if dots {
-            chart.draw_series(
-                points
-                    .iter()
-                    .map(|&p| Circle::new(p, 4, PALETTE[1].filled())),
-            )?;
-        }
+        line(&mut chart, points, dots)?;
         root.present()?;
     }
     Ok(svg)
@@ -156,16 +147,28 @@ pub(super) fn k_chart(result: &JobResult) -> Chart {
             .y_desc("inertia")
             .draw()?;
         let points: Vec<(f64, f64)> = c.iter().map(|x| (x.k as f64, x.inertia)).collect();
-        chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            PALETTE[0].stroke_width(2),
-        ))?;
+        line(&mut chart, &points, true)?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// `points` as a line, with a dot on each point when `dots`.
+fn line(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    points: &[(f64, f64)],
+    dots: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        PALETTE[0].stroke_width(2),
+    ))?;
+    if dots {
         chart.draw_series(
             points
                 .iter()
                 .map(|&p| Circle::new(p, 4, PALETTE[1].filled())),
         )?;
-        root.present()?;
     }
-    Ok(svg)
+    Ok(())
 }

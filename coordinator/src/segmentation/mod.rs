@@ -1,6 +1,6 @@
 //! The joint segmentation, built only from secure sums (design.md,
-//! "Algorithms on top of secure sums"). One file per step, in the order a
-//! job runs them (`crate::job::pipeline`):
+//! "Algorithms on top of secure sums"). One file per step, in the order the
+//! job pipeline runs them:
 //!
 //! 1. [`census`]: customer and row counts, which bound every later sum so
 //!    the fixed-point encoding can use all the precision left;
