@@ -11,7 +11,7 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
-use fedseg_common::journal::Entry;
+use fedseg_common::journal::{Entry, Record};
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body as Down,
     participant_message::Body as Up,
@@ -22,7 +22,7 @@ use fedseg_common::wire;
 use tokio::time::Instant as Deadline;
 
 use super::transport::{Pending, Received, Transport};
-use super::{Engine, EngineError, JobReport};
+use super::{Engine, EngineError, JobReport, PrivacyBudget};
 use crate::config::{Job, RoundSettings};
 use crate::journal::JournalWriter;
 use crate::metrics::Metrics;
@@ -66,6 +66,8 @@ enum Fault {
     Duplicate(Phase, u64),
     /// Before its answer, it sends again its answer to the previous round.
     ReplayPrevious(Phase, u64),
+    /// It declines the job.
+    Decline,
 }
 
 /// The round (or first round of the key set-up) a request is for.
@@ -218,10 +220,13 @@ impl InProcess {
         let phase = Phase::of(&body);
         let round = round_of(&body);
         let due = |fault: Fault| {
-            let (Fault::Leave(p, r)
-            | Fault::Late(p, r)
-            | Fault::Duplicate(p, r)
-            | Fault::ReplayPrevious(p, r)) = fault;
+            let (p, r) = match fault {
+                Fault::Leave(p, r)
+                | Fault::Late(p, r)
+                | Fault::Duplicate(p, r)
+                | Fault::ReplayPrevious(p, r) => (p, r),
+                Fault::Decline => (Phase::Offer, 0),
+            };
             Some(p) == phase && round >= r
         };
         let fault = member.fault.filter(|&f| due(f));
@@ -233,7 +238,14 @@ impl InProcess {
             queue.push_back(Event::Disconnected(id.to_string()));
             return true;
         }
-        let Some(answer) = member.answer(&message.job_id, body) else {
+        let answer = match fault {
+            Some(Fault::Decline) => Some(Up::JobAnswer(proto::JobAnswer {
+                accept: false,
+                reason: "policy".into(),
+            })),
+            _ => member.answer(&message.job_id, body),
+        };
+        let Some(answer) = answer else {
             return true;
         };
         let message = ParticipantMessage { body: Some(answer) };
@@ -347,6 +359,16 @@ impl Fixture {
         journal: &mut JournalWriter,
         faults: &[(&str, Fault)],
     ) -> Result<JobReport, EngineError> {
+        self.run_with_budget(journal, faults, None).await
+    }
+
+    /// Like [`Fixture::run`], journaling `budget` when the job is new.
+    async fn run_with_budget(
+        &self,
+        journal: &mut JournalWriter,
+        faults: &[(&str, Fault)],
+        budget: Option<PrivacyBudget>,
+    ) -> Result<JobReport, EngineError> {
         let settings = RoundSettings {
             phase_timeout_s: 1.0,
             cohort_timeout_s: 1.0,
@@ -356,7 +378,7 @@ impl Fixture {
         let listed: Vec<String> = MEMBERS.iter().map(|m| m.to_string()).collect();
         let sessions = InProcess::new(&MEMBERS, faults);
         let mut engine =
-            Engine::start(sessions, settings, &listed, &self.job, journal, None).await?;
+            Engine::start(sessions, settings, &listed, &self.job, journal, budget).await?;
         let sum = self
             .job
             .config
@@ -530,82 +552,129 @@ fn kind(entry: &Entry) -> String {
 /// Copies the first `records` records of journal `from` (after its opening
 /// record) into a new journal `to`: the journal of a coordinator that
 /// stopped right after writing them.
-fn cut(f: &Fixture, from: &JournalWriter, records: usize, to: &str) -> JournalWriter {
+fn cut(f: &Fixture, from: &[Record], records: usize, to: &str) -> JournalWriter {
     let mut journal = f.journal(to);
-    for record in &from.records()[1..=records] {
+    for record in &from[1..=records] {
         journal.append(record.entry.clone()).unwrap();
     }
     journal
 }
 
+/// Checks a job resumed from the first `n` records of `whole` (which the
+/// run `first` wrote) against it: rounds the journal holds are handed back
+/// as they were, the others run again, every member honest, under numbers
+/// past every round the journal mentions.
+fn check_resumed(first: &JobReport, whole: &[Record], n: usize, resumed: &JobReport, what: &str) {
+    let held = &whole[1..=n];
+    let journaled = |round: u64| {
+        held.iter().any(|r| {
+            matches!(&r.entry, Entry::AggregateReleased { round: x, .. }
+                | Entry::RoundAborted { round: x, .. } if *x == round)
+        })
+    };
+    assert_eq!(resumed.rounds.len(), first.rounds.len(), "{what}");
+    for (i, r) in resumed.rounds.iter().enumerate() {
+        let before = &first.rounds[i];
+        if journaled(before.round) {
+            // Handed back as the journal has it, nobody asked again.
+            assert_eq!(
+                (r.round, r.outcome, &r.sum, &r.reason),
+                (before.round, before.outcome, &before.sum, &before.reason),
+                "{what}, round {i}"
+            );
+        } else {
+            assert_eq!(r.outcome, "released", "{what}, round {i}");
+            assert_eq!(r.survivors, ids(&MEMBERS), "{what}, round {i}");
+            assert_eq!(r.sum.as_deref(), Some(&expected(&MEMBERS, r.round)[..]));
+            let mentioned = held.iter().any(|x| {
+                matches!(&x.entry, Entry::RoundOpened { round, .. }
+                    | Entry::PhaseCompleted { round, .. } if *round >= r.round)
+            });
+            assert!(!mentioned, "{what}: round {} reused", r.round);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_job_resumed_from_its_journal_cut_after_any_record_releases_what_the_journal_says_then_the_rest()
  {
-    // Threshold 4 of 4: bank-b leaving at round 1's masked input aborts
-    // round 1 and round 2, so the journal holds releases and aborts.
-    let f = Fixture::new(3, 4);
+    // Threshold 3 of 4: bank-d declines, and bank-b leaving at round 1's
+    // masked input aborts round 1 and round 2, so the journal holds a
+    // privacy budget, a refusal, releases and aborts.
+    let f = Fixture::new(3, 3);
     let mut whole = f.journal("whole.log");
-    let faults = [("bank-b", Fault::Leave(Phase::MaskedInput, 1))];
-    let first = f.run(&mut whole, &faults).await.unwrap();
+    let faults = [
+        ("bank-d", Fault::Decline),
+        ("bank-b", Fault::Leave(Phase::MaskedInput, 1)),
+    ];
+    let budget = PrivacyBudget {
+        epsilon: 1.0,
+        delta: 1e-6,
+        rho: 0.01,
+        clip: [1.0; 5],
+        planned_releases: 3,
+    };
+    let first = f
+        .run_with_budget(&mut whole, &faults, Some(budget))
+        .await
+        .unwrap();
     let outcomes: Vec<&str> = first.rounds.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, ["released", "aborted", "aborted"]);
+    assert_eq!(
+        first.rounds[0].survivors,
+        ids(&["bank-a", "bank-b", "bank-c"])
+    );
     let mut kinds = HashSet::new();
-    let records = whole.records().len() - 1;
-    for n in 1..=records {
+    let mut resumed_journal = None;
+    for n in 1..whole.records().len() {
         let last = kind(&whole.records()[n].entry);
-        let mut journal = cut(&f, &whole, n, &format!("cut-{n}.log"));
+        let what = format!("cut after {last} (record {n})");
+        let mut journal = cut(&f, whole.records(), n, &format!("cut-{n}.log"));
         // Every member is back and honest.
         let resumed = f.run(&mut journal, &[]).await;
         if last == "job_finished" {
-            assert!(matches!(resumed, Err(EngineError::AlreadyFinished(_))));
-            kinds.insert(last);
-            continue;
-        }
-        let resumed = resumed.unwrap_or_else(|e| panic!("cut after {last} (record {n}): {e}"));
-        let journaled = |round: u64| {
-            whole.records()[1..=n].iter().any(|r| {
-                matches!(&r.entry, Entry::AggregateReleased { round: x, .. }
-                    | Entry::RoundAborted { round: x, .. } if *x == round)
-            })
-        };
-        assert_eq!(resumed.rounds.len(), 3, "cut after {last}");
-        for (i, r) in resumed.rounds.iter().enumerate() {
-            let before = &first.rounds[i];
-            if journaled(before.round) {
-                // Handed back as the journal has it, nobody asked again.
-                assert_eq!(
-                    (r.round, r.outcome, &r.sum, &r.reason),
-                    (before.round, before.outcome, &before.sum, &before.reason),
-                    "cut after {last}, round {i}"
-                );
-            } else {
-                // Run again, under a number past every journaled one.
-                assert_eq!(r.outcome, "released", "cut after {last}, round {i}");
-                assert_eq!(r.survivors, ids(&MEMBERS));
-                assert_eq!(r.sum.as_deref(), Some(&expected(&MEMBERS, r.round)[..]));
-                let mentioned = whole.records()[1..=n].iter().any(|x| {
-                    matches!(&x.entry, Entry::RoundOpened { round, .. }
-                        | Entry::PhaseCompleted { round, .. } if *round >= r.round)
-                });
-                assert!(!mentioned, "cut after {last}: round {} reused", r.round);
+            assert!(
+                matches!(resumed, Err(EngineError::AlreadyFinished(_))),
+                "{what}"
+            );
+        } else {
+            let resumed = resumed.unwrap_or_else(|e| panic!("{what}: {e}"));
+            check_resumed(&first, whole.records(), n, &resumed, &what);
+            if last == "aggregate_released" {
+                resumed_journal = Some((journal, n));
             }
         }
-        assert!(
-            journal
-                .records()
-                .iter()
-                .any(|r| matches!(r.entry, Entry::JobResumed { .. }))
-        );
         kinds.insert(last);
     }
+    // A resumed job's journal, cut right after it says so, resumes again
+    // from what the first part holds.
+    let (twice, n) = resumed_journal.expect("a cut after a release");
+    let at = twice
+        .records()
+        .iter()
+        .position(|r| matches!(r.entry, Entry::JobResumed { .. }))
+        .expect("journaled");
+    let mut journal = cut(&f, twice.records(), at, "twice.log");
+    let resumed = f.run(&mut journal, &[]).await.unwrap();
+    check_resumed(
+        &first,
+        whole.records(),
+        n,
+        &resumed,
+        "cut after job_resumed",
+    );
+    kinds.insert(kind(&twice.records()[at].entry));
     for expected in [
         "job_submitted",
+        "privacy_budget",
         "cohort_fixed",
+        "participant_declined",
         "phase_completed",
         "key_setup_done",
         "round_opened",
         "aggregate_released",
         "round_aborted",
+        "job_resumed",
         "job_finished",
     ] {
         assert!(kinds.contains(expected), "no cut after {expected}");
