@@ -13,6 +13,7 @@ mod fedprox;
 mod linalg;
 mod newton;
 
+use fedseg_common::computation::LayoutError;
 use fedseg_common::features::{DIM, NAMES, Space};
 use fedseg_common::propensity::Design;
 use fedseg_common::proto::{self, computation::Kind, propensity::Task};
@@ -31,6 +32,9 @@ pub enum PropensityError {
     /// A sum was not released.
     #[error(transparent)]
     Release(#[from] ReleaseError),
+    /// A released sum does not fit its computation's layout.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
 }
 
 /// Coefficients beyond this (per standard deviation of a feature) mean the

@@ -7,6 +7,7 @@
 //! loss cannot rank close candidates); instead the Hessian gets a ridge the
 //! size of its noise and no coefficient moves by more than 1 per step.
 
+use fedseg_common::computation::newton;
 use fedseg_common::fixed_point::ClipRange;
 use fedseg_common::propensity::{Design, MAX_LOSS};
 use fedseg_common::proto::{self, propensity::Task};
@@ -19,37 +20,13 @@ use super::{DIVERGENT, Fit, Fitted, PropensityError};
 /// inflated.
 const MAX_PRIVATE_STEP: f64 = 1.0;
 
-/// The released terms of one Newton round.
+/// The released terms of one Newton round, with the noise they carry.
 struct Terms {
-    count: f64,
-    loss: f64,
-    gradient: Vec<f64>,
-    /// Full symmetric Hessian, row-major.
-    hessian: Vec<f64>,
+    /// Count, loss, gradient and the full symmetric Hessian.
+    sums: newton::Terms,
     /// Standard deviation of the release's noise on a count, under
     /// differential privacy.
     count_noise_sd: Option<f64>,
-}
-
-impl Terms {
-    fn read(sums: &[f64], d: usize, count_noise_sd: Option<f64>) -> Self {
-        let mut hessian = vec![0.0; d * d];
-        let mut k = 2 + d;
-        for a in 0..d {
-            for b in a..d {
-                hessian[a * d + b] = sums[k];
-                hessian[b * d + a] = sums[k];
-                k += 1;
-            }
-        }
-        Self {
-            count: sums[0],
-            loss: sums[1],
-            gradient: sums[2..2 + d].to_vec(),
-            hessian,
-            count_noise_sd,
-        }
-    }
 }
 
 impl Fit<'_, '_, '_> {
@@ -82,7 +59,10 @@ impl Fit<'_, '_, '_> {
             .releases
             .release(&format!("newton step {step}"), kind, ranges)
             .await?;
-        Ok(Terms::read(&released.sums, d, released.count_noise_sd))
+        Ok(Terms {
+            sums: newton::decode(&released.sums, d)?,
+            count_noise_sd: released.count_noise_sd,
+        })
     }
 
     /// Under differential privacy, a ridge per design column that covers
@@ -115,8 +95,8 @@ impl Fit<'_, '_, '_> {
     ) -> (Vec<f64>, Option<Vec<f64>>) {
         let d = design.columns();
         let l2 = self.job.config.l2;
-        let mut gradient = terms.gradient.clone();
-        let mut hessian = terms.hessian.clone();
+        let mut gradient = terms.sums.gradient.clone();
+        let mut hessian = terms.sums.hessian.clone();
         for a in 1..d {
             gradient[a] += l2 * beta[a];
             hessian[a * d + a] += l2;
@@ -151,7 +131,7 @@ impl Fit<'_, '_, '_> {
         let mut beta = start;
         let mut rounds = 1;
         let mut terms = self.newton_terms(design, &beta, rounds).await?;
-        let mut objective = self.objective(terms.loss, &beta);
+        let mut objective = self.objective(terms.sums.loss, &beta);
         let stop = |beta: Vec<f64>, iterations, reason: Option<String>, objective, count| Fitted {
             beta,
             iterations,
@@ -168,12 +148,12 @@ impl Fit<'_, '_, '_> {
                     iteration,
                     Some("the Hessian is singular: a column is constant or the classes are separable; set l2 > 0".into()),
                     objective,
-                    terms.count,
+                    terms.sums.count,
                 ));
             };
             let slope: f64 = gradient.iter().zip(&direction).map(|(g, x)| g * x).sum();
             if -slope / 2.0 <= tolerance {
-                return Ok(stop(beta, iteration, None, objective, terms.count));
+                return Ok(stop(beta, iteration, None, objective, terms.sums.count));
             }
             let mut step = 1.0;
             // Under differential privacy every trial costs budget and the
@@ -187,7 +167,7 @@ impl Fit<'_, '_, '_> {
                     .collect();
                 rounds += 1;
                 let next = self.newton_terms(design, &candidate, rounds).await?;
-                let next_objective = self.objective(next.loss, &candidate);
+                let next_objective = self.objective(next.sums.loss, &candidate);
                 if private || next_objective <= objective + 1e-4 * step * slope {
                     beta = candidate;
                     terms = next;
@@ -201,7 +181,7 @@ impl Fit<'_, '_, '_> {
                         iteration,
                         Some("the line search found no descent: the sums are too coarse for the tolerance".into()),
                         objective,
-                        terms.count,
+                        terms.sums.count,
                     ));
                 }
             }
@@ -213,7 +193,7 @@ impl Fit<'_, '_, '_> {
                         "coefficients passed {DIVERGENT} while the loss kept falling: the training data separate the classes, so without an L2 penalty the log-loss has no finite minimum; set l2 > 0"
                     )),
                     objective,
-                    terms.count,
+                    terms.sums.count,
                 ));
             }
         }
@@ -224,7 +204,7 @@ impl Fit<'_, '_, '_> {
                 "no convergence within {max_iterations} Newton steps"
             )),
             objective,
-            terms.count,
+            terms.sums.count,
         ))
     }
 }
