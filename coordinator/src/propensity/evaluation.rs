@@ -3,6 +3,7 @@
 //! tenth of the score; the decile thresholds then give the campaign
 //! metrics per segment (seed 002) and the top-decile lift.
 
+use fedseg_common::computation::{campaign, evaluation};
 use fedseg_common::fixed_point::ClipRange;
 use fedseg_common::propensity::{Design, MAX_LOSS};
 use fedseg_common::proto::{self, propensity::Task};
@@ -25,7 +26,7 @@ impl Fit<'_, '_, '_> {
         ];
         ranges.extend(std::iter::repeat_n(
             ClipRange::new(0.0, n.max(1.0)),
-            2 * bins + 30,
+            evaluation::length(bins) - 2,
         ));
         let kind = self.request(
             design,
@@ -36,24 +37,31 @@ impl Fit<'_, '_, '_> {
             .releases
             .sum("holdout evaluation", kind, ranges)
             .await?;
-        let count = sums[0];
+        let released = evaluation::decode(&sums, bins)?;
+        let count = released.count;
         // Noise can make a count negative; none is.
-        let histogram = |range: std::ops::Range<usize>| -> Vec<f64> {
-            sums[range].iter().map(|c| c.max(0.0)).collect()
-        };
-        let positives = &histogram(2..2 + bins);
-        let negatives = &histogram(2 + bins..2 + 2 * bins);
+        let histogram =
+            |counts: &[f64]| -> Vec<f64> { counts.iter().map(|c| c.max(0.0)).collect() };
+        let positives = &histogram(&released.positives);
+        let negatives = &histogram(&released.negatives);
         let (auc, roc) = binned_roc(positives, negatives);
-        let calibration = (0..10)
+        let tenths = evaluation::TENTHS;
+        let calibration = (0..tenths)
             .map(|t| {
-                let slot = &sums[2 + 2 * bins + 3 * t..][..3];
-                let per = |v: f64| if slot[0] > 0.0 { v / slot[0] } else { 0.0 };
+                let slot = released.calibration[t];
+                let per = |v: f64| {
+                    if slot.count > 0.0 {
+                        v / slot.count
+                    } else {
+                        0.0
+                    }
+                };
                 CalibrationBin {
-                    lo: t as f64 / 10.0,
-                    hi: (t + 1) as f64 / 10.0,
-                    count: slot[0],
-                    mean_predicted: per(slot[1]),
-                    observed_rate: per(slot[2]),
+                    lo: t as f64 / tenths as f64,
+                    hi: (t + 1) as f64 / tenths as f64,
+                    count: slot.count,
+                    mean_predicted: per(slot.predicted),
+                    observed_rate: per(slot.observed),
                 }
             })
             .collect();
@@ -67,28 +75,32 @@ impl Fit<'_, '_, '_> {
             .collect();
         let threshold = decile_thresholds[8];
         let groups = (design.segments as usize).max(1);
-        let ranges = vec![ClipRange::new(0.0, n.max(1.0)); 4 * groups];
+        let ranges = vec![ClipRange::new(0.0, n.max(1.0)); campaign::length(groups)];
         let kind = self.request(design, beta, Task::Campaign(proto::Campaign { threshold }));
-        let campaign_sums = self.releases.sum("campaign metrics", kind, ranges).await?;
+        let sums = self.releases.sum("campaign metrics", kind, ranges).await?;
+        let groups = campaign::decode(&sums, groups)?;
         let per = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        let campaign: Vec<CampaignRow> = campaign_sums
-            .chunks(4)
+        let campaign: Vec<CampaignRow> = groups
+            .iter()
             .enumerate()
-            .map(|(segment, s)| CampaignRow {
+            .map(|(segment, g)| CampaignRow {
                 segment,
-                size: s[0],
-                conversion_rate: per(s[1], s[0]),
-                top_decile_share: per(s[2], s[0]),
-                top_decile_conversion_rate: per(s[3], s[2]),
+                size: g.size,
+                conversion_rate: per(g.converted, g.size),
+                top_decile_share: per(g.top, g.size),
+                top_decile_conversion_rate: per(g.top_converted, g.top),
             })
             .collect();
-        let totals: [f64; 4] =
-            std::array::from_fn(|i| campaign_sums.iter().skip(i).step_by(4).sum());
-        let top_decile_lift = per(per(totals[3], totals[2]), per(totals[1], totals[0]));
+        let total =
+            |field: fn(&campaign::GroupCounts) -> f64| -> f64 { groups.iter().map(field).sum() };
+        let top_decile_lift = per(
+            per(total(|g| g.top_converted), total(|g| g.top)),
+            per(total(|g| g.converted), total(|g| g.size)),
+        );
         Ok(Evaluation {
             count,
             auc,
-            log_loss: per(sums[1], count),
+            log_loss: per(released.loss, count),
             calibration,
             roc,
             decile_thresholds,
