@@ -3,6 +3,7 @@
 //! averaged by training count (one secure sum per round). For models too
 //! large for a Hessian.
 
+use fedseg_common::computation::local_epochs;
 use fedseg_common::fixed_point::ClipRange;
 use fedseg_common::propensity::{Design, MAX_LOSS};
 use fedseg_common::proto::{self, propensity::Task};
@@ -42,9 +43,10 @@ impl Fit<'_, '_, '_> {
                 .releases
                 .sum(&format!("fedprox round {round}"), kind, ranges)
                 .await?;
-            count = sums[0];
-            objective = self.objective(sums[1 + d], &beta);
-            let next: Vec<f64> = sums[1..1 + d].iter().map(|s| s / count.max(1.0)).collect();
+            let update = local_epochs::decode(&sums, d)?;
+            count = update.count;
+            objective = self.objective(update.loss, &beta);
+            let next: Vec<f64> = update.weighted.iter().map(|s| s / count.max(1.0)).collect();
             let shift = next
                 .iter()
                 .zip(&beta)

@@ -4,7 +4,8 @@
 //! customer), seeded by the job; the best restart per k is kept, and k is
 //! chosen by the Calinski-Harabasz index when the job gives a range.
 
-use fedseg_common::features::{DIM, KMEANS_ENTRIES, Space};
+use fedseg_common::computation::kmeans::{ClusterSums, Layout};
+use fedseg_common::features::{DIM, Space};
 use fedseg_common::fixed_point::ClipRange;
 use fedseg_common::proto::{self, computation::Kind};
 use rand::rngs::ChaCha20Rng;
@@ -160,7 +161,7 @@ fn job_rng(seed: u64, purpose: &str, k: u32, restart: u32) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(h.finalize().into())
 }
 
-/// A Lloyd update from one run's slice of a step's sums: new centroids (an
+/// A Lloyd update from one run's clusters' sums: new centroids (an
 /// empty cluster keeps its centroid; a mean is kept inside the space's box
 /// `bounds`, which only noise can leave), sizes, inertia, and the largest
 /// coordinate move. Under differential privacy the squared distances are
@@ -168,7 +169,7 @@ fn job_rng(seed: u64, purpose: &str, k: u32, restart: u32) -> ChaCha20Rng {
 /// standardisation) + Σ_c (n_c‖c‖² − 2 c·S_c).
 fn lloyd_update(
     centroids: &[f64],
-    sums: &[f64],
+    clusters: &[ClusterSums],
     bounds: &[f64; DIM],
     total_ss: Option<f64>,
 ) -> (Vec<f64>, Vec<f64>, f64, f64) {
@@ -176,15 +177,15 @@ fn lloyd_update(
     let mut sizes = Vec::new();
     let mut inertia = total_ss.unwrap_or(0.0);
     let mut shift: f64 = 0.0;
-    for (c, slot) in sums.chunks_exact(KMEANS_ENTRIES).enumerate() {
-        let count = slot[0];
+    for (c, cluster) in clusters.iter().enumerate() {
+        let count = cluster.count;
         sizes.push(count);
         inertia += match total_ss {
-            None => slot[DIM + 1],
+            None => cluster.squared_distance,
             Some(_) => (0..DIM)
                 .map(|j| {
                     let centre = centroids[c * DIM + j];
-                    count * centre * centre - 2.0 * centre * slot[1 + j]
+                    count * centre * centre - 2.0 * centre * cluster.sum[j]
                 })
                 .sum(),
         };
@@ -192,7 +193,7 @@ fn lloyd_update(
         // with less than one customer keeps its centroid.
         if count >= 1.0 {
             for j in 0..DIM {
-                let v = (slot[1 + j] / count).clamp(-bounds[j], bounds[j]);
+                let v = (cluster.sum[j] / count).clamp(-bounds[j], bounds[j]);
                 shift = shift.max((v - centroids[c * DIM + j]).abs());
                 next[c * DIM + j] = v;
             }
@@ -245,6 +246,7 @@ pub(super) async fn lloyd(
                 })
                 .collect(),
         };
+        let layout = Layout::new(active.iter().map(|&i| runs[i].k as usize));
         let clusters: usize = active.iter().map(|&i| runs[i].k as usize).sum();
         let ranges: Vec<ClipRange> = (0..clusters)
             .flat_map(|_| cluster_ranges.iter().copied())
@@ -256,17 +258,10 @@ pub(super) async fn lloyd(
                 ranges,
             )
             .await?;
-        let mut offset = 0;
-        for &i in &active {
+        for (&i, clusters) in active.iter().zip(layout.decode(&sums)?) {
             let run = &mut runs[i];
-            let len = run.k as usize * KMEANS_ENTRIES;
-            let (next, sizes, inertia, shift) = lloyd_update(
-                &run.centroids,
-                &sums[offset..offset + len],
-                &bounds,
-                computed_inertia,
-            );
-            offset += len;
+            let (next, sizes, inertia, shift) =
+                lloyd_update(&run.centroids, &clusters, &bounds, computed_inertia);
             run.centroids = next;
             run.sizes = sizes;
             run.inertia = inertia;
@@ -279,6 +274,7 @@ pub(super) async fn lloyd(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fedseg_common::computation::kmeans::{ENTRIES as KMEANS_ENTRIES, decode_run};
 
     #[test]
     fn a_lloyd_update_keeps_an_empty_cluster_where_it_was() {
@@ -291,7 +287,8 @@ mod tests {
         }
         sums[DIM + 1] = 10.0;
         let bounds = [10.0; DIM];
-        let (next, sizes, inertia, shift) = lloyd_update(&centroids, &sums, &bounds, None);
+        let (next, sizes, inertia, shift) =
+            lloyd_update(&centroids, &decode_run(&sums), &bounds, None);
         assert_eq!(&next[..DIM], &[2.0; DIM]);
         assert_eq!(&next[DIM..], &[0.0; DIM]);
         assert_eq!((sizes, inertia, shift), (vec![2.0, 0.0], 10.0, 2.0));
@@ -299,11 +296,11 @@ mod tests {
         // about centroid 1 on every axis, 5·(0² + 2²) = 20.
         let mut at_one = centroids;
         at_one[..DIM].fill(1.0);
-        let (_, _, inertia, _) = lloyd_update(&at_one, &sums, &bounds, Some(50.0));
+        let (_, _, inertia, _) = lloyd_update(&at_one, &decode_run(&sums), &bounds, Some(50.0));
         assert!((inertia - 20.0).abs() < 1e-12, "{inertia}");
         // A mean pushed outside the box by noise is brought back.
         sums[1] = 100.0;
-        let (next, ..) = lloyd_update(&centroids, &sums, &bounds, None);
+        let (next, ..) = lloyd_update(&centroids, &decode_run(&sums), &bounds, None);
         assert_eq!(next[0], 10.0);
     }
 }
