@@ -4,6 +4,7 @@
 //! segment is named after the seed's group whose high/low profile it
 //! matches best and gets that group's 4P playbook.
 
+use fedseg_common::computation::profile::{self, SegmentSums};
 use fedseg_common::features::{self, DIM, NAMES, PROFILE_ENTRIES, Space};
 use fedseg_common::fixed_point::ClipRange;
 use fedseg_common::proto::{self, computation::Kind};
@@ -62,13 +63,14 @@ pub async fn profiles(
             ranges,
         )
         .await?;
-    Ok(describe(chosen, &profile, space, weights, settings))
+    let segments = profile::decode(&profile, k)?;
+    Ok(describe(chosen, &segments, space, weights, settings))
 }
 
 /// Names, profiles and playbooks of the final segments.
 fn describe(
     run: &Run,
-    profile: &[f64],
+    profile: &[SegmentSums],
     space: &Space,
     weights: &[f64],
     settings: &SegmentationSettings,
@@ -77,13 +79,11 @@ fn describe(
     let rows = |flat: &[f64]| -> Vec<Vec<f64>> { flat.chunks(DIM).map(<[f64]>::to_vec).collect() };
     let mut groups = Vec::new();
     let mut segments = Vec::new();
-    for c in 0..k {
-        let centroid = &run.centroids[c * DIM..(c + 1) * DIM];
+    for (c, (centroid, sums)) in run.centroids.chunks(DIM).zip(profile).enumerate() {
         let high: [bool; DIM] = std::array::from_fn(|j| centroid[j] > 0.0);
         let group = playbook::closest_group(&high, weights);
         groups.push(group);
-        let slot = &profile[c * PROFILE_ENTRIES..(c + 1) * PROFILE_ENTRIES];
-        segments.push(segment(c, group, high, slot));
+        segments.push(segment(c, group, high, sums));
     }
     for (segment, name) in segments.iter_mut().zip(playbook::names(&groups)) {
         segment.name = name;
@@ -111,16 +111,16 @@ fn describe(
     }
 }
 
-/// Segment `index` of seed group `group` from its slot of the profile sums
-/// (unnamed until every group is known).
+/// Segment `index` of seed group `group` from its profile sums (unnamed
+/// until every group is known).
 fn segment(
     index: usize,
     group: &'static playbook::Group,
     high: [bool; DIM],
-    slot: &[f64],
+    sums: &SegmentSums,
 ) -> Segment {
     // Noise can make a count negative; none is.
-    let size = slot[0].max(0.0);
+    let size = sums.count.max(0.0);
     let per = |v: f64| if size > 0.0 { v / size } else { 0.0 };
     Segment {
         index,
@@ -136,21 +136,21 @@ fn segment(
         means: NAMES
             .iter()
             .enumerate()
-            .map(|(j, &n)| (n, per(slot[1 + j])))
+            .map(|(j, &n)| (n, per(sums.sums[j])))
             .collect(),
         interactions: ["inquiry", "save", "search", "other"]
             .iter()
             .enumerate()
-            .map(|(i, &n)| (n, per(slot[6 + i])))
+            .map(|(i, &n)| (n, per(sums.kinds[i])))
             .collect(),
-        conversion_rate: per(slot[14]),
+        conversion_rate: per(sums.converted),
         refined: playbook::REFINED
             .iter()
             .enumerate()
             .map(|(i, &(name, action))| RefinedGroup {
                 name,
-                customers: slot[10 + i],
-                share: per(slot[10 + i]),
+                customers: sums.refined[i],
+                share: per(sums.refined[i]),
                 action,
             })
             .collect(),
