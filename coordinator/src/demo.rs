@@ -7,12 +7,41 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
 use fedseg_common::identity::Role;
+use thiserror::Error;
 
-use fedseg_participant::synth;
+use fedseg_synth as synth;
 
-use crate::pki::{self, Validity};
+use crate::pki::{self, PkiError, Validity};
+
+/// Why a demo consortium could not be written.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// Fewer than two sites were asked for.
+    #[error("a consortium needs at least 2 sites")]
+    TooFewSites,
+    /// The directory already holds a consortium.
+    #[error("{0} already holds a consortium")]
+    Exists(std::path::PathBuf),
+    /// The PKI could not be written.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// A site's synthetic tables could not be written.
+    #[error(transparent)]
+    Synth(#[from] synth::SynthError),
+    /// A file or directory could not be written.
+    #[error("{what} {}", path.display())]
+    Write {
+        /// `writing` or `creating`.
+        what: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Identity of the demo coordinator.
 pub const COORDINATOR_ID: &str = "coordinator";
@@ -70,13 +99,13 @@ pub fn site_customers(customers: u64, sites: usize, i: usize) -> u64 {
 
 /// Writes the consortium of `sites` sites and about `customers` customers
 /// in all under `dir`, listening on `listen`.
-pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()> {
-    ensure!(sites >= 2, "a consortium needs at least 2 sites");
-    ensure!(
-        !dir.join("coordinator.toml").exists(),
-        "{} already holds a consortium",
-        dir.display()
-    );
+pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<(), DemoError> {
+    if sites < 2 {
+        return Err(DemoError::TooFewSites);
+    }
+    if dir.join("coordinator.toml").exists() {
+        return Err(DemoError::Exists(dir.to_path_buf()));
+    }
     let pki_dir = dir.join("pki");
     pki::init(&pki_dir, "fedseg demo")?;
     pki::issue(
@@ -127,7 +156,11 @@ pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()
     write(&dir.join("job.toml"), &job(None))?;
     for (i, id) in ids.iter().enumerate() {
         let site = dir.join("sites").join(id);
-        std::fs::create_dir_all(&site).with_context(|| format!("creating {}", site.display()))?;
+        std::fs::create_dir_all(&site).map_err(|source| DemoError::Write {
+            what: "creating",
+            path: site.clone(),
+            source,
+        })?;
         let profile = synth::PROFILES[i % synth::PROFILES.len()];
         synth::write(
             &site,
@@ -162,6 +195,10 @@ pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+fn write(path: &Path, text: &str) -> Result<(), DemoError> {
+    std::fs::write(path, text).map_err(|source| DemoError::Write {
+        what: "writing",
+        path: path.to_path_buf(),
+        source,
+    })
 }

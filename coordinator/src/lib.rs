@@ -1,19 +1,28 @@
 //! The fedseg coordinator. The binary in `main.rs` only parses arguments;
-//! the work lives in these modules.
+//! the work lives in these modules, layered so that each uses only those
+//! listed before it:
 //!
-//! - [`ahp`]: AHP feature weights from pairwise judgments.
-//! - [`segmentation`]: the joint segmentation job built on secure sums.
-//! - [`report`]: the human-readable report of a job's result.
-//! - [`propensity`]: the propensity model, fitted and evaluated on secure sums.
-//! - [`playbook`]: segment names and the 4P marketing playbook.
-//! - [`bench`]: the `bench secure-sum` command and its sweep.
-//! - [`pki`]: the consortium CA and member certificates.
 //! - [`config`]: the `coordinator.toml` and `job.toml` files.
-//! - [`service`], [`server`]: the gRPC surface and its mTLS server.
-//! - [`engine`]: the round engine that runs a job over the sessions.
+//! - [`pki`]: the consortium CA and member certificates.
 //! - [`journal`]: appending signed records to the coordinator's journal.
 //! - [`metrics`]: Prometheus metrics and the plain-HTTP `/metrics`, `/healthz`.
+//! - [`service`], [`server`]: the gRPC surface and its mTLS server.
 //! - [`audit`]: the read-only audit service for auditors.
+//! - [`engine`]: the round engine that runs secure sums over the sessions,
+//!   knowing nothing of what they compute.
+//! - [`release`]: the release client (encoding, privacy noise, retries) and
+//!   the job's release plan under differential privacy.
+//! - [`ahp`]: AHP feature weights from pairwise judgments.
+//! - [`playbook`]: segment names and the 4P marketing playbook.
+//! - [`segmentation`]: the joint segmentation's steps on secure sums.
+//! - [`propensity`]: the propensity model, fitted and evaluated on secure sums.
+//! - [`result`]: `result.json` of a segmentation job.
+//! - [`report`]: the human-readable report of a job's result.
+//! - [`job`]: a job from start to end: its pipeline, its result written or
+//!   its failure journaled.
+//! - [`bench`]: the `bench secure-sum` command and its sweep.
+//! - [`demo`]: a local synthetic consortium on disk.
+//! - [`journal_view`]: `journal show`.
 
 pub mod ahp;
 pub mod audit;
@@ -21,13 +30,16 @@ pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod job;
 pub mod journal;
 pub mod journal_view;
 pub mod metrics;
 pub mod pki;
 pub mod playbook;
 pub mod propensity;
+pub mod release;
 pub mod report;
+pub mod result;
 pub mod segmentation;
 pub mod server;
 pub mod service;

@@ -11,10 +11,10 @@ use fedseg_common::journal::Entry;
 use fedseg_common::keys::KeyAlgorithm;
 use fedseg_coordinator::bench::{self, SecureSumConfig};
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
-use fedseg_coordinator::engine::{Engine, JobReport};
+use fedseg_coordinator::engine::HubTransport;
+use fedseg_coordinator::job::{conclude, run_job};
 use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::pki::{self, Validity};
-use fedseg_coordinator::segmentation::{self, JobResult};
 use fedseg_coordinator::{demo, journal_view, server};
 use tokio::sync::oneshot;
 use tracing::info;
@@ -308,16 +308,14 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
             info!(job = %job.id, "the journal says this job finished; serving only");
         } else {
             let mut events = running.events;
-            let outcome = run_job(
-                running.hub.clone(),
-                &mut events,
-                &config,
-                &job,
-                &mut journal,
-            )
-            .await;
-            if let Err(error) = conclude(outcome, &mut journal, &config, job.id.clone(), out) {
-                tracing::error!(error = %format!("{error:#}"), "the job failed; still serving");
+            let sessions = HubTransport::new(running.hub.clone(), &mut events);
+            let outcome = run_job(sessions, &config, &job, &mut journal).await;
+            match conclude(outcome, &mut journal, &config, job.id.clone(), out) {
+                Ok(shown) => show(shown),
+                Err(error) => {
+                    let error = anyhow::Error::from(error);
+                    tracing::error!(error = %format!("{error:#}"), "the job failed; still serving");
+                }
             }
         }
     }
@@ -336,92 +334,22 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     let mut events = running.events;
     let mut journal = JournalWriter::for_coordinator(&config)?;
     let job_id = job.id.clone();
+    let sessions = HubTransport::new(running.hub.clone(), &mut events);
     let outcome = tokio::select! {
-        outcome = run_job(running.hub.clone(), &mut events, &config, &job, &mut journal) => outcome,
+        outcome = run_job(sessions, &config, &job, &mut journal) => outcome,
         _ = fedseg_common::process::shutdown_signal() => bail!("interrupted before the job finished"),
     };
     running.hub.close_all();
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), running.task).await;
-    conclude(outcome, &mut journal, &config, job_id, out)
-}
-
-/// Records a failed job's end (unless the engine did), or writes a finished
-/// job's result and reports under `out`.
-fn conclude(
-    outcome: Result<(JobReport, Option<JobResult>)>,
-    journal: &mut JournalWriter,
-    config: &CoordinatorConfig,
-    job_id: String,
-    out: &Path,
-) -> Result<()> {
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            // Record the end unless the engine already did (or the journal
-            // itself failed).
-            let finished = matches!(
-                journal.records().last().map(|r| &r.entry),
-                Some(Entry::JobFinished { job_id: id, .. }) if *id == job_id
-            );
-            if !finished {
-                let _ = journal.append(Entry::JobFinished {
-                    job_id,
-                    success: false,
-                    reason: format!("{error:#}"),
-                });
-            }
-            return Err(error);
-        }
-    };
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let write = |name: &str, text: String| -> Result<PathBuf> {
-        let path = out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        Ok(path)
-    };
-    let (report, result) = outcome;
-    let path = match &result {
-        None => write("result.json", serde_json::to_string_pretty(&report)? + "\n")?,
-        Some(result) => {
-            write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
-            write("report.md", fedseg_coordinator::report::markdown(result))?;
-            let status = journal_status(&config.journal, &config.tls.ca);
-            let html = fedseg_coordinator::report::html(result, &status)
-                .map_err(|e| anyhow::anyhow!("drawing the report: {e}"))?;
-            let report_path = write("report.html", html)?;
-            println!("{}", fedseg_coordinator::report::summary(result));
-            println!("journal: {status}");
-            println!("report: {}", report_path.display());
-            write("result.json", serde_json::to_string_pretty(result)? + "\n")?
-        }
-    };
-    let released = report
-        .rounds
-        .iter()
-        .filter(|r| r.outcome == "released")
-        .count();
-    info!(released, rounds = report.rounds.len(), result = %path.display(), "job finished");
+    show(conclude(outcome, &mut journal, &config, job_id, out)?);
     Ok(())
 }
 
-/// The outcome of verifying the journal against the consortium CA, for the
-/// report's audit section.
-fn journal_status(journal: &Path, ca: &Path) -> String {
-    let checked = std::fs::read(journal)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            let ca = std::fs::read(ca).map_err(|e| e.to_string())?;
-            fedseg_common::journal::verify(&bytes, &ca).map_err(|e| e.to_string())
-        });
-    match checked {
-        Ok(v) => format!(
-            "verified: {} records, hash chain and {} signatures of coordinator {} intact",
-            v.records.len(),
-            v.algorithm,
-            v.coordinator
-        ),
-        Err(e) => format!("NOT verified: {e}"),
+/// Prints what a concluded job has to show on the terminal.
+fn show(shown: Option<String>) {
+    if let Some(text) = shown {
+        println!("{text}");
     }
 }
 
@@ -487,42 +415,6 @@ async fn run_demo(dir: &Path) -> Result<()> {
         let _ = child.wait().await;
     }
     outcome
-}
-
-/// Runs `job` to its end: a `[secure_sum]` job, or the segmentation. A
-/// failure after the cohort formed is journaled and told to every member.
-async fn run_job(
-    hub: std::sync::Arc<fedseg_coordinator::service::Hub>,
-    events: &mut tokio::sync::mpsc::UnboundedReceiver<fedseg_coordinator::service::Event>,
-    config: &CoordinatorConfig,
-    job: &Job,
-    journal: &mut JournalWriter,
-) -> Result<(JobReport, Option<JobResult>)> {
-    let mut engine = Engine::start(
-        hub,
-        events,
-        config.rounds.clone(),
-        &config.participants,
-        job,
-        journal,
-    )
-    .await?;
-    if job.config.secure_sum.is_some() {
-        return Ok((engine.run_vector_sums().await?, None));
-    }
-    match segmentation::run(&mut engine, job).await {
-        Ok(result) => {
-            let json = serde_json::to_string_pretty(&result)? + "\n";
-            let report = engine.finish(true, "", json).await?;
-            Ok((report, Some(result)))
-        }
-        Err(error) => {
-            engine
-                .finish(false, &error.to_string(), String::new())
-                .await?;
-            Err(error.into())
-        }
-    }
 }
 
 #[cfg(test)]

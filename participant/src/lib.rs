@@ -12,7 +12,6 @@
 //! - [`output`]: this site's local results (segments, scores).
 //! - [`scoring`]: a job's final model applied to this site's customers.
 //! - [`summary`]: the local summary `features` prints.
-//! - [`synth`]: synthetic canonical tables for trying fedseg out.
 
 pub mod config;
 pub mod database;
@@ -25,5 +24,4 @@ pub mod privacy;
 pub mod rfmlt;
 pub mod scoring;
 pub mod summary;
-pub mod synth;
 pub mod tasks;

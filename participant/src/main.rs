@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{ledger, node, rfmlt, scoring, summary, synth, tasks};
+use fedseg_participant::{ledger, node, rfmlt, scoring, summary, tasks};
+use fedseg_synth as synth;
 
 /// The fedseg participant node.
 #[derive(Parser)]

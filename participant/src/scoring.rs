@@ -292,7 +292,7 @@ mod tests {
 
     fn site() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        crate::synth::write(dir.path(), 300, 4, "retail").unwrap();
+        fedseg_synth::write(dir.path(), 300, 4, "retail").unwrap();
         let tables = Tables {
             transactions: dir.path().join("transactions.csv"),
             interactions: dir.path().join("interactions.csv"),

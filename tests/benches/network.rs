@@ -25,7 +25,8 @@ use fedseg_common::proto::{
 };
 use fedseg_common::wire;
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
-use fedseg_coordinator::engine::Engine;
+use fedseg_coordinator::engine::{Engine, HubTransport};
+use fedseg_coordinator::job::vector_sums;
 use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::service::Event;
 use fedseg_coordinator::{demo, server};
@@ -115,19 +116,18 @@ async fn secure(n: usize, d: usize) -> Measured {
         });
     }
     let mut journal = JournalWriter::for_coordinator(&config).unwrap();
-    let report = Engine::start(
-        running.hub.clone(),
-        &mut running.events,
+    let sessions = HubTransport::new(running.hub.clone(), &mut running.events);
+    let engine = Engine::start(
+        sessions,
         config.rounds.clone(),
         &config.participants,
         &job,
         &mut journal,
+        None,
     )
     .await
-    .unwrap()
-    .run_vector_sums()
-    .await
     .unwrap();
+    let report = vector_sums::run(engine).await.unwrap();
     running.hub.close_all();
     let _ = quit.send(true);
     let _ = stop.send(());

@@ -42,6 +42,28 @@ fn require_threshold(have: usize, params: &JobParams, phase: Phase) -> Result<()
     Ok(())
 }
 
+/// Checks a round's message at `phase`: for the round collected
+/// (`(expected, got)`), from one of `members` (sorted), and the first from
+/// its sender (`repeated` says whether one came already).
+fn check_round_message(
+    phase: Phase,
+    (expected, got): (u64, u64),
+    members: &[u32],
+    from: u32,
+    repeated: bool,
+) -> Result<(), SecAggError> {
+    if got != expected {
+        return Err(SecAggError::WrongRound { expected, got });
+    }
+    if members.binary_search(&from).is_err() {
+        return Err(SecAggError::NotMember { who: from, phase });
+    }
+    if repeated {
+        return Err(SecAggError::Duplicate { from, phase });
+    }
+    Ok(())
+}
+
 /// Opens key set-up for `rounds` rounds from `first_round`, inviting
 /// `members` (sorted).
 pub fn start_epoch(
@@ -342,24 +364,13 @@ impl InputCollection {
         let ToCoordinator::Masked(input) = message else {
             unreachable!("phase checked")
         };
-        if input.round != self.round {
-            return Err(SecAggError::WrongRound {
-                expected: self.round,
-                got: input.round,
-            });
-        }
-        if self.members.binary_search(&from).is_err() {
-            return Err(SecAggError::NotMember {
-                who: from,
-                phase: Phase::MaskedInput,
-            });
-        }
-        if self.inputs.contains_key(&from) {
-            return Err(SecAggError::Duplicate {
-                from,
-                phase: Phase::MaskedInput,
-            });
-        }
+        check_round_message(
+            Phase::MaskedInput,
+            (self.round, input.round),
+            &self.members,
+            from,
+            self.inputs.contains_key(&from),
+        )?;
         if input.words.len() != self.length {
             return Err(SecAggError::LengthMismatch {
                 expected: self.length,
@@ -440,24 +451,13 @@ impl UnmaskCollection {
         let ToCoordinator::Unmask(response) = message else {
             unreachable!("phase checked")
         };
-        if response.round != self.round {
-            return Err(SecAggError::WrongRound {
-                expected: self.round,
-                got: response.round,
-            });
-        }
-        if self.survivors.binary_search(&from).is_err() {
-            return Err(SecAggError::NotMember {
-                who: from,
-                phase: Phase::Unmask,
-            });
-        }
-        if self.responders.contains(&from) {
-            return Err(SecAggError::Duplicate {
-                from,
-                phase: Phase::Unmask,
-            });
-        }
+        check_round_message(
+            Phase::Unmask,
+            (self.round, response.round),
+            &self.survivors,
+            from,
+            self.responders.contains(&from),
+        )?;
         let graph = &self.params.graph;
         let holds = |owner: u32| owner == from || graph.are_neighbours(from, owner);
         let check = |shares: &[RevealedShare], allowed: &[u32]| -> Result<(), SecAggError> {

@@ -44,6 +44,17 @@ pub struct RoundReport {
     pub outcome: Result<Vec<u64>, SecAggError>,
 }
 
+impl RoundReport {
+    /// A round that released nothing, for `error`.
+    fn aborted(round: u64, error: SecAggError) -> Self {
+        Self {
+            round,
+            survivors: Vec::new(),
+            outcome: Err(error),
+        }
+    }
+}
+
 /// Time spent in each role, summed over the whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
@@ -176,11 +187,7 @@ pub fn run<R: CryptoRng + ?Sized>(
             Ok(opened) => opened,
             Err(error) => {
                 timings.coordinator += coordinator_time;
-                reports.push(RoundReport {
-                    round,
-                    survivors: Vec::new(),
-                    outcome: Err(error),
-                });
+                reports.push(RoundReport::aborted(round, error));
                 continue;
             }
         };
@@ -208,11 +215,7 @@ pub fn run<R: CryptoRng + ?Sized>(
             Err(error) => {
                 silent.extend(members.iter().copied().filter(|m| !alive.contains(m)));
                 timings.coordinator += coordinator_time;
-                reports.push(RoundReport {
-                    round,
-                    survivors: Vec::new(),
-                    outcome: Err(error),
-                });
+                reports.push(RoundReport::aborted(round, error));
                 continue;
             }
         };

@@ -24,7 +24,7 @@ fn the_database_path_gives_the_csv_features() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let written = fedseg_participant::synth::write(dir.path(), 400, 9, "fintech").unwrap();
+    let written = fedseg_synth::write(dir.path(), 400, 9, "fintech").unwrap();
     assert!(written.transactions > 1000);
     for name in ["customers.csv", "transactions.csv", "interactions.csv"] {
         // The server runs as another user: let it read the files.

@@ -4,12 +4,17 @@
 //! terminal or a repository; `report.html`, self-contained with charts drawn
 //! by plotters as inline SVG, for the marketing and compliance teams.
 
+mod charts;
+mod html;
+
 use std::fmt::Write;
 
 use fedseg_common::features::NAMES;
-use plotters::prelude::*;
 
-use crate::segmentation::JobResult;
+use crate::propensity::{Evaluation, PropensityResult};
+use crate::result::JobResult;
+
+pub use html::html;
 
 /// What a coefficient of column `name` means.
 fn segment_meaning(result: &JobResult, name: &str) -> String {
@@ -137,7 +142,7 @@ fn candidates_table(result: &JobResult) -> Table {
     table
 }
 
-fn coefficients_table(result: &JobResult, p: &crate::propensity::PropensityResult) -> Table {
+fn coefficients_table(result: &JobResult, p: &PropensityResult) -> Table {
     let mut table = Table::new(&["column", "coefficient", "odds ratio", "meaning"]);
     table.rows.push(vec![
         "intercept".into(),
@@ -156,7 +161,7 @@ fn coefficients_table(result: &JobResult, p: &crate::propensity::PropensityResul
     table
 }
 
-fn calibration_table(e: &crate::propensity::Evaluation) -> Table {
+fn calibration_table(e: &Evaluation) -> Table {
     let mut table = Table::new(&["predicted", "customers", "mean predicted", "observed"]);
     for b in &e.calibration {
         table.rows.push(vec![
@@ -169,7 +174,7 @@ fn calibration_table(e: &crate::propensity::Evaluation) -> Table {
     table
 }
 
-fn campaign_table(result: &JobResult, e: &crate::propensity::Evaluation) -> Table {
+fn campaign_table(result: &JobResult, e: &Evaluation) -> Table {
     let mut table = Table::new(&[
         "segment",
         "holdout customers",
@@ -365,7 +370,6 @@ pub fn markdown(result: &JobResult) -> String {
     out
 }
 
-/// Escapes text for HTML.
 /// The sentence on bad rows the sites skipped, if any were.
 fn skipped_note(result: &JobResult) -> String {
     match result.census.skipped_rows {
@@ -376,313 +380,10 @@ fn skipped_note(result: &JobResult) -> String {
     }
 }
 
+/// Escapes text for HTML.
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
-
-type Chart = Result<String, Box<dyn std::error::Error>>;
-
-/// Each segment's mean z-score per feature (0 is the pooled mean).
-fn profile_chart(result: &JobResult) -> Chart {
-    let seg = &result.segmentation;
-    let z: Vec<Vec<f64>> = seg
-        .centroids
-        .iter()
-        .map(|c| {
-            c.iter()
-                .zip(&seg.space_scale)
-                .map(|(v, s)| if *s > 0.0 { v / s } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let top = z.iter().flatten().fold(0.5f64, |m, v| m.max(v.abs())) * 1.1;
-    let k = z.len().max(1);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Segment profiles: mean z-score against the pooled mean (0)",
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..5f64, -top..top)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(11)
-            .x_label_formatter(&|x| {
-                // Ticks fall every half unit; a feature's group is centred
-                // on j + 0.5.
-                if (x - x.floor() - 0.5).abs() < 1e-6 {
-                    NAMES
-                        .get(x.floor() as usize)
-                        .map_or(String::new(), |n| n.to_string())
-                } else {
-                    String::new()
-                }
-            })
-            .y_desc("z-score")
-            .draw()?;
-        let width = 0.8 / k as f64;
-        for (s, values) in z.iter().enumerate() {
-            let color = PALETTE[s % PALETTE.len()];
-            let name = seg
-                .segments
-                .get(s)
-                .map_or(String::new(), |x| x.name.clone());
-            chart
-                .draw_series(values.iter().enumerate().map(|(j, v)| {
-                    let x0 = j as f64 + 0.1 + s as f64 * width;
-                    Rectangle::new([(x0, 0.0), (x0 + width * 0.9, *v)], color.filled())
-                }))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
-    }
-    Ok(svg)
-}
-
-/// A line chart of `points` with the diagonal, on the unit square.
-fn unit_chart(title: &str, x_desc: &str, y_desc: &str, points: &[(f64, f64)], dots: bool) -> Chart {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (370, 340)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.3)))?;
-        chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            PALETTE[0].stroke_width(2),
-        ))?;
-        if dots {
-            chart.draw_series(
-                points
-                    .iter()
-                    .map(|&p| Circle::new(p, 4, PALETTE[1].filled())),
-            )?;
-        }
-        root.present()?;
-    }
-    Ok(svg)
-}
-
-/// Inertia (the elbow) per candidate k.
-fn k_chart(result: &JobResult) -> Chart {
-    let c = &result.segmentation.candidates;
-    let (lo, hi) = (
-        c.first().map_or(1, |x| x.k) as f64,
-        c.last().map_or(2, |x| x.k) as f64,
-    );
-    let top = c.iter().fold(0.0f64, |m, x| m.max(x.inertia)) * 1.1;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (370, 340)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Inertia by k (elbow)", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d((lo - 0.5)..(hi + 0.5), 0f64..top.max(1.0))?;
-        chart
-            .configure_mesh()
-            .x_desc("k")
-            .y_desc("inertia")
-            .draw()?;
-        let points: Vec<(f64, f64)> = c.iter().map(|x| (x.k as f64, x.inertia)).collect();
-        chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            PALETTE[0].stroke_width(2),
-        ))?;
-        chart.draw_series(
-            points
-                .iter()
-                .map(|&p| Circle::new(p, 4, PALETTE[1].filled())),
-        )?;
-        root.present()?;
-    }
-    Ok(svg)
-}
-
-/// The report as one self-contained HTML page (inline CSS and SVG, no
-/// network): segments with profiles and playbooks, the propensity model
-/// with its ROC curve and calibration chart, and the audit of every round
-/// with `journal_status`, the result of verifying the journal.
-pub fn html(
-    result: &JobResult,
-    journal_status: &str,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let seg = &result.segmentation;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>fedseg report: {id}</title><style>\
-         body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
-         th{{background:#f3f3f3}}td.t,th.t{{text-align:left}}.charts{{display:flex;flex-wrap:wrap;gap:1em}}\
-         .seg{{border-left:4px solid #1f77b4;padding-left:1em;margin:1.5em 0}}</style></head><body>\n\
-         <h1>Joint customer segmentation and propensity model</h1>\n\
-         <p>Job <code>{id}</code> as of {as_of}: <span data-key=\"customers\">{n}</span> consenting customers of \
-         {sites} members ({cohort}); {excluded} customers who refused marketing were excluded at their own bank before \
-         anything was computed.{skipped} Every number below comes from secure sums: no customer record left its bank.</p>\n",
-        id = esc(&result.job_id),
-        as_of = esc(&result.as_of),
-        n = result.standardization.count,
-        sites = result.cohort.len(),
-        cohort = esc(&result.cohort.join(", ")),
-        excluded = result.census.excluded_no_consent,
-        skipped = esc(&skipped_note(result)),
-    );
-    let _ = writeln!(
-        out,
-        "<h2>Segments</h2>\n<div class=\"charts\">{}{}</div>{}",
-        profile_chart(result)?,
-        k_chart(result)?,
-        segments_table(result).html()
-    );
-    let _ = writeln!(
-        out,
-        "<p>k = {} ({}); segments merged for being under {} customers: {}. {}</p>",
-        seg.k,
-        esc(seg.k_choice),
-        seg.min_segment_size,
-        seg.suppressed,
-        ahp_line(result)
-    );
-    for s in &seg.segments {
-        let _ = writeln!(
-            out,
-            "<div class=\"seg\"><h3>{} <small>({} customers)</small></h3><p>{}</p><ul>\
-             <li><b>Product</b>: {}</li><li><b>Price</b>: {}</li><li><b>Channel</b>: {}</li><li><b>Promotion</b>: {}</li></ul>",
-            esc(&s.name),
-            s.size,
-            esc(s.summary),
-            esc(s.playbook.product),
-            esc(s.playbook.price),
-            esc(s.playbook.channel),
-            esc(s.playbook.promotion)
-        );
-        let refined: Vec<String> = s
-            .refined
-            .iter()
-            .filter(|r| r.customers > 0.0)
-            .map(|r| {
-                format!(
-                    "<li>{:.1}% <i>{}</i>: {}</li>",
-                    100.0 * r.share,
-                    esc(r.name),
-                    esc(r.action)
-                )
-            })
-            .collect();
-        if !refined.is_empty() {
-            let _ = writeln!(
-                out,
-                "<p>Customers without a purchase:</p><ul>{}</ul>",
-                refined.join("")
-            );
-        }
-        let _ = writeln!(out, "</div>");
-    }
-    let _ = writeln!(
-        out,
-        "<h3>Choice of k</h3>{}",
-        candidates_table(result).html()
-    );
-    if let Some(p) = &result.propensity {
-        let _ = writeln!(
-            out,
-            "<h2>Propensity model</h2><p>Logistic regression ({:?}, l2 = {}) on {} training customers, {} iterations, converged: <span data-key=\"converged\">{}</span>{}.</p>{}",
-            p.optimizer,
-            p.l2,
-            p.training_count,
-            p.iterations,
-            p.converged,
-            p.reason
-                .as_ref()
-                .map(|r| format!(" ({})", esc(r)))
-                .unwrap_or_default(),
-            coefficients_table(result, p).html()
-        );
-        if let Some(e) = &p.evaluation {
-            let roc: Vec<(f64, f64)> = e.roc.iter().map(|p| (p[0], p[1])).collect();
-            let calibration: Vec<(f64, f64)> = e
-                .calibration
-                .iter()
-                .filter(|b| b.count > 0.0)
-                .map(|b| (b.mean_predicted, b.observed_rate))
-                .collect();
-            let _ = writeln!(
-                out,
-                "<p>On <span data-key=\"holdout\">{}</span> holdout customers: AUC <span data-key=\"auc\">{:.4}</span>, log-loss <span data-key=\"log_loss\">{:.4}</span>, top-decile lift {:.2}.</p><div class=\"charts\">{}{}</div>{}{}",
-                e.count,
-                e.auc,
-                e.log_loss,
-                e.top_decile_lift,
-                unit_chart(
-                    &format!("ROC curve (AUC {:.3})", e.auc),
-                    "false positive rate",
-                    "true positive rate",
-                    &roc,
-                    false
-                )?,
-                unit_chart(
-                    "Calibration",
-                    "mean predicted",
-                    "observed rate",
-                    &calibration,
-                    true
-                )?,
-                calibration_table(e).html(),
-                campaign_table(result, e).html()
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "<h2>Audit</h2><p>Journal: <span data-key=\"journal\">{}</span>. Configuration SHA-256 <code>{}</code>.</p><p data-key=\"privacy\">{}</p>{}</body></html>",
-        esc(journal_status),
-        esc(&result.config_hash),
-        esc(&privacy_line(result)),
-        rounds_table(result).html()
-    );
-    Ok(out)
 }

@@ -1,5 +1,6 @@
-//! Synthetic canonical data for one bank (`fedseg-participant synth`), so a
-//! consortium can be tried without real customers. Customers follow a few
+//! Synthetic canonical data for one bank (`fedseg-participant synth`, and
+//! every site of `fedseg-coordinator demo`), so a consortium can be tried
+//! without real customers. Customers follow a few
 //! distinct behaviours (champions, loyal, new, dormant, browsers who never
 //! buy, occasional buyers) in proportions set by a profile; amounts are
 //! log-normal (heavy-tailed), purchases peak in November and December, some
@@ -324,10 +325,9 @@ fn poisson(rng: &mut impl Rng, mean: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rfmlt::{self, ColumnNames, Tables};
 
     #[test]
-    fn synthetic_data_is_reproducible_and_reads_back() {
+    fn synthetic_data_is_reproducible() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         let written = write(a.path(), 500, 7, "retail").unwrap();
@@ -338,28 +338,6 @@ mod tests {
                 std::fs::read(b.path().join(table)).unwrap()
             );
         }
-        let tables = Tables {
-            transactions: a.path().join("transactions.csv"),
-            interactions: a.path().join("interactions.csv"),
-            customers: a.path().join("customers.csv"),
-            columns: ColumnNames::default(),
-        };
-        let as_of = HISTORY_END + Duration::days(1);
-        let features = rfmlt::compute(&tables, as_of).unwrap();
-        assert_eq!(
-            features.rows,
-            [written.transactions, written.interactions, 500]
-        );
-        assert!(features.excluded_no_consent > 10 && features.excluded_no_consent < 80);
-        assert!(features.rows_after_as_of > 0);
-        let buyers = features.customers.iter().filter(|c| c.f > 0.0).count();
-        let converted = features.customers.iter().filter(|c| c.converted).count();
-        assert!(buyers > 300 && buyers < features.customers.len());
-        assert!(converted > 20 && converted < 400, "{converted}");
-        // Heavy tail: the largest spender far above the median.
-        let mut m: Vec<f64> = features.customers.iter().map(|c| c.m).collect();
-        m.sort_by(f64::total_cmp);
-        assert!(m[m.len() - 1] > 10.0 * m[m.len() / 2]);
         assert!(write(b.path(), 1, 1, "nope").is_err());
     }
 }

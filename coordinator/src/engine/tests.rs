@@ -1,0 +1,697 @@
+//! The engine driven in process: participants that run the real protocol
+//! roles (`fedseg_common::secagg::participant`) behind a [`Transport`] that
+//! delivers their answers at once, with a fault plan per participant. A
+//! phase's deadline is the moment no answer is left to deliver, so no test
+//! waits for a clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
+use fedseg_common::journal::{Entry, Record};
+use fedseg_common::proto::{
+    self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body as Down,
+    participant_message::Body as Up,
+};
+use fedseg_common::secagg::JobParams;
+use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
+use fedseg_common::wire;
+use tokio::time::Instant as Deadline;
+
+use super::transport::{Pending, Received, Transport};
+use super::{Engine, EngineError, JobReport, PrivacyBudget};
+use crate::config::{Job, RoundSettings};
+use crate::journal::JournalWriter;
+use crate::metrics::Metrics;
+use crate::service::{Event, Traffic};
+
+/// Values per input.
+const LENGTH: usize = 3;
+
+/// The phases a participant can fail at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Phase {
+    Offer,
+    AdvertiseKeys,
+    ShareKeys,
+    MaskedInput,
+    Unmask,
+}
+
+impl Phase {
+    fn of(body: &Down) -> Option<Self> {
+        Some(match body {
+            Down::JobOffer(_) => Phase::Offer,
+            Down::EpochStart(_) => Phase::AdvertiseKeys,
+            Down::EpochRoster(_) => Phase::ShareKeys,
+            Down::MaskRequest(_) => Phase::MaskedInput,
+            Down::UnmaskRequest(_) => Phase::Unmask,
+            _ => return None,
+        })
+    }
+}
+
+/// What one participant does wrong, once, at the first `phase` of round
+/// `round` (for the key phases, of the key set-up that starts at `round`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Its session closes instead of answering, for good.
+    Leave(Phase, u64),
+    /// Its answer arrives only after the phase's deadline.
+    Late(Phase, u64),
+    /// Its answer arrives twice.
+    Duplicate(Phase, u64),
+    /// Before its answer, it sends again its answer to the previous round.
+    ReplayPrevious(Phase, u64),
+    /// It declines the job.
+    Decline,
+}
+
+/// The round (or first round of the key set-up) a request is for.
+fn round_of(body: &Down) -> u64 {
+    match body {
+        Down::EpochStart(s) => s.first_round,
+        Down::EpochRoster(r) => r.first_round,
+        Down::MaskRequest(m) => m.round,
+        Down::UnmaskRequest(u) => u.round,
+        _ => 0,
+    }
+}
+
+/// Member `index`'s input in round `round`: distinct per member and round,
+/// so a sum over the wrong members or of the wrong round shows.
+fn input(index: u32, round: u64) -> Vec<f64> {
+    let base = f64::from(index + 1) + 100.0 * round as f64;
+    (0..LENGTH).map(|j| base * 10f64.powi(j as i32)).collect()
+}
+
+enum KeyState {
+    None,
+    AwaitingRoster(AwaitingRoster),
+    AwaitingShares(AwaitingShares),
+    Ready(ReadyEpoch),
+}
+
+struct Member {
+    connected: bool,
+    fault: Option<Fault>,
+    params: Option<(Arc<JobParams>, u32)>,
+    keys: KeyState,
+    /// Its last answer in each phase, for a replay.
+    last: HashMap<Phase, ParticipantMessage>,
+}
+
+impl Member {
+    /// The answer to `body` of job `job_id`, if it has one.
+    fn answer(&mut self, job_id: &str, body: Down) -> Option<Up> {
+        let rng = &mut rand::rng();
+        match (body, std::mem::replace(&mut self.keys, KeyState::None)) {
+            (Down::JobOffer(offer), _) => {
+                let seed: [u8; 32] = offer.graph_seed.try_into().expect("32 bytes");
+                let params = JobParams::new(
+                    job_id,
+                    offer.cohort.len() as u32,
+                    offer.threshold,
+                    offer.neighbours,
+                    &seed,
+                )
+                .expect("valid offer");
+                self.params = Some((Arc::new(params), offer.index));
+                Some(Up::JobAnswer(proto::JobAnswer {
+                    accept: true,
+                    reason: String::new(),
+                }))
+            }
+            (Down::EpochStart(start), _) => {
+                let (params, index) = self.params.clone().expect("offered");
+                let (advert, next) =
+                    participant::start_epoch(params, index, start.into(), rng).ok()?;
+                self.keys = KeyState::AwaitingRoster(next);
+                Some(Up::KeyAdvertisement((&advert).into()))
+            }
+            (Down::EpochRoster(roster), KeyState::AwaitingRoster(state)) => {
+                let roster = wire::roster_from_wire(roster, state.start()).ok()?;
+                let (bundle, next) = state.receive_roster(roster, rng).ok()?;
+                self.keys = KeyState::AwaitingShares(next);
+                Some(Up::ShareBundle((&bundle).into()))
+            }
+            (Down::ShareDelivery(delivery), KeyState::AwaitingShares(state)) => {
+                self.keys = KeyState::Ready(state.receive_shares(delivery.into()).ok()?);
+                None
+            }
+            (Down::MaskRequest(request), KeyState::Ready(mut ready)) => {
+                let index = self.params.as_ref().expect("offered").1;
+                let encoder = encoder();
+                let words = encoder.encode(&input(index, request.round)).ok()?.words;
+                let masked = ready.mask(&wire::mask_request_from_wire(&request), &words);
+                self.keys = KeyState::Ready(ready);
+                Some(Up::MaskedInput((&masked.ok()?).into()))
+            }
+            (Down::UnmaskRequest(request), KeyState::Ready(mut ready)) => {
+                let response = ready.unmask(&request.into());
+                self.keys = KeyState::Ready(ready);
+                Some(Up::UnmaskResponse((&response.ok()?).into()))
+            }
+            (_, keys) => {
+                self.keys = keys;
+                None
+            }
+        }
+    }
+}
+
+fn encoder() -> FixedPointEncoder {
+    FixedPointEncoder::new(16, vec![ClipRange::new(-1e6, 1e6)]).expect("valid encoding")
+}
+
+#[derive(Default)]
+struct Sessions {
+    members: BTreeMap<String, Member>,
+    /// Events delivered in order.
+    queue: VecDeque<Event>,
+    /// Late events, delivered after the next deadline.
+    late: Vec<Event>,
+}
+
+/// In-process participants behind the engine's transport.
+struct InProcess {
+    sessions: Mutex<Sessions>,
+    metrics: Metrics,
+}
+
+impl InProcess {
+    fn new(ids: &[&str], faults: &[(&str, Fault)]) -> Self {
+        let mut sessions = Sessions::default();
+        for id in ids {
+            sessions.members.insert(
+                id.to_string(),
+                Member {
+                    connected: true,
+                    fault: faults.iter().find(|(f, _)| f == id).map(|&(_, f)| f),
+                    params: None,
+                    keys: KeyState::None,
+                    last: HashMap::new(),
+                },
+            );
+        }
+        Self {
+            sessions: Mutex::new(sessions),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Delivers `message` to `id`; false when its session is closed.
+    fn deliver(&self, id: &str, message: CoordinatorMessage) -> bool {
+        let Some(body) = message.body else {
+            return false;
+        };
+        let mut sessions = self.sessions.lock().expect("sessions");
+        let Sessions {
+            members,
+            queue,
+            late,
+        } = &mut *sessions;
+        let Some(member) = members.get_mut(id).filter(|m| m.connected) else {
+            return false;
+        };
+        let phase = Phase::of(&body);
+        let round = round_of(&body);
+        let due = |fault: Fault| {
+            let (p, r) = match fault {
+                Fault::Leave(p, r)
+                | Fault::Late(p, r)
+                | Fault::Duplicate(p, r)
+                | Fault::ReplayPrevious(p, r) => (p, r),
+                Fault::Decline => (Phase::Offer, 0),
+            };
+            Some(p) == phase && round >= r
+        };
+        let fault = member.fault.filter(|&f| due(f));
+        if fault.is_some() {
+            member.fault = None;
+        }
+        if let Some(Fault::Leave(..)) = fault {
+            member.connected = false;
+            queue.push_back(Event::Disconnected(id.to_string()));
+            return true;
+        }
+        let answer = match fault {
+            Some(Fault::Decline) => Some(Up::JobAnswer(proto::JobAnswer {
+                accept: false,
+                reason: "policy".into(),
+            })),
+            _ => member.answer(&message.job_id, body),
+        };
+        let Some(answer) = answer else {
+            return true;
+        };
+        let message = ParticipantMessage { body: Some(answer) };
+        let event = |m: &ParticipantMessage| Event::Message(id.to_string(), m.clone());
+        match fault {
+            Some(Fault::Late(..)) => late.push(event(&message)),
+            Some(Fault::Duplicate(..)) => {
+                queue.push_back(event(&message));
+                queue.push_back(event(&message));
+            }
+            Some(Fault::ReplayPrevious(..)) => {
+                if let Some(previous) = phase.and_then(|p| member.last.get(&p)) {
+                    queue.push_back(event(previous));
+                }
+                queue.push_back(event(&message));
+            }
+            _ => queue.push_back(event(&message)),
+        }
+        if let Some(phase) = phase {
+            member.last.insert(phase, message);
+        }
+        true
+    }
+}
+
+impl Transport for InProcess {
+    fn connected(&self) -> HashSet<String> {
+        let sessions = self.sessions.lock().expect("sessions");
+        sessions
+            .members
+            .iter()
+            .filter(|(_, m)| m.connected)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn send<'s>(&'s self, id: &'s str, message: CoordinatorMessage) -> Pending<'s, bool> {
+        let sent = self.deliver(id, message);
+        Box::pin(std::future::ready(sent))
+    }
+
+    fn next<'s>(&'s mut self, _deadline: Deadline) -> Pending<'s, Received> {
+        let mut sessions = self.sessions.lock().expect("sessions");
+        let received = match sessions.queue.pop_front() {
+            Some(event) => Received::Event(event),
+            None => {
+                // Nothing left to answer: the phase's deadline; what was
+                // late arrives after it.
+                let late = std::mem::take(&mut sessions.late);
+                sessions.queue.extend(late);
+                Received::Deadline
+            }
+        };
+        Box::pin(std::future::ready(received))
+    }
+
+    fn traffic(&self) -> Traffic {
+        Traffic::default()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+const MEMBERS: [&str; 4] = ["bank-a", "bank-b", "bank-c", "bank-d"];
+
+/// A consortium directory: a job of `rounds` secure sums with `threshold`,
+/// and a key for the journal.
+struct Fixture {
+    dir: tempfile::TempDir,
+    job: Job,
+}
+
+impl Fixture {
+    fn new(rounds: u32, threshold: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        std::fs::write(dir.path().join("coordinator.key"), pem.as_bytes()).unwrap();
+        std::fs::write(dir.path().join("coordinator.crt"), "certificate").unwrap();
+        let job = dir.path().join("job.toml");
+        std::fs::write(
+            &job,
+            format!(
+                "seed = 7\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
+                 [cohort]\nthreshold = {threshold}\n\n\
+                 [secure_sum]\nvector = \"v\"\nlength = {LENGTH}\nrounds = {rounds}\n\
+                 frac_bits = 16\nlo = -1000000.0\nhi = 1000000.0\n"
+            ),
+        )
+        .unwrap();
+        let job = Job::load(&job).unwrap();
+        Self { dir, job }
+    }
+
+    fn journal(&self, name: &str) -> JournalWriter {
+        let path = |file: &str| self.dir.path().join(file);
+        JournalWriter::open(
+            &path(name),
+            &path("coordinator.key"),
+            &path("coordinator.crt"),
+            "coordinator",
+        )
+        .unwrap()
+    }
+
+    /// Runs the job over `members` with `faults`, journaling to `journal`.
+    async fn run(
+        &self,
+        journal: &mut JournalWriter,
+        faults: &[(&str, Fault)],
+    ) -> Result<JobReport, EngineError> {
+        self.run_with_budget(journal, faults, None).await
+    }
+
+    /// Like [`Fixture::run`], journaling `budget` when the job is new.
+    async fn run_with_budget(
+        &self,
+        journal: &mut JournalWriter,
+        faults: &[(&str, Fault)],
+        budget: Option<PrivacyBudget>,
+    ) -> Result<JobReport, EngineError> {
+        let settings = RoundSettings {
+            phase_timeout_s: 1.0,
+            cohort_timeout_s: 1.0,
+            epoch_rounds: 2,
+            max_message_bytes: 1 << 20,
+        };
+        let listed: Vec<String> = MEMBERS.iter().map(|m| m.to_string()).collect();
+        let sessions = InProcess::new(&MEMBERS, faults);
+        let mut engine =
+            Engine::start(sessions, settings, &listed, &self.job, journal, budget).await?;
+        let sum = self
+            .job
+            .config
+            .secure_sum
+            .clone()
+            .expect("a [secure_sum] job");
+        let computation = proto::Computation {
+            encoding: Some(proto::Encoding {
+                frac_bits: 16,
+                ranges: vec![proto::ClipRange { lo: -1e6, hi: 1e6 }],
+                units: vec![],
+            }),
+            noise: None,
+            kind: Some(proto::computation::Kind::VectorFile(proto::VectorFile {
+                name: sum.vector,
+            })),
+        };
+        for _ in 0..sum.rounds {
+            engine
+                .secure_sum("vector", &computation, &encoder(), sum.length)
+                .await?;
+        }
+        engine.finish(true, "", String::new()).await
+    }
+}
+
+/// The sum of the inputs of `members` in `round`.
+fn expected(members: &[&str], round: u64) -> Vec<f64> {
+    let mut sum = vec![0.0; LENGTH];
+    for m in members {
+        let index = MEMBERS.iter().position(|x| x == m).unwrap() as u32;
+        for (s, v) in sum.iter_mut().zip(input(index, round)) {
+            *s += v;
+        }
+    }
+    sum
+}
+
+/// Checks every round of `report` released the sum of exactly its
+/// survivors' inputs, and returns (survivors, dropped) per round.
+fn check_sums(report: &JobReport) -> Vec<(Vec<String>, Vec<String>)> {
+    report
+        .rounds
+        .iter()
+        .map(|r| {
+            assert_eq!(r.outcome, "released", "round {}: {:?}", r.round, r.reason);
+            let survivors: Vec<&str> = r.survivors.iter().map(String::as_str).collect();
+            assert_eq!(
+                r.sum.as_deref(),
+                Some(&expected(&survivors, r.round)[..]),
+                "round {}",
+                r.round
+            );
+            (r.survivors.clone(), r.dropped.clone())
+        })
+        .collect()
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn honest_members_get_every_sum_released() {
+    let f = Fixture::new(3, 3);
+    let report = f.run(&mut f.journal("journal.log"), &[]).await.unwrap();
+    let rounds = check_sums(&report);
+    assert_eq!(rounds, vec![(ids(&MEMBERS), vec![]); 3]);
+    assert!(report.rejected_messages.is_empty());
+}
+
+#[tokio::test]
+async fn a_member_that_leaves_at_any_phase_is_left_out_from_then_on() {
+    let all = ids(&MEMBERS);
+    let rest = ids(&MEMBERS[..3]);
+    // (phase, round 0 survivors and dropped, later rounds' survivors and
+    // dropped): leaving at the masked input makes it a dropped member of
+    // that round; leaving at the unmasking leaves its input in the sum,
+    // which the others' shares unmask.
+    let cases = [
+        (Phase::Offer, (&rest, vec![]), &rest),
+        (Phase::AdvertiseKeys, (&rest, vec![]), &rest),
+        (Phase::ShareKeys, (&rest, vec![]), &rest),
+        (Phase::MaskedInput, (&rest, ids(&["bank-d"])), &rest),
+        (Phase::Unmask, (&all, vec![]), &rest),
+    ];
+    for (phase, first, later) in cases {
+        let f = Fixture::new(3, 3);
+        let faults = [("bank-d", Fault::Leave(phase, 0))];
+        let report = f
+            .run(&mut f.journal("journal.log"), &faults)
+            .await
+            .unwrap_or_else(|e| panic!("{phase:?}: {e}"));
+        let rounds = check_sums(&report);
+        assert_eq!(rounds[0], (first.0.clone(), first.1), "{phase:?}");
+        for r in &rounds[1..] {
+            assert_eq!(&r.0, later, "{phase:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_member_that_leaves_below_the_threshold_aborts_the_round_and_nothing_is_released() {
+    let f = Fixture::new(2, 4);
+    let faults = [("bank-b", Fault::Leave(Phase::MaskedInput, 0))];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    assert!(
+        report
+            .rounds
+            .iter()
+            .all(|r| r.outcome == "aborted" && r.sum.is_none())
+    );
+    assert!(
+        !journal
+            .records()
+            .iter()
+            .any(|r| matches!(r.entry, Entry::AggregateReleased { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_late_masked_input_is_refused_and_its_member_counted_as_dropped() {
+    let f = Fixture::new(2, 3);
+    let faults = [("bank-c", Fault::Late(Phase::MaskedInput, 0))];
+    let report = f.run(&mut f.journal("journal.log"), &faults).await.unwrap();
+    let rounds = check_sums(&report);
+    assert_eq!(
+        rounds[0],
+        (ids(&["bank-a", "bank-b", "bank-d"]), ids(&["bank-c"]))
+    );
+    // It arrived during the unmasking, which takes no masked input.
+    assert_eq!(report.rejected_messages.get("out_of_phase"), Some(&1));
+    // The member is back in the next round, with its own round's keys.
+    assert_eq!(rounds[1], (ids(&MEMBERS), vec![]));
+}
+
+#[tokio::test]
+async fn replayed_messages_are_refused_and_change_no_sum() {
+    let cases = [
+        (Fault::Duplicate(Phase::MaskedInput, 0), "duplicate"),
+        (Fault::Duplicate(Phase::Unmask, 1), "duplicate"),
+        (Fault::Duplicate(Phase::AdvertiseKeys, 2), "duplicate"),
+        (Fault::ReplayPrevious(Phase::MaskedInput, 1), "wrong_round"),
+        (Fault::ReplayPrevious(Phase::Unmask, 1), "wrong_round"),
+    ];
+    for (fault, code) in cases {
+        let f = Fixture::new(3, 3);
+        let report = f
+            .run(&mut f.journal("journal.log"), &[("bank-a", fault)])
+            .await
+            .unwrap();
+        let rounds = check_sums(&report);
+        assert_eq!(rounds, vec![(ids(&MEMBERS), vec![]); 3], "{fault:?}");
+        assert_eq!(
+            report.rejected_messages,
+            BTreeMap::from([(code, 1)]),
+            "{fault:?}"
+        );
+    }
+}
+
+/// The kind of a journal entry, as the journal names it.
+fn kind(entry: &Entry) -> String {
+    serde_json::to_value(entry).unwrap()["kind"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Copies the first `records` records of journal `from` (after its opening
+/// record) into a new journal `to`: the journal of a coordinator that
+/// stopped right after writing them.
+fn cut(f: &Fixture, from: &[Record], records: usize, to: &str) -> JournalWriter {
+    let mut journal = f.journal(to);
+    for record in &from[1..=records] {
+        journal.append(record.entry.clone()).unwrap();
+    }
+    journal
+}
+
+/// Checks a job resumed from the first `n` records of `whole` (which the
+/// run `first` wrote) against it: rounds the journal holds are handed back
+/// as they were, the others run again, every member honest, under numbers
+/// past every round the journal mentions.
+fn check_resumed(first: &JobReport, whole: &[Record], n: usize, resumed: &JobReport, what: &str) {
+    let held = &whole[1..=n];
+    let journaled = |round: u64| {
+        held.iter().any(|r| {
+            matches!(&r.entry, Entry::AggregateReleased { round: x, .. }
+                | Entry::RoundAborted { round: x, .. } if *x == round)
+        })
+    };
+    assert_eq!(resumed.rounds.len(), first.rounds.len(), "{what}");
+    for (i, r) in resumed.rounds.iter().enumerate() {
+        let before = &first.rounds[i];
+        if journaled(before.round) {
+            // Handed back as the journal has it, nobody asked again.
+            assert_eq!(
+                (r.round, r.outcome, &r.sum, &r.reason),
+                (before.round, before.outcome, &before.sum, &before.reason),
+                "{what}, round {i}"
+            );
+        } else {
+            assert_eq!(r.outcome, "released", "{what}, round {i}");
+            assert_eq!(r.survivors, ids(&MEMBERS), "{what}, round {i}");
+            assert_eq!(r.sum.as_deref(), Some(&expected(&MEMBERS, r.round)[..]));
+            let mentioned = held.iter().any(|x| {
+                matches!(&x.entry, Entry::RoundOpened { round, .. }
+                    | Entry::PhaseCompleted { round, .. } if *round >= r.round)
+            });
+            assert!(!mentioned, "{what}: round {} reused", r.round);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_resumed_from_its_journal_cut_after_any_record_releases_what_the_journal_says_then_the_rest()
+ {
+    // Threshold 3 of 4: bank-d declines, and bank-b leaving at round 1's
+    // masked input aborts round 1 and round 2, so the journal holds a
+    // privacy budget, a refusal, releases and aborts.
+    let f = Fixture::new(3, 3);
+    let mut whole = f.journal("whole.log");
+    let faults = [
+        ("bank-d", Fault::Decline),
+        ("bank-b", Fault::Leave(Phase::MaskedInput, 1)),
+    ];
+    let budget = PrivacyBudget {
+        epsilon: 1.0,
+        delta: 1e-6,
+        rho: 0.01,
+        clip: [1.0; 5],
+        planned_releases: 3,
+    };
+    let first = f
+        .run_with_budget(&mut whole, &faults, Some(budget))
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = first.rounds.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["released", "aborted", "aborted"]);
+    assert_eq!(
+        first.rounds[0].survivors,
+        ids(&["bank-a", "bank-b", "bank-c"])
+    );
+    let mut kinds = HashSet::new();
+    let mut resumed_journal = None;
+    for n in 1..whole.records().len() {
+        let last = kind(&whole.records()[n].entry);
+        let what = format!("cut after {last} (record {n})");
+        let mut journal = cut(&f, whole.records(), n, &format!("cut-{n}.log"));
+        // Every member is back and honest.
+        let resumed = f.run(&mut journal, &[]).await;
+        if last == "job_finished" {
+            assert!(
+                matches!(resumed, Err(EngineError::AlreadyFinished(_))),
+                "{what}"
+            );
+        } else {
+            let resumed = resumed.unwrap_or_else(|e| panic!("{what}: {e}"));
+            check_resumed(&first, whole.records(), n, &resumed, &what);
+            if last == "aggregate_released" {
+                resumed_journal = Some((journal, n));
+            }
+        }
+        kinds.insert(last);
+    }
+    // A resumed job's journal, cut right after it says so, resumes again
+    // from what the first part holds.
+    let (twice, n) = resumed_journal.expect("a cut after a release");
+    let at = twice
+        .records()
+        .iter()
+        .position(|r| matches!(r.entry, Entry::JobResumed { .. }))
+        .expect("journaled");
+    let mut journal = cut(&f, twice.records(), at, "twice.log");
+    let resumed = f.run(&mut journal, &[]).await.unwrap();
+    check_resumed(
+        &first,
+        whole.records(),
+        n,
+        &resumed,
+        "cut after job_resumed",
+    );
+    kinds.insert(kind(&twice.records()[at].entry));
+    for expected in [
+        "job_submitted",
+        "privacy_budget",
+        "cohort_fixed",
+        "participant_declined",
+        "phase_completed",
+        "key_setup_done",
+        "round_opened",
+        "aggregate_released",
+        "round_aborted",
+        "job_resumed",
+        "job_finished",
+    ] {
+        assert!(kinds.contains(expected), "no cut after {expected}");
+    }
+}
+
+#[tokio::test]
+async fn a_journal_holding_the_job_with_another_configuration_is_refused() {
+    let f = Fixture::new(1, 3);
+    let mut journal = f.journal("journal.log");
+    journal
+        .append(Entry::JobSubmitted {
+            job_id: f.job.id.clone(),
+            config_hash: "another".into(),
+            config: String::new(),
+        })
+        .unwrap();
+    let outcome = f.run(&mut journal, &[]).await;
+    assert!(matches!(outcome, Err(EngineError::ConfigChanged(_))));
+}

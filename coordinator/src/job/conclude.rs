@@ -1,0 +1,127 @@
+//! A job's end as the operator sees it: a finished job's `result.json`,
+//! `rounds.json` and reports written under the output directory, or a
+//! failed job's end journaled (unless the engine already did).
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+use fedseg_common::journal::Entry;
+use tracing::info;
+
+use super::{Finished, JobError};
+use crate::config::CoordinatorConfig;
+use crate::journal::JournalWriter;
+use crate::report;
+
+/// Records a failed job's end (unless the engine did), or writes a finished
+/// job's result and reports under `out`. For a segmentation job, the lines
+/// to show on the terminal (summary, journal check, report path).
+pub fn conclude(
+    outcome: Result<Finished, JobError>,
+    journal: &mut JournalWriter,
+    config: &CoordinatorConfig,
+    job_id: String,
+    out: &Path,
+) -> Result<Option<String>, JobError> {
+    let (report, result) = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            journal_failure(journal, job_id, &error);
+            return Err(error);
+        }
+    };
+    std::fs::create_dir_all(out).map_err(|source| JobError::Write {
+        what: "creating",
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let write = |name: &str, text: String| -> Result<PathBuf, JobError> {
+        let path = out.join(name);
+        match std::fs::write(&path, text) {
+            Ok(()) => Ok(path),
+            Err(source) => Err(JobError::Write {
+                what: "writing",
+                path,
+                source,
+            }),
+        }
+    };
+    let (path, shown) = match &result {
+        None => (
+            write("result.json", serde_json::to_string_pretty(&report)? + "\n")?,
+            None,
+        ),
+        Some(result) => {
+            write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
+            write("report.md", report::markdown(result))?;
+            let status = journal_status(&config.journal, &config.tls.ca);
+            let html =
+                report::html(result, &status).map_err(|e| JobError::Report(e.to_string()))?;
+            let report_path = write("report.html", html)?;
+            let shown = format!(
+                "{}\njournal: {status}\nreport: {}",
+                report::summary(result),
+                report_path.display()
+            );
+            let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
+            (path, Some(shown))
+        }
+    };
+    let released = report
+        .rounds
+        .iter()
+        .filter(|r| r.outcome == "released")
+        .count();
+    info!(released, rounds = report.rounds.len(), result = %path.display(), "job finished");
+    Ok(shown)
+}
+
+/// Journals that job `job_id` failed with `error`, unless the journal's
+/// last record already ends it (the engine journals the failures it sees).
+/// The journal itself may be what failed, so a failure to append is
+/// ignored: the error is reported either way.
+fn journal_failure(journal: &mut JournalWriter, job_id: String, error: &JobError) {
+    let finished = matches!(
+        journal.records().last().map(|r| &r.entry),
+        Some(Entry::JobFinished { job_id: id, .. }) if *id == job_id
+    );
+    if !finished {
+        let _ = journal.append(Entry::JobFinished {
+            job_id,
+            success: false,
+            reason: chain(error),
+        });
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The outcome of verifying the journal against the consortium CA, for the
+/// report's audit section.
+pub fn journal_status(journal: &Path, ca: &Path) -> String {
+    let checked = std::fs::read(journal)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            let ca = std::fs::read(ca).map_err(|e| e.to_string())?;
+            fedseg_common::journal::verify(&bytes, &ca).map_err(|e| e.to_string())
+        });
+    match checked {
+        Ok(v) => format!(
+            "verified: {} records, hash chain and {} signatures of coordinator {} intact",
+            v.records.len(),
+            v.algorithm,
+            v.coordinator
+        ),
+        Err(e) => format!("NOT verified: {e}"),
+    }
+}

@@ -1,0 +1,99 @@
+//! The segmentation job as a sequence of steps, each one or more secure
+//! sums released through [`Releases`]: census → statistics → AHP → k-means
+//! → suppression → profiles → propensity (fit and evaluation) → the
+//! result.
+
+use fedseg_common::features::DIM;
+use thiserror::Error;
+
+use crate::ahp;
+use crate::config::Job;
+use crate::engine::Engine;
+use crate::propensity::{self, PropensityError};
+use crate::release::Releases;
+use crate::result::{JobResult, Privacy, RoundSummary};
+use crate::segmentation::{self, AhpResult, SegmentationError, SegmentationResult};
+
+/// Why the segmentation job could not finish.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A segmentation step failed.
+    #[error(transparent)]
+    Segmentation(#[from] SegmentationError),
+    /// The propensity model failed.
+    #[error(transparent)]
+    Propensity(#[from] PropensityError),
+}
+
+/// Runs the segmentation (and propensity model) of `job` on `engine`.
+pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, PipelineError> {
+    let settings = &job.config.segmentation;
+    let ahp = ahp::weights(DIM, &settings.ahp_judgments).map_err(SegmentationError::from)?;
+    let mut releases = Releases::new(engine, job);
+    let census = segmentation::census(&mut releases, job).await?;
+    let statistics = segmentation::statistics(&mut releases, job).await?;
+    let space = statistics.space(&ahp.weights);
+    let kmeans = segmentation::kmeans(&mut releases, job, &statistics, &space).await?;
+    let count = statistics.standardization.count;
+    let (chosen, suppressed) = segmentation::suppress(
+        &mut releases,
+        settings,
+        &space,
+        kmeans.chosen,
+        count,
+        kmeans.total_ss,
+    )
+    .await?;
+    let described = segmentation::profiles(
+        &mut releases,
+        job,
+        &statistics,
+        &space,
+        &chosen,
+        &ahp.weights,
+    )
+    .await?;
+    let segmentation = SegmentationResult {
+        candidates: kmeans.candidates,
+        k_choice: kmeans.k_choice,
+        suppressed,
+        ..described
+    };
+    let propensity = if job.config.propensity.enabled {
+        let base_rate = (census.converted, census.customers);
+        Some(
+            propensity::fit(
+                &mut releases,
+                job,
+                space,
+                chosen.k,
+                chosen.centroids,
+                base_rate,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let rounds: Vec<RoundSummary> = releases.rounds().iter().map(Into::into).collect();
+    Ok(JobResult {
+        job_id: job.id.clone(),
+        config_hash: job.config_hash.clone(),
+        cohort: releases.cohort().to_vec(),
+        as_of: job.config.as_of.clone(),
+        census,
+        standardization: statistics.standardization,
+        ahp: AhpResult {
+            weights: ahp.weights,
+            consistency_ratio: ahp.consistency_ratio,
+            lambda_max: ahp.lambda_max,
+            judgments: settings.ahp_judgments.clone(),
+        },
+        segmentation,
+        propensity,
+        privacy: Privacy::spent(releases.privacy.as_ref(), releases.privacy_spent()),
+        secure_sum_rounds: rounds.len(),
+        rounds,
+    })
+}
