@@ -12,6 +12,9 @@
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
 //! - [`computation`]: each round's computation: its vector layout, bounds
 //!   and typed decode, one module per kind.
+//! - [`psi`]: private set intersection for vertical joint modelling
+//!   (ECDH over ristretto255 in a hub, sealed end to end), as plain types
+//!   and state machines with no networking, plus an in-process runner.
 
 pub mod computation;
 pub mod config;
@@ -25,5 +28,6 @@ pub mod privacy;
 pub mod process;
 pub mod propensity;
 pub mod proto;
+pub mod psi;
 pub mod secagg;
 pub mod wire;

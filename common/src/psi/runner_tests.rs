@@ -1,0 +1,156 @@
+//! Runs with faults on the wire, and what the coordinator holds after a run.
+
+use std::cell::RefCell;
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+
+use super::*;
+use crate::psi::group::{HashTag, Point, hash_to_group};
+use crate::psi::messages::Verdict;
+
+thread_local! {
+    /// Every list any party sealed in this thread, in the clear.
+    pub(crate) static SEALED: RefCell<Vec<Point>> = const { RefCell::new(Vec::new()) };
+}
+
+fn sets(n: usize, each: usize, shared: usize) -> Vec<Vec<String>> {
+    (0..n)
+        .map(|p| {
+            (0..each)
+                .map(|i| {
+                    if i < shared {
+                        format!("shared-{i}")
+                    } else {
+                        format!("own-{p}-{i}")
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn params(n: u32, min_overlap: u64, overlap_only: bool) -> PsiParams {
+    PsiParams::new("test-consortium", "job-1", n, min_overlap, overlap_only).unwrap()
+}
+
+fn go(n: u32, mishaps: &[Mishap]) -> Run {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    run(
+        &params(n, 1, false),
+        &sets(n as usize, 40, 10),
+        mishaps,
+        1,
+        &mut rng,
+    )
+}
+
+#[test]
+fn honest_runs_align_the_shared_customers() {
+    for n in [2, 3, 4] {
+        let run = go(n, &[]);
+        assert_eq!(run.abort, None);
+        for outcome in &run.outcomes {
+            let Ok(Outcome::Aligned { intersection, rows }) = outcome else {
+                panic!("{outcome:?}");
+            };
+            assert_eq!(*intersection, 10);
+            assert!(rows.iter().all(|r| r.index < 10));
+        }
+        assert_eq!(run.outcomes[0], run.outcomes[1]);
+    }
+}
+
+#[test]
+fn a_silent_party_is_named() {
+    for (party, step) in [
+        (1, Step::Hello),
+        (2, Step::Link(1)),
+        (1, Step::Compare(0)),
+        (2, Step::Compare(2)),
+        (1, Step::Reveal(1)),
+        (2, Step::Result),
+    ] {
+        let run = go(3, &[Mishap::Silent { party, step }]);
+        assert_eq!(run.abort, Some(PsiError::Dropped { party, step }), "{step}");
+        assert!(run.outcomes.iter().all(Result::is_err));
+    }
+}
+
+#[test]
+fn a_cut_message_is_stopped_by_the_coordinator() {
+    let run = go(
+        3,
+        &[Mishap::Truncate {
+            party: 2,
+            step: Step::Compare(1),
+        }],
+    );
+    let abort = run.abort.unwrap();
+    assert!(
+        matches!(abort, PsiError::WrongLength { from: 2, .. }),
+        "{abort}"
+    );
+    assert_eq!(abort.fault(), crate::secagg::Fault::Peer);
+    assert_eq!(abort.culprit(), Some(2));
+}
+
+#[test]
+fn a_tampered_message_is_stopped_by_its_recipient() {
+    let run = go(
+        2,
+        &[Mishap::FlipBit {
+            party: 1,
+            step: Step::Link(0),
+        }],
+    );
+    assert_eq!(
+        run.abort,
+        Some(PsiError::SealBroken {
+            step: Step::Link(0),
+            from: 1
+        })
+    );
+}
+
+#[test]
+fn the_coordinator_holds_sizes_and_sealed_bytes_only() {
+    SEALED.with(|s| s.borrow_mut().clear());
+    let n = 3;
+    let sets = sets(n, 60, 20);
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let p = params(n as u32, 1, false);
+    let run = run(&p, &sets, &[], 1, &mut rng);
+    assert_eq!(run.abort, None);
+    // Its whole view: sizes, the verdict, byte counts.
+    assert_eq!(run.view.set_sizes, vec![60, 60, 60]);
+    assert_eq!(run.view.verdict, Some(Verdict::Intersection(20)));
+    // Every value a party put on the wire (masked ids, partial and full
+    // blindings, the intersection), and every id's hash.
+    let tag: HashTag = p.tag();
+    let mut secret_values: Vec<Point> = SEALED.with(|s| s.borrow().clone());
+    assert!(secret_values.len() > 9 * 60);
+    secret_values.extend(
+        sets.iter()
+            .flatten()
+            .map(|id| hash_to_group(&tag, id.as_bytes()).compress().to_bytes()),
+    );
+    secret_values.sort_unstable();
+    for env in &run.relayed {
+        for chunk in &env.chunks {
+            for window in chunk.windows(32) {
+                assert!(
+                    secret_values
+                        .binary_search(&window.try_into().unwrap())
+                        .is_err(),
+                    "a {} list carries a point in the clear",
+                    env.step
+                );
+            }
+            // No id in the clear either.
+            for id in sets.iter().flatten() {
+                assert!(!chunk.windows(id.len()).any(|w| w == id.as_bytes()));
+            }
+        }
+    }
+}
