@@ -11,7 +11,76 @@ use crate::psi::messages::Verdict;
 
 thread_local! {
     /// Every list any party sealed in this thread, in the clear.
-    pub(crate) static SEALED: RefCell<Vec<Point>> = const { RefCell::new(Vec::new()) };
+    static SEALED: RefCell<Vec<Point>> = const { RefCell::new(Vec::new()) };
+    /// A party, step and index whose point is replaced before sealing.
+    static CORRUPT: RefCell<Option<(u32, Step, usize, Point)>> = const { RefCell::new(None) };
+}
+
+/// Planted as the "bad" point: repeat the previous entry instead.
+const DUPLICATE: Point = [0xff; 32];
+
+/// Test hook in `Core::seal`: logs the clear list and applies a planned
+/// corruption, as a misbehaving party would.
+pub(crate) fn on_seal(me: u32, step: Step, points: &[Point]) -> Vec<Point> {
+    SEALED.with(|s| s.borrow_mut().extend_from_slice(points));
+    let mut points = points.to_vec();
+    if let Some((party, at, index, bad)) = CORRUPT.with(|c| *c.borrow())
+        && party == me
+        && at == step
+    {
+        points[index] = if bad == DUPLICATE {
+            points[index - 1]
+        } else {
+            bad
+        };
+    }
+    points
+}
+
+#[test]
+fn a_point_that_does_not_decode_is_named_with_its_sender() {
+    // p itself (non-canonical), a negative s, and the identity.
+    let bads = [
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ];
+    for (bad, (party, step)) in bads.iter().zip([
+        (1, Step::Link(0)),
+        (2, Step::Link(1)),
+        (0, Step::Compare(0)),
+    ]) {
+        let bad: Point = hex::decode(bad).unwrap().try_into().unwrap();
+        CORRUPT.with(|c| *c.borrow_mut() = Some((party, step, 5, bad)));
+        let run = go(3, &[]);
+        CORRUPT.with(|c| *c.borrow_mut() = None);
+        let abort = run.abort.unwrap();
+        assert_eq!(
+            abort,
+            PsiError::BadPoint {
+                step,
+                from: party,
+                index: 5
+            }
+        );
+        assert_eq!(abort.culprit(), Some(party));
+        assert!(run.outcomes.iter().all(Result::is_err));
+    }
+}
+
+#[test]
+fn an_unsorted_complete_list_is_refused_by_the_label_holder() {
+    // Party 1 completes owner 0's list at compare-1 and repeats a value.
+    CORRUPT.with(|c| *c.borrow_mut() = Some((1, Step::Compare(1), 1, DUPLICATE)));
+    let run = go(2, &[]);
+    CORRUPT.with(|c| *c.borrow_mut() = None);
+    assert_eq!(
+        run.abort,
+        Some(PsiError::Unsorted {
+            step: Step::Compare(1),
+            from: 1
+        })
+    );
 }
 
 fn sets(n: usize, each: usize, shared: usize) -> Vec<Vec<String>> {

@@ -208,3 +208,95 @@ pub fn check_shape(step: Step, from: u32, points: u64, chunks: &[Vec<u8>]) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(seed: u8) -> (StaticSecret, PublicKey) {
+        let secret = StaticSecret::from([seed; 32]);
+        let public = PublicKey::from(&secret);
+        (secret, public)
+    }
+
+    fn ctx(points: u64) -> ListContext<'static> {
+        ListContext {
+            consortium: "c",
+            job_id: "job",
+            step: Step::Compare(1),
+            sender: 2,
+            recipient: 0,
+            points,
+        }
+    }
+
+    #[test]
+    fn lists_open_only_in_their_context_and_order() {
+        let (a, a_pub) = keys(1);
+        let (b, b_pub) = keys(2);
+        let points: Vec<Point> = (0..(CHUNK_POINTS + 5))
+            .map(|i| [(i % 251) as u8; 32])
+            .collect();
+        let n = points.len() as u64;
+        let env = Channel::new(&a, &b_pub, 0).unwrap().seal(&ctx(n), &points);
+        assert_eq!(env.chunks.len(), 2);
+        assert_eq!(env.chunks[1].len(), 5 * POINT_BYTES + TAG_BYTES);
+        let at_b = Channel::new(&b, &a_pub, 2).unwrap();
+        assert_eq!(at_b.open(&ctx(n), &env.chunks).unwrap(), points);
+
+        let elsewhere = [
+            ListContext {
+                step: Step::Compare(0),
+                ..ctx(n)
+            },
+            ListContext {
+                job_id: "job2",
+                ..ctx(n)
+            },
+            ListContext {
+                consortium: "d",
+                ..ctx(n)
+            },
+            ListContext {
+                recipient: 1,
+                ..ctx(n)
+            },
+        ];
+        for other in &elsewhere {
+            assert!(matches!(
+                at_b.open(other, &env.chunks),
+                Err(PsiError::SealBroken { .. })
+            ));
+        }
+        // Chunks cannot be swapped between positions.
+        let mut swapped = env.chunks.clone();
+        swapped.swap(0, 1);
+        assert!(at_b.open(&ctx(n), &swapped).is_err());
+        // Nor the list be passed off as a shorter one.
+        assert!(matches!(
+            at_b.open(&ctx(n - 1), &env.chunks),
+            Err(PsiError::WrongLength { from: 2, .. })
+        ));
+        // The relaying coordinator, holding neither key, cannot open it.
+        let (c, _) = keys(3);
+        let at_c = Channel::new(&c, &a_pub, 2).unwrap();
+        assert!(at_c.open(&ctx(n), &env.chunks).is_err());
+    }
+
+    #[test]
+    fn empty_lists_are_one_authenticated_chunk() {
+        assert_eq!(chunk_count(0), 1);
+        assert_eq!(sealed_chunk_len(0, 0), TAG_BYTES);
+        assert_eq!(chunk_count(CHUNK_POINTS as u64), 1);
+        assert_eq!(chunk_count(CHUNK_POINTS as u64 + 1), 2);
+    }
+
+    #[test]
+    fn low_order_keys_are_refused() {
+        let (a, _) = keys(1);
+        assert_eq!(
+            Channel::new(&a, &PublicKey::from([0u8; 32]), 4).unwrap_err(),
+            PsiError::NonContributoryKey(4)
+        );
+    }
+}
