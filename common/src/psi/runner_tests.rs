@@ -11,7 +11,7 @@ use crate::psi::messages::Verdict;
 
 thread_local! {
     /// Every list any party sealed in this thread, in the clear.
-    static SEALED: RefCell<Vec<Point>> = const { RefCell::new(Vec::new()) };
+    static SEALED: RefCell<Vec<(Step, Point)>> = const { RefCell::new(Vec::new()) };
     /// A party, step and index whose point is replaced before sealing.
     static CORRUPT: RefCell<Option<(u32, Step, usize, Point)>> = const { RefCell::new(None) };
 }
@@ -22,7 +22,7 @@ const DUPLICATE: Point = [0xff; 32];
 /// Test hook in `Core::seal`: logs the clear list and applies a planned
 /// corruption, as a misbehaving party would.
 pub(crate) fn on_seal(me: u32, step: Step, points: &[Point]) -> Vec<Point> {
-    SEALED.with(|s| s.borrow_mut().extend_from_slice(points));
+    SEALED.with(|s| s.borrow_mut().extend(points.iter().map(|p| (step, *p))));
     let mut points = points.to_vec();
     if let Some((party, at, index, bad)) = CORRUPT.with(|c| *c.borrow())
         && party == me
@@ -197,7 +197,7 @@ fn the_coordinator_holds_sizes_and_sealed_bytes_only() {
     // Every value a party put on the wire (masked ids, partial and full
     // blindings, the intersection), and every id's hash.
     let tag: HashTag = p.tag();
-    let mut secret_values: Vec<Point> = SEALED.with(|s| s.borrow().clone());
+    let mut secret_values: Vec<Point> = SEALED.with(|s| s.borrow().iter().map(|v| v.1).collect());
     assert!(secret_values.len() > 9 * 60);
     secret_values.extend(
         sets.iter()
@@ -219,6 +219,31 @@ fn the_coordinator_holds_sizes_and_sealed_bytes_only() {
             // No id in the clear either.
             for id in sets.iter().flatten() {
                 assert!(!chunk.windows(id.len()).any(|w| w == id.as_bytes()));
+            }
+        }
+    }
+}
+
+#[test]
+fn no_ring_list_carries_a_linkable_value() {
+    // F(x) of the intersection is what every party can link to its own
+    // ids; it must appear on the wire only in the reveal's last hop and the
+    // result, never in a list of the two ring passes, where a relaying
+    // party would match it against its own F(x).
+    for n in [2, 3] {
+        SEALED.with(|s| s.borrow_mut().clear());
+        let run = go(n, &[]);
+        assert_eq!(run.abort, None);
+        let sealed = SEALED.with(|s| s.borrow().clone());
+        let linked: std::collections::HashSet<Point> = sealed
+            .iter()
+            .filter(|(step, _)| *step == Step::Result)
+            .map(|v| v.1)
+            .collect();
+        assert_eq!(linked.len(), 10);
+        for (step, point) in &sealed {
+            if matches!(step, Step::Link(_) | Step::Compare(_)) {
+                assert!(!linked.contains(point), "a {step} list carries F(x)");
             }
         }
     }
