@@ -216,6 +216,7 @@ impl Joining {
             core: self.core,
             expected: Step::Link(0),
             linked: Vec::new(),
+            early: Vec::new(),
         };
         Ok((out, ring))
     }
@@ -228,16 +229,20 @@ pub struct Ring {
     expected: Step,
     /// `F(x)` of the party's own ids in its secret order, once back.
     linked: Vec<Point>,
+    /// The label holder's complete lists that came in before its own
+    /// ring finished (partners run at their own pace).
+    early: Vec<Envelope>,
 }
 
 /// Where a ring step leads.
 pub enum RingNext {
-    /// Still in the ring, with the list to pass on.
-    Ring(Envelope, Ring),
+    /// Still in the ring, with the list to pass on (none when the label
+    /// holder only kept an early complete list).
+    Ring(Vec<Envelope>, Ring),
     /// A partner completed the list it sends to the label holder.
     Partner(Envelope, AwaitingVerdict),
-    /// The label holder completed a list and now collects the others.
-    Comparer(Comparer),
+    /// The label holder completed its list: collecting, or decided.
+    Comparer(CompareNext),
 }
 
 impl Ring {
@@ -247,10 +252,26 @@ impl Ring {
             core,
             expected,
             linked,
+            mut early,
         } = self;
         let params = core.params.clone();
         let (me, n) = (core.me, params.parties);
         let pred = params.pred(me);
+        if me == LABEL_HOLDER
+            && env.step == Step::Compare(n - 1)
+            && env.to == me
+            && (1..n).contains(&env.from)
+            && early.iter().all(|e| e.from != env.from)
+        {
+            early.push(env);
+            let ring = Ring {
+                core,
+                expected,
+                linked,
+                early,
+            };
+            return Ok(RingNext::Ring(Vec::new(), ring));
+        }
         core.expect(&env, expected, pred)?;
         match expected {
             Step::Link(k) => {
@@ -260,11 +281,12 @@ impl Ring {
                     let next = core.blind(expected, pred, &list, &core.keys.link)?;
                     let out = core.seal(Step::Link(k + 1), params.succ(me), &next);
                     return Ok(RingNext::Ring(
-                        out,
+                        vec![out],
                         Ring {
                             core,
                             expected: Step::Link(k + 1),
                             linked,
+                            early,
                         },
                     ));
                 }
@@ -275,11 +297,12 @@ impl Ring {
                 compared.sort_unstable();
                 let out = core.seal(Step::Compare(0), params.succ(me), &compared);
                 Ok(RingNext::Ring(
-                    out,
+                    vec![out],
                     Ring {
                         core,
                         expected: Step::Compare(0),
                         linked,
+                        early,
                     },
                 ))
             }
@@ -294,11 +317,19 @@ impl Ring {
                         core,
                         expected: Step::Compare(k + 1),
                         linked,
+                        early,
                     };
-                    Ok(RingNext::Ring(out, ring))
+                    Ok(RingNext::Ring(vec![out], ring))
                 } else if me == LABEL_HOLDER {
                     strictly_increasing(&next, expected, pred)?;
-                    Ok(RingNext::Comparer(Comparer::new(core, linked, owner, next)))
+                    let mut comparer =
+                        CompareNext::Waiting(Comparer::new(core, linked, owner, next));
+                    for env in early {
+                        if let CompareNext::Waiting(c) = comparer {
+                            comparer = c.handle(env)?;
+                        }
+                    }
+                    Ok(RingNext::Comparer(comparer))
                 } else {
                     let out = core.seal(Step::Compare(n - 1), LABEL_HOLDER, &next);
                     Ok(RingNext::Partner(out, AwaitingVerdict::new(core, linked)))
@@ -373,26 +404,27 @@ impl Party {
             envelopes,
             verdict: None,
         };
+        let compared = |next| match next {
+            CompareNext::Waiting(c) => (Party::Comparer(c), Reply::default()),
+            CompareNext::Decided {
+                verdict,
+                envelopes,
+                next,
+            } => (
+                next,
+                Reply {
+                    envelopes,
+                    verdict: Some(verdict),
+                },
+            ),
+        };
         match self {
             Party::Ring(ring) => Ok(match ring.handle(env)? {
-                RingNext::Ring(out, ring) => (Party::Ring(ring), reply(vec![out])),
+                RingNext::Ring(out, ring) => (Party::Ring(ring), reply(out)),
                 RingNext::Partner(out, wait) => (Party::AwaitingVerdict(wait), reply(vec![out])),
-                RingNext::Comparer(c) => (Party::Comparer(c), Reply::default()),
+                RingNext::Comparer(next) => compared(next),
             }),
-            Party::Comparer(c) => Ok(match c.handle(env)? {
-                CompareNext::Waiting(c) => (Party::Comparer(c), Reply::default()),
-                CompareNext::Decided {
-                    verdict,
-                    envelopes,
-                    next,
-                } => (
-                    next,
-                    Reply {
-                        envelopes,
-                        verdict: Some(verdict),
-                    },
-                ),
-            }),
+            Party::Comparer(c) => Ok(compared(c.handle(env)?)),
             Party::Revealing(r) => {
                 let (envelopes, next) = r.handle(env)?;
                 Ok((next, reply(envelopes)))

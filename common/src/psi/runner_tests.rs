@@ -2,12 +2,16 @@
 
 use std::cell::RefCell;
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 
 use super::*;
 use crate::psi::group::{HashTag, Point, hash_to_group};
 use crate::psi::messages::Verdict;
+use crate::psi::{coordinator, party};
 
 thread_local! {
     /// Every list any party sealed in this thread, in the clear.
@@ -247,4 +251,62 @@ fn no_ring_list_carries_a_linkable_value() {
             }
         }
     }
+}
+
+#[test]
+fn complete_lists_may_reach_the_label_holder_before_its_own_ring_ends() {
+    // Deliver the three parties' messages so that partners' compare-2
+    // lists overtake the label holder's compare-1: hold back everything
+    // addressed to party 0 at compare-1 until the partners are done.
+    let n = 3;
+    let p = Arc::new(params(n, 1, false));
+    let sets = sets(n as usize, 30, 12);
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let mut gathering = coordinator::Gathering::new(p.clone());
+    let mut parties = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let (hello, joining) = party::start(p.clone(), i as u32, set, 1, &mut rng).unwrap();
+        gathering.hello(i as u32, hello).unwrap();
+        parties.push(Some(Party::Joining(joining)));
+    }
+    let (roster, mut relay) = gathering.close().unwrap();
+    let mut queue = VecDeque::new();
+    for slot in parties.iter_mut() {
+        let (state, out) = slot.take().unwrap().on_roster(roster.clone()).unwrap();
+        *slot = Some(state);
+        queue.extend(out);
+    }
+    let mut held = Vec::new();
+    let mut verdict = None;
+    while let Some(env) = queue.pop_front().or_else(|| held.pop()) {
+        if env.to == 0 && env.step == Step::Compare(1) && !queue.is_empty() {
+            held.push(env);
+            continue;
+        }
+        let env = relay.route(env.from, env).unwrap();
+        let to = env.to as usize;
+        let (state, reply) = parties[to].take().unwrap().on_envelope(env).unwrap();
+        parties[to] = Some(state);
+        queue.extend(reply.envelopes);
+        if let Some(v) = reply.verdict {
+            relay.verdict(0, v).unwrap();
+            verdict = Some(v);
+            for slot in parties.iter_mut().skip(1) {
+                *slot = Some(slot.take().unwrap().on_verdict(v).unwrap());
+            }
+        }
+    }
+    assert!(relay.finished());
+    assert_eq!(verdict, Some(Verdict::Intersection(12)));
+    let outcomes: Vec<_> = parties
+        .iter()
+        .map(|p| p.as_ref().unwrap().outcome().cloned())
+        .collect();
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        Some(Outcome::Aligned {
+            intersection: 12,
+            ..
+        })
+    )));
 }
