@@ -2,6 +2,11 @@
 //! sealed lists after checking each one's header and length against the
 //! plan, forwards the label holder's verdict, and names the party it still
 //! waits for when a run stalls. It never holds a key that opens a list.
+//!
+//! Delivery order the transport must keep: lists between one sender and one
+//! recipient in the order sent, and the verdict to every partner before
+//! `reveal-0` reaches party 1. Complete lists may reach the label holder
+//! before its own ring step ends; it keeps them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -93,6 +93,12 @@ pub use outcome::{AlignedRow, Outcome};
 
 use group::HashTag;
 
+/// The operating system's generator, which production runs draw every
+/// per-job key from (tests pass a seeded generator instead).
+pub fn os_rng() -> rand::rand_core::UnwrapErr<rand::rngs::SysRng> {
+    rand::rand_core::UnwrapErr(rand::rngs::SysRng)
+}
+
 /// The label holder's party index.
 pub const LABEL_HOLDER: u32 = 0;
 

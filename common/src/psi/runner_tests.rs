@@ -119,6 +119,24 @@ fn go(n: u32, mishaps: &[Mishap]) -> Run {
 }
 
 #[test]
+fn the_os_generator_serves_a_run() {
+    let run = run(
+        &params(2, 1, false),
+        &sets(2, 5, 2),
+        &[],
+        1,
+        &mut crate::psi::os_rng(),
+    );
+    assert!(matches!(
+        run.outcomes[1],
+        Ok(Outcome::Aligned {
+            intersection: 2,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn honest_runs_align_the_shared_customers() {
     for n in [2, 3, 4] {
         let run = go(n, &[]);
