@@ -15,6 +15,9 @@
 //!   and typed decode, one module per kind.
 //! - [`keys`]: the PKI's key algorithms (ECDSA P-256, Ed25519) and the
 //!   journal's signatures.
+//! - [`psi`]: private set intersection for vertical joint modelling
+//!   (ECDH over ristretto255 in a hub, sealed end to end), as plain types
+//!   and state machines with no networking, plus an in-process runner.
 
 pub mod computation;
 pub mod config;
@@ -30,5 +33,6 @@ pub mod privacy;
 pub mod process;
 pub mod propensity;
 pub mod proto;
+pub mod psi;
 pub mod secagg;
 pub mod wire;
