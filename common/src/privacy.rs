@@ -17,7 +17,9 @@
 
 use thiserror::Error;
 
-use crate::computation::{campaign, census, evaluation, feature_stats, kmeans, newton, profile};
+use crate::computation::{
+    activity, campaign, census, evaluation, feature_stats, kmeans, newton, profile,
+};
 use crate::dp;
 use crate::features::{self, DIM, Space};
 use crate::proto::{self, computation::Kind, propensity::Task};
@@ -194,6 +196,7 @@ pub fn customer_bounds(
         Kind::VectorFile(_) => return Err(PrivacyError::Unbounded("a vector file")),
         Kind::TestVector(_) => return Err(PrivacyError::Unbounded("a test vector")),
         Kind::Census(_) => census::Counts::customer_bounds(),
+        Kind::Activity(_) => activity::customer_bounds(),
         Kind::FeatureStats(f) => feature_stats::Layout::from_request(f)
             .map_err(|e| PrivacyError::Request(e.0))?
             .customer_bounds(),

@@ -3,6 +3,7 @@
 //! spent and every round without its timings (those are in `rounds.json`),
 //! so the same job on the same data gives the same file.
 
+use fedseg_common::computation::activity::Band;
 use fedseg_common::dp;
 use fedseg_common::features::DIM;
 use serde::Serialize;
@@ -86,6 +87,8 @@ pub struct JobResult {
     pub as_of: String,
     /// Pooled counts.
     pub census: Census,
+    /// Customers per recency band (lifecycle stage).
+    pub activity: Vec<Band>,
     /// Pooled standardisation.
     pub standardization: Standardization,
     /// Feature weights.

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use fedseg_common::computation::{
-    RequestError, campaign, census, evaluation, feature_stats, kmeans, local_epochs, newton,
-    profile,
+    RequestError, activity, campaign, census, evaluation, feature_stats, kmeans, local_epochs,
+    newton, profile,
 };
 use fedseg_common::dp;
 use fedseg_common::features::{self, DIM, Space};
@@ -233,6 +233,12 @@ pub fn compute(
             })
             .collect(),
         Kind::Census(c) => census(site(data, &c.as_of)?),
+        Kind::Activity(a) => {
+            let customers = &site(data, &a.as_of)?.features.customers;
+            sum_over_customers(customers.len(), activity::LENGTH, |i, out| {
+                activity::add(out, customers[i].f, customers[i].r)
+            })
+        }
         Kind::FeatureStats(f) => feature_stats(site(data, &f.as_of)?, f)?,
         Kind::KmeansStep(step) => {
             let data = site(data, &step.as_of)?;

@@ -4,6 +4,7 @@
 //! it, and the typed decode of a released sum that the coordinator reads by
 //! field, never by slot index.
 
+pub mod activity;
 pub mod campaign;
 pub mod census;
 pub mod evaluation;

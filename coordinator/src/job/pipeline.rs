@@ -3,7 +3,10 @@
 //! → suppression → profiles → propensity (fit and evaluation) → the
 //! result.
 
+use fedseg_common::computation::activity;
 use fedseg_common::features::DIM;
+use fedseg_common::fixed_point::ClipRange;
+use fedseg_common::proto::{self, computation::Kind};
 use thiserror::Error;
 
 use crate::ahp;
@@ -32,6 +35,19 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
     let ahp = ahp::weights(DIM, &settings.ahp_judgments).map_err(SegmentationError::from)?;
     let mut releases = Releases::new(engine, job);
     let census = segmentation::census(&mut releases, job).await?;
+    let activity = activity::decode(
+        &releases
+            .sum(
+                "activity",
+                Kind::Activity(proto::Activity {
+                    as_of: job.config.as_of.clone(),
+                }),
+                vec![ClipRange::new(0.0, releases.customers.max(1.0)); activity::LENGTH],
+            )
+            .await
+            .map_err(SegmentationError::from)?,
+    )
+    .map_err(SegmentationError::from)?;
     let statistics = segmentation::statistics(&mut releases, job).await?;
     let space = statistics.space(&ahp.weights);
     let kmeans = segmentation::kmeans(&mut releases, job, &statistics, &space).await?;
@@ -83,6 +99,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
         cohort: releases.cohort().to_vec(),
         as_of: job.config.as_of.clone(),
         census,
+        activity,
         standardization: statistics.standardization,
         ahp: AhpResult {
             weights: ahp.weights,

@@ -33,7 +33,8 @@ impl ReleasePlan {
         let settings = job.config.privacy.clone()?;
         let lloyd_steps = job.config.segmentation.max_iterations;
         let propensity = &job.config.propensity;
-        let mut planned = 1 + 1 + lloyd_steps + 1;
+        // Census, activity, statistics, the Lloyd steps, profiles.
+        let mut planned = 1 + 1 + 1 + lloyd_steps + 1;
         if propensity.enabled {
             planned += propensity.max_iterations + 1;
             if job.config.holdout_fraction > 0.0 {

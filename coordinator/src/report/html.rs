@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::charts::{k_chart, profile_chart, unit_chart};
 use super::{
-    ahp_line, calibration_table, campaign_table, candidates_table, coefficients_table, esc,
-    privacy_line, rounds_table, segments_table, skipped_note,
+    activity_table, ahp_line, calibration_table, campaign_table, candidates_table,
+    coefficients_table, esc, privacy_line, rounds_table, segments_table, skipped_note,
 };
 use crate::propensity::PropensityResult;
 use crate::result::JobResult;
@@ -58,6 +58,7 @@ fn header(out: &mut String, result: &JobResult) {
 /// Segments: charts, table, and each segment's playbook.
 fn segments(out: &mut String, result: &JobResult) -> Drawn {
     let seg = &result.segmentation;
+    let _ = writeln!(out, "<h2>Activity</h2>\n{}", activity_table(result).html());
     let _ = writeln!(
         out,
         "<h2>Segments</h2>\n<div class=\"charts\">{}{}</div>{}",

@@ -161,6 +161,18 @@ fn coefficients_table(result: &JobResult, p: &PropensityResult) -> Table {
     table
 }
 
+/// Customers per lifecycle stage by recency, over the consortium.
+fn activity_table(result: &JobResult) -> Table {
+    let mut table = Table::new(&["last purchase", "customers"]);
+    for band in &result.activity {
+        table.rows.push(vec![
+            band.band.to_string(),
+            format!("{:.0}", band.customers),
+        ]);
+    }
+    table
+}
+
 fn calibration_table(e: &Evaluation) -> Table {
     let mut table = Table::new(&["predicted", "customers", "mean predicted", "observed"]);
     for b in &e.calibration {
@@ -302,6 +314,7 @@ pub fn markdown(result: &JobResult) -> String {
         skipped_note(result),
         result.config_hash
     );
+    let _ = writeln!(out, "## Activity\n\n{}", activity_table(result).markdown());
     let _ = writeln!(out, "## Segments\n\n{}", segments_table(result).markdown());
     let _ = writeln!(
         out,

@@ -69,9 +69,9 @@ fn a_private_job_spends_within_its_budget_and_every_bank_can_check_it() {
         .expect("the budget is journaled");
     assert_eq!(budget_record["epsilon"], 4.0);
     assert_eq!(budget_record["clip"][4], 50.0);
-    // Census, statistics, 4 Lloyd steps, profiles, 3 + 1 Newton steps,
-    // evaluation, campaign.
-    assert_eq!(budget_record["planned_releases"], 13);
+    // Census, activity, statistics, 4 Lloyd steps, profiles, 3 + 1 Newton
+    // steps, evaluation, campaign.
+    assert_eq!(budget_record["planned_releases"], 14);
     let spent: Vec<&Value> = records
         .iter()
         .map(|r| &r["entry"])
