@@ -110,8 +110,8 @@ pub enum Entry {
         job_id: String,
         /// Round.
         round: u64,
-        /// Phase name.
-        phase: String,
+        /// The phase (serialised by its name, e.g. `masked-input`).
+        phase: crate::secagg::Phase,
         /// Members whose answer was accepted, with the SHA-256 (hex) of the
         /// exact message each sent, for matching against its egress ledger.
         answered: std::collections::BTreeMap<String, String>,

@@ -3,6 +3,7 @@
 //! `journal verify` does. It reads the journal file on every call, so it
 //! serves what is durably written, nothing else.
 
+use fedseg_common::secagg::Phase;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -104,7 +105,7 @@ impl Audit for AuditService {
                     phase,
                     silent,
                     ..
-                } if job_id == wanted && phase == "masked-input" => {
+                } if job_id == wanted && phase == Phase::MaskedInput => {
                     let summary = rounds.entry(round).or_insert_with(|| RoundSummary {
                         round,
                         ..Default::default()

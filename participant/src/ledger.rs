@@ -279,7 +279,7 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
         let Some(digest) = answered.get(site) else {
             continue;
         };
-        let key = (job_id.clone(), phase.clone(), Some(*round));
+        let key = (job_id.clone(), phase.name().to_string(), Some(*round));
         match sent.get(&key).and_then(|es| es.iter().find(|e| &e.sha256 == digest)) {
             Some(entry) => {
                 found.matched += 1;

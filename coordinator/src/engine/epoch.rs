@@ -4,6 +4,7 @@
 
 use fedseg_common::journal::Entry;
 use fedseg_common::proto::coordinator_message;
+use fedseg_common::secagg::Phase;
 use fedseg_common::secagg::coordinator::{self as role, Epoch};
 use tracing::info;
 
@@ -34,13 +35,25 @@ impl Engine<'_> {
             "key set-up"
         );
         let request = coordinator_message::Body::EpochStart((&start).into());
-        self.ask("advertise-keys", first_round, &mut keys, &invited, request)
-            .await?;
+        self.ask(
+            Phase::AdvertiseKeys,
+            first_round,
+            &mut keys,
+            &invited,
+            request,
+        )
+        .await?;
         let (roster, mut shares) = keys.close()?;
         let members: Vec<u32> = shares.members().collect();
         let request = coordinator_message::Body::EpochRoster((&roster).into());
-        self.ask("share-keys", first_round, &mut shares, &members, request)
-            .await?;
+        self.ask(
+            Phase::ShareKeys,
+            first_round,
+            &mut shares,
+            &members,
+            request,
+        )
+        .await?;
         let (deliveries, epoch) = shares.close()?;
         self.journal.append(Entry::KeySetupDone {
             job_id: self.job.id.clone(),

@@ -5,6 +5,7 @@
 //! protocol's collecting state until all answered, all left, or the
 //! deadline passed.
 
+use fedseg_common::secagg::Phase;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -169,7 +170,7 @@ impl Engine<'_> {
     /// One phase: sends `request` to `members`, then collects their answers.
     pub(super) async fn ask(
         &mut self,
-        phase: &str,
+        phase: Phase,
         round: u64,
         state: &mut dyn Collecting,
         members: &[u32],
@@ -185,7 +186,7 @@ impl Engine<'_> {
     /// journals who answered (with their messages' digests) and who did not.
     async fn collect(
         &mut self,
-        phase: &str,
+        phase: Phase,
         round: u64,
         state: &mut dyn Collecting,
         mut waiting: BTreeSet<u32>,
@@ -224,10 +225,10 @@ impl Engine<'_> {
             .collect();
         self.transport
             .metrics()
-            .phase(phase, started.elapsed().as_secs_f64());
+            .phase(phase.name(), started.elapsed().as_secs_f64());
         tracing::debug!(
             round,
-            phase,
+            phase = phase.name(),
             answered = answered.len(),
             asked = asked.len(),
             "phase complete"
@@ -235,7 +236,7 @@ impl Engine<'_> {
         self.journal.append(Entry::PhaseCompleted {
             job_id: self.job.id.clone(),
             round,
-            phase: phase.to_string(),
+            phase,
             answered,
             silent,
         })?;

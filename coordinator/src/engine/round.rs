@@ -3,6 +3,7 @@
 //! shares collected, the sum released and its privacy accounted; or the
 //! round aborted, journaled and told to every member present.
 
+use fedseg_common::secagg::Phase;
 use std::time::Instant;
 
 use fedseg_common::fixed_point::FixedPointEncoder;
@@ -116,14 +117,14 @@ impl Engine<'_> {
         };
         wire_request.members.sort_unstable();
         let request = coordinator_message::Body::MaskRequest(wire_request);
-        self.ask("masked-input", round, &mut inputs, &members, request)
+        self.ask(Phase::MaskedInput, round, &mut inputs, &members, request)
             .await?;
         let (unmask_request, mut unmask) = inputs.close()?;
         record.survivors = self.names(&unmask_request.survivors);
         record.dropped = self.names(&unmask_request.dropped);
         let request = coordinator_message::Body::UnmaskRequest((&unmask_request).into());
         let survivors = unmask_request.survivors.clone();
-        self.ask("unmask", round, &mut unmask, &survivors, request)
+        self.ask(Phase::Unmask, round, &mut unmask, &survivors, request)
             .await?;
         let state = self.epoch.as_mut().expect("set up above");
         let words = unmask.finish(state)?;

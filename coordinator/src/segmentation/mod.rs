@@ -61,6 +61,10 @@ pub enum SegmentationError {
     /// A released sum does not fit its computation's layout.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A request this coordinator built is not a usable computation (a
+    /// bug: its settings were checked at start-up).
+    #[error("a request of ours is unusable: {0}")]
+    Request(String),
     /// The AHP judgments are unusable.
     #[error(transparent)]
     Ahp(#[from] ahp::AhpError),

@@ -3,6 +3,7 @@
 //! histogram per feature, in one round; from them the standardisation, the
 //! quantiles, and the clustering space once the AHP weights are known.
 
+use fedseg_common::computation::feature_stats;
 use fedseg_common::features::{self, DEFAULT_BOUNDS, DIM, NAMES, Space, TRANSFORMS};
 use fedseg_common::fixed_point::ClipRange;
 use fedseg_common::proto::{self, computation::Kind};
@@ -67,29 +68,29 @@ pub async fn statistics(
         ClipRange::new(0.0, n),
         DIM * BINS as usize,
     ));
-    let stats = releases
-        .sum(
-            "feature statistics",
-            Kind::FeatureStats(proto::FeatureStats {
-                as_of: job.config.as_of.clone(),
-                bins: histogram_range
-                    .iter()
-                    .map(|&(lo, hi)| proto::Bins {
-                        lo,
-                        hi,
-                        count: BINS,
-                    })
-                    .collect(),
-                lo: lo.to_vec(),
-                hi: hi.to_vec(),
-            }),
-            ranges,
-        )
+    let request = proto::FeatureStats {
+        as_of: job.config.as_of.clone(),
+        bins: histogram_range
+            .iter()
+            .map(|&(lo, hi)| proto::Bins {
+                lo,
+                hi,
+                count: BINS,
+            })
+            .collect(),
+        lo: lo.to_vec(),
+        hi: hi.to_vec(),
+    };
+    let layout = feature_stats::Layout::from_request(&request)
+        .map_err(|e| SegmentationError::Request(e.0))?;
+    let sums = releases
+        .sum("feature statistics", Kind::FeatureStats(request), ranges)
         .await?;
-    let count = stats[0].max(1.0);
-    let mean: [f64; DIM] = std::array::from_fn(|j| (stats[1 + j] / count).clamp(lo[j], hi[j]));
+    let stats = layout.decode(&sums)?;
+    let count = stats.count.max(1.0);
+    let mean: [f64; DIM] = std::array::from_fn(|j| (stats.sum[j] / count).clamp(lo[j], hi[j]));
     let std: [f64; DIM] = std::array::from_fn(|j| {
-        let variance = stats[1 + DIM + j] / count - mean[j] * mean[j];
+        let variance = stats.sum_squares[j] / count - mean[j] * mean[j];
         // Fixed-point rounding can leave a constant feature with a variance
         // of a few ulps either side of zero.
         if variance > 1e-12 * (1.0 + mean[j] * mean[j]) {
@@ -100,18 +101,13 @@ pub async fn statistics(
     });
     // Bins with fewer customers than a releasable segment are treated as
     // empty, so no estimate rests on a handful of customers.
-    let histograms: Vec<Vec<f64>> = (0..DIM)
-        .map(|j| {
-            let start = 1 + 2 * DIM + j * BINS as usize;
-            stats[start..start + BINS as usize]
-                .iter()
-                .map(|&c| {
-                    if c < settings.min_segment_size as f64 {
-                        0.0
-                    } else {
-                        c
-                    }
-                })
+    let min = settings.min_segment_size as f64;
+    let histograms: Vec<Vec<f64>> = stats
+        .histograms
+        .into_iter()
+        .map(|bins| {
+            bins.into_iter()
+                .map(|c| if c < min { 0.0 } else { c })
                 .collect()
         })
         .collect();
