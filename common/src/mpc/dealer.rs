@@ -57,6 +57,11 @@ pub enum Request {
         /// Right operand.
         right: Operand,
     },
+    /// The dealer may forget a mask no longer used (answered with nothing).
+    Forget {
+        /// The mask.
+        id: MaskId,
+    },
     /// The element-wise product of two earlier masks of equal length.
     Hadamard {
         /// Left mask.
@@ -168,6 +173,12 @@ impl<R: Rng> Dealer<R> {
                 let a = oriented(self.mask(left.id)?, left);
                 let b = oriented(self.mask(right.id)?, right);
                 ring::matmul(&a, &b, m, k, n)
+            }
+            Request::Forget { id } => {
+                if let Some(mut m) = self.masks.remove(&id) {
+                    m.zeroize();
+                }
+                Vec::new()
             }
             Request::Hadamard { left, right } => {
                 let (a, b) = (self.mask(left)?, self.mask(right)?);

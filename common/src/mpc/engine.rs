@@ -169,6 +169,11 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
         })
     }
 
+    /// Ends a mask's use: the dealer may drop it.
+    pub fn forget(&mut self, m: Masked) -> Result<(), MpcError> {
+        self.request(Request::Forget { id: m.id }).map(|_| ())
+    }
+
     /// Shares of `X·Y` (operands optionally transposed), not truncated:
     /// `EF + E·B + A·F + AB` with `EF` added by party 0 only.
     pub fn matmul(

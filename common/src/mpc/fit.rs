@@ -82,7 +82,7 @@ impl Prepared {
         if inputs.x.len() != n * d || inputs.y.len() != n {
             return Err(MpcError::Shape(format!("inputs are not {n}x{d} and {n}")));
         }
-        if !(params.l2 >= 0.0) || params.max_steps == 0 {
+        if !params.l2.is_finite() || params.l2 < 0.0 || params.max_steps == 0 {
             return Err(MpcError::InvalidInput("l2 >= 0 and max_steps >= 1".into()));
         }
         let (mut train_x, mut hold_x, mut train_y) = (Vec::new(), Vec::new(), Vec::new());
@@ -157,6 +157,8 @@ impl Prepared {
             let mw = party.mask(&w, d, d)?;
             z = party.matmul(&mz, false, &mw, false)?;
             ring::truncate_all(party.index, &mut z, ring::FRAC);
+            party.forget(mz)?;
+            party.forget(mw)?;
         }
         let mz = party.mask(&z, d, d)?;
         z.zeroize();
@@ -237,6 +239,9 @@ impl Preconditioned {
             .into_iter()
             .fold(0u128, |acc, v| acc.wrapping_add(v));
         let dec = party.open(&[dec_raw])?[0];
+        for m in [mb, mr, mg, md] {
+            party.forget(m)?;
+        }
         let decrement = (dec as i128) as f64 / (ring::SCALE * ring::SCALE);
         self.beta = ring::sub(&self.beta, &delta);
         self.steps += 1;

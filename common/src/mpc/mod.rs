@@ -50,6 +50,8 @@
 //! networking (a [`engine::PeerLink`] and [`engine::DealerLink`] over the
 //! relay with end-to-end sealing).
 
+#[cfg(test)]
+mod bench;
 pub mod dealer;
 pub mod engine;
 pub mod error;

@@ -56,6 +56,7 @@ pub fn sigmoid<P: PeerLink, D: DealerLink>(
     for _ in 0..SQUARINGS {
         let m = party.mask(&ab, 2 * n, 1)?;
         ab = party.mul(&m, &m)?;
+        party.forget(m)?;
     }
     let (a, b) = ab.split_at(n);
     let s = ring::add(a, b);
@@ -72,10 +73,16 @@ pub fn sigmoid<P: PeerLink, D: DealerLink>(
         party.add_public(&mut w, ring::enc(2.0));
         let mw = party.mask(&w, n, 1)?;
         y = party.mul(&my, &mw)?;
+        party.forget(my)?;
+        party.forget(mw)?;
     }
+    party.forget(ms)?;
     let ma = party.mask(a, n, 1)?;
     let my = party.mask(&y, n, 1)?;
-    party.mul(&ma, &my)
+    let p = party.mul(&ma, &my)?;
+    party.forget(ma)?;
+    party.forget(my)?;
+    Ok(p)
 }
 
 /// Openings of length n per call (for the traffic accounting).
