@@ -1,6 +1,9 @@
 //! Per-step cost of the secure fit, in process (both computing parties and
-//! the dealer on this machine): run with
-//! `cargo test --release -p fedseg-common --lib mpc::bench -- --ignored --nocapture`.
+//! the dealer on this machine, two threads): run with
+//! `cargo test --release -p fedseg-common --lib mpc::bench -- --ignored --nocapture`
+//! (or, to reuse debug dependencies, add
+//! `--config 'profile.dev.package.fedseg-common.opt-level=3'` instead of
+//! `--release`); `MPC_BENCH_N=10000,100000,1000000` sets the sizes.
 
 use std::time::Instant;
 
@@ -27,7 +30,7 @@ fn run(n: usize, steps: u32) -> (f64, u64, u64, usize) {
 }
 
 #[test]
-#[ignore = "benchmark: run in release with --ignored --nocapture"]
+#[ignore = "benchmark: run optimised with --ignored --nocapture"]
 fn seconds_and_bytes_per_newton_step() {
     let sizes: Vec<usize> = std::env::var("MPC_BENCH_N")
         .ok()

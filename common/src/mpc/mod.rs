@@ -37,8 +37,11 @@
 //! `a/(a+b)`, reciprocal by Newton–Raphson; error < 1e-6 for |η| ≤ 16),
 //! `g = Xᵀ(p − y)/n + (l2/n)·Pβ`, `β ← β − H⁻¹g`, until the opened decrement
 //! `gᵀH⁻¹g` is below the tolerance. Per step each computing party sends
-//! about 57 ring elements per customer (sigmoid 55, residual 1, `Xβ` 0 for
-//! the matrix, the rest O(d)).
+//! its peer 56 ring elements (896 bytes) per training customer (sigmoid 55,
+//! residual 1; `Xβ` opens only the d coefficients' masked shares, the
+//! design's mask being reused), and the dealer sends each party about 110
+//! elements per training customer (halved once party 0's shares are
+//! expanded from a seed, not done yet).
 //!
 //! What each role sees: the peer's shares of masked values (`x − a` with `a`
 //! fresh and uniform: uniformly random), the dealer's shares (uniformly

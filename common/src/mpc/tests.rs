@@ -298,6 +298,55 @@ fn a_missing_mask_is_detected() {
     assert!(!looks_uniform(&x));
 }
 
+/// A dealer whose masks are all zero: what a forgotten mask would be.
+struct ZeroDealer;
+
+impl super::engine::DealerLink for ZeroDealer {
+    fn request(
+        &mut self,
+        req: super::dealer::Request,
+    ) -> Result<super::dealer::Correlation, super::MpcError> {
+        let len = match req {
+            super::dealer::Request::Mask { len } => len,
+            _ => 0,
+        };
+        Ok(super::dealer::Correlation {
+            seq: 0,
+            share: vec![0; len],
+        })
+    }
+}
+
+#[test]
+fn removing_the_mask_exposes_the_bank_and_the_check_fails() {
+    let c = case(200, &[5], 4);
+    let x: Vec<u128> = c.data.bank_x.iter().map(|&v| ring::enc(v)).collect();
+    let sent = |dealer_masks: bool| -> Vec<u128> {
+        let (tx, peer_rx) = channel();
+        let (peer_tx, rx) = channel();
+        peer_tx
+            .send(Opening {
+                seq: 0,
+                values: vec![0; x.len()],
+            })
+            .unwrap();
+        let peer = ChannelPeer::new(tx, rx, false);
+        if dealer_masks {
+            let dealer = Arc::new(Mutex::new(Dealer::new(ChaCha20Rng::seed_from_u64(2))));
+            let mut p = Party::new(0, peer, LockedDealer::new(dealer, 0, false));
+            let _ = p.mask(&x, 200, 5).unwrap();
+        } else {
+            let mut p = Party::new(0, peer, ZeroDealer);
+            let _ = p.mask(&x, 200, 5).unwrap();
+        }
+        peer_rx.recv().unwrap().values
+    };
+    assert!(looks_uniform(&sent(true)));
+    let exposed = sent(false);
+    assert_eq!(exposed, x);
+    assert!(!looks_uniform(&exposed));
+}
+
 #[test]
 fn sigmoid_error_is_below_1e6_on_its_range() {
     let grid: Vec<f64> = (-1600..=1600).map(|i| i as f64 / 100.0).collect();
