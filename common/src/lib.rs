@@ -5,6 +5,9 @@
 //!   wrapping `u64` words, the domain every secure sum works in.
 //! - [`secagg`]: the secure-sum protocol itself (SecAgg+ style), as plain
 //!   types and state machines with no networking, plus an in-process runner.
+//! - [`mpc`]: vertical joint modelling: a logistic regression fitted on
+//!   two-party secret shares with the coordinator as dealer, as plain types
+//!   with no networking, plus an in-process runner.
 //! - [`dp`]: exact discrete Gaussian noise and the zCDP accountant.
 //! - [`privacy`]: per-customer bounds of every computation and the noise
 //!   that makes a release ρ-zCDP.
@@ -28,6 +31,7 @@ pub mod identity;
 pub mod job;
 pub mod journal;
 pub mod keys;
+pub mod mpc;
 pub mod mtls;
 pub mod privacy;
 pub mod process;

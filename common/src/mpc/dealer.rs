@@ -1,0 +1,210 @@
+//! The dealer of correlated randomness (the coordinator's role).
+//!
+//! The dealer draws masks and hands each computing party an additive share
+//! of them and of their products (Beaver triples, matrix triples). It never
+//! receives a value of the data: a request names only shapes and which
+//! earlier masks to multiply. A mask drawn once may be multiplied with many
+//! fresh masks: this is how the data matrix is masked once per job while
+//! each step brings a fresh vector mask (SecureML's matrix triple reuse).
+
+use std::collections::{HashMap, VecDeque};
+
+use rand::Rng;
+use zeroize::Zeroize;
+
+use super::error::MpcError;
+use super::ring;
+
+/// Identifies a mask: the sequence number of the request that drew it.
+pub type MaskId = u64;
+
+/// The shape of a mask used as a matrix operand, possibly transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operand {
+    /// The mask.
+    pub id: MaskId,
+    /// Rows and columns of the mask as stored.
+    pub rows: usize,
+    /// Columns of the mask as stored.
+    pub cols: usize,
+    /// Use the transpose.
+    pub transposed: bool,
+}
+
+impl Operand {
+    /// Rows and columns as used.
+    pub fn shape(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+}
+
+/// What a party asks the dealer for: shapes only, never a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A fresh uniformly random mask of `len` elements.
+    Mask {
+        /// Elements.
+        len: usize,
+    },
+    /// The matrix product of two earlier masks.
+    MatProduct {
+        /// Left operand.
+        left: Operand,
+        /// Right operand.
+        right: Operand,
+    },
+    /// The dealer may forget a mask no longer used (answered with nothing).
+    Forget {
+        /// The mask.
+        id: MaskId,
+    },
+    /// The element-wise product of two earlier masks of equal length.
+    Hadamard {
+        /// Left mask.
+        left: MaskId,
+        /// Right mask.
+        right: MaskId,
+    },
+}
+
+/// One party's share of what the dealer drew for a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Correlation {
+    /// Sequence number of the request.
+    pub seq: u64,
+    /// The share (a uniformly random vector for party 1's view alone).
+    pub share: Vec<u128>,
+}
+
+impl std::fmt::Debug for Correlation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Correlation")
+            .field("seq", &self.seq)
+            .field("len", &self.share.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Correlation {
+    fn drop(&mut self) {
+        self.share.zeroize();
+    }
+}
+
+/// The dealer: answers both parties' requests, which must come in the same
+/// order; the second party's share of a request waits in its queue.
+pub struct Dealer<R: Rng> {
+    rng: R,
+    masks: HashMap<MaskId, Vec<u128>>,
+    queued: [VecDeque<(Request, Correlation)>; 2],
+    next: [u64; 2],
+    /// Every request served, in order (what the dealer saw).
+    pub seen: Vec<Request>,
+    /// Ring elements sent to each party.
+    pub elements_sent: [u64; 2],
+}
+
+impl<R: Rng> std::fmt::Debug for Dealer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dealer")
+            .field("requests", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Rng> Dealer<R> {
+    /// A dealer drawing from `rng` (a CSPRNG).
+    pub fn new(rng: R) -> Self {
+        Self {
+            rng,
+            masks: HashMap::new(),
+            queued: [VecDeque::new(), VecDeque::new()],
+            next: [0, 0],
+            seen: Vec::new(),
+            elements_sent: [0, 0],
+        }
+    }
+
+    /// Serves `party`'s next request.
+    pub fn serve(&mut self, party: usize, req: Request) -> Result<Correlation, MpcError> {
+        let seq = self.next[party];
+        self.next[party] += 1;
+        let out = if let Some((queued_req, corr)) = self.queued[party].pop_front() {
+            if queued_req != req || corr.seq != seq {
+                return Err(MpcError::OutOfOrder(format!(
+                    "party {party} request {seq} does not match its peer's"
+                )));
+            }
+            corr
+        } else {
+            let (s0, s1) = self.draw(seq, req)?;
+            self.seen.push(req);
+            let (mine, other) = if party == 0 { (s0, s1) } else { (s1, s0) };
+            self.queued[1 - party].push_back((req, Correlation { seq, share: other }));
+            Correlation { seq, share: mine }
+        };
+        self.elements_sent[party] += out.share.len() as u64;
+        Ok(out)
+    }
+
+    fn mask(&self, id: MaskId) -> Result<&Vec<u128>, MpcError> {
+        self.masks
+            .get(&id)
+            .ok_or_else(|| MpcError::OutOfOrder(format!("unknown mask {id}")))
+    }
+
+    fn draw(&mut self, seq: u64, req: Request) -> Result<(Vec<u128>, Vec<u128>), MpcError> {
+        let value = match req {
+            Request::Mask { len } => {
+                let v = ring::random_vec(&mut self.rng, len);
+                self.masks.insert(seq, v.clone());
+                v
+            }
+            Request::MatProduct { left, right } => {
+                let (m, k) = left.shape();
+                let (k2, n) = right.shape();
+                if k != k2 {
+                    return Err(MpcError::Shape(format!("{m}x{k} times {k2}x{n}")));
+                }
+                let a = oriented(self.mask(left.id)?, left);
+                let b = oriented(self.mask(right.id)?, right);
+                ring::matmul(&a, &b, m, k, n)
+            }
+            Request::Forget { id } => {
+                if let Some(mut m) = self.masks.remove(&id) {
+                    m.zeroize();
+                }
+                Vec::new()
+            }
+            Request::Hadamard { left, right } => {
+                let (a, b) = (self.mask(left)?, self.mask(right)?);
+                if a.len() != b.len() {
+                    return Err(MpcError::Shape(format!("{} vs {}", a.len(), b.len())));
+                }
+                a.iter().zip(b).map(|(x, y)| x.wrapping_mul(*y)).collect()
+            }
+        };
+        Ok(ring::share(&mut self.rng, &value))
+    }
+}
+
+/// A mask's elements in the orientation an operand asks for.
+pub(crate) fn oriented(v: &[u128], op: Operand) -> Vec<u128> {
+    if op.transposed {
+        ring::transpose(v, op.rows, op.cols)
+    } else {
+        v.to_vec()
+    }
+}
+
+impl<R: Rng> Drop for Dealer<R> {
+    fn drop(&mut self) {
+        for m in self.masks.values_mut() {
+            m.zeroize();
+        }
+    }
+}

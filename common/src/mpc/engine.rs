@@ -1,0 +1,263 @@
+//! One computing party's arithmetic on additive shares: masked openings
+//! and Beaver products. The party talks to its peer through a [`PeerLink`]
+//! and to the dealer through a [`DealerLink`]; both are plain traits so the
+//! networking layer (or the in-process runner) carries the messages.
+
+use zeroize::Zeroize;
+
+use super::dealer::{Correlation, MaskId, Operand, Request};
+use super::error::MpcError;
+use super::ring;
+
+/// What a computing party sends its peer in one opening: its share of a
+/// masked value `x - a` (uniformly random to the peer, since `a` is).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Opening {
+    /// Domain tag and sequence number of the opening.
+    pub seq: u64,
+    /// The party's share of the masked value.
+    pub values: Vec<u128>,
+}
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("seq", &self.seq)
+            .field("len", &self.values.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The channel to the other computing party (sealed end to end: the relay
+/// must not see openings, since the dealer knows the masks).
+pub trait PeerLink {
+    /// Sends `mine` and returns the peer's opening of the same sequence.
+    fn exchange(&mut self, mine: Opening) -> Result<Opening, MpcError>;
+    /// Sends to the peer without waiting for an answer.
+    fn send(&mut self, msg: Opening) -> Result<(), MpcError>;
+    /// Receives the peer's next one-way message.
+    fn receive(&mut self) -> Result<Opening, MpcError>;
+}
+
+/// The channel to the dealer.
+pub trait DealerLink {
+    /// Asks for this party's share of the next correlation.
+    fn request(&mut self, req: Request) -> Result<Correlation, MpcError>;
+}
+
+/// A value opened under a mask: the public masked value and this party's
+/// share of the mask, reusable against fresh masks of the other operand.
+pub struct Masked {
+    /// The dealer's mask.
+    pub id: MaskId,
+    /// Rows and columns.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// The opened `x - a` (public to both computing parties).
+    pub open: Vec<u128>,
+    /// This party's share of `a`.
+    pub mask: Vec<u128>,
+}
+
+impl Drop for Masked {
+    fn drop(&mut self) {
+        self.mask.zeroize();
+    }
+}
+
+impl Masked {
+    fn operand(&self, transposed: bool) -> Operand {
+        Operand {
+            id: self.id,
+            rows: self.rows,
+            cols: self.cols,
+            transposed,
+        }
+    }
+}
+
+/// A computing party: 0 (the bank) or 1 (the partner side).
+pub struct Party<P: PeerLink, D: DealerLink> {
+    /// 0 or 1.
+    pub index: usize,
+    peer: P,
+    dealer: D,
+    seq: u64,
+    mask_seq: u64,
+}
+
+impl<P: PeerLink, D: DealerLink> Party<P, D> {
+    /// Party `index` over the given links.
+    pub fn new(index: usize, peer: P, dealer: D) -> Self {
+        Self {
+            index,
+            peer,
+            dealer,
+            seq: 0,
+            mask_seq: 0,
+        }
+    }
+
+    /// The links back (at the end of a run).
+    pub fn into_links(self) -> (P, D) {
+        (self.peer, self.dealer)
+    }
+
+    fn request(&mut self, req: Request) -> Result<(u64, Vec<u128>), MpcError> {
+        let seq = self.mask_seq;
+        self.mask_seq += 1;
+        let mut corr = self.dealer.request(req)?;
+        if corr.seq != seq {
+            return Err(MpcError::OutOfOrder(format!(
+                "dealer answered {} for {seq}",
+                corr.seq
+            )));
+        }
+        Ok((seq, std::mem::take(&mut corr.share)))
+    }
+
+    /// Opens `x` (shared) to both parties. Only for values that are masked
+    /// or meant to be public.
+    pub fn open(&mut self, x: &[u128]) -> Result<Vec<u128>, MpcError> {
+        let seq = self.seq;
+        self.seq += 1;
+        let theirs = self.peer.exchange(Opening {
+            seq,
+            values: x.to_vec(),
+        })?;
+        if theirs.seq != seq || theirs.values.len() != x.len() {
+            return Err(MpcError::OutOfOrder(format!("opening {seq}")));
+        }
+        Ok(ring::add(x, &theirs.values))
+    }
+
+    /// Reveals `x` to the peer only (it learns the value, this party does not).
+    pub fn reveal_to_peer(&mut self, x: &[u128]) -> Result<(), MpcError> {
+        let seq = self.seq;
+        self.seq += 1;
+        self.peer.send(Opening {
+            seq,
+            values: x.to_vec(),
+        })
+    }
+
+    /// Receives a value the peer reveals to this party.
+    pub fn reveal_from_peer(&mut self, mine: &[u128]) -> Result<Vec<u128>, MpcError> {
+        let seq = self.seq;
+        self.seq += 1;
+        let theirs = self.peer.receive()?;
+        if theirs.seq != seq || theirs.values.len() != mine.len() {
+            return Err(MpcError::OutOfOrder(format!("reveal {seq}")));
+        }
+        Ok(ring::add(mine, &theirs.values))
+    }
+
+    /// Masks a shared `rows×cols` value with a fresh dealer mask and opens it.
+    pub fn mask(&mut self, x: &[u128], rows: usize, cols: usize) -> Result<Masked, MpcError> {
+        if x.len() != rows * cols {
+            return Err(MpcError::Shape(format!("{} is not {rows}x{cols}", x.len())));
+        }
+        let (id, mask) = self.request(Request::Mask { len: x.len() })?;
+        let open = self.open(&ring::sub(x, &mask))?;
+        Ok(Masked {
+            id,
+            rows,
+            cols,
+            open,
+            mask,
+        })
+    }
+
+    /// Ends a mask's use: the dealer may drop it.
+    pub fn forget(&mut self, m: Masked) -> Result<(), MpcError> {
+        self.request(Request::Forget { id: m.id }).map(|_| ())
+    }
+
+    /// Shares of `X·Y` (operands optionally transposed), not truncated:
+    /// `EF + E·B + A·F + AB` with `EF` added by party 0 only.
+    pub fn matmul(
+        &mut self,
+        x: &Masked,
+        tx: bool,
+        y: &Masked,
+        ty: bool,
+    ) -> Result<Vec<u128>, MpcError> {
+        let (lx, ly) = (x.operand(tx), y.operand(ty));
+        let ((m, k), (k2, n)) = (lx.shape(), ly.shape());
+        if k != k2 {
+            return Err(MpcError::Shape(format!("{m}x{k} times {k2}x{n}")));
+        }
+        let (_, c) = self.request(Request::MatProduct {
+            left: lx,
+            right: ly,
+        })?;
+        let e = super::dealer::oriented(&x.open, lx);
+        let a = super::dealer::oriented(&x.mask, lx);
+        let f = super::dealer::oriented(&y.open, ly);
+        let b = super::dealer::oriented(&y.mask, ly);
+        let mut out = ring::add(
+            &ring::matmul(&e, &b, m, k, n),
+            &ring::matmul(&a, &f, m, k, n),
+        );
+        out = ring::add(&out, &c);
+        if self.index == 0 {
+            out = ring::add(&out, &ring::matmul(&e, &f, m, k, n));
+        }
+        Ok(out)
+    }
+
+    /// Shares of the element-wise product `x ∘ y`, not truncated.
+    pub fn hadamard(&mut self, x: &Masked, y: &Masked) -> Result<Vec<u128>, MpcError> {
+        if x.open.len() != y.open.len() {
+            return Err(MpcError::Shape(format!(
+                "{} vs {}",
+                x.open.len(),
+                y.open.len()
+            )));
+        }
+        let (_, c) = self.request(Request::Hadamard {
+            left: x.id,
+            right: y.id,
+        })?;
+        let first = self.index == 0;
+        Ok((0..c.len())
+            .map(|i| {
+                let (e, a, f, b) = (x.open[i], x.mask[i], y.open[i], y.mask[i]);
+                let mut v = e
+                    .wrapping_mul(b)
+                    .wrapping_add(a.wrapping_mul(f))
+                    .wrapping_add(c[i]);
+                if first {
+                    v = v.wrapping_add(e.wrapping_mul(f));
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// `x ∘ y` truncated back to the fixed-point scale.
+    pub fn mul(&mut self, x: &Masked, y: &Masked) -> Result<Vec<u128>, MpcError> {
+        let mut out = self.hadamard(x, y)?;
+        ring::truncate_all(self.index, &mut out, ring::FRAC);
+        Ok(out)
+    }
+
+    /// Adds a public constant to a shared vector (party 0 adds it).
+    pub fn add_public(&self, x: &mut [u128], c: u128) {
+        if self.index == 0 {
+            for v in x {
+                *v = v.wrapping_add(c);
+            }
+        }
+    }
+
+    /// Multiplies a shared vector by a public real and truncates, with
+    /// `extra` more fractional bits on the constant for precision.
+    pub fn scale(&self, x: &mut [u128], c: f64, extra: u32) {
+        let k = ((c * (ring::SCALE * (1u64 << extra) as f64)).round() as i128) as u128;
+        for v in x.iter_mut() {
+            *v = ring::truncate_share(self.index, v.wrapping_mul(k), ring::FRAC + extra);
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The fit, as states consumed by value: [`Prepared`] → [`Preconditioned`]
+//! (data masked once, Böhning's Hessian bound inverted on shares) → one
+//! [`Preconditioned::step`] per Newton step → [`Trained`] → [`Trained::finish`]
+//! (each party's coefficient block, the bank's joint scores).
+
+use zeroize::Zeroize;
+
+use super::engine::{DealerLink, Masked, Party, PeerLink};
+use super::error::MpcError;
+use super::ring;
+use super::sigmoid;
+
+/// Inverse iterations (Newton–Schulz) for the Hessian bound: enough for a
+/// condition number up to 3e5.
+pub const INVERSE_ITERATIONS: u32 = 24;
+
+/// Who owns a column of the joint design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The label holder (column 0, the intercept, is always the bank's).
+    Bank,
+    /// Feature partner `k` (0 is the partner side's computing party).
+    Partner(usize),
+}
+
+/// Public parameters of a fit, identical at both computing parties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitParams {
+    /// Owner of each column; column 0 is the intercept (not penalised).
+    pub owners: Vec<Owner>,
+    /// Whether each row is in the holdout (each party computes it itself).
+    pub holdout: Vec<bool>,
+    /// The L2 weight of the objective (design.md).
+    pub l2: f64,
+    /// Stop when the per-customer Newton decrement `gᵀ H⁻¹ g` is below this.
+    pub tolerance: f64,
+    /// Most Newton steps.
+    pub max_steps: u32,
+}
+
+/// One computing party's inputs: its shares of the joint design (row-major
+/// n × d, rows in the intersection's order) and of the labels.
+pub struct Inputs {
+    /// Shares of the design, intercept column included.
+    pub x: Vec<u128>,
+    /// Shares of the labels (0/1 in fixed point).
+    pub y: Vec<u128>,
+}
+
+impl Drop for Inputs {
+    fn drop(&mut self) {
+        self.x.zeroize();
+        self.y.zeroize();
+    }
+}
+
+/// Validated inputs, split into training and holdout rows.
+pub struct Prepared {
+    params: FitParams,
+    train_x: Vec<u128>,
+    hold_x: Vec<u128>,
+    train_y: Vec<u128>,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        self.train_x.zeroize();
+        self.hold_x.zeroize();
+        self.train_y.zeroize();
+    }
+}
+
+impl Prepared {
+    /// Checks shapes and splits rows by the holdout flags.
+    pub fn new(params: FitParams, inputs: Inputs) -> Result<Self, MpcError> {
+        let (n, d) = (params.holdout.len(), params.owners.len());
+        if d < 1 || params.owners[0] != Owner::Bank {
+            return Err(MpcError::InvalidInput(
+                "column 0 must be the bank's intercept".into(),
+            ));
+        }
+        if inputs.x.len() != n * d || inputs.y.len() != n {
+            return Err(MpcError::Shape(format!("inputs are not {n}x{d} and {n}")));
+        }
+        if !params.l2.is_finite() || params.l2 < 0.0 || params.max_steps == 0 {
+            return Err(MpcError::InvalidInput("l2 >= 0 and max_steps >= 1".into()));
+        }
+        let (mut train_x, mut hold_x, mut train_y) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &hold) in params.holdout.iter().enumerate() {
+            let row = &inputs.x[i * d..(i + 1) * d];
+            if hold {
+                hold_x.extend_from_slice(row);
+            } else {
+                train_x.extend_from_slice(row);
+                train_y.push(inputs.y[i]);
+            }
+        }
+        if train_y.len() < 2 * d {
+            return Err(MpcError::InvalidInput("too few training rows".into()));
+        }
+        Ok(Self {
+            params,
+            train_x,
+            hold_x,
+            train_y,
+        })
+    }
+
+    fn dims(&self) -> (usize, usize, usize) {
+        let d = self.params.owners.len();
+        (self.train_y.len(), self.hold_x.len() / d, d)
+    }
+
+    /// Masks the design once and inverts Böhning's bound
+    /// `H = XᵀX / (4n) + (l2/n)·P` on shares by Newton–Schulz iteration
+    /// `Z ← Z (2I − H Z)` from the public `Z0 = I / trace bound`.
+    pub fn precondition<P: PeerLink, D: DealerLink>(
+        self,
+        party: &mut Party<P, D>,
+    ) -> Result<Preconditioned, MpcError> {
+        let (n, nh, d) = self.dims();
+        let mx = party.mask(&self.train_x, n, d)?;
+        let mh = if nh > 0 {
+            Some(party.mask(&self.hold_x, nh, d)?)
+        } else {
+            None
+        };
+        let mut h = party.matmul(&mx, true, &mx, false)?;
+        ring::truncate_all(party.index, &mut h, ring::FRAC);
+        party.scale(&mut h, 0.25 / n as f64, 24);
+        let ridge = self.params.l2 / n as f64;
+        if party.index == 0 {
+            for j in 1..d {
+                h[j * d + j] = h[j * d + j].wrapping_add(ring::enc(ridge));
+            }
+        }
+        // trace(H) bound: standardised columns and the intercept have mean square 1
+        let tau = 1.05 * (d as f64 / 4.0 + ridge * d as f64);
+        let mut z = h.clone();
+        party.scale(&mut z, -1.0 / (tau * tau), 16);
+        if party.index == 0 {
+            for j in 0..d {
+                z[j * d + j] = z[j * d + j].wrapping_add(ring::enc(2.0 / tau));
+            }
+        }
+        let mhh = party.mask(&h, d, d)?;
+        for _ in 1..INVERSE_ITERATIONS {
+            let mz = party.mask(&z, d, d)?;
+            let mut t = party.matmul(&mhh, false, &mz, false)?;
+            ring::truncate_all(party.index, &mut t, ring::FRAC);
+            let mut w: Vec<u128> = t.iter().map(|v| v.wrapping_neg()).collect();
+            if party.index == 0 {
+                for j in 0..d {
+                    w[j * d + j] = w[j * d + j].wrapping_add(ring::enc(2.0));
+                }
+            }
+            let mw = party.mask(&w, d, d)?;
+            z = party.matmul(&mz, false, &mw, false)?;
+            ring::truncate_all(party.index, &mut z, ring::FRAC);
+            party.forget(mz)?;
+            party.forget(mw)?;
+        }
+        let mz = party.mask(&z, d, d)?;
+        z.zeroize();
+        h.zeroize();
+        Ok(Preconditioned {
+            params: self.params.clone(),
+            n,
+            d,
+            mx,
+            mh,
+            mz,
+            y: self.train_y.clone(),
+            beta: vec![0; d],
+            steps: 0,
+            decrements: Vec::new(),
+        })
+    }
+}
+
+/// The masked design and inverse bound, and the current coefficient shares.
+pub struct Preconditioned {
+    params: FitParams,
+    n: usize,
+    d: usize,
+    mx: Masked,
+    mh: Option<Masked>,
+    mz: Masked,
+    y: Vec<u128>,
+    beta: Vec<u128>,
+    steps: u32,
+    decrements: Vec<f64>,
+}
+
+impl Drop for Preconditioned {
+    fn drop(&mut self) {
+        self.y.zeroize();
+        self.beta.zeroize();
+    }
+}
+
+/// What a step leads to.
+pub enum Step {
+    /// Not converged yet.
+    Continue(Preconditioned),
+    /// Converged, or out of steps.
+    Done(Trained),
+}
+
+impl Preconditioned {
+    /// One fixed-Hessian Newton step: `η = Xβ`, `r = σ(η) − y`,
+    /// `g = Xᵀr / n + (l2/n)·Pβ`, `Δ = Z g`, `β ← β − Δ`; the decrement
+    /// `gᵀ Z g` is opened (one public scalar per step).
+    pub fn step<P: PeerLink, D: DealerLink>(
+        mut self,
+        party: &mut Party<P, D>,
+    ) -> Result<Step, MpcError> {
+        let (n, d) = (self.n, self.d);
+        let mb = party.mask(&self.beta, d, 1)?;
+        let mut eta = party.matmul(&self.mx, false, &mb, false)?;
+        ring::truncate_all(party.index, &mut eta, ring::FRAC);
+        let p = sigmoid::sigmoid(party, &eta)?;
+        eta.zeroize();
+        let r = ring::sub(&p, &self.y);
+        let mr = party.mask(&r, n, 1)?;
+        let mut g = party.matmul(&self.mx, true, &mr, false)?;
+        ring::truncate_all(party.index, &mut g, ring::FRAC);
+        party.scale(&mut g, 1.0 / n as f64, 24);
+        let mut pen = self.beta.clone();
+        pen[0] = 0;
+        party.scale(&mut pen, self.params.l2 / n as f64, 24);
+        g = ring::add(&g, &pen);
+        let mg = party.mask(&g, d, 1)?;
+        let mut delta = party.matmul(&self.mz, false, &mg, false)?;
+        ring::truncate_all(party.index, &mut delta, ring::FRAC);
+        let md = party.mask(&delta, d, 1)?;
+        let dec_raw = party
+            .hadamard(&mg, &md)?
+            .into_iter()
+            .fold(0u128, |acc, v| acc.wrapping_add(v));
+        let dec = party.open(&[dec_raw])?[0];
+        for m in [mb, mr, mg, md] {
+            party.forget(m)?;
+        }
+        let decrement = (dec as i128) as f64 / (ring::SCALE * ring::SCALE);
+        self.beta = ring::sub(&self.beta, &delta);
+        self.steps += 1;
+        self.decrements.push(decrement);
+        let done = decrement.abs() < self.params.tolerance || self.steps >= self.params.max_steps;
+        Ok(if done {
+            Step::Done(Trained {
+                converged: decrement.abs() < self.params.tolerance,
+                state: self,
+            })
+        } else {
+            Step::Continue(self)
+        })
+    }
+
+    /// Steps until done.
+    pub fn run<P: PeerLink, D: DealerLink>(
+        self,
+        party: &mut Party<P, D>,
+    ) -> Result<Trained, MpcError> {
+        let mut state = self;
+        loop {
+            match state.step(party)? {
+                Step::Continue(s) => state = s,
+                Step::Done(t) => return Ok(t),
+            }
+        }
+    }
+}
+
+/// Coefficient shares after the last step.
+pub struct Trained {
+    state: Preconditioned,
+    converged: bool,
+}
+
+/// What a computing party keeps at the end.
+pub struct Output {
+    /// `(column, coefficient)` of the columns this party owns (the bank's
+    /// include the intercept, column 0).
+    pub coefficients: Vec<(usize, f64)>,
+    /// The bank only: joint linear predictor of every row, in input order.
+    pub scores: Option<Vec<f64>>,
+    /// Shares of the coefficients of helper partners (k ≥ 1), to send them.
+    pub helper_shares: Vec<(usize, usize, u128)>,
+    /// Newton steps taken.
+    pub steps: u32,
+    /// Whether the decrement fell below the tolerance.
+    pub converged: bool,
+    /// The opened decrement of each step.
+    pub decrements: Vec<f64>,
+}
+
+impl Trained {
+    /// Reveals each block to its owner and the joint scores to the bank.
+    pub fn finish<P: PeerLink, D: DealerLink>(
+        self,
+        party: &mut Party<P, D>,
+    ) -> Result<Output, MpcError> {
+        let s = &self.state;
+        let me = if party.index == 0 {
+            Owner::Bank
+        } else {
+            Owner::Partner(0)
+        };
+        let peer = if party.index == 0 {
+            Owner::Partner(0)
+        } else {
+            Owner::Bank
+        };
+        let cols =
+            |o: Owner| -> Vec<usize> { (0..s.d).filter(|&j| s.params.owners[j] == o).collect() };
+        let pick = |idx: &[usize]| -> Vec<u128> { idx.iter().map(|&j| s.beta[j]).collect() };
+        let (mine, theirs) = (cols(me), cols(peer));
+        // bank first reveals the partner block, then receives its own
+        let coefficients = if party.index == 0 {
+            party.reveal_to_peer(&pick(&theirs))?;
+            party.reveal_from_peer(&pick(&mine))?
+        } else {
+            let v = party.reveal_from_peer(&pick(&mine))?;
+            party.reveal_to_peer(&pick(&theirs))?;
+            v
+        };
+        let coefficients = mine
+            .iter()
+            .copied()
+            .zip(coefficients.into_iter().map(ring::decode))
+            .collect();
+        let mb = party.mask(&s.beta, s.d, 1)?;
+        let mut eta = party.matmul(&s.mx, false, &mb, false)?;
+        if let Some(mh) = &s.mh {
+            eta.extend(party.matmul(mh, false, &mb, false)?);
+        }
+        ring::truncate_all(party.index, &mut eta, ring::FRAC);
+        let scores = if party.index == 0 {
+            let joint = party.reveal_from_peer(&eta)?;
+            Some(reorder(&s.params.holdout, &joint))
+        } else {
+            party.reveal_to_peer(&eta)?;
+            None
+        };
+        eta.zeroize();
+        let helper_shares = (0..s.d)
+            .filter_map(|j| match s.params.owners[j] {
+                Owner::Partner(k) if k >= 1 => Some((k, j, s.beta[j])),
+                _ => None,
+            })
+            .collect();
+        Ok(Output {
+            coefficients,
+            scores,
+            helper_shares,
+            steps: s.steps,
+            converged: self.converged,
+            decrements: s.decrements.clone(),
+        })
+    }
+}
+
+/// Training rows then holdout rows, back to input order, decoded.
+fn reorder(holdout: &[bool], joint: &[u128]) -> Vec<f64> {
+    let n_train = holdout.iter().filter(|&&h| !h).count();
+    let (mut t, mut h) = (0, n_train);
+    holdout
+        .iter()
+        .map(|&is_hold| {
+            let v = if is_hold {
+                h += 1;
+                joint[h - 1]
+            } else {
+                t += 1;
+                joint[t - 1]
+            };
+            ring::decode(v)
+        })
+        .collect()
+}

@@ -1,0 +1,70 @@
+//! Vertical joint modelling (issue 16, part 2): one L2 logistic regression
+//! over columns held by different institutions, fitted on secret shares.
+//!
+//! # Setting and threat model
+//!
+//! After the private set intersection the bank (label holder) and the
+//! feature partners hold different standardised columns of the same n
+//! customers in the same order. Parties are honest-but-curious and no two
+//! collude (bank, partners, coordinator). Nobody may learn another party's
+//! feature values, the labels, or any per-customer linear predictor,
+//! probability or residual during training. Released: one scalar per step
+//! (the Newton decrement), each party's own coefficient block to that party
+//! (the bank also the intercept), and at the end the joint scores of its
+//! customers to the bank only (the intended output of joint scoring), from
+//! which the bank computes the holdout AUC, log-loss and top-decile lift.
+//!
+//! # Protocol
+//!
+//! Two-party additive secret sharing over Z_2^128 ([`ring`]: 32 fractional
+//! bits, SecureML local truncation) between the **bank** (party 0) and the
+//! **partner side** (party 1: the first partner). Further partners split
+//! their columns into two random shares, one to each computing party, and
+//! receive both parties' shares of their coefficients at the end. The
+//! **coordinator is the dealer** ([`dealer`]): it draws the masks and their
+//! products (Beaver and matrix triples) from shape-only requests and never
+//! receives a data-dependent value. Openings between the two computing
+//! parties travel through the coordinator's relay but must be sealed end to
+//! end (X25519 + ChaCha20-Poly1305 as in `secagg::sealed`): the dealer knows
+//! the masks, so it must never see an opening.
+//!
+//! The fit ([`fit`]) is a fixed-Hessian Newton method (Böhning's bound):
+//! `H = XᵀX/(4n) + (l2/n)·P` is constant per job, computed once on shares
+//! from the design masked **once** (`E = X − A` opened a single time;
+//! matrix-triple reuse with fresh per-step vector masks) and inverted on
+//! shares by Newton–Schulz. Each step: `η = Xβ`, `p = σ(η)` by the secure
+//! sigmoid of [`sigmoid`] (exp by squaring in the symmetric form
+//! `a/(a+b)`, reciprocal by Newton–Raphson; error < 1e-6 for |η| ≤ 16),
+//! `g = Xᵀ(p − y)/n + (l2/n)·Pβ`, `β ← β − H⁻¹g`, until the opened decrement
+//! `gᵀH⁻¹g` is below the tolerance. Per step each computing party sends
+//! its peer 56 ring elements (896 bytes) per training customer (sigmoid 55,
+//! residual 1; `Xβ` opens only the d coefficients' masked shares, the
+//! design's mask being reused), and the dealer sends each party about 110
+//! elements per training customer (halved once party 0's shares are
+//! expanded from a seed, not done yet).
+//!
+//! What each role sees: the peer's shares of masked values (`x − a` with `a`
+//! fresh and uniform: uniformly random), the dealer's shares (uniformly
+//! random), the decrement per step, its own outputs. The dealer sees only
+//! request shapes. The in-process [`runner`] records all of it for the
+//! tests.
+//!
+//! Not yet here: a secure comparison to clip |η| beyond 16, and the
+//! networking (a [`engine::PeerLink`] and [`engine::DealerLink`] over the
+//! relay with end-to-end sealing).
+
+#[cfg(test)]
+mod bench;
+pub mod dealer;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod fit;
+pub mod plain;
+pub mod ring;
+pub mod runner;
+pub mod sigmoid;
+#[cfg(test)]
+mod tests;
+
+pub use error::{Fault, MpcError};
