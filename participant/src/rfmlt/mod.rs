@@ -15,10 +15,10 @@
 //! booleans are true/false, t/f, yes/no or 1/0 in any case.
 
 mod bad_rows;
+mod index;
 pub(crate) mod reader;
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::path::PathBuf;
 
 use thiserror::Error;
@@ -29,8 +29,9 @@ pub use bad_rows::{
     SkippedRows, TableSkips, parse_bool,
 };
 pub(crate) use bad_rows::{RowError, Tally};
+use index::{CustomerIndex, CustomerRow, Lookup};
+use reader::Reader;
 pub use reader::is_parquet;
-use reader::{Reader, Row};
 
 /// A table that cannot be used.
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -196,11 +197,6 @@ pub struct Features {
     pub skipped: SkippedRows,
 }
 
-struct CustomerRow {
-    index: Option<usize>,
-    since: Option<Date>,
-}
-
 #[derive(Default, Clone, Copy)]
 struct Purchases {
     count: u64,
@@ -250,91 +246,6 @@ fn date_time(rest: &str, date: Date) -> Option<Date> {
         .map(|at| at.date())
 }
 
-/// The customers table by id, with a one-entry cache: rows of one customer
-/// usually come together.
-struct Lookup<'k> {
-    known: &'k CustomerIndex,
-    last_id: String,
-    last: Option<&'k CustomerRow>,
-}
-
-/// The customers table by id. Each id is stored once, in table order, and
-/// later moved into its customer's features.
-#[derive(Default)]
-struct CustomerIndex {
-    hasher: foldhash::fast::RandomState,
-    table: hashbrown::HashTable<u32>,
-    ids: Vec<String>,
-    rows: Vec<CustomerRow>,
-}
-
-impl CustomerIndex {
-    fn with_capacity(customers: usize) -> Self {
-        Self {
-            table: hashbrown::HashTable::with_capacity(customers),
-            ids: Vec::with_capacity(customers),
-            rows: Vec::with_capacity(customers),
-            ..Self::default()
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<&CustomerRow> {
-        let hash = self.hasher.hash_one(id);
-        self.table
-            .find(hash, |&i| self.ids[i as usize] == id)
-            .map(|&i| &self.rows[i as usize])
-    }
-
-    /// Adds a customer; false if the id is already there.
-    fn insert(&mut self, id: &str, row: CustomerRow) -> bool {
-        let Self {
-            hasher,
-            table,
-            ids,
-            rows,
-        } = self;
-        let hash = hasher.hash_one(id);
-        if table.find(hash, |&i| ids[i as usize] == id).is_some() {
-            return false;
-        }
-        table.insert_unique(hash, ids.len() as u32, |&i| {
-            hasher.hash_one(&ids[i as usize])
-        });
-        ids.push(id.to_string());
-        rows.push(row);
-        true
-    }
-}
-
-impl<'k> Lookup<'k> {
-    fn new(known: &'k CustomerIndex) -> Self {
-        Self {
-            known,
-            last_id: String::new(),
-            last: None,
-        }
-    }
-
-    /// The customer a row names, which must be in the customers table.
-    fn customer(&mut self, row: &Row<'_, '_>) -> Result<&'k CustomerRow, RowError> {
-        let id = row.text("customer_id")?;
-        if let Some(last) = self.last.filter(|_| self.last_id == id) {
-            return Ok(last);
-        }
-        let found = self.known.get(id).ok_or_else(|| {
-            row.bad(
-                Reason::UnknownCustomer,
-                "customer_id",
-                format!("{id:?} is not in the customers table"),
-            )
-        })?;
-        self.last_id.clear();
-        self.last_id.push_str(id);
-        self.last = Some(found);
-        Ok(found)
-    }
-}
-
 /// Which dated rows count: those on or before `as_of`. Also tracks the
 /// earliest such date among consenting customers' rows.
 struct Window {
@@ -370,72 +281,13 @@ pub fn compute_with(
     as_of: Date,
     policy: &BadRowPolicy,
 ) -> Result<Features, DataError> {
-    // Sized from the file (rows are rarely under 24 bytes) so the index is
-    // not rebuilt as it grows; capped, so a huge (or sparse) file cannot make
-    // the first allocation fail.
-    let expected = std::fs::metadata(&tables.customers)
-        .map_or(0, |m| m.len() / 24)
-        .min(1 << 22) as usize;
-    let mut known = CustomerIndex::with_capacity(expected);
-    let mut customers: Vec<Customer> = Vec::with_capacity(expected);
-    let mut excluded_no_consent = 0;
-    let mut reader = Reader::open(
-        &tables.customers,
-        &tables.columns.customers,
-        &CUSTOMER_COLUMNS[..3],
-        &CUSTOMER_COLUMNS[3..],
-    )?;
-    let (customer_rows, customer_skips) =
-        reader.for_each(Tally::new(policy, "customers"), |row| {
-            let id = row.text("customer_id")?;
-            let parsed = (|| -> Result<_, RowError> {
-                let consent = row.boolean("consent_marketing")?;
-                let converted = row.boolean("converted")?;
-                let since = match row.get("since") {
-                    Some(v) if !v.is_empty() => Some(row.date("since", as_of, policy)?),
-                    _ => None,
-                };
-                Ok((consent, converted, since))
-            })();
-            let (consent, converted, since) = match parsed {
-                Ok(values) => values,
-                Err(bad) => {
-                    // A customer whose row is skipped is left out like one
-                    // who refused marketing: their other rows are ignored,
-                    // never counted as unknown.
-                    let excluded = CustomerRow {
-                        index: None,
-                        since: None,
-                    };
-                    known.insert(id, excluded);
-                    return Err(bad);
-                }
-            };
-            let index = consent.then_some(customers.len());
-            if !known.insert(id, CustomerRow { index, since }) {
-                return Err(row.bad(
-                    Reason::DuplicateCustomer,
-                    "customer_id",
-                    format!("{id:?} appears twice"),
-                ));
-            }
-            if consent {
-                let zero = Customer {
-                    id: String::new(),
-                    r: 0.0,
-                    f: 0.0,
-                    m: 0.0,
-                    l: 0.0,
-                    t: 0.0,
-                    kinds: KindCounts::default(),
-                    converted,
-                };
-                customers.push(zero);
-            } else {
-                excluded_no_consent += 1;
-            }
-            Ok(())
-        })?;
+    let CustomerPass {
+        known,
+        mut customers,
+        excluded_no_consent,
+        rows: customer_rows,
+        skips: customer_skips,
+    } = read_customers(tables, as_of, policy)?;
 
     // Both dated tables are read at once, one thread each; they share only
     // the read-only customer index.
@@ -495,6 +347,97 @@ pub fn compute_with(
         rows: [transaction_rows, interaction_rows, customer_rows],
         rows_after_as_of: window.after,
         skipped,
+    })
+}
+
+/// The customers table read: the index of every customer (consenting or
+/// not), the consenting customers' zeroed features with their labels, the
+/// refusals, the rows read and the rows skipped.
+struct CustomerPass {
+    known: CustomerIndex,
+    customers: Vec<Customer>,
+    excluded_no_consent: usize,
+    rows: u64,
+    skips: (String, TableSkips),
+}
+
+fn read_customers(
+    tables: &Tables,
+    as_of: Date,
+    policy: &BadRowPolicy,
+) -> Result<CustomerPass, DataError> {
+    // Sized from the file (rows are rarely under 24 bytes) so the index is
+    // not rebuilt as it grows; capped, so a huge (or sparse) file cannot make
+    // the first allocation fail.
+    let expected = std::fs::metadata(&tables.customers)
+        .map_or(0, |m| m.len() / 24)
+        .min(1 << 22) as usize;
+    let mut known = CustomerIndex::with_capacity(expected);
+    let mut customers: Vec<Customer> = Vec::with_capacity(expected);
+    let mut excluded_no_consent = 0;
+    let mut reader = Reader::open(
+        &tables.customers,
+        &tables.columns.customers,
+        &CUSTOMER_COLUMNS[..3],
+        &CUSTOMER_COLUMNS[3..],
+    )?;
+    let (rows, skips) = reader.for_each(Tally::new(policy, "customers"), |row| {
+        let id = row.text("customer_id")?;
+        let parsed = (|| -> Result<_, RowError> {
+            let consent = row.boolean("consent_marketing")?;
+            let converted = row.boolean("converted")?;
+            let since = match row.get("since") {
+                Some(v) if !v.is_empty() => Some(row.date("since", as_of, policy)?),
+                _ => None,
+            };
+            Ok((consent, converted, since))
+        })();
+        let (consent, converted, since) = match parsed {
+            Ok(values) => values,
+            Err(bad) => {
+                // A customer whose row is skipped is left out like one
+                // who refused marketing: their other rows are ignored,
+                // never counted as unknown.
+                let excluded = CustomerRow {
+                    index: None,
+                    since: None,
+                };
+                known.insert(id, excluded);
+                return Err(bad);
+            }
+        };
+        let index = consent.then_some(customers.len());
+        if !known.insert(id, CustomerRow { index, since }) {
+            return Err(row.bad(
+                Reason::DuplicateCustomer,
+                "customer_id",
+                format!("{id:?} appears twice"),
+            ));
+        }
+        if consent {
+            let zero = Customer {
+                id: String::new(),
+                r: 0.0,
+                f: 0.0,
+                m: 0.0,
+                l: 0.0,
+                t: 0.0,
+                kinds: KindCounts::default(),
+                converted,
+            };
+            customers.push(zero);
+        } else {
+            excluded_no_consent += 1;
+        }
+        Ok(())
+    })?;
+
+    Ok(CustomerPass {
+        known,
+        customers,
+        excluded_no_consent,
+        rows,
+        skips,
     })
 }
 

@@ -1,0 +1,192 @@
+//! A job offer: whether this site takes part (its privacy policy, the job's
+//! settings, its own data) and, when it does, the job's state on this
+//! session. An offer repeated while the coordinator forms the cohort keeps
+//! the state it already has.
+
+use std::sync::Arc;
+
+use fedseg_common::job::JobConfig;
+use fedseg_common::proto::{self, participant_message};
+use fedseg_common::secagg::JobParams;
+use tracing::{info, warn};
+
+use super::{EpochState, JobState, Reply, blocking};
+use crate::config::ParticipantConfig;
+use crate::ledger::Ledger;
+use crate::privacy;
+use crate::rfmlt::DataError;
+use crate::tasks::Site;
+
+/// Answers `offer` of job `job_id`: accepts (setting `job`) or declines
+/// with the reason.
+pub(super) fn accept_offer(
+    config: &ParticipantConfig,
+    job: &mut Option<JobState>,
+    job_id: &str,
+    offer: proto::JobOffer,
+    ledger: &Ledger,
+) -> Reply {
+    let decline = |reason: String| {
+        warn!(job = %job_id, %reason, "declining the job");
+        Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
+            accept: false,
+            reason,
+        }))
+    };
+    if offer.cohort.get(offer.index as usize) != Some(&config.id) {
+        return decline("the offer does not place this site at its index".into());
+    }
+    // The same offer again on this session (the coordinator can send it
+    // twice while it forms the cohort): the answer stands, and the job's
+    // state, keys included, is kept.
+    if job
+        .as_ref()
+        .is_some_and(|j| j.id == job_id && j.index == offer.index)
+    {
+        return Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
+            accept: true,
+            reason: String::new(),
+        }));
+    }
+    let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
+        return decline("the graph seed is not 32 bytes".into());
+    };
+    let job_config = match JobConfig::parse(&offer.config) {
+        Ok(parsed) => match parsed.check() {
+            Ok(()) => parsed,
+            Err((key, why)) => return decline(format!("the job's {key} is not valid: {why}")),
+        },
+        Err(_) => return decline("the job config does not parse".into()),
+    };
+    // The privacy policy first: a job this site will not take part in
+    // does not get its data read.
+    let budget = match privacy::declared(job_config.privacy.as_ref()) {
+        // A job resumed after a coordinator restart has spent before: the
+        // ledger remembers what this session does not.
+        Ok(budget) => budget.map(|mut b| {
+            b.spent = ledger.rho_of_job(job_id);
+            b
+        }),
+        Err(reason) => return decline(reason),
+    };
+    let now_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if let Err(reason) = privacy::admit(
+        config.privacy.as_ref(),
+        budget.as_ref(),
+        ledger,
+        now_unix_ms,
+    ) {
+        return decline(reason);
+    }
+    let site = match &config.data {
+        None => None,
+        Some(data) => {
+            let Some(as_of) = job_config.as_of_date() else {
+                return decline("the job config has no valid as_of date".into());
+            };
+            match blocking(|| data.features(as_of).map(|f| Site::from_features(f, as_of))) {
+                Ok(site) => {
+                    info!(
+                        customers = site.features.customers.len(),
+                        excluded_no_consent = site.features.excluded_no_consent,
+                        skipped_rows = site.features.skipped.total(),
+                        %as_of,
+                        "features computed"
+                    );
+                    site.features.skipped.log();
+                    Some(site)
+                }
+                Err(error) => {
+                    // The detail names local files and values: it stays in
+                    // this site's log.
+                    warn!(job = %job_id, %error, "this site's data cannot be used");
+                    let reason = match error {
+                        DataError::TooManyBadRows { .. } => {
+                            "this site's data has more bad rows than its max_bad_rows allows; \
+                             see the site's log"
+                        }
+                        _ => "this site's data failed validation; see the site's log",
+                    };
+                    return decline(reason.into());
+                }
+            }
+        }
+    };
+    match JobParams::new(
+        job_id,
+        offer.cohort.len() as u32,
+        offer.threshold,
+        offer.neighbours,
+        &seed,
+    ) {
+        Ok(params) => {
+            info!(job = %job_id, index = offer.index, cohort = offer.cohort.len(), "joined the job");
+            *job = Some(JobState {
+                id: job_id.to_string(),
+                params: Arc::new(params),
+                index: offer.index,
+                epoch: EpochState::Idle,
+                site,
+                budget,
+            });
+            Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
+                accept: true,
+                reason: String::new(),
+            }))
+        }
+        Err(error) => decline(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> proto::JobOffer {
+        proto::JobOffer {
+            job_version: 1,
+            config_hash: "h".into(),
+            config: "seed = 1\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n".into(),
+            cohort: vec!["bank-a".into(), "bank-b".into(), "bank-c".into()],
+            index: 0,
+            threshold: 2,
+            neighbours: 2,
+            graph_seed: vec![7; 32],
+        }
+    }
+
+    #[test]
+    fn the_same_offer_twice_keeps_the_job_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: ParticipantConfig = toml::from_str(
+            "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\n\
+             coordinator_id = \"coordinator\"\nledger = \"ledger.log\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+        )
+        .unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
+        let mut job = None;
+        let offer_job = |job: &mut Option<JobState>, id: &str| {
+            let reply = accept_offer(&config, job, id, offer(), &ledger);
+            assert!(
+                matches!(reply, Reply::Send(participant_message::Body::JobAnswer(a)) if a.accept)
+            );
+        };
+        offer_job(&mut job, "job-1");
+        // Mark the state; a second offer must not replace it.
+        job.as_mut().unwrap().budget =
+            privacy::declared(Some(&fedseg_common::job::PrivacySettings {
+                epsilon: 1.0,
+                delta: 1e-6,
+                clip: [1095.0, 100.0, 20_000.0, 1825.0, 50.0],
+            }))
+            .unwrap();
+        offer_job(&mut job, "job-1");
+        assert!(job.as_ref().unwrap().budget.is_some());
+        // Another job replaces it.
+        offer_job(&mut job, "job-2");
+        assert!(job.as_ref().unwrap().budget.is_none());
+    }
+}
