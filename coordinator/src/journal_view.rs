@@ -15,8 +15,33 @@ fn time(unix_ms: i64) -> String {
         .unwrap_or_else(|| unix_ms.to_string())
 }
 
+/// One journal entry as (job, round, what happened). The match names every
+/// kind, so a new kind cannot be left out of `journal show`.
 fn summary(entry: &Entry) -> (String, String, String) {
-    let list = |v: &[String]| v.join(",");
+    match entry {
+        Entry::JournalOpened { .. }
+        | Entry::JobSubmitted { .. }
+        | Entry::CohortFixed { .. }
+        | Entry::JobResumed { .. }
+        | Entry::PrivacyBudget { .. }
+        | Entry::ParticipantDeclined { .. }
+        | Entry::JobFinished { .. } => job_event(entry),
+        Entry::KeySetupDone { .. }
+        | Entry::PhaseCompleted { .. }
+        | Entry::AggregateReleased { .. }
+        | Entry::RoundOpened { .. }
+        | Entry::RoundAborted { .. }
+        | Entry::PrivacySpent { .. } => round_event(entry),
+    }
+}
+
+fn list(v: &[String]) -> String {
+    v.join(",")
+}
+
+/// A job's own events: submitted, its cohort, resumed, privacy budget, a
+/// refusal, its end.
+fn job_event(entry: &Entry) -> (String, String, String) {
     match entry {
         Entry::JournalOpened { coordinator, .. } => (
             String::new(),
@@ -42,6 +67,58 @@ fn summary(entry: &Entry) -> (String, String, String) {
             String::new(),
             format!("cohort {} (t={threshold}, k={neighbours})", list(cohort)),
         ),
+        Entry::JobResumed {
+            job_id,
+            completed,
+            next_round,
+        } => (
+            job_id.clone(),
+            next_round.to_string(),
+            format!("resumed after {completed} completed rounds"),
+        ),
+        Entry::PrivacyBudget {
+            job_id,
+            epsilon,
+            delta,
+            rho,
+            clip,
+            planned_releases,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!(
+                "privacy budget ε = {epsilon}, δ = {delta:e} (ρ = {rho:.4e}) over {planned_releases} releases; per-customer bounds R, F, M, L, T ≤ {clip:?}"
+            ),
+        ),
+        Entry::ParticipantDeclined {
+            job_id,
+            participant,
+            reason,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!("{participant} declined: {reason}"),
+        ),
+        Entry::JobFinished {
+            job_id,
+            success,
+            reason,
+        } => (
+            job_id.clone(),
+            String::new(),
+            if *success {
+                "finished".into()
+            } else {
+                format!("failed: {reason}")
+            },
+        ),
+        other => round_event(other),
+    }
+}
+
+/// A key epoch's or a round's events.
+fn round_event(entry: &Entry) -> (String, String, String) {
+    match entry {
         Entry::KeySetupDone {
             job_id,
             epoch,
@@ -85,15 +162,6 @@ fn summary(entry: &Entry) -> (String, String, String) {
             round.to_string(),
             format!("released {} values from {}", values.len(), list(survivors)),
         ),
-        Entry::JobResumed {
-            job_id,
-            completed,
-            next_round,
-        } => (
-            job_id.clone(),
-            next_round.to_string(),
-            format!("resumed after {completed} completed rounds"),
-        ),
         Entry::RoundOpened {
             job_id,
             round,
@@ -113,20 +181,6 @@ fn summary(entry: &Entry) -> (String, String, String) {
             round.to_string(),
             format!("aborted: {reason}"),
         ),
-        Entry::PrivacyBudget {
-            job_id,
-            epsilon,
-            delta,
-            rho,
-            clip,
-            planned_releases,
-        } => (
-            job_id.clone(),
-            String::new(),
-            format!(
-                "privacy budget ε = {epsilon}, δ = {delta:e} (ρ = {rho:.4e}) over {planned_releases} releases; per-customer bounds R, F, M, L, T ≤ {clip:?}"
-            ),
-        ),
         Entry::PrivacySpent {
             job_id,
             round,
@@ -143,28 +197,7 @@ fn summary(entry: &Entry) -> (String, String, String) {
                 "privacy spent: ρ = {rho:.4e} (job {total_rho:.4e}); sensitivity {sensitivity:.1} steps, noise variance {variance} steps² from each of {contributors} (sd {count_noise_sd:.2} on a count)"
             ),
         ),
-        Entry::ParticipantDeclined {
-            job_id,
-            participant,
-            reason,
-        } => (
-            job_id.clone(),
-            String::new(),
-            format!("{participant} declined: {reason}"),
-        ),
-        Entry::JobFinished {
-            job_id,
-            success,
-            reason,
-        } => (
-            job_id.clone(),
-            String::new(),
-            if *success {
-                "finished".into()
-            } else {
-                format!("failed: {reason}")
-            },
-        ),
+        other => (String::new(), String::new(), format!("{other:?}")),
     }
 }
 

@@ -226,14 +226,7 @@ pub fn write(
     let mut days = Vec::new();
     for i in 0..customers {
         let id = format!("C{seed:x}-{i:07}");
-        let mut pick = rng.random::<f64>() * total_weight;
-        let behaviour = BEHAVIOURS[weights
-            .iter()
-            .position(|&w| {
-                pick -= w;
-                pick < 0.0
-            })
-            .unwrap_or(BEHAVIOURS.len() - 1)];
+        let behaviour = BEHAVIOURS[pick(&mut rng, &weights, total_weight)];
         let history = HISTORY_DAYS as f64;
         let joined = rng.random_range(0.0..behaviour.joined_within) * history;
         let since_day = HISTORY_DAYS - 1 - joined as i64;
@@ -279,15 +272,7 @@ pub fn write(
         let mut inquiries = 0u64;
         for _ in 0..touches {
             let day = active_start + rng.random_range(0..=active_span.max(0));
-            let mut pick = rng.random::<f64>();
-            let kind = behaviour
-                .kinds
-                .iter()
-                .position(|&w| {
-                    pick -= w;
-                    pick < 0.0
-                })
-                .unwrap_or(3);
+            let kind = pick(&mut rng, &behaviour.kinds, 1.0);
             inquiries += u64::from(kind == 0);
             interactions.line(format_args!("{id},{},{}", dates[day as usize], kinds[kind]))?;
         }
@@ -316,6 +301,19 @@ pub fn write(
     transactions.finish()?;
     interactions.finish()?;
     Ok(written)
+}
+
+/// An index drawn with probabilities proportional to `weights` (summing to
+/// `total`); the last one when rounding leaves the draw past the end.
+fn pick(rng: &mut impl Rng, weights: &[f64], total: f64) -> usize {
+    let mut left = rng.random::<f64>() * total;
+    weights
+        .iter()
+        .position(|&w| {
+            left -= w;
+            left < 0.0
+        })
+        .unwrap_or(weights.len() - 1)
 }
 
 fn poisson(rng: &mut impl Rng, mean: f64) -> u64 {
