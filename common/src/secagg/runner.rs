@@ -120,15 +120,16 @@ pub fn run<R: CryptoRng + ?Sized>(
 ) -> Simulation {
     let params = Arc::new(params.clone());
     let n = params.participants();
-    let mut timings = Timings {
-        participant: vec![Duration::ZERO; n as usize],
-        participant_mask: vec![Duration::ZERO; n as usize],
-        ..Timings::default()
+    let mut roles = Roles {
+        timings: Timings {
+            participant: vec![Duration::ZERO; n as usize],
+            participant_mask: vec![Duration::ZERO; n as usize],
+            ..Timings::default()
+        },
+        alive: (0..n).collect(),
+        silent: BTreeSet::new(),
+        ready: BTreeMap::new(),
     };
-    let mut alive: BTreeSet<u32> = (0..n).collect();
-    // Members the coordinator has seen miss a phase of the current epoch.
-    let mut silent: BTreeSet<u32> = BTreeSet::new();
-    let mut ready: BTreeMap<u32, ReadyEpoch> = BTreeMap::new();
     let mut epoch: Option<Epoch> = None;
     let mut epoch_number = 0;
     let mut reports = Vec::with_capacity(rounds as usize);
@@ -136,11 +137,6 @@ pub fn run<R: CryptoRng + ?Sized>(
     let mut schedule = DropoutSchedule {
         planned: dropouts,
         happened: Vec::new(),
-    };
-    let timed = |slot: &mut Duration, f: &mut dyn FnMut()| {
-        let start = Instant::now();
-        f();
-        *slot += start.elapsed();
     };
 
     for round in 0..rounds {
@@ -151,14 +147,14 @@ pub fn run<R: CryptoRng + ?Sized>(
                 epoch_number,
                 round,
                 remaining,
-                &mut alive,
-                &mut ready,
-                &mut timings,
+                &mut roles.alive,
+                &mut roles.ready,
+                &mut roles.timings,
                 &mut schedule,
                 rng,
             );
             epoch_number += 1;
-            silent.clear();
+            roles.silent.clear();
             match setup {
                 Ok(new_epoch) => epoch = Some(new_epoch),
                 Err(error) => {
@@ -177,7 +173,7 @@ pub fn run<R: CryptoRng + ?Sized>(
             .members()
             .iter()
             .copied()
-            .filter(|m| !silent.contains(m))
+            .filter(|m| !roles.silent.contains(m))
             .collect();
         let mut coordinator_time = Duration::ZERO;
         let start = Instant::now();
@@ -186,63 +182,43 @@ pub fn run<R: CryptoRng + ?Sized>(
         let (request, mut inputs) = match opened {
             Ok(opened) => opened,
             Err(error) => {
-                timings.coordinator += coordinator_time;
+                roles.timings.coordinator += coordinator_time;
                 reports.push(RoundReport::aborted(round, error));
                 continue;
             }
         };
-        schedule.apply(&mut alive, Phase::MaskedInput, round);
-        for &m in &members {
-            let Some(member) = ready.get_mut(&m).filter(|_| alive.contains(&m)) else {
-                continue;
-            };
-            let x = input(round, m);
-            let masked = mask_timed(member, &request, &x, &mut timings, m);
-            timings.mask_words += (1 + peers_in(&params, m, &members)) as u64 * length as u64;
-            if let Ok(masked) = masked {
-                timed(&mut coordinator_time, &mut || {
-                    inputs
-                        .handle(m, ToCoordinator::Masked(masked.clone()))
-                        .expect("honest input")
-                });
-            }
-        }
+        schedule.apply(&mut roles.alive, Phase::MaskedInput, round);
+        roles.mask(
+            &params,
+            &members,
+            &request,
+            &mut inputs,
+            &mut coordinator_time,
+            &mut |m| input(round, m),
+        );
         let start = Instant::now();
         let closed = inputs.close();
         coordinator_time += start.elapsed();
         let (unmask_request, mut unmask) = match closed {
             Ok(closed) => closed,
             Err(error) => {
-                silent.extend(members.iter().copied().filter(|m| !alive.contains(m)));
-                timings.coordinator += coordinator_time;
+                roles
+                    .silent
+                    .extend(members.iter().copied().filter(|m| !roles.alive.contains(m)));
+                roles.timings.coordinator += coordinator_time;
                 reports.push(RoundReport::aborted(round, error));
                 continue;
             }
         };
-        silent.extend(unmask_request.dropped.iter().copied());
-        schedule.apply(&mut alive, Phase::Unmask, round);
-        for &s in &unmask_request.survivors {
-            let Some(member) = ready.get_mut(&s).filter(|_| alive.contains(&s)) else {
-                silent.insert(s);
-                continue;
-            };
-            let mut answer = None;
-            timed(&mut timings.participant[s as usize], &mut || {
-                answer = Some(member.unmask(&unmask_request))
-            });
-            let answer = answer.expect("set above").expect("honest unmask request");
-            timed(&mut coordinator_time, &mut || {
-                unmask
-                    .handle(s, ToCoordinator::Unmask(answer.clone()))
-                    .expect("honest response")
-            });
-        }
+        roles.silent.extend(unmask_request.dropped.iter().copied());
+        schedule.apply(&mut roles.alive, Phase::Unmask, round);
+        roles.unmask(&unmask_request, &mut unmask, &mut coordinator_time);
         let survivors = unmask.survivors().to_vec();
         let start = Instant::now();
         let outcome = unmask.finish(state);
         let unmask_time = start.elapsed();
-        timings.coordinator_unmask += unmask_time;
-        timings.coordinator += coordinator_time + unmask_time;
+        roles.timings.coordinator_unmask += unmask_time;
+        roles.timings.coordinator += coordinator_time + unmask_time;
         reports.push(RoundReport {
             round,
             survivors,
@@ -251,8 +227,71 @@ pub fn run<R: CryptoRng + ?Sized>(
     }
     Simulation {
         rounds: reports,
-        timings,
+        timings: roles.timings,
         dropped: schedule.happened,
+    }
+}
+
+/// The members as the runner plays them: their ready epochs, who is alive,
+/// who the coordinator saw fall silent this epoch, and the time each role
+/// spent.
+struct Roles {
+    ready: BTreeMap<u32, ReadyEpoch>,
+    alive: BTreeSet<u32>,
+    silent: BTreeSet<u32>,
+    timings: Timings,
+}
+
+impl Roles {
+    /// Every live member masks its input for `request`.
+    fn mask(
+        &mut self,
+        params: &JobParams,
+        members: &[u32],
+        request: &MaskRequest,
+        inputs: &mut coordinator::InputCollection,
+        coordinator_time: &mut Duration,
+        input: &mut dyn FnMut(u32) -> Vec<u64>,
+    ) {
+        for &m in members {
+            let Some(member) = self.ready.get_mut(&m).filter(|_| self.alive.contains(&m)) else {
+                continue;
+            };
+            let x = input(m);
+            let length = x.len() as u64;
+            let masked = mask_timed(member, request, &x, &mut self.timings, m);
+            self.timings.mask_words += (1 + peers_in(params, m, members)) as u64 * length;
+            if let Ok(masked) = masked {
+                let start = Instant::now();
+                inputs
+                    .handle(m, ToCoordinator::Masked(masked))
+                    .expect("honest input");
+                *coordinator_time += start.elapsed();
+            }
+        }
+    }
+
+    /// The survivors answer the round's unmask request.
+    fn unmask(
+        &mut self,
+        request: &super::messages::UnmaskRequest,
+        collection: &mut coordinator::UnmaskCollection,
+        coordinator_time: &mut Duration,
+    ) {
+        for &s in &request.survivors {
+            let Some(member) = self.ready.get_mut(&s).filter(|_| self.alive.contains(&s)) else {
+                self.silent.insert(s);
+                continue;
+            };
+            let start = Instant::now();
+            let answer = member.unmask(request).expect("honest unmask request");
+            self.timings.participant[s as usize] += start.elapsed();
+            let start = Instant::now();
+            collection
+                .handle(s, ToCoordinator::Unmask(answer))
+                .expect("honest response");
+            *coordinator_time += start.elapsed();
+        }
     }
 }
 
