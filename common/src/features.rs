@@ -71,13 +71,20 @@ impl Space {
         lo: &[f64],
         hi: &[f64],
     ) -> Option<Self> {
-        Some(Self {
+        let space = Self {
             mean: mean.try_into().ok()?,
             std: std.try_into().ok()?,
             scale: scale.try_into().ok()?,
             lo: lo.try_into().ok()?,
             hi: hi.try_into().ok()?,
-        })
+        };
+        space.ordered().then_some(space)
+    }
+
+    /// Whether every clip range is one: `lo <= hi`, neither NaN (clipping
+    /// to any other would panic).
+    pub fn ordered(&self) -> bool {
+        self.lo.iter().zip(&self.hi).all(|(lo, hi)| lo <= hi)
     }
 
     /// The z-score of each feature of clipped x (0 where the variance is 0).
@@ -129,6 +136,20 @@ pub fn nearest(point: &[f64; DIM], centroids: &[f64]) -> (usize, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_space_whose_clip_ranges_are_not_ranges_is_refused() {
+        let five = [0.0; DIM];
+        let hi = [1.0; DIM];
+        assert!(Space::from_slices(&five, &hi, &hi, &five, &hi).is_some());
+        let mut reversed = hi;
+        reversed[2] = -1.0;
+        assert!(Space::from_slices(&five, &hi, &hi, &five, &reversed).is_none());
+        let mut nan = hi;
+        nan[4] = f64::NAN;
+        assert!(Space::from_slices(&five, &hi, &hi, &nan, &hi).is_none());
+        assert!(Space::from_slices(&five, &hi, &hi, &five, &nan).is_none());
+    }
 
     #[test]
     fn transform_round_trips() {

@@ -36,7 +36,7 @@ fn key(bytes: &[u8], field: &'static str) -> Result<PublicKeyBytes, WireError> {
 pub fn space_from_wire(space: Option<&proto::Space>) -> Result<Space, WireError> {
     let s = space.ok_or(bad("space", "missing"))?;
     Space::from_slices(&s.mean, &s.std, &s.scale, &s.lo, &s.hi)
-        .ok_or(bad("space", "needs 5 entries per field"))
+        .ok_or(bad("space", "needs 5 entries per field and lo <= hi"))
 }
 
 /// The design (feature flags and segments) of a propensity request.

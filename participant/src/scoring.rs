@@ -83,6 +83,9 @@ impl SavedModel {
             lo: five(&st["clip_lo"], "standardization.clip_lo")?,
             hi: five(&st["clip_hi"], "standardization.clip_hi")?,
         };
+        if !space.ordered() {
+            return Err(ScoreError::Field("standardization.clip_lo"));
+        }
         let centroids: Vec<f64> = seg["centroids"]
             .as_array()
             .ok_or(ScoreError::Field("segmentation.centroids"))?

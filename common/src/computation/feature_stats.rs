@@ -54,6 +54,12 @@ impl Layout {
         ) else {
             return Err(RequestError("feature statistics need 5 clip bounds".into()));
         };
+        // Clipping to a range whose ends are reversed or NaN would panic.
+        if !lo.iter().zip(&hi).all(|(lo, hi)| lo <= hi) {
+            return Err(RequestError(
+                "feature statistics need clip bounds with lo <= hi".into(),
+            ));
+        }
         let bins = &request.bins;
         if bins.len() != DIM
             || bins
@@ -177,6 +183,18 @@ mod tests {
         assert!(Layout::from_request(&r).is_err());
         let mut r = request();
         r.bins[1].hi = f64::NAN;
+        assert!(Layout::from_request(&r).is_err());
+    }
+
+    /// Found by fuzzing (fuzz/regressions/wire/): reversed or NaN clip
+    /// bounds made `add` panic in `f64::clamp`.
+    #[test]
+    fn requests_whose_clip_bounds_are_not_ranges_are_refused() {
+        let mut r = request();
+        r.hi[0] = r.lo[0] - 1.0;
+        assert!(Layout::from_request(&r).is_err());
+        let mut r = request();
+        r.lo[3] = f64::NAN;
         assert!(Layout::from_request(&r).is_err());
     }
 }
