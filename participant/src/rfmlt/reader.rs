@@ -35,6 +35,22 @@ pub fn is_parquet(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
 }
 
+/// Runs a step of the `parquet` crate's reader, which panics on some
+/// malformed files instead of returning an error (found by fuzzing): the
+/// panic becomes a read error naming the file, so a bank's bad export
+/// declines the job instead of killing the node.
+fn parquet_step<T>(
+    path: &Path,
+    step: impl FnOnce() -> Result<T, DataError>,
+) -> Result<T, DataError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|_| {
+        Err(read_error(
+            path,
+            &"the Parquet reader failed on a malformed file",
+        ))
+    })
+}
+
 fn read_error(path: &Path, e: &dyn std::fmt::Display) -> DataError {
     DataError::Read {
         path: path.to_path_buf(),
@@ -57,19 +73,22 @@ impl<'c> Reader<'c> {
         }
         let (source, headers): (Source, Vec<String>) = if is_parquet(path) {
             let file = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
-            let builder =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            let (reader, headers) = parquet_step(path, || {
+                let builder =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .map_err(|e| read_error(path, &e))?;
+                let headers: Vec<String> = builder
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let reader = builder
+                    .with_batch_size(8192)
+                    .build()
                     .map_err(|e| read_error(path, &e))?;
-            let headers = builder
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let reader = builder
-                .with_batch_size(8192)
-                .build()
-                .map_err(|e| read_error(path, &e))?;
+                Ok((reader, headers))
+            })?;
             (Source::Parquet(reader), headers)
         } else {
             let mut reader = csv::ReaderBuilder::new()
@@ -130,16 +149,22 @@ impl<'c> Reader<'c> {
                     .enumerate()
                     .map(|(k, &(name, _))| (name, k))
                     .collect();
-                for batch in batches {
-                    let batch = batch.map_err(|e| read_error(&self.path, &e))?;
-                    let texts = self
-                        .columns
+                let path = &self.path;
+                let columns = &self.columns;
+                while let Some((batch, texts)) = parquet_step(path, || {
+                    let Some(batch) = batches.next() else {
+                        return Ok(None);
+                    };
+                    let batch = batch.map_err(|e| read_error(path, &e))?;
+                    let texts = columns
                         .iter()
                         .map(|&(_, i)| {
                             arrow_cast::cast(batch.column(i), &arrow_schema::DataType::Utf8)
-                                .map_err(|e| read_error(&self.path, &e))
+                                .map_err(|e| read_error(path, &e))
                         })
                         .collect::<Result<Vec<_>, _>>()?;
+                    Ok(Some((batch, texts)))
+                })? {
                     let texts: Vec<&arrow_array::StringArray> = texts
                         .iter()
                         .map(|a| {
