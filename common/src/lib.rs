@@ -13,6 +13,7 @@
 //!   that makes a release ρ-zCDP.
 //! - [`features`]: the transformed RFMLT vector and the clustering space.
 //! - [`propensity`]: the holdout rule, design rows and the logistic loss.
+//! - [`result`]: `result.json`, typed once for the coordinator and the participants.
 //! - [`job`]: `job.toml`, typed once for the coordinator and the participants.
 //! - [`computation`]: each round's computation: its vector layout, bounds
 //!   and typed decode, one module per kind.
@@ -38,5 +39,6 @@ pub mod process;
 pub mod propensity;
 pub mod proto;
 pub mod psi;
+pub mod result;
 pub mod secagg;
 pub mod wire;

@@ -36,6 +36,18 @@ pub struct Playbook {
     pub promotion: &'static str,
 }
 
+impl Playbook {
+    /// The advice as `result.json` carries it.
+    pub fn owned(&self) -> fedseg_common::result::Playbook {
+        fedseg_common::result::Playbook {
+            product: self.product.into(),
+            price: self.price.into(),
+            channel: self.channel.into(),
+            promotion: self.promotion.into(),
+        }
+    }
+}
+
 const H: bool = true;
 const L: bool = false;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use fedseg_common::features::{self, DIM, Space};
 use fedseg_common::propensity::{self, Design};
-use serde_json::Value;
+use fedseg_common::result::JobResult;
 use thiserror::Error;
 
 use crate::tasks::Site;
@@ -56,91 +56,46 @@ pub struct Scored {
     pub decile: u8,
 }
 
-fn floats(v: &Value, field: &'static str) -> Result<Vec<f64>, ScoreError> {
-    v.as_array()
-        .ok_or(ScoreError::Field(field))?
-        .iter()
-        .map(|x| x.as_f64().ok_or(ScoreError::Field(field)))
-        .collect()
-}
-
-fn five(v: &Value, field: &'static str) -> Result<[f64; DIM], ScoreError> {
-    floats(v, field)?
-        .try_into()
-        .map_err(|_| ScoreError::Field(field))
-}
-
 impl SavedModel {
-    /// Reads the model from a job's `result.json`.
+    /// Reads the model from a job's `result.json` (the results contract's
+    /// types, as the coordinator wrote them).
     pub fn from_result(text: &str) -> Result<Self, ScoreError> {
-        let r: Value = serde_json::from_str(text)?;
-        let st = &r["standardization"];
-        let seg = &r["segmentation"];
+        let r: JobResult = serde_json::from_str(text)?;
+        let (st, seg) = (&r.standardization, &r.segmentation);
         let space = Space {
-            mean: five(&st["mean"], "standardization.mean")?,
-            std: five(&st["std"], "standardization.std")?,
-            scale: five(&seg["space_scale"], "segmentation.space_scale")?,
-            lo: five(&st["clip_lo"], "standardization.clip_lo")?,
-            hi: five(&st["clip_hi"], "standardization.clip_hi")?,
+            mean: st.mean,
+            std: st.std,
+            scale: seg.space_scale,
+            lo: st.clip_lo,
+            hi: st.clip_hi,
         };
         if !space.ordered() {
             return Err(ScoreError::Field("standardization.clip_lo"));
         }
-        let centroids: Vec<f64> = seg["centroids"]
-            .as_array()
-            .ok_or(ScoreError::Field("segmentation.centroids"))?
-            .iter()
-            .map(|c| floats(c, "segmentation.centroids"))
-            .collect::<Result<Vec<_>, _>>()?
-            .concat();
-        if centroids.is_empty() || !centroids.len().is_multiple_of(DIM) {
+        if seg.centroids.is_empty() || seg.centroids.iter().any(|c| c.len() != DIM) {
             return Err(ScoreError::Field("segmentation.centroids"));
         }
-        let segment_names = seg["segments"]
-            .as_array()
-            .map(|s| {
-                s.iter()
-                    .map(|s| s["name"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let p = &r["propensity"];
-        let (propensity, deciles) = if p.is_object() {
-            let flags = p["design_features"]
-                .as_array()
-                .ok_or(ScoreError::Field("propensity.design_features"))?;
-            let features: [bool; DIM] = flags
-                .iter()
-                .map(|f| {
-                    f.as_bool()
-                        .ok_or(ScoreError::Field("propensity.design_features"))
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .try_into()
-                .map_err(|_| ScoreError::Field("propensity.design_features"))?;
-            let design = Design {
-                features,
-                segments: p["design_segments"]
-                    .as_u64()
-                    .ok_or(ScoreError::Field("propensity.design_segments"))?
-                    as u32,
-            };
-            let mut beta = vec![
-                p["intercept"]
-                    .as_f64()
-                    .ok_or(ScoreError::Field("propensity.intercept"))?,
-            ];
-            beta.extend(floats(&p["coefficients"], "propensity.coefficients")?);
-            if beta.len() != design.columns() {
-                return Err(ScoreError::Field("propensity.coefficients"));
+        let centroids = seg.centroids.concat();
+        let segment_names = seg.segments.iter().map(|s| s.name.clone()).collect();
+        let (propensity, deciles) = match &r.propensity {
+            Some(p) => {
+                let design = Design {
+                    features: p.design_features,
+                    segments: p.design_segments,
+                };
+                let mut beta = vec![p.intercept];
+                beta.extend(&p.coefficients);
+                if beta.len() != design.columns() {
+                    return Err(ScoreError::Field("propensity.coefficients"));
+                }
+                let deciles = p
+                    .evaluation
+                    .as_ref()
+                    .map(|e| e.decile_thresholds.clone())
+                    .unwrap_or_default();
+                (Some((design, beta)), deciles)
             }
-            let deciles = match &p["evaluation"]["decile_thresholds"] {
-                Value::Null => vec![],
-                v => floats(v, "propensity.evaluation.decile_thresholds")?,
-            };
-            (Some((design, beta)), deciles)
-        } else {
-            (None, vec![])
+            None => (None, vec![]),
         };
         Ok(Self {
             space,
@@ -281,17 +236,62 @@ mod tests {
     use super::*;
     use crate::rfmlt::{ColumnNames, Tables};
 
-    const RESULT: &str = r#"{
-      "as_of": "2026-11-01",
-      "standardization": {"mean": [300, 1.5, 5, 300, 4], "std": [200, 1, 2, 250, 3],
-                          "clip_lo": [0, 0, 0, 0, 0], "clip_hi": [36500, 11.5, 18.4, 36500, 100000]},
-      "segmentation": {"space_scale": [1, 1, 1, 1, 1],
-                       "centroids": [[-1, 1, 1, 1, 0], [1, -1, -1, -1, 0]],
-                       "segments": [{"name": "loyal"}, {"name": "lapsed"}]},
-      "propensity": {"design_features": [true, true, true, true, true], "design_segments": 2,
-                     "intercept": -1.0, "coefficients": [-0.5, 0.8, 0.1, 0.0, 0.2, -0.3],
-                     "evaluation": {"decile_thresholds": [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6]}}
-    }"#;
+    /// A real result.json (the golden demo job's) with the model the test
+    /// checks by hand put in its place.
+    fn result() -> String {
+        let golden = include_str!("../../tests/golden/demo-3-sites-600-customers.result.json");
+        let mut r: serde_json::Value = serde_json::from_str(golden).unwrap();
+        let set = |r: &mut serde_json::Value, path: &[&str], v: serde_json::Value| {
+            let mut at = r;
+            for key in path {
+                at = &mut at[*key];
+            }
+            *at = v;
+        };
+        use serde_json::json;
+        set(
+            &mut r,
+            &["standardization", "mean"],
+            json!([300, 1.5, 5, 300, 4]),
+        );
+        set(
+            &mut r,
+            &["standardization", "std"],
+            json!([200, 1, 2, 250, 3]),
+        );
+        set(
+            &mut r,
+            &["standardization", "clip_lo"],
+            json!([0, 0, 0, 0, 0]),
+        );
+        set(
+            &mut r,
+            &["standardization", "clip_hi"],
+            json!([36500, 11.5, 18.4, 36500, 100000]),
+        );
+        set(
+            &mut r,
+            &["segmentation", "space_scale"],
+            json!([1, 1, 1, 1, 1]),
+        );
+        set(
+            &mut r,
+            &["segmentation", "centroids"],
+            json!([[-1, 1, 1, 1, 0], [1, -1, -1, -1, 0]]),
+        );
+        let mut segments = r["segmentation"]["segments"].as_array().unwrap()[..2].to_vec();
+        segments[0]["name"] = json!("loyal");
+        segments[1]["name"] = json!("lapsed");
+        set(&mut r, &["segmentation", "segments"], json!(segments));
+        let p = &mut r["propensity"];
+        p["design_features"] = json!([true, true, true, true, true]);
+        p["design_segments"] = json!(2);
+        p["intercept"] = json!(-1.0);
+        p["coefficients"] = json!([-0.5, 0.8, 0.1, 0.0, 0.2, -0.3]);
+        p["evaluation"]["decile_thresholds"] =
+            json!([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6]);
+        r.to_string()
+    }
 
     fn site() -> Site {
         let dir = tempfile::tempdir().unwrap();
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn scores_follow_the_model_and_land_in_csv_or_parquet() {
         let site = site();
-        let model = SavedModel::from_result(RESULT).unwrap();
+        let model = SavedModel::from_result(&result()).unwrap();
         let scored = model.score(&site);
         assert_eq!(scored.len(), site.features.customers.len());
         let space = &model.space;
@@ -343,15 +343,20 @@ mod tests {
 
     #[test]
     fn a_result_without_its_model_is_refused() {
-        let broken = RESULT.replace("\"centroids\"", "\"nothing\"");
+        let mut r: serde_json::Value = serde_json::from_str(&result()).unwrap();
+        r["segmentation"]["centroids"] = serde_json::json!([[1.0, 2.0]]);
         assert!(matches!(
-            SavedModel::from_result(&broken),
+            SavedModel::from_result(&r.to_string()),
             Err(ScoreError::Field("segmentation.centroids"))
         ));
-        let wrong = RESULT.replace(
-            "\"intercept\": -1.0, \"coefficients\": [-0.5,",
-            "\"intercept\": -1.0, \"coefficients\": [",
-        );
-        assert!(SavedModel::from_result(&wrong).is_err());
+        let mut r: serde_json::Value = serde_json::from_str(&result()).unwrap();
+        r["propensity"]["coefficients"] = serde_json::json!([0.8, 0.1]);
+        assert!(matches!(
+            SavedModel::from_result(&r.to_string()),
+            Err(ScoreError::Field("propensity.coefficients"))
+        ));
+        // A file that is not the results contract names what is missing.
+        let missing = SavedModel::from_result("{\"segmentation\": {}}").unwrap_err();
+        assert!(missing.to_string().contains("missing field"), "{missing}");
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Layout: one count per band, in [`BANDS`] order.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{LayoutError, check_length};
 
@@ -44,10 +44,10 @@ pub fn customer_bounds() -> (Vec<f64>, f64) {
 }
 
 /// One band of a released sum.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Band {
     /// What it holds.
-    pub band: &'static str,
+    pub band: String,
     /// Customers in it (noisy under differential privacy, never below 0).
     pub customers: f64,
 }
@@ -59,7 +59,7 @@ pub fn decode(sum: &[f64]) -> Result<Vec<Band>, LayoutError> {
         .iter()
         .zip(sum)
         .map(|(&(band, _), &customers)| Band {
-            band,
+            band: band.to_string(),
             customers: customers.max(0.0),
         })
         .collect())

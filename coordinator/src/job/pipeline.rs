@@ -14,7 +14,7 @@ use crate::config::Job;
 use crate::engine::Engine;
 use crate::propensity::{self, PropensityError};
 use crate::release::Releases;
-use crate::result::{JobResult, Privacy, RoundSummary};
+use crate::result::{JobResult, RoundSummary};
 use crate::segmentation::{self, AhpResult, SegmentationError, SegmentationResult};
 
 /// Why the segmentation job could not finish.
@@ -72,7 +72,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
     .await?;
     let segmentation = SegmentationResult {
         candidates: kmeans.candidates,
-        k_choice: kmeans.k_choice,
+        k_choice: kmeans.k_choice.to_string(),
         suppressed,
         ..described
     };
@@ -109,7 +109,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
         },
         segmentation,
         propensity,
-        privacy: Privacy::spent(releases.privacy.as_ref(), releases.privacy_spent()),
+        privacy: crate::result::privacy_spent(releases.privacy.as_ref(), releases.privacy_spent()),
         secure_sum_rounds: rounds.len(),
         rounds,
     })

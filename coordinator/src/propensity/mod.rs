@@ -17,13 +17,13 @@ use fedseg_common::computation::LayoutError;
 use fedseg_common::features::{DIM, NAMES, Space};
 use fedseg_common::propensity::Design;
 use fedseg_common::proto::{self, computation::Kind, propensity::Task};
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::{Job, Optimizer, PropensitySettings};
 use crate::release::{ReleaseError, Releases, wire_space};
 
 pub use evaluation::binned_roc;
+pub use fedseg_common::result::{CalibrationBin, CampaignRow, Evaluation, PropensityResult};
 
 /// Why the propensity model could not be fitted or evaluated.
 #[derive(Debug, Error)]
@@ -40,90 +40,6 @@ pub enum PropensityError {
 /// Coefficients beyond this (per standard deviation of a feature) mean the
 /// data separate the classes: the objective has no finite minimum.
 const DIVERGENT: f64 = 50.0;
-
-/// One row of the calibration table.
-#[derive(Debug, Clone, Serialize)]
-pub struct CalibrationBin {
-    /// Lower edge of predicted probability.
-    pub lo: f64,
-    /// Upper edge.
-    pub hi: f64,
-    /// Holdout customers whose score falls in the bin.
-    pub count: f64,
-    /// Their mean predicted probability.
-    pub mean_predicted: f64,
-    /// Their observed conversion rate.
-    pub observed_rate: f64,
-}
-
-/// Holdout evaluation, from secure sums only.
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    /// Holdout customers.
-    pub count: f64,
-    /// Area under the ROC curve from the binned scores.
-    pub auc: f64,
-    /// Mean log-loss.
-    pub log_loss: f64,
-    /// Predicted against observed, per tenth of the probability range.
-    pub calibration: Vec<CalibrationBin>,
-    /// The ROC curve: (false positive rate, true positive rate) from the
-    /// highest score down.
-    pub roc: Vec<[f64; 2]>,
-    /// Score thresholds of the holdout's deciles (10%, 20%, …, 90%).
-    pub decile_thresholds: Vec<f64>,
-    /// Conversion rate of the top-scoring tenth over the holdout's rate.
-    pub top_decile_lift: f64,
-    /// Campaign metrics per segment (seed 002).
-    pub campaign: Vec<CampaignRow>,
-}
-
-/// Campaign metrics of one segment on the holdout.
-#[derive(Debug, Clone, Serialize)]
-pub struct CampaignRow {
-    /// Segment index (0 when the model has no segments).
-    pub segment: usize,
-    /// Holdout customers in it.
-    pub size: f64,
-    /// Their conversion rate.
-    pub conversion_rate: f64,
-    /// Share of them in the consortium's top-scoring decile.
-    pub top_decile_share: f64,
-    /// Conversion rate of those in the top decile.
-    pub top_decile_conversion_rate: f64,
-}
-
-/// The propensity block of `result.json` (results contract).
-#[derive(Debug, Clone, Serialize)]
-pub struct PropensityResult {
-    /// Columns after the intercept: feature names, then `segment <i>`.
-    pub features: Vec<String>,
-    /// The intercept.
-    pub intercept: f64,
-    /// One coefficient per entry of `features` (per standard deviation of
-    /// a feature; log-odds against the first segment for a segment).
-    pub coefficients: Vec<f64>,
-    /// L2 penalty.
-    pub l2: f64,
-    /// Accepted Newton steps, or FedProx rounds.
-    pub iterations: u32,
-    /// Whether the fit met its stopping rule.
-    pub converged: bool,
-    /// Why not, when it did not.
-    pub reason: Option<String>,
-    /// `newton` or `fedprox`.
-    pub optimizer: Optimizer,
-    /// The objective at the final coefficients.
-    pub objective: f64,
-    /// Training customers.
-    pub training_count: f64,
-    /// Which of R, F, M, L, T enter the model (zero-variance ones do not).
-    pub design_features: [bool; DIM],
-    /// Segments with indicator columns (0: none).
-    pub design_segments: u32,
-    /// Holdout evaluation (absent when the job holds nothing out).
-    pub evaluation: Option<Evaluation>,
-}
 
 /// Where a fit stopped.
 #[derive(Debug, Clone)]

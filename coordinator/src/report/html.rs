@@ -70,7 +70,7 @@ fn segments(out: &mut String, result: &JobResult) -> Drawn {
         out,
         "<p>k = {} ({}); segments merged for being under {} customers: {}. {}</p>",
         seg.k,
-        esc(seg.k_choice),
+        esc(&seg.k_choice),
         seg.min_segment_size,
         seg.suppressed,
         ahp_line(result)
@@ -82,11 +82,11 @@ fn segments(out: &mut String, result: &JobResult) -> Drawn {
              <li><b>Product</b>: {}</li><li><b>Price</b>: {}</li><li><b>Channel</b>: {}</li><li><b>Promotion</b>: {}</li></ul>",
             esc(&s.name),
             s.size,
-            esc(s.summary),
-            esc(s.playbook.product),
-            esc(s.playbook.price),
-            esc(s.playbook.channel),
-            esc(s.playbook.promotion)
+            esc(&s.summary),
+            esc(&s.playbook.product),
+            esc(&s.playbook.price),
+            esc(&s.playbook.channel),
+            esc(&s.playbook.promotion)
         );
         let refined: Vec<String> = s
             .refined
@@ -96,8 +96,8 @@ fn segments(out: &mut String, result: &JobResult) -> Drawn {
                 format!(
                     "<li>{:.1}% <i>{}</i>: {}</li>",
                     100.0 * r.share,
-                    esc(r.name),
-                    esc(r.action)
+                    esc(&r.name),
+                    esc(&r.action)
                 )
             })
             .collect();

@@ -106,7 +106,7 @@ fn segments_table(result: &JobResult) -> Table {
     ])
     .key(1, "size");
     for s in &result.segmentation.segments {
-        let profile: Vec<&str> = NAMES.iter().map(|n| s.profile[n]).collect();
+        let profile: Vec<&str> = NAMES.iter().map(|&n| s.profile[n].as_str()).collect();
         table.rows.push(vec![
             s.name.clone(),
             s.size.to_string(),

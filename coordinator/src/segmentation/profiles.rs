@@ -103,7 +103,7 @@ fn describe(
         inertia: run.inertia,
         iterations: run.iterations,
         restarts: settings.restarts,
-        k_choice: "",
+        k_choice: String::new(),
         candidates: vec![],
         suppressed: 0,
         min_segment_size: settings.min_segment_size,
@@ -125,35 +125,35 @@ fn segment(
     Segment {
         index,
         name: String::new(),
-        group: group.name,
-        summary: group.summary,
+        group: group.name.to_string(),
+        summary: group.summary.to_string(),
         size,
         profile: NAMES
             .iter()
             .zip(high)
-            .map(|(&n, h)| (n, if h { "high" } else { "low" }))
+            .map(|(&n, h)| (n.to_string(), if h { "high" } else { "low" }.to_string()))
             .collect(),
         means: NAMES
             .iter()
             .enumerate()
-            .map(|(j, &n)| (n, per(sums.sums[j])))
+            .map(|(j, &n)| (n.to_string(), per(sums.sums[j])))
             .collect(),
         interactions: ["inquiry", "save", "search", "other"]
             .iter()
             .enumerate()
-            .map(|(i, &n)| (n, per(sums.kinds[i])))
+            .map(|(i, &n)| (n.to_string(), per(sums.kinds[i])))
             .collect(),
         conversion_rate: per(sums.converted),
         refined: playbook::REFINED
             .iter()
             .enumerate()
             .map(|(i, &(name, action))| RefinedGroup {
-                name,
+                name: name.to_string(),
                 customers: sums.refined[i],
                 share: per(sums.refined[i]),
-                action,
+                action: action.to_string(),
             })
             .collect(),
-        playbook: group.playbook,
+        playbook: group.playbook.owned(),
     }
 }

@@ -113,8 +113,8 @@ pub async fn statistics(
         .collect();
     let mut statistics = Statistics {
         standardization: Standardization {
-            features: NAMES,
-            transform: TRANSFORMS,
+            features: NAMES.map(String::from),
+            transform: TRANSFORMS.map(String::from),
             count,
             mean,
             std,
