@@ -335,12 +335,12 @@ impl Consortium {
         self.run_coordinator_with(&[])
     }
 
-    /// Starts `fedseg-coordinator run` with extra environment variables.
-    pub fn run_coordinator_with(&self, env: &[(&str, &str)]) -> Process {
+    /// `fedseg-coordinator VERB --config coordinator.toml --job job.toml
+    /// --out out` in the consortium's directory (`run`, or `serve` with a job).
+    pub fn coordinator_with_job(&self, verb: &str) -> Command {
         let mut command = Command::new(binary("fedseg-coordinator"));
-        command.envs(env.iter().copied());
         command.current_dir(self.path()).args([
-            "run",
+            verb,
             "--config",
             "coordinator.toml",
             "--job",
@@ -348,6 +348,13 @@ impl Consortium {
             "--out",
             "out",
         ]);
+        command
+    }
+
+    /// Starts `fedseg-coordinator run` with extra environment variables.
+    pub fn run_coordinator_with(&self, env: &[(&str, &str)]) -> Process {
+        let mut command = self.coordinator_with_job("run");
+        command.envs(env.iter().copied());
         let n = fs::read_dir(self.path()).unwrap().count();
         spawn(command, self.path().join(format!("coordinator-{n}.log")))
     }

@@ -144,19 +144,8 @@ fn serve_with_a_job_runs_it_once_and_keeps_serving() {
         5,
         "k_min = 2\nk_max = 2\nrestarts = 1\nmin_segment_size = 5\n",
     );
-    let serve = |log: &str| {
-        let mut command = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"));
-        command.current_dir(c.path()).args([
-            "serve",
-            "--config",
-            "coordinator.toml",
-            "--job",
-            "job.toml",
-            "--out",
-            "out",
-        ]);
-        fedseg_tests::spawn(command, c.path().join(log))
-    };
+    let serve =
+        |log: &str| fedseg_tests::spawn(c.coordinator_with_job("serve"), c.path().join(log));
     let mut first = serve("serve-1.log");
     let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
     first.expect_log("job finished", 120);
