@@ -2,7 +2,11 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = "../proto";
-    let files = ["fedseg/v1/secagg.proto", "fedseg/v1/coordinator.proto"];
+    let files = [
+        "fedseg/v1/secagg.proto",
+        "fedseg/v1/coordinator.proto",
+        "fedseg/v1/vertical.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={proto_root}/{file}");
     }

@@ -45,6 +45,38 @@ pub struct JobConfig {
     pub propensity: PropensitySettings,
     /// Differential privacy for every release of the job; off without it.
     pub privacy: Option<PrivacySettings>,
+    /// A vertical job (design.md, "Vertical joint modelling contract"):
+    /// a label holder and its feature partners, who share customers.
+    pub vertical: Option<VerticalSettings>,
+}
+
+/// `[vertical]` of `job.toml` (contract keys).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerticalSettings {
+    /// The bank with the canonical tables and the label.
+    pub label_holder: String,
+    /// Feature partners, in party order (party 1, 2, ...).
+    pub partners: Vec<String>,
+    /// Smallest intersection released; below it the job stops.
+    #[serde(default = "default_min_overlap")]
+    pub min_overlap: u64,
+    /// Release the intersection size only, nothing else.
+    #[serde(default)]
+    pub overlap_only: bool,
+}
+
+fn default_min_overlap() -> u64 {
+    1000
+}
+
+impl VerticalSettings {
+    /// The parties in party order: the label holder, then the partners.
+    pub fn parties(&self) -> Vec<String> {
+        std::iter::once(self.label_holder.clone())
+            .chain(self.partners.iter().cloned())
+            .collect()
+    }
 }
 
 /// `[privacy]` of `job.toml`: the job's whole budget and the per-customer
@@ -292,6 +324,9 @@ impl JobConfig {
                 );
             }
         }
+        if let Some(vertical) = &self.vertical {
+            self.check_vertical(vertical)?;
+        }
         if let Some(privacy) = &self.privacy {
             if privacy.epsilon > MAX_EPSILON {
                 return fault(
@@ -333,6 +368,43 @@ impl JobConfig {
     }
 }
 
+impl JobConfig {
+    fn check_vertical(&self, vertical: &VerticalSettings) -> Result<(), Fault> {
+        let parties = vertical.parties();
+        if vertical.partners.is_empty() {
+            return fault("vertical.partners", "name at least one partner".into());
+        }
+        if parties.len() > crate::psi::MAX_PARTIES as usize {
+            return fault(
+                "vertical.partners",
+                format!("at most {} partners", crate::psi::MAX_PARTIES - 1),
+            );
+        }
+        if let Some(p) = parties.iter().position(|p| p.trim().is_empty()) {
+            let key = if p == 0 {
+                "vertical.label_holder"
+            } else {
+                "vertical.partners"
+            };
+            return fault(key, "an identity must not be empty".into());
+        }
+        let distinct: std::collections::BTreeSet<&String> = parties.iter().collect();
+        if distinct.len() != parties.len() {
+            return fault(
+                "vertical.partners",
+                "each party may appear once (the label holder is not a partner)".into(),
+            );
+        }
+        if self.secure_sum.is_some() || self.privacy.is_some() {
+            return fault(
+                "vertical",
+                "a vertical job has no [secure_sum] and no [privacy] section".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,5 +437,32 @@ mod tests {
         }
         let job = JobConfig::parse(&JOB.replace("2026-11-01", "2026-13-01")).unwrap();
         assert_eq!(job.check().unwrap_err().0, "as_of");
+    }
+
+    #[test]
+    fn a_vertical_table_is_checked_naming_the_key() {
+        let v = "[vertical]\nlabel_holder = \"bank-a\"\n";
+        let job = JobConfig::parse(&format!("{JOB}{v}partners = [\"fintech-x\"]\n")).unwrap();
+        let vertical = job.vertical.as_ref().unwrap();
+        assert_eq!((vertical.min_overlap, vertical.overlap_only), (1000, false));
+        assert_eq!(vertical.parties(), ["bank-a", "fintech-x"]);
+        assert_eq!(job.check(), Ok(()));
+        for (partners, extra, key) in [
+            ("[]", "", "vertical.partners"),
+            ("[\"bank-a\"]", "", "vertical.partners"),
+            ("[\"x\", \"x\"]", "", "vertical.partners"),
+            ("[\" \"]", "", "vertical.partners"),
+            (
+                "[\"x\"]",
+                "[privacy]\nepsilon = 1\ndelta = 1e-6\n",
+                "vertical",
+            ),
+        ] {
+            let text = format!("{JOB}{extra}{v}partners = {partners}\n");
+            let job = JobConfig::parse(&text).unwrap();
+            assert_eq!(job.check().unwrap_err().0, key, "{text}");
+        }
+        let unknown = format!("{JOB}{v}partners = [\"x\"]\ncolour = 1\n");
+        assert!(JobConfig::parse(&unknown).is_err());
     }
 }

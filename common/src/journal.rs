@@ -186,6 +186,33 @@ pub enum Entry {
         /// Its reason.
         reason: String,
     },
+    /// A message of a vertical job a party sent the coordinator (a hello,
+    /// a sealed chunk it relayed, the verdict): sizes and digests only,
+    /// for matching against the sender's egress ledger.
+    VerticalMessage {
+        /// Job identifier.
+        job_id: String,
+        /// Protocol step (`hello`, `link-0`, `verdict`, ...).
+        step: String,
+        /// The sending party.
+        from: String,
+        /// The party it was relayed to (empty when for the coordinator).
+        to: String,
+        /// Size of the encoded message.
+        bytes: u64,
+        /// SHA-256 (hex) of the message exactly as encoded on the wire.
+        sha256: String,
+    },
+    /// A vertical job's private set intersection ended.
+    IntersectionDone {
+        /// Job identifier.
+        job_id: String,
+        /// Ids each party brought, by identity.
+        set_sizes: std::collections::BTreeMap<String, u64>,
+        /// The intersection's size; `None` when below `min_overlap` (then
+        /// nothing else was released).
+        intersection: Option<u64>,
+    },
     /// A job ended.
     JobFinished {
         /// Job identifier.
@@ -214,6 +241,8 @@ impl Entry {
             Entry::ParticipantDeclined { .. } => 11,
             Entry::PrivacySpent { .. } => 12,
             Entry::PrivacyBudget { .. } => 13,
+            Entry::VerticalMessage { .. } => 14,
+            Entry::IntersectionDone { .. } => 15,
         }
     }
 }

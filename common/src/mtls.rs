@@ -95,6 +95,19 @@ impl TlsFiles {
         read_pem(&self.ca, "certificate", "BEGIN CERTIFICATE")
     }
 
+    /// The consortium's fingerprint: SHA-256 (hex) of the CA certificate's
+    /// DER bytes, the same at every member however its PEM file is laid
+    /// out. Per-job protocols bind it into their keys and hash tags.
+    pub fn consortium_fingerprint(&self) -> Result<String, TlsError> {
+        use sha2::{Digest, Sha256};
+        let pem = self.ca_pem()?;
+        let (_, parsed) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| TlsError::NotPem {
+            path: self.ca.clone(),
+            kind: "certificate",
+        })?;
+        Ok(hex::encode(Sha256::digest(&parsed.contents)))
+    }
+
     fn identity(&self) -> Result<Identity, TlsError> {
         let cert = read_pem(&self.cert, "certificate", "BEGIN CERTIFICATE")?;
         check_key_mode(&self.key)?;

@@ -342,3 +342,71 @@ pub struct JobResult {
     /// Every round.
     pub rounds: Vec<RoundSummary>,
 }
+
+/// `result.json` of a vertical job (design.md, "Vertical joint modelling
+/// contract"): sizes and quality figures only, never coefficients or
+/// per-customer values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerticalJobResult {
+    /// Job identifier.
+    pub job_id: String,
+    /// SHA-256 of job.toml.
+    pub config_hash: String,
+    /// The parties, label holder first.
+    pub cohort: Vec<String>,
+    /// Reference date.
+    pub as_of: String,
+    /// The vertical block.
+    pub vertical: VerticalResult,
+}
+
+/// The `vertical` block of `result.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerticalResult {
+    /// Customers in the intersection; `null` when below `min_overlap`
+    /// (nothing is released then, not even the size).
+    pub intersection: Option<u64>,
+    /// Whether the intersection was below `min_overlap`.
+    pub below_min_overlap: bool,
+    /// The job's `min_overlap`.
+    pub min_overlap: u64,
+    /// Whether only the intersection size was asked for.
+    pub overlap_only: bool,
+    /// The label holder.
+    pub label_holder: String,
+    /// The feature partners, in party order.
+    pub partners: Vec<String>,
+    /// Ids each party brought (every party learns these).
+    pub set_sizes: BTreeMap<String, u64>,
+    /// Newton steps of the joint model (0 without one).
+    pub steps: u32,
+    /// Whether the joint model converged (false without one).
+    pub converged: bool,
+    /// What the partners' columns add, on the holdout; `null` without a
+    /// joint model.
+    pub contribution: Option<Contribution>,
+    /// Sealed bytes the coordinator relayed, by step.
+    pub relayed_bytes: BTreeMap<String, u64>,
+}
+
+/// The joint model against the label holder's own, on the same holdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The joint model.
+    pub joint: ModelQuality,
+    /// The label holder's columns only.
+    pub label_holder_only: ModelQuality,
+    /// Holdout customers in the intersection.
+    pub holdout_count: u64,
+}
+
+/// Holdout quality of a model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelQuality {
+    /// Area under the ROC curve.
+    pub auc: f64,
+    /// Mean log-loss.
+    pub log_loss: f64,
+    /// Conversion of the top-scoring tenth over the holdout's.
+    pub top_decile_lift: f64,
+}

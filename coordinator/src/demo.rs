@@ -3,7 +3,8 @@
 //! with its participant config and synthetic canonical tables), ready for
 //! `serve`/`run` and one `fedseg-participant run` per site. Sites differ in
 //! size (site i holds a share proportional to i + 1) and in the mix of
-//! customer behaviours.
+//! customer behaviours. `demo --vertical` writes a bank and a fintech
+//! feature partner that share customers instead.
 
 use std::path::Path;
 
@@ -103,32 +104,116 @@ pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()
     if sites < 2 {
         return Err(DemoError::TooFewSites);
     }
+    let ids = site_ids(sites);
+    start(dir, &ids, listen)?;
+    write(&dir.join("job.toml"), &job(None))?;
+    for (i, id) in ids.iter().enumerate() {
+        let site = site_dir(dir, id)?;
+        let profile = synth::PROFILES[i % synth::PROFILES.len()];
+        synth::write(
+            &site,
+            site_customers(customers, sites, i),
+            1000 + i as u64,
+            profile,
+        )?;
+        let values: Vec<String> = (0..4).map(|j| format!("{}", (i + 1) * 10 + j)).collect();
+        write(&site.join("demo.txt"), &(values.join("\n") + "\n"))?;
+        let data = format!(
+            "{CANONICAL_TABLES}\n\
+             # Named vectors for plain secure-sum jobs.\n\
+             [vectors]\n\
+             demo = \"demo.txt\"\n"
+        );
+        write(
+            &site.join("participant.toml"),
+            &participant_toml(id, listen, &data),
+        )?;
+    }
+    Ok(())
+}
+
+/// The label holder of `demo --vertical`.
+pub const VERTICAL_BANK: &str = "bank-a";
+
+/// The feature partner of `demo --vertical`.
+pub const VERTICAL_PARTNER: &str = "fintech-x";
+
+/// The vertical job of `demo --vertical`.
+pub fn vertical_job(min_overlap: u64) -> String {
+    format!(
+        "# A vertical job of the demo consortium: {VERTICAL_BANK} holds the label,\n\
+         # {VERTICAL_PARTNER} app and wallet features of many of the same customers.\n\
+         seed = 42\n\
+         as_of = \"2026-11-01\"\n\
+         holdout_fraction = 0.2\n\
+         l2 = 1.0\n\n\
+         [vertical]\n\
+         label_holder = \"{VERTICAL_BANK}\"\n\
+         partners = [\"{VERTICAL_PARTNER}\"]\n\
+         min_overlap = {min_overlap}\n\
+         overlap_only = false\n"
+    )
+}
+
+/// Writes `demo --vertical`'s consortium under `dir`: a bank with about
+/// `customers` customers and its canonical tables, and a fintech partner
+/// that knows about 60% of them (and as many again of its own) with
+/// `features.csv`.
+pub fn init_vertical(dir: &Path, customers: u64, listen: &str) -> Result<(), DemoError> {
+    let ids = [VERTICAL_BANK.to_string(), VERTICAL_PARTNER.to_string()];
+    start(dir, &ids, listen)?;
+    write(
+        &dir.join("job.toml"),
+        &vertical_job((customers / 10).clamp(10, 1000)),
+    )?;
+    let bank = site_dir(dir, VERTICAL_BANK)?;
+    synth::write(&bank, customers.max(1), 1000, "retail")?;
+    write(
+        &bank.join("participant.toml"),
+        &participant_toml(VERTICAL_BANK, listen, CANONICAL_TABLES),
+    )?;
+    let partner = site_dir(dir, VERTICAL_PARTNER)?;
+    synth::write_partner(
+        &partner,
+        &bank.join("customers.csv"),
+        0.6,
+        customers / 2,
+        2000,
+    )?;
+    let data = "[data]\n\
+                features = \"features.csv\"\n\
+                features_consent = \"consent_marketing\"\n\n\
+                # The columns this site offers, each clipped, app sessions log-transformed.\n\
+                [data.feature_columns]\n\
+                app_sessions = { clip = [0, 500], transform = \"log1p\" }\n\
+                wallet_spend = { clip = [0, 100000] }\n";
+    write(
+        &partner.join("participant.toml"),
+        &participant_toml(VERTICAL_PARTNER, listen, data),
+    )?;
+    Ok(())
+}
+
+/// The `[data]` table of a site with the canonical tables.
+const CANONICAL_TABLES: &str = "[data]\n\
+     transactions = \"transactions.csv\"\n\
+     interactions = \"interactions.csv\"\n\
+     customers = \"customers.csv\"\n";
+
+/// The PKI (CA, coordinator, sites `ids`, an auditor) and
+/// `coordinator.toml` listing `ids`, under a `dir` without a consortium.
+fn start(dir: &Path, ids: &[String], listen: &str) -> Result<(), DemoError> {
     if dir.join("coordinator.toml").exists() {
         return Err(DemoError::Exists(dir.to_path_buf()));
     }
     let pki_dir = dir.join("pki");
     pki::init(&pki_dir, "fedseg demo")?;
-    pki::issue(
-        &pki_dir,
-        COORDINATOR_ID,
-        Role::Coordinator,
-        Validity::days_from_now(365),
-    )?;
-    let ids = site_ids(sites);
-    for id in &ids {
-        pki::issue(
-            &pki_dir,
-            id,
-            Role::Participant,
-            Validity::days_from_now(365),
-        )?;
+    let year = Validity::days_from_now(365);
+    pki::issue(&pki_dir, COORDINATOR_ID, Role::Coordinator, year)?;
+    for id in ids {
+        pki::issue(&pki_dir, id, Role::Participant, year)?;
     }
-    pki::issue(
-        &pki_dir,
-        "auditor",
-        Role::Auditor,
-        Validity::days_from_now(365),
-    )?;
+    pki::issue(&pki_dir, "auditor", Role::Auditor, year)?;
     let listed = ids
         .iter()
         .map(|id| format!("{id:?}"))
@@ -152,47 +237,34 @@ pub fn init(dir: &Path, sites: usize, customers: u64, listen: &str) -> Result<()
              cohort_timeout_s = 60.0\n\
              epoch_rounds = 16\n"
         ),
-    )?;
-    write(&dir.join("job.toml"), &job(None))?;
-    for (i, id) in ids.iter().enumerate() {
-        let site = dir.join("sites").join(id);
-        std::fs::create_dir_all(&site).map_err(|source| DemoError::Write {
-            what: "creating",
-            path: site.clone(),
-            source,
-        })?;
-        let profile = synth::PROFILES[i % synth::PROFILES.len()];
-        synth::write(
-            &site,
-            site_customers(customers, sites, i),
-            1000 + i as u64,
-            profile,
-        )?;
-        let values: Vec<String> = (0..4).map(|j| format!("{}", (i + 1) * 10 + j)).collect();
-        write(&site.join("demo.txt"), &(values.join("\n") + "\n"))?;
-        write(
-            &site.join("participant.toml"),
-            &format!(
-                "# Site {id}. Relative paths are relative to this file.\n\
-                 id = \"{id}\"\n\
-                 coordinator = \"https://{listen}\"\n\
-                 coordinator_id = \"{COORDINATOR_ID}\"\n\
-                 ledger = \"ledger.log\"\n\n\
-                 [tls]\n\
-                 ca = \"../../pki/ca.crt\"\n\
-                 cert = \"../../pki/{id}.crt\"\n\
-                 key = \"../../pki/{id}.key\"\n\n\
-                 [data]\n\
-                 transactions = \"transactions.csv\"\n\
-                 interactions = \"interactions.csv\"\n\
-                 customers = \"customers.csv\"\n\n\
-                 # Named vectors for plain secure-sum jobs.\n\
-                 [vectors]\n\
-                 demo = \"demo.txt\"\n"
-            ),
-        )?;
-    }
-    Ok(())
+    )
+}
+
+/// `participant.toml` of site `id`, with its `[data]` (and more) tables.
+fn participant_toml(id: &str, listen: &str, data: &str) -> String {
+    format!(
+        "# Site {id}. Relative paths are relative to this file.\n\
+         id = \"{id}\"\n\
+         coordinator = \"https://{listen}\"\n\
+         coordinator_id = \"{COORDINATOR_ID}\"\n\
+         ledger = \"ledger.log\"\n\n\
+         [tls]\n\
+         ca = \"../../pki/ca.crt\"\n\
+         cert = \"../../pki/{id}.crt\"\n\
+         key = \"../../pki/{id}.key\"\n\n\
+         {data}"
+    )
+}
+
+/// Creates `dir/sites/<id>`.
+fn site_dir(dir: &Path, id: &str) -> Result<std::path::PathBuf, DemoError> {
+    let site = dir.join("sites").join(id);
+    std::fs::create_dir_all(&site).map_err(|source| DemoError::Write {
+        what: "creating",
+        path: site.clone(),
+        source,
+    })?;
+    Ok(site)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), DemoError> {

@@ -32,6 +32,45 @@ fn summary(entry: &Entry) -> (String, String, String) {
         | Entry::RoundOpened { .. }
         | Entry::RoundAborted { .. }
         | Entry::PrivacySpent { .. } => round_event(entry),
+        Entry::VerticalMessage { .. } | Entry::IntersectionDone { .. } => vertical_event(entry),
+    }
+}
+
+/// A vertical job's relayed messages and its intersection.
+fn vertical_event(entry: &Entry) -> (String, String, String) {
+    match entry {
+        Entry::VerticalMessage {
+            job_id,
+            step,
+            from,
+            to,
+            bytes,
+            sha256,
+        } => {
+            let to = if to.is_empty() { "coordinator" } else { to };
+            (
+                job_id.clone(),
+                String::new(),
+                format!(
+                    "{step}: {from} -> {to}, {bytes} bytes, sha256 {}",
+                    &sha256[..16.min(sha256.len())]
+                ),
+            )
+        }
+        Entry::IntersectionDone {
+            job_id,
+            set_sizes,
+            intersection,
+        } => {
+            let sizes: Vec<String> = set_sizes.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            let outcome = intersection.map_or("below min_overlap".to_string(), |n| n.to_string());
+            (
+                job_id.clone(),
+                String::new(),
+                format!("intersection {outcome} (sets: {})", sizes.join(", ")),
+            )
+        }
+        other => (String::new(), String::new(), format!("{other:?}")),
     }
 }
 

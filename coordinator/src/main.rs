@@ -81,6 +81,10 @@ enum Command {
         /// rewrites the consortium's job.toml.
         #[arg(long)]
         epsilon: Option<f64>,
+        /// A vertical consortium instead: one bank (the label holder) and
+        /// one fintech feature partner that share customers.
+        #[arg(long, conflicts_with_all = ["epsilon", "sites"])]
+        vertical: bool,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -217,8 +221,17 @@ fn main() -> Result<()> {
             init_only,
             listen,
             epsilon,
+            vertical,
         } => {
-            if init_only || !dir.join("coordinator.toml").exists() {
+            if (init_only || !dir.join("coordinator.toml").exists()) && vertical {
+                demo::init_vertical(&dir, customers, &listen)?;
+                println!(
+                    "wrote a vertical consortium ({} with {customers} customers, {} sharing part of them) under {}",
+                    demo::VERTICAL_BANK,
+                    demo::VERTICAL_PARTNER,
+                    dir.display()
+                );
+            } else if init_only || !dir.join("coordinator.toml").exists() {
                 demo::init(&dir, sites, customers, &listen)?;
                 println!(
                     "wrote a consortium of {sites} sites and {customers} customers under {}",

@@ -293,7 +293,42 @@ fn from_participant(body: participant_message::Body) {
         Body::UnmaskResponse(u) => {
             let _ = UnmaskResponse::try_from(u);
         }
+        Body::Vertical(v) => vertical(v.body.map(VerticalBody::Up)),
         Body::Hello(_) | Body::JobAnswer(_) | Body::TaskFailed(_) => {}
+    }
+}
+
+/// Either direction of a vertical job's message.
+enum VerticalBody {
+    Up(proto::vertical_up::Body),
+    Down(proto::vertical_down::Body),
+}
+
+/// The intersection's decoders, as the coordinator and a party run them.
+fn vertical(body: Option<VerticalBody>) {
+    use fedseg_common::psi::wire as psi;
+    use proto::{vertical_down as down, vertical_up as up};
+    let chunk = |c: proto::PsiChunk| {
+        let from = c.from;
+        let _ = psi::Assembler::new().add(from, c);
+    };
+    match body {
+        Some(VerticalBody::Up(up::Body::PsiHello(h))) => {
+            let _ = psi::hello_from_wire(1, h);
+        }
+        Some(
+            VerticalBody::Up(up::Body::PsiChunk(c)) | VerticalBody::Down(down::Body::PsiChunk(c)),
+        ) => chunk(c),
+        Some(
+            VerticalBody::Up(up::Body::PsiVerdict(v))
+            | VerticalBody::Down(down::Body::PsiVerdict(v)),
+        ) => {
+            let _ = psi::verdict_from_wire(v);
+        }
+        Some(VerticalBody::Down(down::Body::PsiRoster(r))) => {
+            let _ = psi::roster_from_wire(r, 2);
+        }
+        _ => {}
     }
 }
 
@@ -327,6 +362,7 @@ fn from_coordinator(body: coordinator_message::Body) {
         Body::UnmaskRequest(u) => {
             let _ = UnmaskRequest::from(u);
         }
+        Body::Vertical(v) => vertical(v.body.map(VerticalBody::Down)),
         Body::Welcome(_) | Body::RoundAborted(_) | Body::JobFinished(_) => {}
     }
 }

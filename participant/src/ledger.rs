@@ -251,21 +251,63 @@ pub struct Reconciliation {
     pub unaccounted: Vec<String>,
 }
 
+/// The ledger kinds of a vertical job's messages (`psi-hello`, ...): the
+/// journal records each by its digest.
+fn is_vertical(kind: &str) -> bool {
+    kind.starts_with("psi-") || kind.starts_with("vertical-")
+}
+
+/// The group all of a vertical job's ledger lines are matched in.
+const VERTICAL: &str = "vertical";
+
 /// Matches `site`'s ledger against a verified journal.
 pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) -> Reconciliation {
     let mut found = Reconciliation::default();
     let mut sent: BTreeMap<(String, String, Option<u64>), Vec<&LedgerEntry>> = BTreeMap::new();
     for entry in ledger
         .iter()
-        // The journal records the messages of every protocol phase.
-        .filter(|e| Phase::from_name(&e.kind).is_some())
+        // The journal records the messages of every protocol phase and
+        // every message of a vertical job.
+        .filter(|e| Phase::from_name(&e.kind).is_some() || is_vertical(&e.kind))
     {
-        sent.entry((entry.job_id.clone(), entry.kind.clone(), entry.round))
+        let kind = if is_vertical(&entry.kind) {
+            VERTICAL.to_string()
+        } else {
+            entry.kind.clone()
+        };
+        sent.entry((entry.job_id.clone(), kind, entry.round))
             .or_default()
             .push(entry);
     }
     let mut used = std::collections::BTreeSet::new();
     for record in &journal.records {
+        if let Entry::VerticalMessage {
+            job_id,
+            step,
+            from,
+            sha256,
+            ..
+        } = &record.entry
+        {
+            if from != site {
+                continue;
+            }
+            let key = (job_id.clone(), VERTICAL.to_string(), None);
+            match sent
+                .get(&key)
+                .and_then(|es| es.iter().find(|e| &e.sha256 == sha256 && !used.contains(&e.seq)))
+            {
+                Some(entry) => {
+                    found.matched += 1;
+                    used.insert(entry.seq);
+                }
+                None => found.mismatched.push(format!(
+                    "journal record {}: {step} of vertical job {job_id} with digest {sha256} is not in the ledger",
+                    record.sequence
+                )),
+            }
+            continue;
+        }
         let Entry::PhaseCompleted {
             job_id,
             round,

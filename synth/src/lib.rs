@@ -17,6 +17,9 @@ use rand_distr::{Distribution, LogNormal, Poisson};
 use thiserror::Error;
 use time::{Date, Duration};
 
+mod partner;
+pub use partner::{PartnerWritten, write_partner};
+
 /// Why synthetic data could not be written.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -205,19 +205,33 @@ impl Consortium {
         phase_timeout_s: f64,
         epoch_rounds: u32,
     ) -> Self {
+        let names = (0..sites)
+            .map(|i| format!("bank-{}", (b'a' + i as u8) as char))
+            .collect();
+        Self::init(
+            &["--sites", &sites.to_string()],
+            customers,
+            phase_timeout_s,
+            epoch_rounds,
+            names,
+        )
+    }
+
+    /// `demo --init-only` with `args`, the coordinator's timings set.
+    fn init(
+        args: &[&str],
+        customers: u64,
+        phase_timeout_s: f64,
+        epoch_rounds: u32,
+        sites: Vec<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let status = Command::new(binary("fedseg-coordinator"))
-            .args([
-                "demo",
-                "--init-only",
-                "--sites",
-                &sites.to_string(),
-                "--customers",
-                &customers.to_string(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["demo", "--init-only", "--customers", &customers.to_string()])
+            .args(args)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -236,10 +250,54 @@ impl Consortium {
                 &format!("epoch_rounds = {epoch_rounds}"),
             );
         fs::write(&config, text).unwrap();
-        let sites = (0..sites)
-            .map(|i| format!("bank-{}", (b'a' + i as u8) as char))
-            .collect();
         Self { dir, sites, port }
+    }
+
+    /// `demo --vertical --init-only`: bank `bank-a` (the label holder) with
+    /// about `customers` customers and partner `fintech-x`, the coordinator
+    /// waiting `phase_timeout_s` per step.
+    pub fn vertical(customers: u64, phase_timeout_s: f64) -> Self {
+        let sites = vec!["bank-a".to_string(), "fintech-x".to_string()];
+        Self::init(&["--vertical"], customers, phase_timeout_s, 16, sites)
+    }
+
+    /// Adds feature partner `id` (certificate, `participant.toml`,
+    /// `features.csv` with the given rows of `customer_id, app_sessions,
+    /// wallet_spend, consent_marketing`) to a vertical consortium and to
+    /// the coordinator's list (not to the job).
+    pub fn add_partner(&mut self, id: &str, rows: &[String]) {
+        pki(
+            &self.path().join("pki"),
+            &["issue", "--id", id, "--role", "participant"],
+        );
+        let from = self.path().join("sites/fintech-x");
+        let site = self.path().join("sites").join(id);
+        fs::create_dir_all(&site).unwrap();
+        let config = fs::read_to_string(from.join("participant.toml"))
+            .unwrap()
+            .replace("fintech-x", id);
+        fs::write(site.join("participant.toml"), config).unwrap();
+        self.write_features(id, rows);
+        let coordinator = self.path().join("coordinator.toml");
+        let text = fs::read_to_string(&coordinator)
+            .unwrap()
+            .replace("\"fintech-x\"]", &format!("\"fintech-x\", \"{id}\"]"));
+        fs::write(&coordinator, text).unwrap();
+        self.sites.push(id.to_string());
+    }
+
+    /// Replaces a partner's `features.csv` with `rows` (see
+    /// [`Consortium::add_partner`]).
+    pub fn write_features(&self, id: &str, rows: &[String]) {
+        let text = std::iter::once("customer_id,app_sessions,wallet_spend,consent_marketing")
+            .chain(rows.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("\n");
+        fs::write(
+            self.path().join("sites").join(id).join("features.csv"),
+            text + "\n",
+        )
+        .unwrap();
     }
 
     /// The consortium directory.
@@ -257,6 +315,35 @@ impl Consortium {
             .arg(self.path().join("pki/ca.crt"))
             .output()
             .unwrap()
+    }
+
+    /// `fedseg-participant ledger verify` of `site` against the journal.
+    pub fn ledger_verify(&self, site: &str) -> std::process::Output {
+        Command::new(binary("fedseg-participant"))
+            .args(["ledger", "verify", "--config"])
+            .arg(
+                self.path()
+                    .join("sites")
+                    .join(site)
+                    .join("participant.toml"),
+            )
+            .arg("--journal")
+            .arg(self.path().join("journal.log"))
+            .output()
+            .unwrap()
+    }
+
+    /// Checks that `site`'s ledger verifies against the journal; the
+    /// command's output.
+    pub fn assert_ledger_verifies(&self, site: &str) -> std::process::Output {
+        let out = self.ledger_verify(site);
+        assert!(
+            out.status.success(),
+            "{site}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// Replaces the consortium's PKI (`pki/`: CA, coordinator, sites,

@@ -43,6 +43,34 @@ impl Step {
     }
 }
 
+impl Step {
+    /// The step a name (`link-0`, `result`, ...) denotes; `None` for
+    /// anything else.
+    pub fn from_name(name: &str) -> Option<Step> {
+        match name {
+            "hello" => return Some(Step::Hello),
+            "verdict" => return Some(Step::Verdict),
+            "result" => return Some(Step::Result),
+            _ => {}
+        }
+        let (kind, k) = name.split_once('-')?;
+        // Only the canonical decimal spelling: one name per step.
+        if k.is_empty()
+            || (k.len() > 1 && k.starts_with('0'))
+            || !k.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let k: u32 = k.parse().ok()?;
+        match kind {
+            "link" => Some(Step::Link(k)),
+            "compare" => Some(Step::Compare(k)),
+            "reveal" => Some(Step::Reveal(k)),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -86,6 +86,7 @@ pub mod outcome;
 pub mod party;
 pub mod runner;
 pub mod seal;
+pub mod wire;
 
 pub use error::PsiError;
 pub use messages::{Envelope, Hello, Roster, Step, Verdict};

@@ -36,8 +36,18 @@ impl<'a> Engine<'a> {
             .cohort
             .min_participants
             .map_or(listed.len(), |m| m as usize);
-        let cohort =
+        let mut cohort =
             form_cohort(transport.as_mut(), listed, need, settings.cohort_timeout()).await?;
+        if job.config.vertical.is_some() {
+            // A vertical job needs every party, in party order.
+            if cohort.len() < listed.len() {
+                return Err(EngineError::CohortTooSmall {
+                    have: cohort.len(),
+                    need: listed.len(),
+                });
+            }
+            cohort = listed.to_vec();
+        }
         let params = Arc::new(cohort_params(job, cohort.len() as u32)?);
         info!(job = %job.id, cohort = ?cohort, threshold = params.threshold, neighbours = params.graph.neighbours(0).len(), "cohort formed");
         journal.append(Entry::CohortFixed {

@@ -28,6 +28,9 @@ use crate::service::Event;
 pub(super) enum ToEngine {
     /// A protocol message and the SHA-256 (hex) of its wire encoding.
     Protocol(ToCoordinator, String),
+    /// A vertical job's message, the SHA-256 (hex) and size of its wire
+    /// encoding.
+    Vertical(fedseg_common::proto::VerticalUp, String, u64),
     /// The member answered the job offer.
     Answered,
     /// The member left or could not do its task.
@@ -112,7 +115,8 @@ impl Engine<'_> {
         use participant_message::Body;
         // What the journal records of a contribution: the SHA-256 of the
         // message exactly as it was encoded on the wire.
-        let digest = hex::encode(Sha256::digest(message.encode_to_vec()));
+        let encoded = message.encode_to_vec();
+        let digest = hex::encode(Sha256::digest(&encoded));
         let protocol = |m: ToCoordinator| Some(ToEngine::Protocol(m, digest.clone()));
         let decoded = match message.body {
             Some(Body::JobAnswer(answer)) => {
@@ -146,6 +150,9 @@ impl Engine<'_> {
                 Ok(u) => protocol(ToCoordinator::Unmask(u)),
                 Err(e) => self.reject_wire(id, e),
             },
+            Some(Body::Vertical(v)) => {
+                Some(ToEngine::Vertical(v, digest.clone(), encoded.len() as u64))
+            }
             Some(Body::Hello(_)) | None => {
                 self.reject("malformed", id);
                 None
@@ -214,6 +221,10 @@ impl Engine<'_> {
                 },
                 ToEngine::Gone => {
                     waiting.remove(&from);
+                }
+                ToEngine::Vertical(..) => {
+                    let id = self.cohort[from as usize].clone();
+                    self.reject("out_of_phase", &id);
                 }
                 ToEngine::Answered => {}
             }

@@ -12,7 +12,8 @@
 //! - [`epoch`]: a key set-up;
 //! - [`round`]: one secure sum and its privacy accounting;
 //! - [`resume`]: what the journal says of a job that did not finish;
-//! - [`transport`]: what the engine needs from the sessions.
+//! - [`transport`]: what the engine needs from the sessions;
+//! - [`vertical`]: what a vertical job's driver needs from the sessions.
 
 mod cohort;
 mod epoch;
@@ -20,6 +21,7 @@ mod events;
 pub mod resume;
 mod round;
 pub mod transport;
+pub mod vertical;
 
 #[cfg(test)]
 mod tests;
@@ -41,6 +43,7 @@ use crate::service::Traffic;
 
 pub use resume::Resume;
 pub use transport::{HubTransport, Transport};
+pub use vertical::VerticalEvent;
 
 /// Why a job could not run at all.
 #[derive(Debug, Error)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use fedseg_common::journal::Entry;
 use tracing::info;
 
-use super::{Finished, JobError};
+use super::{Finished, JobError, Produced};
 use crate::config::CoordinatorConfig;
 use crate::journal::JournalWriter;
 use crate::report;
@@ -47,11 +47,16 @@ pub fn conclude(
         }
     };
     let (path, shown) = match &result {
-        None => (
+        Produced::Sums => (
             write("result.json", serde_json::to_string_pretty(&report)? + "\n")?,
             None,
         ),
-        Some(result) => {
+        Produced::Vertical(result) => {
+            write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
+            let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
+            (path, Some(crate::report::vertical_summary(result)))
+        }
+        Produced::Segmentation(result) => {
             write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
             write("report.md", report::markdown(result))?;
             let status = journal_status(&config.journal, &config.tls.ca);

@@ -15,6 +15,7 @@ use crate::engine::{Engine, EngineError, JobReport, Transport};
 use crate::journal::JournalWriter;
 use crate::release::ReleasePlan;
 use crate::result::JobResult;
+use fedseg_common::result::VerticalJobResult;
 
 pub use conclude::{conclude, journal_status};
 pub use pipeline::PipelineError;
@@ -43,14 +44,28 @@ pub enum JobError {
         #[source]
         source: std::io::Error,
     },
+    /// The vertical job failed.
+    #[error(transparent)]
+    Vertical(#[from] crate::vertical::VerticalError),
     /// The HTML report could not be drawn.
     #[error("drawing the report: {0}")]
     Report(String),
 }
 
-/// A finished job: the engine's report of its rounds, and the segmentation
-/// job's result (`None` for a `[secure_sum]` job).
-pub type Finished = (JobReport, Option<JobResult>);
+/// A finished job: the engine's report of its rounds, and what the job's
+/// kind produced.
+pub type Finished = (JobReport, Produced);
+
+/// What a finished job produced besides its rounds.
+#[derive(Debug)]
+pub enum Produced {
+    /// A `[secure_sum]` job: the rounds are its result.
+    Sums,
+    /// The segmentation's result.
+    Segmentation(Box<JobResult>),
+    /// A vertical job's result.
+    Vertical(Box<VerticalJobResult>),
+}
 
 /// Runs `job` to its end over `transport`: a `[secure_sum]` job, or the
 /// segmentation. A failure after the cohort formed is journaled and told to
@@ -62,23 +77,46 @@ pub async fn run_job(
     journal: &mut JournalWriter,
 ) -> Result<Finished, JobError> {
     let budget = ReleasePlan::of(job).map(|plan| plan.budget());
+    let listed = match &job.config.vertical {
+        Some(vertical) => vertical.parties(),
+        None => config.participants.clone(),
+    };
     let mut engine = Engine::start(
         transport,
         config.rounds.clone(),
-        &config.participants,
+        &listed,
         job,
         journal,
         budget,
     )
     .await?;
     if job.config.secure_sum.is_some() {
-        return Ok((vector_sums::run(engine).await?, None));
+        return Ok((vector_sums::run(engine).await?, Produced::Sums));
     }
-    match pipeline::run(&mut engine, job).await {
+    if job.config.vertical.is_some() {
+        let run = match config.tls.consortium_fingerprint() {
+            Ok(consortium) => crate::vertical::run(&mut engine, job, &consortium).await,
+            Err(e) => Err(e.into()),
+        };
+        let (report, result) = end(engine, run).await?;
+        return Ok((report, Produced::Vertical(Box::new(result))));
+    }
+    let run = pipeline::run(&mut engine, job).await;
+    let (report, result) = end(engine, run).await?;
+    Ok((report, Produced::Segmentation(Box::new(result))))
+}
+
+/// Journals the job's end and tells every member: with the result on
+/// success, with the error's words on failure.
+async fn end<R: serde::Serialize, E: std::error::Error + Into<JobError>>(
+    engine: Engine<'_>,
+    outcome: Result<R, E>,
+) -> Result<(JobReport, R), JobError> {
+    match outcome {
         Ok(result) => {
             let json = serde_json::to_string_pretty(&result)? + "\n";
             let report = engine.finish(true, "", json).await?;
-            Ok((report, Some(result)))
+            Ok((report, result))
         }
         Err(error) => {
             engine

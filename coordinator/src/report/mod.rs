@@ -293,6 +293,36 @@ pub fn summary(result: &JobResult) -> String {
     out
 }
 
+/// The terminal summary of a vertical job.
+pub fn vertical_summary(result: &fedseg_common::result::VerticalJobResult) -> String {
+    let v = &result.vertical;
+    let sizes: Vec<String> = v
+        .set_sizes
+        .iter()
+        .map(|(party, n)| format!("{party} {n}"))
+        .collect();
+    let mut out = format!(
+        "job {}: {} and {} share {} customers (sets: {})",
+        result.job_id,
+        v.label_holder,
+        v.partners.join(", "),
+        v.intersection
+            .map_or("fewer than min_overlap".to_string(), |n| n.to_string()),
+        sizes.join(", ")
+    );
+    if v.overlap_only {
+        out.push_str("\n  overlap only: no party learned which customers");
+    }
+    if let Some(c) = &v.contribution {
+        let _ = write!(
+            out,
+            "\n  holdout AUC {:.3} joint vs {:.3} {} alone ({} holdout customers)",
+            c.joint.auc, c.label_holder_only.auc, v.label_holder, c.holdout_count
+        );
+    }
+    out
+}
+
 /// The report as Markdown.
 pub fn markdown(result: &JobResult) -> String {
     let mut out = String::new();

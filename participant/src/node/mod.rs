@@ -33,6 +33,7 @@ use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
 mod offer;
+pub(crate) mod vertical;
 use offer::accept_offer;
 
 /// Wire protocol version this node speaks.
@@ -80,6 +81,8 @@ pub(super) struct JobState {
     pub(super) site: Option<Site>,
     /// The privacy budget the job declared, and what it has spent here.
     pub(super) budget: Option<JobBudget>,
+    /// A vertical job's state, when the job is one.
+    pub(super) vertical: Option<vertical::VerticalJob>,
 }
 
 /// Runs CPU-bound local work without stalling the session's other tasks.
@@ -95,6 +98,8 @@ pub(super) fn blocking<T>(work: impl FnOnce() -> T) -> T {
 /// What the node does with one coordinator message.
 pub(super) enum Reply {
     Send(participant_message::Body),
+    /// Several messages, in order (a list's chunks).
+    SendAll(Vec<participant_message::Body>),
     /// A masked input that spends this much ρ of the site's privacy.
     Spend(participant_message::Body, f64),
     Nothing,
@@ -149,6 +154,7 @@ async fn send(
         participant_message::Body::MaskedInput(_) => Phase::MaskedInput.name(),
         participant_message::Body::UnmaskResponse(_) => Phase::Unmask.name(),
         participant_message::Body::TaskFailed(_) => "task-failed",
+        participant_message::Body::Vertical(v) => vertical::ledger_kind(v),
     };
     let message = ParticipantMessage { body: Some(body) };
     ledger.record(job_id, round, kind, &message.encode_to_vec(), rho)?;
@@ -207,6 +213,13 @@ async fn session(
                     break;
                 }
             }
+            Reply::SendAll(bodies) => {
+                for body in bodies {
+                    if !send(&tx, ledger, &job_id, round, body, None).await? {
+                        return Ok(());
+                    }
+                }
+            }
             Reply::Spend(body, rho) => {
                 if let Some(budget) = job.as_mut().and_then(|j| j.budget.as_mut()) {
                     budget.spend(round.unwrap_or_default(), rho);
@@ -227,7 +240,17 @@ async fn session(
 }
 
 fn phase_name(body: &Body) -> Option<&'static str> {
+    use fedseg_common::proto::vertical_down;
     let phase = match body {
+        // A vertical job's steps, for fault injection.
+        Body::Vertical(v) => {
+            return match v.body {
+                Some(vertical_down::Body::PsiStart(_)) => Some("psi-start"),
+                Some(vertical_down::Body::PsiRoster(_)) => Some("psi-roster"),
+                Some(vertical_down::Body::PsiChunk(_)) => Some("psi-chunk"),
+                _ => None,
+            };
+        }
         Body::EpochStart(_) => Phase::AdvertiseKeys,
         Body::EpochRoster(_) => Phase::ShareKeys,
         Body::MaskRequest(_) => Phase::MaskedInput,
@@ -317,6 +340,16 @@ fn handle(
             format!("no job {:?} on this session", message.job_id),
         ));
     };
+    if let Body::Vertical(down) = body {
+        return Ok(match state.vertical.as_mut() {
+            Some(vertical) => Reply::SendAll(vertical.step(down)),
+            None => failed(
+                0,
+                proto::FaultKind::Peer,
+                "a vertical message in a job that is not vertical".into(),
+            ),
+        });
+    }
     Ok(step(config, state, body))
 }
 

@@ -80,7 +80,15 @@ pub(super) fn accept_offer(
     ) {
         return decline(reason);
     }
+    let mut vertical = None;
     let site = match &config.data {
+        _ if job_config.vertical.is_some() => {
+            match super::vertical::prepare(config, &job_config, job_id, &offer) {
+                Ok(prepared) => vertical = Some(prepared),
+                Err(reason) => return decline(reason),
+            }
+            None
+        }
         None => None,
         Some(data) => {
             let Some(as_of) = job_config.as_of_date() else {
@@ -98,19 +106,7 @@ pub(super) fn accept_offer(
                     site.features.skipped.log();
                     Some(site)
                 }
-                Err(error) => {
-                    // The detail names local files and values: it stays in
-                    // this site's log.
-                    warn!(job = %job_id, %error, "this site's data cannot be used");
-                    let reason = match error {
-                        DataError::TooManyBadRows { .. } => {
-                            "this site's data has more bad rows than its max_bad_rows allows; \
-                             see the site's log"
-                        }
-                        _ => "this site's data failed validation; see the site's log",
-                    };
-                    return decline(reason.into());
-                }
+                Err(error) => return decline(unusable_data(job_id, &error)),
             }
         }
     };
@@ -130,6 +126,7 @@ pub(super) fn accept_offer(
                 epoch: EpochState::Idle,
                 site,
                 budget,
+                vertical,
             });
             Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
                 accept: true,
@@ -138,6 +135,20 @@ pub(super) fn accept_offer(
         }
         Err(error) => decline(error.to_string()),
     }
+}
+
+/// Logs why this site's data cannot be used and returns the reason said to
+/// the coordinator: the detail names local files and values, so it stays in
+/// this site's log.
+pub(super) fn unusable_data(job_id: &str, error: &DataError) -> String {
+    warn!(job = %job_id, %error, "this site's data cannot be used");
+    match error {
+        DataError::TooManyBadRows { .. } => {
+            "this site's data has more bad rows than its max_bad_rows allows; see the site's log"
+        }
+        _ => "this site's data failed validation; see the site's log",
+    }
+    .to_string()
 }
 
 #[cfg(test)]

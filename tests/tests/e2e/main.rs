@@ -20,3 +20,4 @@ mod real_data;
 mod recovery;
 mod rounds;
 mod segmentation;
+mod vertical;

@@ -88,27 +88,11 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
     check_ledgers(&c);
 }
 
-fn ledger_verify(c: &Consortium, site: &str) -> std::process::Output {
-    std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
-        .args(["ledger", "verify", "--config"])
-        .arg(c.path().join("sites").join(site).join("participant.toml"))
-        .arg("--journal")
-        .arg(c.path().join("journal.log"))
-        .output()
-        .unwrap()
-}
-
 /// Every site's egress ledger matches what the signed journal says it
 /// contributed; an altered ledger does not.
 fn check_ledgers(c: &Consortium) {
     for site in &c.sites {
-        let out = ledger_verify(c, site);
-        assert!(
-            out.status.success(),
-            "{site}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = c.assert_ledger_verifies(site);
         // Per round two messages, per key epoch two more: 5 rounds, 3 epochs.
         assert!(
             String::from_utf8_lossy(&out.stdout).starts_with("16 contributions of"),
@@ -128,7 +112,7 @@ fn check_ledgers(c: &Consortium) {
     let mut altered: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     altered[target] = altered[target].replace("\"sha256\":\"", "\"sha256\":\"0");
     std::fs::write(&ledger, altered.join("\n") + "\n").unwrap();
-    let out = ledger_verify(c, "bank-a");
+    let out = c.ledger_verify("bank-a");
     assert!(!out.status.success());
 
     // Altered and re-chained: the chain holds, the digests do not match.
@@ -142,7 +126,7 @@ fn check_ledgers(c: &Consortium) {
         rechained.push(text);
     }
     std::fs::write(&ledger, rechained.join("\n") + "\n").unwrap();
-    let out = ledger_verify(c, "bank-a");
+    let out = c.ledger_verify("bank-a");
     assert!(!out.status.success());
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -1,0 +1,161 @@
+//! Vertical jobs (design.md, "Vertical joint modelling contract"): the
+//! label holder and its feature partners find their common customers by
+//! private set intersection ([`intersection`]), relayed by the coordinator
+//! that learns only the set sizes and the intersection size. The result
+//! (`result.json`'s `vertical` block) holds sizes only.
+
+mod intersection;
+
+use std::sync::Arc;
+
+use fedseg_common::journal::Entry;
+use fedseg_common::mtls::TlsError;
+use fedseg_common::proto::{self, vertical_down};
+use fedseg_common::psi::{PsiError, PsiParams, Verdict};
+use fedseg_common::result::{VerticalJobResult, VerticalResult};
+use thiserror::Error;
+
+use crate::config::Job;
+use crate::engine::{Engine, EngineError};
+
+pub use intersection::{Intersection, intersect};
+
+/// Why a vertical job stopped.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum VerticalError {
+    /// The sessions or the journal failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The intersection protocol failed (the party at fault is named).
+    #[error("private set intersection: {0}")]
+    Psi(#[from] PsiError),
+    /// The intersection protocol failed through this party (it left, went
+    /// silent, or sent something wrong).
+    #[error("private set intersection: {party} is at fault: {error}")]
+    PsiAtFault {
+        /// The party's identity.
+        party: String,
+        /// What went wrong.
+        error: PsiError,
+    },
+    /// A party reported that it cannot go on.
+    #[error("{party} stopped the job ({code}): {reason}")]
+    PartyFailed {
+        /// The party.
+        party: String,
+        /// Its error code.
+        code: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// The intersection is smaller than the job's minimum; nothing else
+    /// was released.
+    #[error("the intersection is below min_overlap ({0}); nothing was released")]
+    BelowMinOverlap(u64),
+    /// The consortium certificate could not be read.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A job without a `[vertical]` table.
+    #[error("the job has no [vertical] table")]
+    NotVertical,
+}
+
+/// Runs the vertical job on `engine`'s cohort (label holder first).
+/// `consortium` is the CA fingerprint every party binds into its keys.
+pub async fn run(
+    engine: &mut Engine<'_>,
+    job: &Job,
+    consortium: &str,
+) -> Result<VerticalJobResult, VerticalError> {
+    let settings = job
+        .config
+        .vertical
+        .as_ref()
+        .ok_or(VerticalError::NotVertical)?;
+    let params = Arc::new(PsiParams::new(
+        consortium,
+        job.id.clone(),
+        engine.cohort().len() as u32,
+        settings.min_overlap,
+        settings.overlap_only,
+    )?);
+    let found = match intersect(engine, params).await {
+        Ok(found) => found,
+        Err(error) => {
+            let error = name_culprit(error, engine.cohort());
+            abort(engine, &error).await;
+            return Err(error);
+        }
+    };
+    let cohort = engine.cohort().to_vec();
+    let set_sizes = cohort
+        .iter()
+        .cloned()
+        .zip(found.set_sizes.iter().copied())
+        .collect();
+    let intersection = match found.verdict {
+        Verdict::Intersection(size) => Some(size),
+        Verdict::BelowMinOverlap => None,
+    };
+    engine.journal(Entry::IntersectionDone {
+        job_id: job.id.clone(),
+        set_sizes: std::collections::BTreeMap::clone(&set_sizes),
+        intersection,
+    })?;
+    let Some(_) = intersection else {
+        return Err(VerticalError::BelowMinOverlap(settings.min_overlap));
+    };
+    Ok(VerticalJobResult {
+        job_id: job.id.clone(),
+        config_hash: job.config_hash.clone(),
+        cohort: cohort.clone(),
+        as_of: job.config.as_of.clone(),
+        vertical: VerticalResult {
+            intersection,
+            below_min_overlap: false,
+            min_overlap: settings.min_overlap,
+            overlap_only: settings.overlap_only,
+            label_holder: settings.label_holder.clone(),
+            partners: settings.partners.clone(),
+            set_sizes,
+            steps: 0,
+            converged: false,
+            contribution: None,
+            relayed_bytes: found.relayed_bytes,
+        },
+    })
+}
+
+/// A protocol error with the party at fault named by identity.
+fn name_culprit(error: VerticalError, cohort: &[String]) -> VerticalError {
+    match error {
+        VerticalError::Psi(error) => match error.culprit().and_then(|p| cohort.get(p as usize)) {
+            Some(party) => VerticalError::PsiAtFault {
+                party: party.clone(),
+                error,
+            },
+            None => VerticalError::Psi(error),
+        },
+        other => other,
+    }
+}
+
+/// Tells every party the vertical job stopped, so each forgets its keys.
+async fn abort(engine: &Engine<'_>, error: &VerticalError) {
+    let code = match error {
+        VerticalError::Psi(e) | VerticalError::PsiAtFault { error: e, .. } => e.code().to_string(),
+        _ => "stopped".to_string(),
+    };
+    for p in 0..engine.cohort().len() as u32 {
+        engine
+            .send_vertical(
+                p,
+                vertical_down::Body::Abort(proto::VerticalFailed {
+                    code: code.clone(),
+                    reason: error.to_string(),
+                }),
+            )
+            .await;
+    }
+}
