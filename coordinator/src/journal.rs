@@ -52,12 +52,14 @@ pub const CRASH_AFTER_ENV: &str = "FEDSEG_FAULT_CRASH_AFTER";
 /// Whether a record's effect becomes visible outside the coordinator, so it
 /// must be on disk before that happens. Round-opened and phase-completed
 /// records describe steps whose only outcome is a later release or abort;
-/// they are written in order and synced with that record. (A killed process
-/// loses nothing written; only a machine crash can lose an unsynced tail.)
+/// they are written in order and synced with that record; so are a vertical
+/// job's relayed messages, synced with the job's next synced record. (A
+/// killed process loses nothing written; only a machine crash can lose an
+/// unsynced tail.)
 fn must_sync(entry: &Entry) -> bool {
     !matches!(
         entry,
-        Entry::RoundOpened { .. } | Entry::PhaseCompleted { .. }
+        Entry::RoundOpened { .. } | Entry::PhaseCompleted { .. } | Entry::VerticalMessage { .. }
     )
 }
 

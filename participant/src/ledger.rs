@@ -254,7 +254,9 @@ pub struct Reconciliation {
 /// The ledger kinds of a vertical job's messages (`psi-hello`, ...): the
 /// journal records each by its digest.
 fn is_vertical(kind: &str) -> bool {
-    kind.starts_with("psi-") || kind.starts_with("vertical-")
+    ["psi-", "mpc-", "vertical-"]
+        .iter()
+        .any(|prefix| kind.starts_with(prefix))
 }
 
 /// The group all of a vertical job's ledger lines are matched in.

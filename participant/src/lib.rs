@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod database;
+pub mod joint;
 pub mod ledger;
 pub mod metrics;
 pub mod node;

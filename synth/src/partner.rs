@@ -88,10 +88,10 @@ fn row(
     written: &mut PartnerWritten,
 ) -> Result<(), SynthError> {
     let lift = if converted { 1.0 } else { 0.0 };
-    let sessions = Poisson::new(6.0 + 18.0 * lift)
+    let sessions = Poisson::new(6.0 + 6.0 * lift)
         .expect("positive mean")
         .sample(rng);
-    let spend: f64 = LogNormal::new(4.5 + 0.9 * lift, 0.8)
+    let spend: f64 = LogNormal::new(4.5 + 0.5 * lift, 0.8)
         .expect("valid log-normal")
         .sample(rng);
     let consent = rng.random::<f64>() >= REFUSAL;

@@ -66,5 +66,6 @@ pub mod runner;
 pub mod sigmoid;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 pub use error::{Fault, MpcError};

@@ -176,7 +176,12 @@ fn build_inputs(data: &JointData, seed: u64) -> Result<(Inputs, Inputs, Vec<Owne
         .map(|&l| ring::enc(if l { 1.0 } else { 0.0 }))
         .collect();
     let y1 = vec![0u128; n];
-    Ok((Inputs { x: x0, y: y0 }, Inputs { x: x1, y: y1 }, owners))
+    let inputs = |x, y| Inputs {
+        x,
+        y,
+        intercept: 0.0,
+    };
+    Ok((inputs(x0, y0), inputs(x1, y1), owners))
 }
 
 /// Runs a whole fit among the bank, the partner side and the dealer.

@@ -135,6 +135,7 @@ pub(super) fn params(holdout: &[bool]) -> FitParams {
         l2: 1.0,
         tolerance: 1e-15,
         max_steps: 200,
+        momentum: 0.0,
     }
 }
 

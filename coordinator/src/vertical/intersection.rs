@@ -9,15 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fedseg_common::journal::Entry;
 use fedseg_common::proto::{self, vertical_down, vertical_up};
 use fedseg_common::psi::coordinator::{Gathering, Relaying};
 use fedseg_common::psi::{self, PsiError, PsiParams, Step, Verdict, wire};
 use tokio::time::Instant as Deadline;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::VerticalError;
-use crate::engine::{Engine, VerticalEvent};
+use super::{Received, VerticalError, out_of_turn, receive};
+use crate::engine::Engine;
 
 /// What the coordinator learned from an intersection.
 #[derive(Debug, Clone)]
@@ -28,12 +27,6 @@ pub struct Intersection {
     pub verdict: Verdict,
     /// Sealed bytes relayed, by step name.
     pub relayed_bytes: BTreeMap<String, u64>,
-}
-
-/// A received message, journaled.
-struct Received {
-    from: u32,
-    body: vertical_up::Body,
 }
 
 /// Runs the intersection among the engine's cohort (party order).
@@ -149,75 +142,4 @@ async fn relay_one(
 
 fn relay_parties(relay: &Relaying) -> u32 {
     relay.view().set_sizes.len() as u32
-}
-
-/// The next vertical message, journaled, or `None` at the deadline; a
-/// departure or a party's failure is an error naming the party and `step`.
-async fn receive(
-    engine: &mut Engine<'_>,
-    deadline: Deadline,
-    step: Step,
-) -> Result<Option<Received>, VerticalError> {
-    let event = engine.next_vertical(deadline).await?;
-    let (from, message, sha256, bytes) = match event {
-        None => return Ok(None),
-        Some(VerticalEvent::Gone(party)) => {
-            return Err(VerticalError::Psi(PsiError::Dropped { party, step }));
-        }
-        Some(VerticalEvent::Message {
-            from,
-            message,
-            sha256,
-            bytes,
-        }) => (from, message, sha256, bytes),
-    };
-    let Some(body) = message.body else {
-        return Err(VerticalError::Psi(PsiError::BadRelay {
-            what: "message",
-            reason: format!("an empty message from party {from}"),
-        }));
-    };
-    let (step_name, to) = match &body {
-        vertical_up::Body::PsiHello(_) => ("hello".to_string(), String::new()),
-        vertical_up::Body::PsiChunk(c) => (
-            c.step.chars().take(32).collect(),
-            engine
-                .cohort()
-                .get(c.to as usize)
-                .cloned()
-                .unwrap_or_default(),
-        ),
-        vertical_up::Body::PsiVerdict(_) => ("verdict".to_string(), String::new()),
-        vertical_up::Body::Failed(_) => ("failed".to_string(), String::new()),
-    };
-    engine.journal(Entry::VerticalMessage {
-        job_id: engine.job().id.clone(),
-        step: step_name,
-        from: engine.cohort()[from as usize].clone(),
-        to,
-        bytes,
-        sha256,
-    })?;
-    if let vertical_up::Body::Failed(failed) = body {
-        warn!(party = from, code = %failed.code, reason = %failed.reason, "a party stopped the intersection");
-        return Err(VerticalError::PartyFailed {
-            party: engine.cohort()[from as usize].clone(),
-            code: failed.code,
-            reason: failed.reason,
-        });
-    }
-    Ok(Some(Received { from, body }))
-}
-
-fn out_of_turn(from: u32, body: &vertical_up::Body) -> VerticalError {
-    let what = match body {
-        vertical_up::Body::PsiHello(_) => "hello",
-        vertical_up::Body::PsiChunk(_) => "chunk",
-        vertical_up::Body::PsiVerdict(_) => "verdict",
-        vertical_up::Body::Failed(_) => "failure",
-    };
-    VerticalError::Psi(PsiError::BadRelay {
-        what: "message",
-        reason: format!("a {what} from party {from} out of turn"),
-    })
 }

@@ -5,20 +5,24 @@
 //! (`result.json`'s `vertical` block) holds sizes only.
 
 mod intersection;
+mod model;
 
 use std::sync::Arc;
 
 use fedseg_common::journal::Entry;
 use fedseg_common::mtls::TlsError;
-use fedseg_common::proto::{self, vertical_down};
-use fedseg_common::psi::{PsiError, PsiParams, Verdict};
+use fedseg_common::proto::{self, vertical_down, vertical_up};
+use fedseg_common::psi::{PsiError, PsiParams, Step, Verdict};
 use fedseg_common::result::{VerticalJobResult, VerticalResult};
 use thiserror::Error;
+use tokio::time::Instant as Deadline;
+use tracing::warn;
 
 use crate::config::Job;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, VerticalEvent};
 
 pub use intersection::{Intersection, intersect};
+pub use model::{ModelReport, fit};
 
 /// Why a vertical job stopped.
 #[derive(Debug, Error)]
@@ -39,6 +43,9 @@ pub enum VerticalError {
         /// What went wrong.
         error: PsiError,
     },
+    /// The joint model stopped: a malformed message or a stall.
+    #[error("joint model: {0}")]
+    ModelFault(String),
     /// A party reported that it cannot go on.
     #[error("{party} stopped the job ({code}): {reason}")]
     PartyFailed {
@@ -106,6 +113,18 @@ pub async fn run(
     let Some(_) = intersection else {
         return Err(VerticalError::BelowMinOverlap(settings.min_overlap));
     };
+    let model = if settings.overlap_only {
+        None
+    } else {
+        match fit(engine).await {
+            Ok(model) => Some(model),
+            Err(error) => {
+                let error = name_culprit(error, engine.cohort());
+                abort(engine, &error).await;
+                return Err(error);
+            }
+        }
+    };
     Ok(VerticalJobResult {
         job_id: job.id.clone(),
         config_hash: job.config_hash.clone(),
@@ -119,9 +138,9 @@ pub async fn run(
             label_holder: settings.label_holder.clone(),
             partners: settings.partners.clone(),
             set_sizes,
-            steps: 0,
-            converged: false,
-            contribution: None,
+            steps: model.as_ref().map_or(0, |m| m.steps),
+            converged: model.as_ref().is_some_and(|m| m.converged),
+            contribution: model.and_then(|m| m.contribution),
             relayed_bytes: found.relayed_bytes,
         },
     })
@@ -139,6 +158,81 @@ fn name_culprit(error: VerticalError, cohort: &[String]) -> VerticalError {
         },
         other => other,
     }
+}
+
+/// A party's message, journaled.
+struct Received {
+    from: u32,
+    body: vertical_up::Body,
+}
+
+/// The journal's name of a vertical message's step, and its recipient.
+fn step_of(body: &vertical_up::Body, cohort: &[String]) -> (String, String) {
+    let party = |p: u32| cohort.get(p as usize).cloned().unwrap_or_default();
+    match body {
+        vertical_up::Body::PsiHello(_) => ("hello".into(), String::new()),
+        vertical_up::Body::PsiChunk(c) => (c.step.chars().take(32).collect(), party(c.to)),
+        vertical_up::Body::PsiVerdict(_) => ("verdict".into(), String::new()),
+        vertical_up::Body::Failed(_) => ("failed".into(), String::new()),
+        vertical_up::Body::MpcHello(_) => ("mpc-hello".into(), String::new()),
+        vertical_up::Body::MpcOpening(o) => (format!("mpc-opening-{}", o.seq), party(o.to)),
+        vertical_up::Body::MpcRequest(_) => ("mpc-request".into(), String::new()),
+        vertical_up::Body::Report(_) => ("report".into(), String::new()),
+    }
+}
+
+/// The next vertical message, journaled, or `None` at the deadline; a
+/// departure or a party's failure is an error naming the party and `step`.
+async fn receive(
+    engine: &mut Engine<'_>,
+    deadline: Deadline,
+    step: Step,
+) -> Result<Option<Received>, VerticalError> {
+    let (from, message, sha256, bytes) = match engine.next_vertical(deadline).await? {
+        None => return Ok(None),
+        Some(VerticalEvent::Gone(party)) => {
+            return Err(VerticalError::Psi(PsiError::Dropped { party, step }));
+        }
+        Some(VerticalEvent::Message {
+            from,
+            message,
+            sha256,
+            bytes,
+        }) => (from, message, sha256, bytes),
+    };
+    let Some(body) = message.body else {
+        return Err(VerticalError::Psi(PsiError::BadRelay {
+            what: "message",
+            reason: format!("an empty message from party {from}"),
+        }));
+    };
+    let (step_name, to) = step_of(&body, engine.cohort());
+    engine.journal(Entry::VerticalMessage {
+        job_id: engine.job().id.clone(),
+        step: step_name,
+        from: engine.cohort()[from as usize].clone(),
+        to,
+        bytes,
+        sha256,
+    })?;
+    if let vertical_up::Body::Failed(failed) = body {
+        warn!(party = from, code = %failed.code, reason = %failed.reason, "a party stopped the vertical job");
+        return Err(VerticalError::PartyFailed {
+            party: engine.cohort()[from as usize].clone(),
+            code: failed.code,
+            reason: failed.reason,
+        });
+    }
+    Ok(Some(Received { from, body }))
+}
+
+/// A message that has no place at this point of the job.
+fn out_of_turn(from: u32, body: &vertical_up::Body) -> VerticalError {
+    let (what, _) = step_of(body, &[]);
+    VerticalError::Psi(PsiError::BadRelay {
+        what: "message",
+        reason: format!("a {what} message from party {from} out of turn"),
+    })
 }
 
 /// Tells every party the vertical job stopped, so each forgets its keys.

@@ -32,6 +32,7 @@ use crate::output;
 use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
+mod fit;
 mod offer;
 pub(crate) mod vertical;
 use offer::accept_offer;
@@ -205,9 +206,24 @@ async fn session(
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     let mut job: Option<JobState> = None;
-    while let Some(message) = inbound.message().await? {
+    // What a vertical job's worker thread produces, sent (ledgered) here.
+    let (outbox, mut produced) = mpsc::unbounded_channel();
+    loop {
+        let message = tokio::select! {
+            message = inbound.message() => match message? {
+                Some(message) => message,
+                None => break,
+            },
+            Some((job_id, body)) = produced.recv() => {
+                let job_id: String = job_id;
+                if !send(&tx, ledger, &job_id, None, body, None).await? {
+                    break;
+                }
+                continue;
+            }
+        };
         let (job_id, round) = (message.job_id.clone(), request_round(&message));
-        match handle(config, &mut job, message, stall_at, ledger)? {
+        match handle(config, &mut job, message, stall_at, ledger, &outbox)? {
             Reply::Send(body) => {
                 if !send(&tx, ledger, &job_id, round, body, None).await? {
                     break;
@@ -279,6 +295,7 @@ fn handle(
     message: CoordinatorMessage,
     stall_at: Option<&str>,
     ledger: &Ledger,
+    outbox: &fit::Outbox,
 ) -> Result<Reply, NodeError> {
     let Some(body) = message.body else {
         return Ok(Reply::Nothing);
@@ -342,7 +359,7 @@ fn handle(
     };
     if let Body::Vertical(down) = body {
         return Ok(match state.vertical.as_mut() {
-            Some(vertical) => Reply::SendAll(vertical.step(down)),
+            Some(vertical) => Reply::SendAll(vertical.step(down, outbox)),
             None => failed(
                 0,
                 proto::FaultKind::Peer,

@@ -21,6 +21,8 @@ use crate::config::ParticipantConfig;
 use crate::partner::PartnerRows;
 use crate::tasks::Site;
 
+use super::fit;
+
 /// This site's data for a vertical job.
 pub(crate) enum VerticalData {
     /// The label holder: its RFMLT features and labels.
@@ -53,6 +55,10 @@ pub(crate) struct VerticalJob {
     assembler: wire::Assembler,
     outcome: Option<Outcome>,
     output: PathBuf,
+    /// The job's settings (seed, holdout, l2) for the joint model.
+    job: JobConfig,
+    /// The joint model's state at this site.
+    model: fit::Model,
 }
 
 /// Why this site cannot take part in a vertical job (said to the
@@ -100,6 +106,8 @@ pub(crate) fn prepare(
         assembler: wire::Assembler::new(),
         outcome: None,
         output: config.output.join(job_id),
+        job: job.clone(),
+        model: fit::Model::Idle,
     })
 }
 
@@ -110,11 +118,15 @@ pub(crate) fn ledger_kind(message: &proto::VerticalUp) -> &'static str {
         Some(vertical_up::Body::PsiChunk(_)) => "psi-chunk",
         Some(vertical_up::Body::PsiVerdict(_)) => "psi-verdict",
         Some(vertical_up::Body::Failed(_)) => "vertical-failed",
+        Some(vertical_up::Body::MpcHello(_)) => "mpc-hello",
+        Some(vertical_up::Body::MpcOpening(_)) => "mpc-opening",
+        Some(vertical_up::Body::MpcRequest(_)) => "mpc-request",
+        Some(vertical_up::Body::Report(_)) => "vertical-report",
         None => "vertical-empty",
     }
 }
 
-fn up(body: vertical_up::Body) -> participant_message::Body {
+pub(crate) fn up(body: vertical_up::Body) -> participant_message::Body {
     participant_message::Body::Vertical(proto::VerticalUp { body: Some(body) })
 }
 
@@ -129,27 +141,70 @@ fn lists(envelopes: Vec<Envelope>) -> Vec<participant_message::Body> {
 impl VerticalJob {
     /// Handles one coordinator message; the messages to send back. An
     /// error ends this site's part and is reported to the coordinator.
-    pub(crate) fn step(&mut self, down: proto::VerticalDown) -> Vec<participant_message::Body> {
-        match self.advance(down) {
-            Ok(out) => out,
-            Err(error) => {
-                warn!(code = error.code(), %error, "vertical job: stopped");
+    pub(crate) fn step(
+        &mut self,
+        down: proto::VerticalDown,
+        outbox: &fit::Outbox,
+    ) -> Vec<participant_message::Body> {
+        use vertical_down::Body;
+        let Some(body) = down.body else {
+            return Vec::new();
+        };
+        let result = match body {
+            Body::Abort(abort) => {
+                warn!(code = %abort.code, reason = %abort.reason, "the coordinator stopped the vertical job");
                 self.party = None;
-                vec![up(vertical_up::Body::Failed(proto::VerticalFailed {
-                    code: error.code().to_string(),
-                    reason: error.to_string(),
-                }))]
+                self.model = fit::Model::Idle;
+                return Vec::new();
             }
-        }
+            Body::MpcStart(_)
+            | Body::MpcRoster(_)
+            | Body::MpcOpening(_)
+            | Body::MpcCorrelation(_) => self
+                .model(body, outbox)
+                .map_err(|e| (e.code(), e.to_string())),
+            psi => self.advance(psi).map_err(|e| (e.code(), e.to_string())),
+        };
+        result.unwrap_or_else(|(code, reason)| {
+            warn!(code, %reason, "vertical job: stopped");
+            self.party = None;
+            self.model = fit::Model::Idle;
+            vec![up(vertical_up::Body::Failed(proto::VerticalFailed {
+                code: code.to_string(),
+                reason,
+            }))]
+        })
+    }
+
+    /// The joint model's messages.
+    fn model(
+        &mut self,
+        body: vertical_down::Body,
+        outbox: &fit::Outbox,
+    ) -> Result<Vec<participant_message::Body>, fedseg_common::mpc::MpcError> {
+        let rows = match &self.outcome {
+            Some(Outcome::Aligned { rows, .. }) => rows.as_slice(),
+            _ => &[],
+        };
+        let site = fit::Site {
+            job_id: &self.params.job_id,
+            consortium: &self.params.consortium,
+            me: self.me,
+            job: &self.job,
+            data: &self.data,
+            rows,
+            output: &self.output,
+        };
+        let model = std::mem::replace(&mut self.model, fit::Model::Idle);
+        let (model, out) = model.handle(&site, body, outbox)?;
+        self.model = model;
+        Ok(out)
     }
 
     fn advance(
         &mut self,
-        down: proto::VerticalDown,
+        body: vertical_down::Body,
     ) -> Result<Vec<participant_message::Body>, PsiError> {
-        let Some(body) = down.body else {
-            return Ok(Vec::new());
-        };
         let (party, out) = match (body, self.party.take()) {
             (vertical_down::Body::PsiStart(_), None) if self.outcome.is_none() => {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -189,10 +244,6 @@ impl VerticalJob {
             (vertical_down::Body::PsiVerdict(verdict), Some(state)) => {
                 let verdict = wire::verdict_from_wire(verdict)?;
                 (state.on_verdict(verdict)?, Vec::new())
-            }
-            (vertical_down::Body::Abort(abort), _) => {
-                warn!(code = %abort.code, reason = %abort.reason, "the coordinator stopped the vertical job");
-                return Ok(Vec::new());
             }
             (_, state) => {
                 self.party = state;

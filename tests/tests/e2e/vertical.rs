@@ -241,3 +241,194 @@ fn a_partner_that_stops_mid_intersection_aborts_it_naming_the_partner() {
         }
     }
 }
+
+/// The bank's consenting customers as of the job's date, read by the
+/// participant's own reader (the secure fit is under test, not RFMLT).
+fn bank_features(c: &Consortium) -> Vec<fedseg_participant::rfmlt::Customer> {
+    use fedseg_participant::rfmlt::{self, ColumnNames, Tables};
+    let dir = c.path().join("sites/bank-a");
+    let tables = Tables {
+        transactions: dir.join("transactions.csv"),
+        interactions: dir.join("interactions.csv"),
+        customers: dir.join("customers.csv"),
+        columns: ColumnNames::default(),
+    };
+    rfmlt::compute(&tables, time::macros::date!(2026 - 11 - 01))
+        .unwrap()
+        .customers
+}
+
+/// The partner's consenting rows: id → [log1p(clip sessions), clip spend].
+fn partner_features(c: &Consortium) -> BTreeMap<String, [f64; 2]> {
+    let text = fs::read_to_string(c.path().join("sites/fintech-x/features.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let sessions: f64 = f[1].parse().unwrap();
+            let spend: f64 = f[2].parse().unwrap();
+            (f[3] == "true").then(|| {
+                let x = [
+                    sessions.clamp(0.0, 500.0).ln_1p(),
+                    spend.clamp(0.0, 100_000.0),
+                ];
+                (f[0].to_string(), x)
+            })
+        })
+        .collect()
+}
+
+/// z-scores of `rows` over the training rows (population sd).
+fn standardise(rows: &[Vec<f64>], train: &[bool]) -> (Vec<Vec<f64>>, Vec<f64>, Vec<f64>) {
+    let d = rows[0].len();
+    let n = train.iter().filter(|&&t| t).count() as f64;
+    let mean: Vec<f64> = (0..d)
+        .map(|j| {
+            rows.iter()
+                .zip(train)
+                .filter(|p| *p.1)
+                .map(|(r, _)| r[j])
+                .sum::<f64>()
+                / n
+        })
+        .collect();
+    let sd: Vec<f64> = (0..d)
+        .map(|j| {
+            let ss: f64 = rows
+                .iter()
+                .zip(train)
+                .filter(|p| *p.1)
+                .map(|(r, _)| (r[j] - mean[j]).powi(2))
+                .sum();
+            (ss / n).sqrt()
+        })
+        .collect();
+    let z = rows
+        .iter()
+        .map(|r| (0..d).map(|j| (r[j] - mean[j]) / sd[j]).collect())
+        .collect();
+    (z, mean, sd)
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_data() {
+    use fedseg_common::mpc::{eval, plain};
+    use fedseg_common::propensity::{is_holdout, sigmoid};
+    let c = Consortium::vertical(600, 20.0);
+    let (mut coordinator, _parties) = run(&c);
+    coordinator.expect_success(1);
+    // The centralized reference: join in the clear, standardise each
+    // party's columns on the training rows, exact Newton.
+    let partner = partner_features(&c);
+    let joined: Vec<(String, Vec<f64>, [f64; 2], bool)> = bank_features(&c)
+        .into_iter()
+        .filter_map(|b| {
+            let p = partner.get(&b.id)?;
+            let x = vec![b.r, b.f.ln_1p(), b.m.ln_1p(), b.l, b.t];
+            Some((b.id, x, *p, b.converted))
+        })
+        .collect();
+    let result = c.result();
+    let v = &result["vertical"];
+    assert_eq!(v["intersection"], joined.len());
+    let train: Vec<bool> = joined.iter().map(|r| !is_holdout(42, &r.0, 0.2)).collect();
+    let bank_rows: Vec<Vec<f64>> = joined.iter().map(|r| r.1.clone()).collect();
+    let partner_rows: Vec<Vec<f64>> = joined.iter().map(|r| r.2.to_vec()).collect();
+    let (zb, mean_b, sd_b) = standardise(&bank_rows, &train);
+    let (zp, mean_p, sd_p) = standardise(&partner_rows, &train);
+    let design = |i: usize| -> Vec<f64> {
+        std::iter::once(1.0)
+            .chain(zb[i].iter().copied())
+            .chain(zp[i].iter().copied())
+            .collect()
+    };
+    let train = &train;
+    let rows = |keep: bool| (0..joined.len()).filter(move |&i| train[i] == keep);
+    let x: Vec<f64> = rows(true).flat_map(design).collect();
+    let y: Vec<bool> = rows(true).map(|i| joined[i].3).collect();
+    let beta = plain::fit(&x, &y, 8, 1.0);
+    // Each party's own block, as it wrote it.
+    let model = |site: &str| -> serde_json::Value {
+        serde_json::from_str(&c.site_output(site, "vertical_model.json")).unwrap()
+    };
+    let (bank, fintech) = (model("bank-a"), model("fintech-x"));
+    assert_eq!(
+        bank["features"],
+        serde_json::json!(["R", "log1p_F", "log1p_M", "L", "T"])
+    );
+    let close = |a: &[f64], b: &[f64], tol: f64, what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what}: {a:?} vs {b:?}"
+            );
+        }
+    };
+    close(&floats(&bank["mean"]), &mean_b, 1e-9, "bank means");
+    close(&floats(&bank["std"]), &sd_b, 1e-9, "bank sds");
+    close(&floats(&fintech["mean"]), &mean_p, 1e-9, "partner means");
+    close(&floats(&fintech["std"]), &sd_p, 1e-9, "partner sds");
+    let secure: Vec<f64> = std::iter::once(bank["intercept"].as_f64().unwrap())
+        .chain(floats(&bank["coefficients"]))
+        .chain(floats(&fintech["coefficients"]))
+        .collect();
+    close(&secure, &beta, 2e-3, "coefficients");
+    assert!(fintech.get("intercept").is_none());
+    // The bank's joint scores, against the reference's.
+    let scores = c.site_output("bank-a", "scores.csv");
+    let by_id: BTreeMap<&str, f64> = scores
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], f[1].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(by_id.len(), joined.len());
+    let eta: Vec<f64> = (0..joined.len())
+        .map(|i| design(i).iter().zip(&beta).map(|(a, b)| a * b).sum())
+        .collect();
+    for (i, r) in joined.iter().enumerate() {
+        assert!(
+            (by_id[r.0.as_str()] - sigmoid(eta[i])).abs() < 1e-3,
+            "{}",
+            r.0
+        );
+    }
+    // The released contribution: the joint model against the bank's own,
+    // on the same holdout, as computed centrally.
+    let (he, hl): (Vec<f64>, Vec<bool>) = rows(false).map(|i| (eta[i], joined[i].3)).unzip();
+    let joint = eval::evaluate(&he, &hl);
+    let contribution = &v["contribution"];
+    assert_eq!(contribution["holdout_count"], he.len());
+    let auc = contribution["joint"]["auc"].as_f64().unwrap();
+    assert!((auc - joint.auc).abs() < 0.01, "{auc} vs {}", joint.auc);
+    let own_x: Vec<f64> = rows(true).flat_map(|i| design(i)[..6].to_vec()).collect();
+    let own = plain::fit(&own_x, &y, 6, 1.0);
+    let own_eta: Vec<f64> = rows(false)
+        .map(|i| design(i)[..6].iter().zip(&own).map(|(a, b)| a * b).sum())
+        .collect();
+    let own_eval = eval::evaluate(&own_eta, &hl);
+    let own_auc = contribution["label_holder_only"]["auc"].as_f64().unwrap();
+    assert!(
+        (own_auc - own_eval.auc).abs() < 1e-9,
+        "{own_auc} vs {}",
+        own_eval.auc
+    );
+    assert!(v["converged"].as_bool().unwrap(), "{v}");
+    // Coefficients and per-customer values never reach the result.
+    let text = fs::read_to_string(c.path().join("out/result.json")).unwrap();
+    assert!(!text.contains("coefficients") && !text.contains("C3e8-"));
+    assert_journal_has_no_ids(&c);
+    c.assert_ledger_verifies("bank-a");
+    c.assert_ledger_verifies("fintech-x");
+}

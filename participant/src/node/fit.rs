@@ -1,0 +1,433 @@
+//! The joint model's worker at a computing party (the label holder or its
+//! first partner). The fit is a sequential program of openings with the
+//! peer and requests to the dealer (`fedseg_common::mpc`), so it runs in a
+//! thread of its own: the session hands it the peer's sealed openings and
+//! the dealer's correlations as they arrive, and sends (ledgered) what it
+//! produces. At the end the label holder reports the holdout quality of the
+//! joint model against its own, and each party writes its own block of the
+//! model (and the bank its customers' joint scores) under its output
+//! directory.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::Duration;
+
+use fedseg_common::mpc::MpcError;
+use fedseg_common::mpc::dealer::{Correlation, Request};
+use fedseg_common::mpc::engine::{DealerLink, Opening, Party, PeerLink};
+use fedseg_common::mpc::eval::Evaluation;
+use fedseg_common::mpc::fit::{FitParams, Inputs, Output, Owner, Prepared};
+use fedseg_common::mpc::wire::{self, Chunks, SealedLink};
+use fedseg_common::proto::{self, participant_message, vertical_down, vertical_up};
+use fedseg_common::psi::AlignedRow;
+use tracing::{info, warn};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::joint::{self, LocalDesign};
+
+use super::vertical::{VerticalData, up};
+
+/// Where the worker's messages go: the session sends them, job id first.
+pub(crate) type Outbox = tokio::sync::mpsc::UnboundedSender<(String, participant_message::Body)>;
+
+/// How long the worker waits for the peer or the dealer before it gives up
+/// (the coordinator's own phase timeout ends a stalled job sooner).
+const WAIT: Duration = Duration::from_secs(600);
+
+/// What the session hands the worker.
+pub(crate) enum Inbound {
+    Opening(proto::MpcOpening),
+    Correlation(proto::MpcCorrelation),
+}
+
+/// A running fit; dropping it makes the worker's next wait fail.
+pub(crate) struct Worker {
+    tx: Sender<Inbound>,
+}
+
+impl Worker {
+    /// Hands the worker a message; false when it is gone.
+    pub(crate) fn deliver(&self, message: Inbound) -> bool {
+        self.tx.send(message).is_ok()
+    }
+}
+
+/// What the joint model needs of the site's vertical job.
+pub(crate) struct Site<'a> {
+    pub(crate) job_id: &'a str,
+    pub(crate) consortium: &'a str,
+    pub(crate) me: u32,
+    pub(crate) job: &'a fedseg_common::job::JobConfig,
+    pub(crate) data: &'a VerticalData,
+    /// This site's customers in the intersection, by position.
+    pub(crate) rows: &'a [AlignedRow],
+    pub(crate) output: &'a std::path::Path,
+}
+
+/// Most Newton steps of the joint model.
+pub const MAX_STEPS: u32 = 100;
+
+/// The joint model stops when the per-customer Newton decrement falls
+/// below this.
+pub const TOLERANCE: f64 = 1e-8;
+
+/// Heavy-ball momentum of the joint model's steps (see `FitParams`).
+pub const MOMENTUM: f64 = 0.6;
+
+/// The joint model's state at a site.
+pub(crate) enum Model {
+    /// Not started (or stopped).
+    Idle,
+    /// Said hello with a fresh sealing key; waits for the peer's.
+    Hello {
+        secret: StaticSecret,
+        design: Box<LocalDesign>,
+    },
+    /// The fit runs.
+    Running(Worker),
+}
+
+impl Model {
+    /// Takes one coordinator message of the joint model.
+    pub(crate) fn handle(
+        self,
+        site: &Site<'_>,
+        body: vertical_down::Body,
+        outbox: &Outbox,
+    ) -> Result<(Model, Vec<participant_message::Body>), MpcError> {
+        match (self, body) {
+            (Model::Idle, vertical_down::Body::MpcStart(_)) => start(site),
+            (Model::Hello { secret, design }, vertical_down::Body::MpcRoster(roster)) => {
+                let job = fit_job(site, &secret, *design, roster)?;
+                info!(
+                    rows = job.design.rows(),
+                    columns = job.params.owners.len(),
+                    "joint model: started"
+                );
+                Ok((Model::Running(spawn(job, outbox.clone())), Vec::new()))
+            }
+            (Model::Running(worker), vertical_down::Body::MpcOpening(chunk)) => {
+                deliver(worker, Inbound::Opening(chunk))
+            }
+            (Model::Running(worker), vertical_down::Body::MpcCorrelation(chunk)) => {
+                deliver(worker, Inbound::Correlation(chunk))
+            }
+            _ => Err(MpcError::OutOfOrder(
+                "a joint-model message out of turn".into(),
+            )),
+        }
+    }
+}
+
+fn deliver(
+    worker: Worker,
+    message: Inbound,
+) -> Result<(Model, Vec<participant_message::Body>), MpcError> {
+    if worker.deliver(message) {
+        Ok((Model::Running(worker), Vec::new()))
+    } else {
+        Err(MpcError::LinkClosed("the joint model's worker ended"))
+    }
+}
+
+/// The site's design over the intersection and a fresh sealing key.
+fn start(site: &Site<'_>) -> Result<(Model, Vec<participant_message::Body>), MpcError> {
+    if site.rows.is_empty() || site.me > 1 {
+        return Err(MpcError::InvalidInput(
+            "this site has no part in the joint model".into(),
+        ));
+    }
+    let (seed, fraction) = (site.job.seed, site.job.holdout_fraction);
+    let design = match site.data {
+        VerticalData::LabelHolder(s) => {
+            LocalDesign::label_holder(&s.features, site.rows, seed, fraction)
+        }
+        VerticalData::Partner(table) => LocalDesign::partner(table, site.rows, seed, fraction),
+    };
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::Rng::fill_bytes(&mut fedseg_common::psi::os_rng(), &mut *bytes);
+    let secret = StaticSecret::from(*bytes);
+    let columns = design.features.len() as u32 + u32::from(site.me == 0);
+    let hello = proto::MpcHello {
+        seal_key: PublicKey::from(&secret).to_bytes().to_vec(),
+        columns,
+    };
+    info!(columns, dropped = ?design.dropped, "joint model: local columns standardised");
+    Ok((
+        Model::Hello {
+            secret,
+            design: Box::new(design),
+        },
+        vec![up(vertical_up::Body::MpcHello(hello))],
+    ))
+}
+
+/// Everything the fit needs, from the roster.
+fn fit_job(
+    site: &Site<'_>,
+    secret: &StaticSecret,
+    design: LocalDesign,
+    roster: proto::MpcRoster,
+) -> Result<FitJob, MpcError> {
+    let me = site.me as usize;
+    let bad = |why: &str| MpcError::InvalidInput(format!("the joint model's roster: {why}"));
+    if roster.seal_keys.len() != 2 || roster.columns.len() != 2 {
+        return Err(bad("not two computing parties"));
+    }
+    let own_columns = design.features.len() as u32 + u32::from(me == 0);
+    if roster.seal_keys[me] != PublicKey::from(secret).to_bytes()
+        || roster.columns[me] != own_columns
+    {
+        return Err(bad("this site's own entry is not what it said"));
+    }
+    if roster.columns[0] < 1 || roster.columns.iter().map(|&c| c as u64).sum::<u64>() > 1024 {
+        return Err(bad("column counts out of range"));
+    }
+    let peer_key: [u8; 32] = roster.seal_keys[1 - me]
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad("a key is not 32 bytes"))?;
+    let link = SealedLink::new(
+        secret,
+        &peer_key,
+        me as u32,
+        1 - me as u32,
+        site.consortium,
+        site.job_id,
+    )?;
+    let mut owners = vec![Owner::Bank; roster.columns[0] as usize];
+    owners.extend(std::iter::repeat_n(
+        Owner::Partner(0),
+        roster.columns[1] as usize,
+    ));
+    let owner = if me == 0 {
+        Owner::Bank
+    } else {
+        Owner::Partner(0)
+    };
+    let mut inputs = Inputs::own(
+        &owners,
+        owner,
+        design.rows(),
+        &design.z,
+        design.labels.as_deref(),
+    )?;
+    inputs.intercept = design.start_intercept();
+    let params = FitParams {
+        owners,
+        holdout: design.holdout.clone(),
+        l2: site.job.l2,
+        tolerance: TOLERANCE,
+        max_steps: MAX_STEPS,
+        momentum: MOMENTUM,
+    };
+    Ok(FitJob {
+        job_id: site.job_id.to_string(),
+        index: me,
+        params,
+        inputs,
+        design,
+        link,
+        output: site.output.to_path_buf(),
+    })
+}
+
+/// Everything the fit needs, fixed before it starts.
+pub(crate) struct FitJob {
+    pub(crate) job_id: String,
+    pub(crate) index: usize,
+    pub(crate) params: FitParams,
+    pub(crate) inputs: Inputs,
+    pub(crate) design: LocalDesign,
+    pub(crate) link: SealedLink,
+    pub(crate) output: PathBuf,
+}
+
+/// Starts the fit in its own thread.
+pub(crate) fn spawn(job: FitJob, outbox: Outbox) -> Worker {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let job_id = job.job_id.clone();
+        if let Err(error) = run(job, rx, &outbox) {
+            warn!(code = error.code(), %error, "joint model: stopped");
+            let failed = proto::VerticalFailed {
+                code: error.code().to_string(),
+                reason: error.to_string(),
+            };
+            let _ = outbox.send((job_id, up(vertical_up::Body::Failed(failed))));
+        }
+    });
+    Worker { tx }
+}
+
+fn run(job: FitJob, rx: Receiver<Inbound>, outbox: &Outbox) -> Result<(), MpcError> {
+    let inbox = Rc::new(RefCell::new(Inbox {
+        rx,
+        link: job.link,
+        openings: VecDeque::new(),
+        opening_chunks: Chunks::default(),
+        correlations: BTreeMap::new(),
+        correlation_chunks: Chunks::default(),
+    }));
+    let send = |body| {
+        outbox
+            .send((job.job_id.clone(), up(body)))
+            .map_err(|_| MpcError::LinkClosed("session"))
+    };
+    let peer = NetPeer {
+        inbox: inbox.clone(),
+        send: &send,
+    };
+    let dealer = NetDealer {
+        inbox,
+        send: &send,
+        next: 0,
+    };
+    let mut party = Party::new(job.index, peer, dealer);
+    let l2 = job.params.l2;
+    let output = Prepared::new(job.params, job.inputs)?
+        .precondition(&mut party)?
+        .run(&mut party)?
+        .finish(&mut party)?;
+    info!(
+        steps = output.steps,
+        converged = output.converged,
+        last_decrements = ?&output.decrements[output.decrements.len().saturating_sub(3)..],
+        "joint model: trained"
+    );
+    conclude(&job.design, &output, l2, &job.output, &send)
+}
+
+/// Writes this party's outputs and, at the bank, sends the report.
+fn conclude(
+    design: &LocalDesign,
+    output: &Output,
+    l2: f64,
+    dir: &std::path::Path,
+    send: &dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
+) -> Result<(), MpcError> {
+    let mut coefficients: Vec<(usize, f64)> = output.coefficients.clone();
+    coefficients.sort_by_key(|(j, _)| *j);
+    let (intercept, own): (Option<f64>, Vec<f64>) = match output.scores {
+        Some(_) => (
+            coefficients.first().map(|c| c.1),
+            coefficients.iter().skip(1).map(|c| c.1).collect(),
+        ),
+        None => (None, coefficients.iter().map(|c| c.1).collect()),
+    };
+    if let Err(error) = joint::write_outputs(dir, design, &own, intercept, output.scores.as_deref())
+    {
+        warn!(%error, "could not write the joint model's local files");
+    }
+    let Some(scores) = &output.scores else {
+        return Ok(());
+    };
+    let quality = |e: Option<Evaluation>| {
+        e.map(|e| proto::ModelQualityReport {
+            auc: e.auc,
+            log_loss: e.log_loss,
+            top_decile_lift: e.top_decile_lift,
+        })
+    };
+    send(vertical_up::Body::Report(proto::VerticalReport {
+        steps: output.steps,
+        converged: output.converged,
+        joint: quality(design.evaluate(scores)),
+        label_holder_only: quality(design.own_model(l2)),
+        holdout_count: design.holdout_count(),
+    }))
+}
+
+/// What arrived for the worker, sorted as it is asked for.
+struct Inbox {
+    rx: Receiver<Inbound>,
+    link: SealedLink,
+    openings: VecDeque<Opening>,
+    opening_chunks: Chunks,
+    correlations: BTreeMap<u64, Correlation>,
+    correlation_chunks: Chunks,
+}
+
+impl Inbox {
+    /// Waits for one message and files it.
+    fn pump(&mut self) -> Result<(), MpcError> {
+        let message = self.rx.recv_timeout(WAIT).map_err(|e| match e {
+            RecvTimeoutError::Timeout => MpcError::LinkClosed("no message in time"),
+            RecvTimeoutError::Disconnected => MpcError::LinkClosed("the job was stopped"),
+        })?;
+        match message {
+            Inbound::Opening(chunk) => {
+                let values = self.link.open(&chunk)?;
+                if let Some(values) =
+                    self.opening_chunks
+                        .add(chunk.seq, chunk.index, chunk.total, values)?
+                {
+                    self.openings.push_back(Opening {
+                        seq: chunk.seq,
+                        values,
+                    });
+                }
+            }
+            Inbound::Correlation(chunk) => {
+                if let Some(corr) = self.correlation_chunks.add_correlation(chunk)? {
+                    self.correlations.insert(corr.seq, corr);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct NetPeer<'a> {
+    inbox: Rc<RefCell<Inbox>>,
+    send: &'a dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
+}
+
+impl PeerLink for NetPeer<'_> {
+    fn exchange(&mut self, mine: Opening) -> Result<Opening, MpcError> {
+        self.send(mine)?;
+        self.receive()
+    }
+
+    fn send(&mut self, msg: Opening) -> Result<(), MpcError> {
+        let chunks = self.inbox.borrow().link.seal(&msg);
+        for chunk in chunks {
+            (self.send)(vertical_up::Body::MpcOpening(chunk))?;
+        }
+        Ok(())
+    }
+
+    fn receive(&mut self) -> Result<Opening, MpcError> {
+        let mut inbox = self.inbox.borrow_mut();
+        loop {
+            if let Some(opening) = inbox.openings.pop_front() {
+                return Ok(opening);
+            }
+            inbox.pump()?;
+        }
+    }
+}
+
+struct NetDealer<'a> {
+    inbox: Rc<RefCell<Inbox>>,
+    send: &'a dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
+    next: u64,
+}
+
+impl DealerLink for NetDealer<'_> {
+    fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
+        (self.send)(vertical_up::Body::MpcRequest(wire::request_to_wire(req)))?;
+        let seq = self.next;
+        self.next += 1;
+        let mut inbox = self.inbox.borrow_mut();
+        loop {
+            if let Some(corr) = inbox.correlations.remove(&seq) {
+                return Ok(corr);
+            }
+            inbox.pump()?;
+        }
+    }
+}
