@@ -49,9 +49,14 @@
 //! request shapes. The in-process [`runner`] records all of it for the
 //! tests.
 //!
-//! Not yet here: a secure comparison to clip |η| beyond 16, and the
-//! networking (a [`engine::PeerLink`] and [`engine::DealerLink`] over the
-//! relay with end-to-end sealing).
+//! On the network (`participant::node::fit`, `coordinator::vertical`),
+//! openings travel sealed end to end ([`wire::SealedLink`]) through the
+//! coordinator, which serves dealer requests from [`wire`]'s shape-only
+//! encoding. Each step adds heavy-ball momentum (a local operation on
+//! shares) that restarts whenever the public decrement grows.
+//!
+//! Not yet here: a secure comparison to clip |η| beyond 16, and helper
+//! partners over the network (the in-process runner has them).
 
 #[cfg(test)]
 mod bench;

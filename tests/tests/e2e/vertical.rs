@@ -432,3 +432,41 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
     c.assert_ledger_verifies("bank-a");
     c.assert_ledger_verifies("fintech-x");
 }
+
+#[test]
+fn demo_vertical_runs_a_whole_vertical_job_in_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = fedseg_tests::free_port();
+    let out = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"))
+        .args(["demo", "--vertical", "--customers", "400", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("bank-a and fintech-x share"), "{stdout}");
+    assert!(stdout.contains("holdout AUC"), "{stdout}");
+    let result: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("out/result.json")).unwrap())
+            .unwrap();
+    assert!(
+        result["vertical"]["contribution"]["joint"]["auc"].is_number(),
+        "{result}"
+    );
+    for site in ["bank-a", "fintech-x"] {
+        let job = fs::read_dir(dir.path().join("sites").join(site).join("out"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert!(job.join("vertical_model.json").exists(), "{site}");
+        assert_eq!(job.join("scores.csv").exists(), site == "bank-a");
+    }
+}
