@@ -72,7 +72,7 @@ pub const MAX_STEPS: u32 = 100;
 
 /// The joint model stops when the per-customer Newton decrement falls
 /// below this.
-pub const TOLERANCE: f64 = 1e-8;
+pub const TOLERANCE: f64 = 1e-11;
 
 /// Heavy-ball momentum of the joint model's steps (see `FitParams`).
 pub const MOMENTUM: f64 = 0.6;

@@ -381,7 +381,12 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
         .chain(floats(&bank["coefficients"]))
         .chain(floats(&fintech["coefficients"]))
         .collect();
-    close(&secure, &beta, 2e-3, "coefficients");
+    // The contract's objective, at the secure and the exact coefficients.
+    let gap = (plain::objective(&x, &y, 8, &secure, 1.0) / plain::objective(&x, &y, 8, &beta, 1.0)) - 1.0;
+    let worst = secure.iter().zip(&beta).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    eprintln!("joint model: largest coefficient difference {worst:.2e}, objective gap {gap:.2e}");
+    assert!(worst < 1e-4, "coefficients {secure:?} vs {beta:?}");
+    assert!(gap.abs() < 1e-6, "objective gap {gap}");
     assert!(fintech.get("intercept").is_none());
     // The bank's joint scores, against the reference's.
     let scores = c.site_output("bank-a", "scores.csv");
@@ -411,7 +416,7 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
     let contribution = &v["contribution"];
     assert_eq!(contribution["holdout_count"], he.len());
     let auc = contribution["joint"]["auc"].as_f64().unwrap();
-    assert!((auc - joint.auc).abs() < 0.01, "{auc} vs {}", joint.auc);
+    assert!((auc - joint.auc).abs() < 0.001, "{auc} vs {}", joint.auc);
     let own_x: Vec<f64> = rows(true).flat_map(|i| design(i)[..6].to_vec()).collect();
     let own = plain::fit(&own_x, &y, 6, 1.0);
     let own_eta: Vec<f64> = rows(false)
