@@ -69,6 +69,8 @@ pub struct JournalWriter {
     next_sequence: u64,
     prev_hash: [u8; 32],
     records: Vec<Record>,
+    /// The bytes of the record this process appended last.
+    last_written: Vec<u8>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalWriteError + '_ {
@@ -134,6 +136,7 @@ impl JournalWriter {
             next_sequence: records.len() as u64,
             prev_hash: records.last().map_or([0u8; 32], |r| r.hash),
             records,
+            last_written: Vec::new(),
         };
         if writer.records.is_empty() {
             let certificate = std::fs::read_to_string(cert_pem).map_err(io(cert_pem))?;
@@ -170,6 +173,7 @@ impl JournalWriter {
         });
         self.next_sequence += 1;
         self.prev_hash = hash;
+        self.last_written = bytes;
         self.crash_if_planned();
         Ok(())
     }
@@ -207,6 +211,12 @@ impl JournalWriter {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
+    }
+
+    /// The exact bytes of the record this process appended last (empty
+    /// before its first append).
+    pub fn last_written(&self) -> &[u8] {
+        &self.last_written
     }
 
     /// Every record, including those written before this process started.

@@ -94,7 +94,11 @@ enum Command {
 enum JournalCommand {
     /// Verify offline, with only the consortium CA certificate: the
     /// coordinator certificate the journal carries, then every hash link and
-    /// signature. Names the first bad record.
+    /// signature. Names the first bad record (exit status 1). A journal
+    /// whose records all verify but where a job has no `job_finished`
+    /// record (a running or crashed coordinator, or a file cut at a record
+    /// boundary) is reported UNFINISHED with each such job's last state,
+    /// exit status 2.
     Verify {
         /// The journal file.
         #[arg(long)]
@@ -255,13 +259,13 @@ fn main() -> Result<()> {
             let verified = fedseg_common::journal::verify(&bytes, &ca_pem).map_err(|e| {
                 anyhow::anyhow!("{}: verification failed at {e}", journal.display())
             })?;
-            println!(
-                "{}: {} records, signed by coordinator {} ({}), chain and signatures verified",
-                journal.display(),
-                verified.records.len(),
-                verified.coordinator,
-                verified.algorithm
-            );
+            let (verdict, complete) = fedseg_coordinator::job::verdict(&verified);
+            println!("{}: {verdict}", journal.display());
+            if !complete {
+                // Distinct from a failed check (1): every record verifies,
+                // but the journal does not show every job's end.
+                std::process::exit(2);
+            }
         }
         Command::Journal(JournalCommand::Show { journal, json }) => {
             let bytes = std::fs::read(&journal)

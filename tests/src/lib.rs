@@ -259,6 +259,23 @@ impl Consortium {
             .unwrap()
     }
 
+    /// `fedseg-participant ledger verify` of `site`'s ledger against
+    /// `journal`.
+    pub fn verify_ledger(&self, site: &str, journal: &Path) -> std::process::Output {
+        Command::new(binary("fedseg-participant"))
+            .args(["ledger", "verify", "--config"])
+            .arg(
+                self.path()
+                    .join("sites")
+                    .join(site)
+                    .join("participant.toml"),
+            )
+            .arg("--journal")
+            .arg(journal)
+            .output()
+            .unwrap()
+    }
+
     /// Replaces the consortium's PKI (`pki/`: CA, coordinator, sites,
     /// auditor) with one whose keys are all of `algorithm` (`ecdsa-p256`
     /// or `ed25519`), made by the real `fedseg-coordinator pki` commands.

@@ -249,6 +249,7 @@ impl Engine<'_> {
                 success,
                 reason: reason.to_string(),
                 result_json,
+                journal_record: self.journal.last_written().to_vec(),
             }),
         )
         .await;

@@ -16,7 +16,7 @@ use crate::journal::JournalWriter;
 use crate::release::ReleasePlan;
 use crate::result::JobResult;
 
-pub use conclude::{conclude, journal_status};
+pub use conclude::{conclude, journal_status, verdict};
 pub use pipeline::PipelineError;
 
 /// Why a job failed.

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedseg_common::journal::Entry;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
@@ -201,6 +202,7 @@ async fn session(
     let mut job: Option<JobState> = None;
     while let Some(message) = inbound.message().await? {
         let (job_id, round) = (message.job_id.clone(), request_round(&message));
+        keep_end_record(ledger, &message)?;
         match handle(config, &mut job, message, stall_at, ledger)? {
             Reply::Send(body) => {
                 if !send(&tx, ledger, &job_id, round, body, None).await? {
@@ -222,6 +224,29 @@ async fn session(
             }
         }
         *ceiling = config.reconnect.initial_ms;
+    }
+    Ok(())
+}
+
+/// Keeps the signed `job_finished` journal record a JobFinished carries in
+/// the ledger, once it reads as the end of that job.
+fn keep_end_record(ledger: &mut Ledger, message: &CoordinatorMessage) -> Result<(), NodeError> {
+    let Some(Body::JobFinished(done)) = &message.body else {
+        return Ok(());
+    };
+    if done.journal_record.is_empty() {
+        return Ok(());
+    }
+    match fedseg_common::journal::peek(&done.journal_record) {
+        Ok((_, Entry::JobFinished { job_id, .. })) if job_id == message.job_id => {
+            ledger.keep_end_record(&message.job_id, &done.journal_record)?;
+        }
+        Ok(_) => {
+            warn!(job = %message.job_id, "JobFinished carried another record than this job's end; not kept")
+        }
+        Err(error) => {
+            warn!(job = %message.job_id, %error, "JobFinished carried an unreadable journal record; not kept")
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod golden;
 mod independent_client;
+mod journal_end;
 mod metrics;
 mod misbehaviour;
 mod pooled;

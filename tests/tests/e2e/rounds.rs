@@ -89,13 +89,7 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
 }
 
 fn ledger_verify(c: &Consortium, site: &str) -> std::process::Output {
-    std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
-        .args(["ledger", "verify", "--config"])
-        .arg(c.path().join("sites").join(site).join("participant.toml"))
-        .arg("--journal")
-        .arg(c.path().join("journal.log"))
-        .output()
-        .unwrap()
+    c.verify_ledger(site, &c.path().join("journal.log"))
 }
 
 /// Every site's egress ledger matches what the signed journal says it
@@ -193,13 +187,7 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("verification failed at record"));
     // A bank matching its ledger against that altered journal refuses it too.
-    let ledger_check = std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
-        .args(["ledger", "verify", "--config"])
-        .arg(c.path().join("sites/bank-a/participant.toml"))
-        .arg("--journal")
-        .arg(&tampered)
-        .output()
-        .unwrap();
+    let ledger_check = c.verify_ledger("bank-a", &tampered);
     assert!(!ledger_check.status.success());
     assert!(String::from_utf8_lossy(&ledger_check.stderr).contains("journal verification failed"));
 }

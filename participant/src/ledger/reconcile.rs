@@ -1,0 +1,225 @@
+//! Matching a site's ledger against a verified journal: every contribution
+//! the journal attributes to the site must be in the ledger byte for byte;
+//! every protocol message the ledger says left must be in the journal, or
+//! have been in flight when the coordinator crashed (the journal then shows
+//! the job resumed after it); and every job end the site was told must be
+//! in the journal, so a journal cut at a record boundary does not pass.
+
+use std::collections::BTreeMap;
+
+use fedseg_common::journal::{self, EndRecordCheck, Entry, VerifiedJournal};
+use fedseg_common::secagg::Phase;
+use sha2::{Digest, Sha256};
+
+use super::LedgerEntry;
+
+/// Kind of the ledger line that keeps the coordinator's signed
+/// `job_finished` record, received with JobFinished (nothing was sent).
+pub const END_RECORD_KIND: &str = "job-finished";
+
+/// What matching a ledger against a journal found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reconciliation {
+    /// Contributions the journal attributes to this site that the ledger
+    /// confirms byte for byte.
+    pub matched: usize,
+    /// Contributions the journal attributes to this site whose digest the
+    /// ledger does not hold.
+    pub mismatched: Vec<String>,
+    /// Protocol messages the ledger says left this site that the journal
+    /// does not account for, with no crash to explain it.
+    pub unaccounted: Vec<String>,
+    /// Protocol messages sent to a coordinator that crashed before
+    /// journaling them, each with the `job_resumed` record that shows it.
+    pub in_flight: Vec<String>,
+    /// Job ends this site was told that the journal holds byte for byte.
+    pub ends_attested: usize,
+    /// Job ends this site was told that the journal lacks (it was cut) or
+    /// holds otherwise.
+    pub ends_missing: Vec<String>,
+    /// Jobs the journal does not show finished, with their last state.
+    pub unfinished: Vec<String>,
+}
+
+impl Reconciliation {
+    /// Whether the ledger and the journal agree (messages in flight at a
+    /// crash and unfinished jobs are reported, not failures).
+    pub fn agrees(&self) -> bool {
+        self.mismatched.is_empty() && self.unaccounted.is_empty() && self.ends_missing.is_empty()
+    }
+}
+
+/// Matches `site`'s ledger against a verified journal.
+pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) -> Reconciliation {
+    let mut found = Reconciliation::default();
+    // Ledger line number -> the journal record that accounts for it.
+    let used = match_contributions(site, ledger, journal, &mut found);
+    for (at, entry) in ledger
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| Phase::from_name(&e.kind).is_some() && !used.contains_key(&e.seq))
+    {
+        match crash_evidence(at, ledger, &used, journal) {
+            Some(evidence) => found
+                .in_flight
+                .push(format!("{}: {evidence}", describe(entry))),
+            None => found
+                .unaccounted
+                .push(format!("{} is not in the journal", describe(entry))),
+        }
+    }
+    for entry in ledger.iter().filter(|e| e.kind == END_RECORD_KIND) {
+        match check_end(entry, journal) {
+            Ok(()) => found.ends_attested += 1,
+            Err(problem) => found
+                .ends_missing
+                .push(format!("ledger line {}: {problem}", entry.seq + 1)),
+        }
+    }
+    found.unfinished = journal::unfinished(&journal.records)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    found
+}
+
+fn describe(e: &LedgerEntry) -> String {
+    format!(
+        "ledger line {}: {} of round {} in {} ({} bytes)",
+        e.seq + 1,
+        e.kind,
+        e.round.map_or("-".to_string(), |r| r.to_string()),
+        e.job_id,
+        e.bytes
+    )
+}
+
+/// Finds, for every phase the journal says this site answered, the ledger
+/// line with that digest; returns which journal record matched which line.
+fn match_contributions(
+    site: &str,
+    ledger: &[LedgerEntry],
+    journal: &VerifiedJournal,
+    found: &mut Reconciliation,
+) -> BTreeMap<u64, u64> {
+    let mut sent: BTreeMap<(&str, &str, Option<u64>), Vec<&LedgerEntry>> = BTreeMap::new();
+    for entry in ledger
+        .iter()
+        .filter(|e| Phase::from_name(&e.kind).is_some())
+    {
+        sent.entry((&entry.job_id, &entry.kind, entry.round))
+            .or_default()
+            .push(entry);
+    }
+    let mut used = BTreeMap::new();
+    for record in &journal.records {
+        let Entry::PhaseCompleted {
+            job_id,
+            round,
+            phase,
+            answered,
+            ..
+        } = &record.entry
+        else {
+            continue;
+        };
+        let Some(digest) = answered.get(site) else {
+            continue;
+        };
+        let key = (job_id.as_str(), phase.name(), Some(*round));
+        match sent.get(&key).and_then(|es| {
+            es.iter()
+                .find(|e| &e.sha256 == digest && !used.contains_key(&e.seq))
+        }) {
+            Some(entry) => {
+                found.matched += 1;
+                used.insert(entry.seq, record.sequence);
+            }
+            None => found.mismatched.push(format!(
+                "journal record {}: {phase} of round {round} in {job_id} with digest {digest} is not in the ledger",
+                record.sequence
+            )),
+        }
+    }
+    used
+}
+
+/// Why a protocol message the journal does not hold was lost to a
+/// coordinator crash, if it was: the journal shows `job_resumed` for its
+/// job after the site's last journaled message, and the message went out
+/// on the same session as that one (so to the process that crashed); or,
+/// with nothing of the job journaled before it, its session broke after
+/// it and the job resumed at or before its round.
+fn crash_evidence(
+    at: usize,
+    ledger: &[LedgerEntry],
+    used: &BTreeMap<u64, u64>,
+    journal: &VerifiedJournal,
+) -> Option<String> {
+    let line = &ledger[at];
+    let after = &ledger[at + 1..];
+    let previous = ledger[..at]
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, e)| e.job_id == line.job_id)
+        .find_map(|(i, e)| used.get(&e.seq).map(|j| (i, *j)));
+    let hello = |lines: &[LedgerEntry]| lines.iter().any(|e| e.kind == "hello");
+    let resumed = journal.records.iter().find_map(|r| match &r.entry {
+        Entry::JobResumed {
+            job_id, next_round, ..
+        } if *job_id == line.job_id => {
+            let fits = match previous {
+                Some((i, journaled)) => r.sequence > journaled && !hello(&ledger[i + 1..at]),
+                None => hello(after) && line.round.is_some_and(|round| round <= *next_round),
+            };
+            fits.then_some((r.sequence, *next_round))
+        }
+        _ => None,
+    })?;
+    Some(format!(
+        "sent to a coordinator that crashed before journaling it: journal record {} \
+         (job_resumed, next round {}) shows the job resumed after it",
+        resumed.0, resumed.1
+    ))
+}
+
+/// Checks one kept `job_finished` record against the journal.
+fn check_end(line: &LedgerEntry, journal: &VerifiedJournal) -> Result<(), String> {
+    let bytes = line
+        .journal_record
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or("the kept job_finished record is missing or not hex")?;
+    if hex::encode(Sha256::digest(&bytes)) != line.sha256 {
+        return Err("the kept job_finished record does not match the line's digest".into());
+    }
+    let check = journal::check_end_record(journal, &bytes).map_err(|e| {
+        format!(
+            "the job_finished record this site received for {} does not verify with this \
+             journal's coordinator key ({e})",
+            line.job_id
+        )
+    })?;
+    match check {
+        EndRecordCheck::Present(record) => match record.entry {
+            Entry::JobFinished { job_id, .. } if job_id == line.job_id => Ok(()),
+            _ => Err(format!(
+                "journal record {} is not the end of job {}",
+                record.sequence, line.job_id
+            )),
+        },
+        EndRecordCheck::Missing {
+            record,
+            journal_records,
+        } => Err(format!(
+            "TRUNCATED JOURNAL: the coordinator told this site that job {} ended with its \
+             signed record {} ({}), but this journal holds only {journal_records} records",
+            line.job_id, record.sequence, line.sha256
+        )),
+        EndRecordCheck::Replaced(record) => Err(format!(
+            "the journal's record {} is not the job_finished of {} this site received",
+            record.sequence, line.job_id
+        )),
+    }
+}
