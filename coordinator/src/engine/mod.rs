@@ -155,6 +155,12 @@ pub struct JobReport {
     pub threshold: u32,
     /// Neighbours per member.
     pub neighbours: u32,
+    /// Members whose input is in at least one released sum.
+    pub took_part: Vec<String>,
+    /// Members that declined the job, with their reasons.
+    pub declined: Vec<crate::result::Declined>,
+    /// Members missing from some released sums, from which round on.
+    pub dropped_out: Vec<crate::result::DroppedOut>,
     /// Every round.
     pub rounds: Vec<RoundRecord>,
     /// Messages refused, by reason code.
@@ -230,6 +236,11 @@ impl Engine<'_> {
         &self.rounds
     }
 
+    /// Members that declined the job, with their reasons.
+    pub fn declined(&self) -> &BTreeMap<String, String> {
+        &self.declined
+    }
+
     /// Journals the job's end and tells every member, with the job's
     /// result when it succeeded.
     pub async fn finish(
@@ -253,10 +264,15 @@ impl Engine<'_> {
             }),
         )
         .await;
+        let (took_part, declined, dropped_out) =
+            crate::result::participation(&self.cohort, &self.declined, &self.rounds);
         Ok(JobReport {
             job_id: self.job.id.clone(),
             config_hash: self.job.config_hash.clone(),
             cohort: self.cohort.clone(),
+            took_part,
+            declined,
+            dropped_out,
             threshold: self.params.threshold,
             neighbours: self.neighbours(),
             rounds: self.rounds,
