@@ -33,6 +33,13 @@ pub enum JournalWriteError {
         /// What is wrong with it.
         error: KeyError,
     },
+    /// The journal was opened to retrace a finished job: nothing may be
+    /// appended.
+    #[error("{path}: opened read-only to retrace a finished job; nothing is appended")]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+    },
     /// The existing journal is damaged or signed by another key; the
     /// coordinator refuses to append to it.
     #[error("existing journal {path}: {error}")]
@@ -71,6 +78,8 @@ pub struct JournalWriter {
     records: Vec<Record>,
     /// The bytes of the record this process appended last.
     last_written: Vec<u8>,
+    /// Whether appending is refused from now on.
+    read_only: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalWriteError + '_ {
@@ -137,6 +146,7 @@ impl JournalWriter {
             prev_hash: records.last().map_or([0u8; 32], |r| r.hash),
             records,
             last_written: Vec::new(),
+            read_only: false,
         };
         if writer.records.is_empty() {
             let certificate = std::fs::read_to_string(cert_pem).map_err(io(cert_pem))?;
@@ -152,6 +162,11 @@ impl JournalWriter {
     /// coordinator are on disk (fsync) before this returns; the others are
     /// written in order and reach the disk with the next such record.
     pub fn append(&mut self, entry: Entry) -> Result<(), JournalWriteError> {
+        if self.read_only {
+            return Err(JournalWriteError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
         let unix_ms = now_ms();
         let bytes = journal::encode_record(
             &self.key,
@@ -211,6 +226,17 @@ impl JournalWriter {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
+    }
+
+    /// Refuses every append from now on (a finished job is retraced from
+    /// the journal without writing to it).
+    pub fn make_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// Whether appends are refused.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The exact bytes of the record this process appended last (empty

@@ -84,9 +84,17 @@ pub enum EngineError {
     /// The journal holds this job with another configuration.
     #[error("the journal holds job {0} with another configuration; use another job_id")]
     ConfigChanged(String),
-    /// The journal says this job already finished.
-    #[error("job {0} already finished; its rounds are in the journal")]
+    /// The journal says this job already ended in failure.
+    #[error("job {0} already ended (it failed); its rounds are in the journal")]
     AlreadyFinished(String),
+    /// A finished job could not be retraced from its journal.
+    #[error("job {job} finished, but its journaled rounds do not retrace it: {reason}")]
+    NotRetraced {
+        /// Job identifier.
+        job: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The journal could not be written; nothing more may happen.
     #[error(transparent)]
     Journal(#[from] JournalWriteError),
@@ -249,6 +257,9 @@ impl Engine<'_> {
         reason: &str,
         result_json: String,
     ) -> Result<JobReport, EngineError> {
+        if self.journal.is_read_only() {
+            return self.retraced(success, reason);
+        }
         self.journal.append(Entry::JobFinished {
             job_id: self.job.id.clone(),
             success,
@@ -264,9 +275,33 @@ impl Engine<'_> {
             }),
         )
         .await;
+        Ok(self.report())
+    }
+
+    /// The end of a job retraced from the journal ([`Engine::retrace`]):
+    /// its report, when the job's steps used every journaled round and
+    /// asked for no other.
+    fn retraced(self, success: bool, reason: &str) -> Result<JobReport, EngineError> {
+        let failed = |reason: String| EngineError::NotRetraced {
+            job: self.job.id.clone(),
+            reason,
+        };
+        if !success {
+            return Err(failed(reason.to_string()));
+        }
+        if !self.replay.is_empty() {
+            return Err(failed(format!(
+                "{} journaled rounds were left over",
+                self.replay.len()
+            )));
+        }
+        Ok(self.report())
+    }
+
+    fn report(self) -> JobReport {
         let (took_part, declined, dropped_out) =
             crate::result::participation(&self.cohort, &self.declined, &self.rounds);
-        Ok(JobReport {
+        JobReport {
             job_id: self.job.id.clone(),
             config_hash: self.job.config_hash.clone(),
             cohort: self.cohort.clone(),
@@ -277,7 +312,7 @@ impl Engine<'_> {
             neighbours: self.neighbours(),
             rounds: self.rounds,
             rejected_messages: self.rejected,
-        })
+        }
     }
 
     /// Neighbours per member.

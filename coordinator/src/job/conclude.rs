@@ -76,6 +76,25 @@ pub fn conclude(
     Ok(shown)
 }
 
+/// Checks, before the first round, that `out` is a directory this process
+/// can write (creating it if need be), so that a job never runs to its end
+/// only to find it cannot write its result.
+pub fn check_out(out: &Path) -> Result<(), JobError> {
+    std::fs::create_dir_all(out).map_err(|source| JobError::Write {
+        what: "creating",
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let probe = out.join(".fedseg-write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| JobError::Write {
+            what: "writing",
+            path: probe,
+            source,
+        })
+}
+
 /// Journals that job `job_id` failed with `error`, unless the journal's
 /// last record already ends it (the engine journals the failures it sees).
 /// The journal itself may be what failed, so a failure to append is

@@ -11,12 +11,12 @@ pub mod vector_sums;
 use thiserror::Error;
 
 use crate::config::{CoordinatorConfig, Job};
-use crate::engine::{Engine, EngineError, JobReport, Transport};
+use crate::engine::{Engine, EngineError, JobReport, Resume, Transport};
 use crate::journal::JournalWriter;
 use crate::release::ReleasePlan;
 use crate::result::JobResult;
 
-pub use conclude::{conclude, journal_status, verdict};
+pub use conclude::{check_out, conclude, journal_status, verdict};
 pub use pipeline::PipelineError;
 
 /// Why a job failed.
@@ -62,15 +62,23 @@ pub async fn run_job(
     journal: &mut JournalWriter,
 ) -> Result<Finished, JobError> {
     let budget = ReleasePlan::of(job).map(|plan| plan.budget());
-    let mut engine = Engine::start(
-        transport,
-        config.rounds.clone(),
-        &config.participants,
-        job,
-        journal,
-        budget,
-    )
-    .await?;
+    // A job the journal shows finished is retraced from its journaled
+    // rounds, so a rerun writes its outputs again.
+    let finished = Resume::read(journal.records(), job)?.filter(|r| r.finished);
+    let mut engine = match finished {
+        Some(resume) => Engine::retrace(transport, config.rounds.clone(), job, journal, resume)?,
+        None => {
+            Engine::start(
+                transport,
+                config.rounds.clone(),
+                &config.participants,
+                job,
+                journal,
+                budget,
+            )
+            .await?
+        }
+    };
     if job.config.secure_sum.is_some() {
         return Ok((vector_sums::run(engine).await?, None));
     }

@@ -19,5 +19,6 @@ mod privacy;
 mod propensity;
 mod real_data;
 mod recovery;
+mod rerun;
 mod rounds;
 mod segmentation;
