@@ -43,3 +43,4 @@ pub mod result;
 pub mod segmentation;
 pub mod server;
 pub mod service;
+pub mod tls_accept;

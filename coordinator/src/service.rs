@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::metrics::Metrics;
 use fedseg_common::identity::{Member, Role, member_of};
@@ -137,14 +138,26 @@ impl Hub {
         self.metrics.connected.set(0);
     }
 
-    fn register(&self, id: &str, outbox: Outbox) -> u64 {
+    /// Registers a session of `id`, unless one is live already: a second
+    /// session with the same identity is refused (and counted), never
+    /// allowed to take over the first. A session whose stream is gone
+    /// (its peer left, or missed a keep-alive ping) is replaced.
+    fn register(&self, id: &str, outbox: Outbox) -> Result<u64, Status> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let mut links = self.links.lock().expect("hub lock");
+        if links.get(id).is_some_and(|(_, live)| !live.is_closed()) {
+            drop(links);
+            self.metrics.rejected_connection("duplicate_session");
+            warn!(identity = %id, "refused a second session of an identity whose session is live");
+            return Err(Status::already_exists(format!(
+                "{id} already has a live session with this coordinator"
+            )));
+        }
         links.insert(id.to_string(), (session, outbox));
         self.metrics.connected.set(links.len() as i64);
         drop(links);
         let _ = self.events.send(Event::Connected(id.to_string()));
-        session
+        Ok(session)
     }
 
     fn unregister(&self, id: &str, session: u64) {
@@ -225,19 +238,23 @@ pub struct CoordinatorService {
     hub: Arc<Hub>,
     admission: Arc<Admission>,
     status: Arc<Mutex<JobStatusResponse>>,
+    hello_timeout: Duration,
 }
 
 impl CoordinatorService {
-    /// A service feeding `hub`, reporting `status`.
+    /// A service feeding `hub`, reporting `status`; a session must start
+    /// with Hello within `hello_timeout`.
     pub fn new(
         hub: Arc<Hub>,
         admission: Arc<Admission>,
         status: Arc<Mutex<JobStatusResponse>>,
+        hello_timeout: Duration,
     ) -> Self {
         Self {
             hub,
             admission,
             status,
+            hello_timeout,
         }
     }
 }
@@ -257,11 +274,22 @@ impl Coordinator for CoordinatorService {
             return Err(Status::permission_denied("only participants open sessions"));
         }
         let mut inbound = request.into_inner();
-        let hello = match inbound.message().await? {
-            Some(ParticipantMessage {
-                body: Some(participant_message::Body::Hello(h)),
-            }) => h,
-            _ => return Err(Status::invalid_argument("a session starts with Hello")),
+        let first = tokio::time::timeout(self.hello_timeout, inbound.message()).await;
+        let hello = match first {
+            Err(_) => {
+                self.hub.metrics.rejected_connection("no_hello");
+                warn!(identity = %member.id, "closed a session that sent no Hello in time");
+                return Err(Status::deadline_exceeded(format!(
+                    "no Hello within {:?}",
+                    self.hello_timeout
+                )));
+            }
+            Ok(first) => match first? {
+                Some(ParticipantMessage {
+                    body: Some(participant_message::Body::Hello(h)),
+                }) => h,
+                _ => return Err(Status::invalid_argument("a session starts with Hello")),
+            },
         };
         if hello.protocol_version != PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
@@ -280,8 +308,8 @@ impl Coordinator for CoordinatorService {
         tx.send(Ok(welcome))
             .await
             .map_err(|_| Status::unavailable("session closed"))?;
+        let session = self.hub.register(&member.id, tx)?;
         info!(identity = %member.id, software = %hello.software, "participant connected");
-        let session = self.hub.register(&member.id, tx);
         let hub = self.hub.clone();
         tokio::spawn(async move {
             loop {

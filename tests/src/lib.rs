@@ -259,6 +259,48 @@ impl Consortium {
             .unwrap()
     }
 
+    /// A gRPC channel to the coordinator over mutual TLS with member
+    /// `id`'s certificate from the consortium's PKI.
+    pub async fn channel(&self, id: &str) -> tonic::transport::Channel {
+        let pki = self.path().join("pki");
+        let tls = fedseg_common::mtls::TlsFiles {
+            ca: pki.join("ca.crt"),
+            cert: pki.join(format!("{id}.crt")),
+            key: pki.join(format!("{id}.key")),
+        };
+        tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{}", self.port))
+            .unwrap()
+            .tls_config(tls.client_config("coordinator").unwrap())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Adds `key = value` lines to coordinator.toml's `[rounds]` table.
+    pub fn set_rounds(&self, lines: &str) {
+        let config = self.path().join("coordinator.toml");
+        let text = fs::read_to_string(&config).unwrap().replacen(
+            "[rounds]\n",
+            &format!("[rounds]\n{lines}"),
+            1,
+        );
+        fs::write(&config, text).unwrap();
+    }
+
+    /// Serves `/metrics` and `/healthz` on a free port; returns the port.
+    pub fn enable_metrics(&self) -> u16 {
+        let port = free_port();
+        let config = self.path().join("coordinator.toml");
+        let text = fs::read_to_string(&config).unwrap().replacen(
+            "journal = ",
+            &format!("metrics_listen = \"127.0.0.1:{port}\"\njournal = "),
+            1,
+        );
+        fs::write(&config, text).unwrap();
+        port
+    }
+
     /// `fedseg-participant ledger verify` of `site`'s ledger against
     /// `journal`.
     pub fn verify_ledger(&self, site: &str, journal: &Path) -> std::process::Output {
@@ -457,6 +499,21 @@ impl Consortium {
             fs::read_to_string(self.path().join("out/result.json")).expect("result.json written");
         serde_json::from_str(&text).unwrap()
     }
+}
+
+/// A plain HTTP GET on loopback: the response's head and body.
+pub fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
 }
 
 /// A JSON array of numbers.

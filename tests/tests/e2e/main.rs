@@ -22,3 +22,4 @@ mod recovery;
 mod rerun;
 mod rounds;
 mod segmentation;
+mod sessions;

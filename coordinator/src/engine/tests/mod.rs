@@ -320,6 +320,7 @@ fn settings() -> RoundSettings {
         cohort_timeout_s: 1.0,
         epoch_rounds: 2,
         max_message_bytes: 1 << 20,
+        ..RoundSettings::default()
     }
 }
 
