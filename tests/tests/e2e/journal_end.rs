@@ -68,6 +68,17 @@ fn a_journal_cut_before_job_finished_is_unfinished_and_fails_every_ledger() {
         assert!(text(&out).contains("TRUNCATED JOURNAL"), "{}", text(&out));
     }
 
+    // `ledger show` says what the journal covers of each line.
+    let shown = std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
+        .args(["ledger", "show", "--config"])
+        .arg(c.path().join("sites/bank-a/participant.toml"))
+        .output()
+        .unwrap();
+    let shown = text(&shown);
+    for word in ["checked", " journal ", " signed ", " local ", "Local only"] {
+        assert!(shown.contains(word), "{word}: {shown}");
+    }
+
     let full = c.verify_journal(&journal);
     assert!(full.status.success(), "{}", text(&full));
     assert!(text(&full).contains("all 1 jobs ended"), "{}", text(&full));

@@ -208,6 +208,13 @@ fn kill_during(phase: &str) -> Vec<Value> {
     others.clear();
     let rounds = checked_rounds(&c);
     assert_eq!(released(&rounds), 3, "{rounds:?}");
+    // The result names who took part and who dropped out, from when.
+    let result = c.result();
+    assert_eq!(result["took_part"], serde_json::json!(c.sites[..4]));
+    let dropped = result["dropped_out"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1, "{result}");
+    assert_eq!(dropped[0]["participant"], "bank-e");
+    assert_eq!(dropped[0]["rounds_missed"], 3);
     rounds
 }
 
