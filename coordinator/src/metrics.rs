@@ -75,8 +75,8 @@ impl Default for Metrics {
         let rejected_connections = Family::<Labels, Counter>::default();
         registry.register(
             "rejected_connections",
-            "Connections and sessions refused, by reason: tls_handshake, \
-             handshake_timeout, no_hello, duplicate_session",
+            "Connections, calls and sessions refused, by reason: tls_handshake, \
+             bad_certificate, handshake_timeout, not_admitted, no_hello, duplicate_session",
             rejected_connections.clone(),
         );
         let connected = Gauge::default();

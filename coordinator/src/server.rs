@@ -84,7 +84,7 @@ pub async fn start(
         source,
     })?;
     let (hub, events) = Hub::new();
-    let admission = Admission::new(&config.participants, &config.auditors);
+    let admission = Admission::new(&config.participants, &config.auditors, hub.metrics.clone());
     let status = Arc::new(Mutex::new(JobStatusResponse::default()));
     let limit = config.rounds.max_message_bytes;
     let coordinator = CoordinatorServer::new(CoordinatorService::new(

@@ -173,18 +173,21 @@ impl Hub {
 }
 
 /// Who may call what: built from `coordinator.toml`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Admission {
     participants: HashSet<String>,
     auditors: HashSet<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Admission {
-    /// Admits the listed participants and auditors.
-    pub fn new(participants: &[String], auditors: &[String]) -> Arc<Self> {
+    /// Admits the listed participants and auditors; refusals are counted
+    /// in `metrics` (`not_admitted`).
+    pub fn new(participants: &[String], auditors: &[String], metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             participants: participants.iter().cloned().collect(),
             auditors: auditors.iter().cloned().collect(),
+            metrics,
         })
     }
 
@@ -205,6 +208,7 @@ impl Admission {
             Role::Coordinator | Role::Analyst => false,
         };
         if !listed {
+            self.metrics.rejected_connection("not_admitted");
             warn!(identity = %member.id, role = %member.role, "refused an identity not on the consortium list");
             return Err(Status::permission_denied(format!(
                 "{} is not admitted",

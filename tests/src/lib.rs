@@ -516,6 +516,24 @@ pub fn http_get(port: u16, path: &str) -> (String, String) {
     (head.to_string(), body.to_string())
 }
 
+/// `fedseg_rejected_connections_total{reason}` as the coordinator's
+/// `/metrics` on `port` reports it (0 when not yet counted).
+pub fn rejected_connections(port: u16, reason: &str) -> f64 {
+    let body = http_get(port, "/metrics").1;
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "fedseg_rejected_connections_total"
+                && s.labels.get("reason") == Some(reason)
+        })
+        .map_or(0.0, |s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+}
+
 /// A JSON array of numbers.
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()

@@ -10,26 +10,9 @@ use std::time::{Duration, Instant};
 
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{self, ParticipantMessage, participant_message};
-use fedseg_tests::{Consortium, http_get};
+use fedseg_tests::{Consortium, rejected_connections as rejected};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-
-/// `fedseg_rejected_connections_total{reason}` as `/metrics` reports it.
-fn rejected(port: u16, reason: &str) -> f64 {
-    let body = http_get(port, "/metrics").1;
-    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
-    scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "fedseg_rejected_connections_total"
-                && s.labels.get("reason") == Some(reason)
-        })
-        .map_or(0.0, |s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            ref other => panic!("{other:?}"),
-        })
-}
 
 /// Whether the coordinator closes `stream` within `within` (a read ends).
 fn closed_within(mut stream: TcpStream, within: Duration) -> bool {
