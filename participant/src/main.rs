@@ -281,6 +281,9 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
     for line in &found.in_flight {
         println!("in flight at a coordinator crash, not journaled: {line}");
     }
+    for line in &found.not_received {
+        println!("not accepted by the coordinator: {line}");
+    }
     for line in &found.unfinished {
         println!("the journal does not show this job's end: {line}");
     }
@@ -295,11 +298,12 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
     }
     println!(
         "{} contributions of {} in the journal match the ledger ({} lines checked; {} sent \
-         while the coordinator crashed; {} job ends attested)",
+         while the coordinator crashed; {} not accepted in time; {} job ends attested)",
         found.matched,
         config.id,
         entries.len(),
         found.in_flight.len(),
+        found.not_received.len(),
         found.ends_attested
     );
     Ok(())

@@ -32,6 +32,9 @@ pub struct Reconciliation {
     /// Protocol messages sent to a coordinator that crashed before
     /// journaling them, each with the `job_resumed` record that shows it.
     pub in_flight: Vec<String>,
+    /// Protocol messages the coordinator did not accept in time: the
+    /// journal's record of that phase lists this site as silent.
+    pub not_received: Vec<String>,
     /// Job ends this site was told that the journal holds byte for byte.
     pub ends_attested: usize,
     /// Job ends this site was told that the journal lacks (it was cut) or
@@ -59,13 +62,20 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
         .enumerate()
         .filter(|(_, e)| Phase::from_name(&e.kind).is_some() && !used.contains_key(&e.seq))
     {
-        match crash_evidence(at, ledger, &used, journal) {
-            Some(evidence) => found
+        if let Some(evidence) = crash_evidence(at, ledger, &used, journal) {
+            found
                 .in_flight
-                .push(format!("{}: {evidence}", describe(entry))),
-            None => found
+                .push(format!("{}: {evidence}", describe(entry)));
+        } else if let Some(record) = silent_in(&ledger[at], site, journal) {
+            found.not_received.push(format!(
+                "{}: journal record {record} lists this site silent in that phase \
+                 (the message came late or never arrived)",
+                describe(entry)
+            ));
+        } else {
+            found
                 .unaccounted
-                .push(format!("{} is not in the journal", describe(entry))),
+                .push(format!("{} is not in the journal", describe(entry)));
         }
     }
     for entry in ledger.iter().filter(|e| e.kind == END_RECORD_KIND) {
@@ -184,6 +194,27 @@ fn crash_evidence(
     ))
 }
 
+/// The journal record of `line`'s phase that lists `site` as silent, if
+/// any: the coordinator states it did not accept that message.
+fn silent_in(line: &LedgerEntry, site: &str, journal: &VerifiedJournal) -> Option<u64> {
+    journal.records.iter().find_map(|r| match &r.entry {
+        Entry::PhaseCompleted {
+            job_id,
+            round,
+            phase,
+            silent,
+            ..
+        } if *job_id == line.job_id
+            && Some(*round) == line.round
+            && phase.name() == line.kind
+            && silent.iter().any(|s| s == site) =>
+        {
+            Some(r.sequence)
+        }
+        _ => None,
+    })
+}
+
 /// Checks one kept `job_finished` record against the journal.
 fn check_end(line: &LedgerEntry, journal: &VerifiedJournal) -> Result<(), String> {
     let bytes = line
@@ -221,5 +252,140 @@ fn check_end(line: &LedgerEntry, journal: &VerifiedJournal) -> Result<(), String
             "the journal's record {} is not the job_finished of {} this site received",
             record.sequence, line.job_id
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use fedseg_common::journal::Record;
+    use fedseg_common::keys::KeyAlgorithm;
+
+    use super::*;
+
+    const SITE: &str = "bank-a";
+
+    /// A ledger of (kind, round, digest) lines of job `j`.
+    fn ledger(lines: &[(&str, Option<u64>, &str)]) -> Vec<LedgerEntry> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, round, digest))| LedgerEntry {
+                seq: i as u64,
+                unix_ms: 0,
+                job_id: if *kind == "hello" { "" } else { "j" }.into(),
+                round: *round,
+                kind: kind.to_string(),
+                bytes: 1,
+                sha256: digest.to_string(),
+                prev: String::new(),
+                rho: None,
+                journal_record: None,
+            })
+            .collect()
+    }
+
+    fn phase(round: u64, phase: Phase, answered: Option<&str>) -> Entry {
+        let (answered, silent) = match answered {
+            Some(d) => (BTreeMap::from([(SITE.to_string(), d.to_string())]), vec![]),
+            None => (BTreeMap::new(), vec![SITE.to_string()]),
+        };
+        Entry::PhaseCompleted {
+            job_id: "j".into(),
+            round,
+            phase,
+            answered,
+            silent,
+        }
+    }
+
+    fn resumed(next_round: u64) -> Entry {
+        Entry::JobResumed {
+            job_id: "j".into(),
+            completed: 0,
+            next_round,
+        }
+    }
+
+    fn journal(entries: Vec<Entry>) -> VerifiedJournal {
+        VerifiedJournal {
+            coordinator: "coordinator".into(),
+            algorithm: KeyAlgorithm::Ed25519,
+            records: entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| Record {
+                    sequence: i as u64 + 1,
+                    unix_ms: 0,
+                    hash: [0; 32],
+                    entry,
+                })
+                .collect(),
+        }
+    }
+
+    const ADV: (&str, Option<u64>, &str) = ("advertise-keys", Some(0), "d1");
+    const MASKED: (&str, Option<u64>, &str) = ("masked-input", Some(0), "d2");
+    const HELLO: (&str, Option<u64>, &str) = ("hello", None, "h");
+    const ADV_AGAIN: (&str, Option<u64>, &str) = ("advertise-keys", Some(1), "d3");
+
+    #[test]
+    fn a_message_sent_to_a_coordinator_that_crashed_is_told_apart_from_tampering() {
+        let crashed = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            resumed(1),
+            phase(1, Phase::AdvertiseKeys, Some("d3")),
+        ]);
+        let found = reconcile(
+            SITE,
+            &ledger(&[HELLO, ADV, MASKED, HELLO, ADV_AGAIN]),
+            &crashed,
+        );
+        assert_eq!((found.matched, found.in_flight.len()), (2, 1), "{found:?}");
+        assert!(found.agrees() && found.in_flight[0].contains("journal record 2"));
+
+        // Without the restart in the journal, the same line is unaccounted.
+        let running = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            phase(1, Phase::AdvertiseKeys, Some("d3")),
+        ]);
+        let found = reconcile(
+            SITE,
+            &ledger(&[HELLO, ADV, MASKED, HELLO, ADV_AGAIN]),
+            &running,
+        );
+        assert_eq!(found.unaccounted.len(), 1, "{found:?}");
+        assert!(!found.agrees());
+
+        // Sent on a later session than the last journaled message: not to
+        // the process that crashed, so no excuse.
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, HELLO, MASKED]), &crashed);
+        assert_eq!(found.unaccounted.len(), 1, "{found:?}");
+
+        // A rewritten digest: the journal's contribution is missing from
+        // the ledger, and the line is in no journal record.
+        let tampered = ("masked-input", Some(0), "forged");
+        let honest = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            phase(0, Phase::MaskedInput, Some("d2")),
+        ]);
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, tampered]), &honest);
+        assert_eq!((found.mismatched.len(), found.unaccounted.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_message_the_journal_says_came_late_is_reported_not_failed() {
+        let late = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            phase(0, Phase::MaskedInput, None),
+        ]);
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, MASKED]), &late);
+        assert_eq!(
+            (found.matched, found.not_received.len()),
+            (1, 1),
+            "{found:?}"
+        );
+        assert!(found.agrees());
     }
 }
