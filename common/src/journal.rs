@@ -33,7 +33,7 @@ use crate::identity::{Role, member_of};
 use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
 
 mod end;
-pub use end::{EndRecordCheck, JobEnd, check_end_record, job_ends, peek, unfinished};
+pub use end::{EndRecordCheck, JobEnd, check_end_record, job_ends, peek, record_bytes, unfinished};
 
 /// The first bytes of every record body.
 pub const MAGIC: &[u8; 4] = b"FSJ1";

@@ -228,6 +228,12 @@ impl JournalWriter {
         }
     }
 
+    /// The exact bytes of record `sequence`, read back from the file.
+    pub fn record_bytes(&self, sequence: u64) -> Result<Option<Vec<u8>>, JournalWriteError> {
+        let bytes = std::fs::read(&self.path).map_err(io(&self.path))?;
+        Ok(journal::record_bytes(&bytes, sequence).map(<[u8]>::to_vec))
+    }
+
     /// Refuses every append from now on (a finished job is retraced from
     /// the journal without writing to it).
     pub fn make_read_only(&mut self) {

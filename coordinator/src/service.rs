@@ -6,7 +6,7 @@
 //! send to the round engine as [`Event`]s. Identities come only from the
 //! verified mTLS certificate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
+
+/// Job ends kept for members that reconnect.
+pub const KEPT_MESSAGES: usize = 16;
 
 /// Wire protocol version this coordinator speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -45,6 +48,8 @@ type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
 /// Connected participants and the engine's event queue.
 pub struct Hub {
     links: Mutex<HashMap<String, (u64, Outbox)>>,
+    /// Messages for members' next sessions (the ends of the last jobs).
+    kept: Mutex<VecDeque<(HashSet<String>, CoordinatorMessage)>>,
     events: mpsc::UnboundedSender<Event>,
     next_session: AtomicU64,
     /// The coordinator's metrics, traffic counters included (protobuf
@@ -83,6 +88,7 @@ impl Hub {
         let (events, receiver) = mpsc::unbounded_channel();
         let hub = Arc::new(Self {
             links: Mutex::new(HashMap::new()),
+            kept: Mutex::new(VecDeque::new()),
             events,
             next_session: AtomicU64::new(1),
             metrics: Arc::new(Metrics::default()),
@@ -131,6 +137,17 @@ impl Hub {
         }
     }
 
+    /// Keeps `message` for `members`' next sessions (the last
+    /// [`KEPT_MESSAGES`] only): a member that was not connected when a job
+    /// ended gets its end when it reconnects.
+    pub fn keep_for_reconnects(&self, members: &[String], message: CoordinatorMessage) {
+        let mut kept = self.kept.lock().expect("kept lock");
+        if kept.len() == KEPT_MESSAGES {
+            kept.pop_front();
+        }
+        kept.push_back((members.iter().cloned().collect(), message));
+    }
+
     /// Ends every session (participants see their stream close and will
     /// reconnect to whatever serves next).
     pub fn close_all(&self) {
@@ -152,6 +169,12 @@ impl Hub {
             return Err(Status::already_exists(format!(
                 "{id} already has a live session with this coordinator"
             )));
+        }
+        // What this member missed, right after its Welcome.
+        for (members, message) in self.kept.lock().expect("kept lock").iter() {
+            if members.contains(id) {
+                let _ = outbox.try_send(Ok(message.clone()));
+            }
         }
         links.insert(id.to_string(), (session, outbox));
         self.metrics.connected.set(links.len() as i64);

@@ -7,6 +7,7 @@
 //! Format: one JSON object per line; `prev` is the SHA-256 (hex) of the
 //! previous line's bytes (64 zeros for the first line).
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,10 @@ pub struct Ledger {
     metrics: Option<SiteMetrics>,
     /// (unix ms, job, ρ) of every release this site paid privacy for.
     spends: Vec<(i64, String, f64)>,
+    /// Jobs this site sent a protocol message for.
+    contributed: HashSet<String>,
+    /// SHA-256 of every job end record kept.
+    ends: HashSet<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
@@ -190,6 +195,16 @@ impl Ledger {
                 .iter()
                 .filter_map(|e| Some((e.unix_ms, e.job_id.clone(), e.rho?)))
                 .collect(),
+            contributed: entries
+                .iter()
+                .filter(|e| Phase::from_name(&e.kind).is_some())
+                .map(|e| e.job_id.clone())
+                .collect(),
+            ends: entries
+                .iter()
+                .filter(|e| e.kind == END_RECORD_KIND)
+                .map(|e| e.sha256.clone())
+                .collect(),
         })
     }
 
@@ -223,6 +238,9 @@ impl Ledger {
         rho: Option<f64>,
     ) -> Result<(), LedgerError> {
         let unix_ms = self.append(job_id, round, kind, encoded, rho, None)?;
+        if Phase::from_name(kind).is_some() {
+            self.contributed.insert(job_id.to_string());
+        }
         if let Some(rho) = rho {
             self.spends.push((unix_ms, job_id.to_string(), rho));
         }
@@ -239,6 +257,10 @@ impl Ledger {
     /// (sent with JobFinished) as a line of kind [`END_RECORD_KIND`], so
     /// `ledger verify` can tell when a journal was cut before it.
     pub fn keep_end_record(&mut self, job_id: &str, record: &[u8]) -> Result<(), LedgerError> {
+        // The same end told again (after a reconnection) is kept once.
+        if !self.ends.insert(hex::encode(Sha256::digest(record))) {
+            return Ok(());
+        }
         self.append(
             job_id,
             None,
@@ -248,6 +270,12 @@ impl Ledger {
             Some(hex::encode(record)),
         )
         .map(|_| ())
+    }
+
+    /// Whether this site sent any protocol message of `job_id` (so took
+    /// part in it), in this session or earlier ones.
+    pub fn contributed_to(&self, job_id: &str) -> bool {
+        self.contributed.contains(job_id)
     }
 
     /// Writes one line and returns its time once it is on disk.

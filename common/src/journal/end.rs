@@ -126,6 +126,15 @@ pub fn peek(record: &[u8]) -> Result<(u64, Entry), JournalError> {
     Ok((sequence, entry))
 }
 
+/// The exact bytes of record `sequence` of an encoded journal (as a
+/// participant receives it with JobFinished), if the journal holds it.
+pub fn record_bytes(journal: &[u8], sequence: u64) -> Option<&[u8]> {
+    split(journal)
+        .ok()?
+        .get(usize::try_from(sequence).ok()?)
+        .map(|raw| raw.bytes)
+}
+
 fn single(record: &[u8]) -> Result<Raw<'_>, JournalError> {
     let mut raws = split(record)?;
     if raws.len() != 1 {

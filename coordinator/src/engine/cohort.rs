@@ -87,6 +87,7 @@ impl<'a> Engine<'a> {
         info!(job = %job.id, rounds = resume.completed.len(), "the journal says this job finished: retracing its journaled rounds, asking nobody");
         journal.make_read_only();
         let declined = std::mem::take(&mut resume.declined);
+        let end_record = resume.end_record;
         let mut engine = Engine::assemble(
             Box::new(transport),
             settings,
@@ -100,6 +101,7 @@ impl<'a> Engine<'a> {
             .filter(|&m| !declined.contains_key(&engine.cohort[m as usize]))
             .collect();
         engine.declined = declined;
+        engine.end_record = end_record;
         Ok(engine)
     }
 
@@ -137,6 +139,7 @@ impl<'a> Engine<'a> {
             epoch: None,
             next_epoch: resume.next_epoch,
             privacy_spent: 0.0,
+            end_record: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //! - [`transport`]: what the engine needs from the sessions.
 
 mod cohort;
+mod end;
 mod epoch;
 mod events;
 pub mod resume;
@@ -27,9 +28,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use fedseg_common::journal::Entry;
 use fedseg_common::privacy::PrivacyError;
-use fedseg_common::proto::{self, CoordinatorMessage, coordinator_message};
+use fedseg_common::proto::{CoordinatorMessage, coordinator_message};
 use fedseg_common::secagg::coordinator::Epoch;
 use fedseg_common::secagg::{JobParams, SecAggError};
 use serde::Serialize;
@@ -215,6 +215,9 @@ pub struct Engine<'a> {
     next_epoch: u32,
     /// zCDP ρ the job's releases spent so far, replayed ones included.
     privacy_spent: f64,
+    /// When retracing a finished job: the sequence number of its journaled
+    /// `job_finished` record.
+    end_record: Option<u64>,
 }
 
 impl Engine<'_> {
@@ -247,72 +250,6 @@ impl Engine<'_> {
     /// Members that declined the job, with their reasons.
     pub fn declined(&self) -> &BTreeMap<String, String> {
         &self.declined
-    }
-
-    /// Journals the job's end and tells every member, with the job's
-    /// result when it succeeded.
-    pub async fn finish(
-        self,
-        success: bool,
-        reason: &str,
-        result_json: String,
-    ) -> Result<JobReport, EngineError> {
-        if self.journal.is_read_only() {
-            return self.retraced(success, reason);
-        }
-        self.journal.append(Entry::JobFinished {
-            job_id: self.job.id.clone(),
-            success,
-            reason: reason.to_string(),
-        })?;
-        self.broadcast(
-            0..self.cohort.len() as u32,
-            coordinator_message::Body::JobFinished(proto::JobFinished {
-                success,
-                reason: reason.to_string(),
-                result_json,
-                journal_record: self.journal.last_written().to_vec(),
-            }),
-        )
-        .await;
-        Ok(self.report())
-    }
-
-    /// The end of a job retraced from the journal ([`Engine::retrace`]):
-    /// its report, when the job's steps used every journaled round and
-    /// asked for no other.
-    fn retraced(self, success: bool, reason: &str) -> Result<JobReport, EngineError> {
-        let failed = |reason: String| EngineError::NotRetraced {
-            job: self.job.id.clone(),
-            reason,
-        };
-        if !success {
-            return Err(failed(reason.to_string()));
-        }
-        if !self.replay.is_empty() {
-            return Err(failed(format!(
-                "{} journaled rounds were left over",
-                self.replay.len()
-            )));
-        }
-        Ok(self.report())
-    }
-
-    fn report(self) -> JobReport {
-        let (took_part, declined, dropped_out) =
-            crate::result::participation(&self.cohort, &self.declined, &self.rounds);
-        JobReport {
-            job_id: self.job.id.clone(),
-            config_hash: self.job.config_hash.clone(),
-            cohort: self.cohort.clone(),
-            took_part,
-            declined,
-            dropped_out,
-            threshold: self.params.threshold,
-            neighbours: self.neighbours(),
-            rounds: self.rounds,
-            rejected_messages: self.rejected,
-        }
     }
 
     /// Neighbours per member.

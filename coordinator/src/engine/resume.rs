@@ -25,6 +25,8 @@ pub struct Resume {
     pub declined: BTreeMap<String, String>,
     /// Whether the journal shows the job finished successfully.
     pub finished: bool,
+    /// The sequence number of its `job_finished` record, then.
+    pub end_record: Option<u64>,
 }
 
 impl Resume {
@@ -70,6 +72,7 @@ impl Resume {
                         return Err(EngineError::AlreadyFinished(job.id.clone()));
                     }
                     resume.finished = true;
+                    resume.end_record = Some(record.sequence);
                 }
                 Entry::CohortFixed { job_id, cohort, .. } if *job_id == job.id => {
                     resume.cohort = cohort.clone();

@@ -33,7 +33,9 @@ use crate::output;
 use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
+mod catch_up;
 mod offer;
+use catch_up::catch_up;
 use offer::accept_offer;
 
 /// Wire protocol version this node speaks.
@@ -301,18 +303,25 @@ fn handle(
         }
         Body::JobFinished(done) => {
             info!(job = %message.job_id, success = done.success, "job finished");
-            if let Some(finished) = job.take().filter(|j| j.id == message.job_id)
-                && done.success
-                && !done.result_json.is_empty()
-            {
-                match output::write_job(
-                    &config.output,
-                    &finished.id,
-                    finished.site.as_ref(),
-                    &done.result_json,
-                ) {
-                    Ok(dir) => info!(dir = %dir.display(), "wrote this site's local results"),
-                    Err(error) => warn!(%error, "could not write the local results"),
+            let ours = job
+                .take_if(|j| j.id == message.job_id)
+                .map(|finished| finished.site);
+            if done.success && !done.result_json.is_empty() {
+                match ours {
+                    Some(site) => {
+                        match output::write_job(
+                            &config.output,
+                            &message.job_id,
+                            site.as_ref(),
+                            &done.result_json,
+                        ) {
+                            Ok(dir) => {
+                                info!(dir = %dir.display(), "wrote this site's local results")
+                            }
+                            Err(error) => warn!(%error, "could not write the local results"),
+                        }
+                    }
+                    None => catch_up(config, ledger, &message.job_id, &done.result_json),
                 }
             }
             return Ok(Reply::Nothing);
