@@ -76,7 +76,8 @@ impl Default for Metrics {
         registry.register(
             "rejected_connections",
             "Connections, calls and sessions refused, by reason: tls_handshake, \
-             bad_certificate, handshake_timeout, not_admitted, no_hello, duplicate_session",
+             bad_certificate, handshake_timeout, silent_after_handshake, \
+             closed_after_handshake, not_admitted, no_hello, duplicate_session",
             rejected_connections.clone(),
         );
         let connected = Gauge::default();

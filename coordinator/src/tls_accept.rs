@@ -2,10 +2,13 @@
 //! that every refused handshake is counted in `/metrics` and a connection
 //! that does not finish its handshake in time is closed: a TCP connection
 //! that never speaks, or a client that stalls half-way, holds nothing for
-//! long. The accepted streams go to tonic, which reads the client
-//! certificate from them as from its own.
+//! long; so is one that finishes its handshake and then sends nothing.
+//! The accepted streams go to tonic, which reads the client certificate
+//! from them as from its own.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fedseg_common::mtls::{TlsError, TlsFiles};
@@ -14,11 +17,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
@@ -91,16 +96,97 @@ fn reason(error: &std::io::Error) -> &'static str {
     }
 }
 
-/// Accepts connections on `listener`, each with `handshake` to finish its
-/// TLS handshake; the streams that do, in order, for tonic. Refused and
-/// timed-out handshakes are counted in `metrics` and closed. Stops (and
-/// closes the listener) when tonic drops the stream.
+/// A TLS stream whose first bytes were read before it was handed to
+/// tonic (so that a connection that finishes its handshake and then says
+/// nothing is closed, not held): those bytes are read back first.
+pub struct Primed {
+    inner: TlsStream<TcpStream>,
+    first: Vec<u8>,
+    at: usize,
+}
+
+impl AsyncRead for Primed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.first.len() {
+            let n = buf.remaining().min(this.first.len() - this.at);
+            buf.put_slice(&this.first[this.at..this.at + n]);
+            this.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Primed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Primed {
+    // The TLS stream's own: tonic reads the client certificate from it.
+    type ConnectInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+/// Finishes the TLS handshake of `tcp` and waits for its first bytes, each
+/// within `limit`; the refusal reason to count otherwise.
+async fn prime(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    limit: Duration,
+) -> Result<Primed, &'static str> {
+    let mut inner = match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(reason(&error)),
+        Err(_) => return Err("handshake_timeout"),
+    };
+    let mut first = vec![0u8; 1024];
+    match tokio::time::timeout(limit, inner.read(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {
+            first.truncate(n);
+            Ok(Primed {
+                inner,
+                first,
+                at: 0,
+            })
+        }
+        Ok(_) => Err("closed_after_handshake"),
+        Err(_) => Err("silent_after_handshake"),
+    }
+}
+
+/// Accepts connections on `listener`, each with `limit` to finish its TLS
+/// handshake and then again to send its first bytes; the streams that do,
+/// in order, for tonic. Refused, timed-out and silent connections are
+/// counted in `metrics` and closed. Stops (and closes the listener) when
+/// tonic drops the stream.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
-    handshake: Duration,
+    limit: Duration,
     metrics: Arc<Metrics>,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> ReceiverStream<Result<Primed, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -121,17 +207,13 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let (acceptor, tx, metrics) = (acceptor.clone(), tx.clone(), metrics.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
+                match prime(&acceptor, tcp, limit).await {
+                    Ok(stream) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
-                    Ok(Err(error)) => {
-                        debug!(%peer, %error, "refused a TLS handshake");
-                        metrics.rejected_connection(reason(&error));
-                    }
-                    Err(_) => {
-                        debug!(%peer, "closed a connection that did not finish its TLS handshake");
-                        metrics.rejected_connection("handshake_timeout");
+                    Err(reason) => {
+                        debug!(%peer, reason, "closed a connection");
+                        metrics.rejected_connection(reason);
                     }
                 }
             });

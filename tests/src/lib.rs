@@ -520,8 +520,20 @@ pub fn http_get(port: u16, path: &str) -> (String, String) {
 }
 
 /// `fedseg_rejected_connections_total{reason}` as the coordinator's
-/// `/metrics` on `port` reports it (0 when not yet counted).
-pub fn rejected_connections(port: u16, reason: &str) -> f64 {
+/// `/metrics` on `port` reports it, once it reaches `want` or after 3 s (a
+/// connection is closed a moment before it is counted).
+pub fn rejected_connections(port: u16, reason: &str, want: f64) -> f64 {
+    let start = Instant::now();
+    loop {
+        let n = rejected_now(port, reason);
+        if n >= want || start.elapsed() > Duration::from_secs(3) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn rejected_now(port: u16, reason: &str) -> f64 {
     let body = http_get(port, "/metrics").1;
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
     scrape

@@ -125,8 +125,8 @@ async fn only_listed_consortium_members_get_in() {
     ));
     // Every refusal is counted: the refused handshakes, the unlisted caller.
     // (A client may try a refused handshake more than once.)
-    assert!(rejected_connections(metrics, "bad_certificate") >= 2.0);
-    assert!(rejected_connections(metrics, "not_admitted") >= 1.0);
+    assert!(rejected_connections(metrics, "bad_certificate", 2.0) >= 2.0);
+    assert!(rejected_connections(metrics, "not_admitted", 1.0) >= 1.0);
 
     // An auditor may not open a participant session.
     let auditor = channel(c.port, &files(&pki_dir, &ca, "auditor"))

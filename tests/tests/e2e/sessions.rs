@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{self, ParticipantMessage, participant_message};
-use fedseg_tests::{Consortium, rejected_connections as rejected};
+use fedseg_tests::{Consortium, rejected_connections as counted};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
@@ -61,12 +61,51 @@ fn connections_that_never_finish_their_handshake_are_closed_and_counted() {
         );
     }
     assert!(started.elapsed() < Duration::from_secs(6));
-    assert_eq!(rejected(metrics, "handshake_timeout"), 4.0);
-    assert_eq!(rejected(metrics, "tls_handshake"), 1.0);
+    assert_eq!(counted(metrics, "handshake_timeout", 4.0), 4.0);
+    assert_eq!(counted(metrics, "tls_handshake", 1.0), 1.0);
 }
 
 /// Opens a session as `id` that sends what arrives on `rx`; the status it
 /// ends with (before or after its first message).
+/// A TLS connection with `id`'s consortium certificate that finishes its
+/// handshake and then sends nothing; how long until the coordinator closes
+/// it (at most `within`).
+async fn silent_tls(c: &Consortium, id: &str, within: Duration) -> Duration {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::AsyncReadExt;
+    let pki = c.path().join("pki");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.join("ca.crt")).unwrap())
+        .unwrap();
+    let chain = vec![CertificateDer::from_pem_file(pki.join(format!("{id}.crt"))).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(pki.join(format!("{id}.key"))).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", c.port))
+        .await
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = ServerName::try_from("coordinator").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    // Ends with 0 bytes or an error when the coordinator closes it.
+    while let Ok(Ok(n)) = tokio::time::timeout(within, tls.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+    }
+    started.elapsed()
+}
+
 async fn refused_session(
     c: &Consortium,
     id: &str,
@@ -101,7 +140,7 @@ async fn a_second_session_of_a_live_identity_is_refused_and_a_silent_one_closed(
     tx.send(hello()).await.unwrap();
     let refused = refused_session(&c, "bank-a", rx).await;
     assert_eq!(refused.code(), Code::AlreadyExists, "{refused:?}");
-    assert_eq!(rejected(metrics, "duplicate_session"), 1.0);
+    assert_eq!(counted(metrics, "duplicate_session", 1.0), 1.0);
     // The real bank-a's session went on.
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -116,5 +155,11 @@ async fn a_second_session_of_a_live_identity_is_refused_and_a_silent_one_closed(
     let closed = refused_session(&c, "bank-b", rx).await;
     assert_eq!(closed.code(), Code::DeadlineExceeded, "{closed:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(rejected(metrics, "no_hello"), 1.0);
+    assert_eq!(counted(metrics, "no_hello", 1.0), 1.0);
+
+    // A member's certificate, a finished handshake, then nothing at all:
+    // closed after hello_timeout_s, not held.
+    let held = silent_tls(&c, "bank-b", Duration::from_secs(10)).await;
+    assert!(held < Duration::from_secs(5), "held for {held:?}");
+    assert_eq!(counted(metrics, "silent_after_handshake", 1.0), 1.0);
 }
