@@ -32,6 +32,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::identity::{Role, member_of};
 use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
 
+mod end;
+pub use end::{EndRecordCheck, JobEnd, check_end_record, job_ends, peek, record_bytes, unfinished};
+
 /// The first bytes of every record body.
 pub const MAGIC: &[u8; 4] = b"FSJ1";
 /// Prefixed to the body before signing, so a journal signature can never be

@@ -109,10 +109,17 @@ impl TlsFiles {
     }
 
     fn identity(&self) -> Result<Identity, TlsError> {
+        let (cert, key) = self.identity_pem()?;
+        Ok(Identity::from_pem(cert, key))
+    }
+
+    /// This member's certificate and private key, PEM bytes (the key
+    /// refused when every user may read it).
+    pub fn identity_pem(&self) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
         let cert = read_pem(&self.cert, "certificate", "BEGIN CERTIFICATE")?;
         check_key_mode(&self.key)?;
         let key = read_pem(&self.key, "private key", "PRIVATE KEY")?;
-        Ok(Identity::from_pem(cert, key))
+        Ok((cert, key))
     }
 
     /// Server settings: this member's identity, client certificates required

@@ -312,6 +312,32 @@ pub struct Privacy {
     pub clip: Option<[f64; DIM]>,
 }
 
+/// A cohort member that declined the job, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declined {
+    /// The member.
+    pub participant: String,
+    /// Its reason.
+    pub reason: String,
+}
+
+/// A member that accepted the job but whose input is missing from some
+/// released sums (it stopped answering, or left after its pairwise
+/// secrets were reconstructed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedOut {
+    /// The member.
+    pub participant: String,
+    /// The first released round whose sum does not cover it.
+    pub round: u64,
+    /// What that round computed.
+    pub purpose: String,
+    /// Released rounds whose sum does not cover it.
+    pub rounds_missed: usize,
+    /// Whether the job's last released round covers it again.
+    pub back_by_end: bool,
+}
+
 /// `result.json` of a segmentation job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobResult {
@@ -319,8 +345,18 @@ pub struct JobResult {
     pub job_id: String,
     /// SHA-256 of job.toml.
     pub config_hash: String,
-    /// Cohort identities.
+    /// Cohort identities: every member the job was offered to, whether it
+    /// took part or not (see `took_part`, `declined`, `dropped_out`).
     pub cohort: Vec<String>,
+    /// Members whose input is in at least one released sum.
+    #[serde(default)]
+    pub took_part: Vec<String>,
+    /// Members that declined the job, with their reasons.
+    #[serde(default)]
+    pub declined: Vec<Declined>,
+    /// Members missing from some released sums, from which round on.
+    #[serde(default)]
+    pub dropped_out: Vec<DroppedOut>,
     /// Reference date.
     pub as_of: String,
     /// Pooled counts.

@@ -57,6 +57,13 @@ pub struct RoundSettings {
     pub epoch_rounds: u32,
     /// Largest message accepted or sent, in bytes.
     pub max_message_bytes: usize,
+    /// Seconds a new connection has to finish its TLS handshake, and then
+    /// again to open its session with Hello; it is closed otherwise.
+    pub hello_timeout_s: f64,
+    /// Seconds between HTTP/2 keep-alive pings on an idle connection; a
+    /// connection that leaves a ping unanswered this long is closed, so a
+    /// peer that vanished does not keep its session.
+    pub keepalive_s: f64,
 }
 
 impl Default for RoundSettings {
@@ -66,6 +73,8 @@ impl Default for RoundSettings {
             cohort_timeout_s: 120.0,
             epoch_rounds: 16,
             max_message_bytes: 64 << 20,
+            hello_timeout_s: 10.0,
+            keepalive_s: 20.0,
         }
     }
 }
@@ -73,6 +82,9 @@ impl Default for RoundSettings {
 /// Longest phase or cohort wait accepted: a day. (A larger one is a typo,
 /// and `Duration` cannot hold every float.)
 pub const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// Longest TLS handshake, Hello or keep-alive wait accepted: an hour.
+pub const MAX_SESSION_TIMEOUT_S: f64 = 3_600.0;
 
 /// Smallest message size limit that still carries a key set-up.
 pub const MIN_MESSAGE_BYTES: usize = 64 << 10;
@@ -93,6 +105,16 @@ impl RoundSettings {
                 "must be a number of seconds in (0, 86400]",
             ));
         }
+        let session = |t: f64| t > 0.0 && t <= MAX_SESSION_TIMEOUT_S;
+        if !session(self.hello_timeout_s) {
+            return Err((
+                "hello_timeout_s",
+                "must be a number of seconds in (0, 3600]",
+            ));
+        }
+        if !session(self.keepalive_s) {
+            return Err(("keepalive_s", "must be a number of seconds in (0, 3600]"));
+        }
         if self.epoch_rounds == 0 {
             return Err(("epoch_rounds", "must be at least 1"));
         }
@@ -105,6 +127,16 @@ impl RoundSettings {
     /// The phase timeout as a duration.
     pub fn phase_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.phase_timeout_s)
+    }
+
+    /// The TLS handshake and Hello timeout as a duration.
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.hello_timeout_s)
+    }
+
+    /// The keep-alive interval (and ping timeout) as a duration.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs_f64(self.keepalive_s)
     }
 
     /// The cohort timeout as a duration.
@@ -238,6 +270,11 @@ mod tests {
                 "rounds.max_message_bytes",
             ),
             ("[rounds]\nepoch_rounds = 0\n", "rounds.epoch_rounds"),
+            (
+                "[rounds]\nhello_timeout_s = 0.0\n",
+                "rounds.hello_timeout_s",
+            ),
+            ("[rounds]\nkeepalive_s = 1e9\n", "rounds.keepalive_s"),
         ] {
             let error = load(extra, "\"bank-a\", \"bank-b\"").unwrap_err();
             assert!(error.contains(key), "{key}: {error}");

@@ -33,6 +33,13 @@ pub enum JournalWriteError {
         /// What is wrong with it.
         error: KeyError,
     },
+    /// The journal was opened to retrace a finished job: nothing may be
+    /// appended.
+    #[error("{path}: opened read-only to retrace a finished job; nothing is appended")]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+    },
     /// The existing journal is damaged or signed by another key; the
     /// coordinator refuses to append to it.
     #[error("existing journal {path}: {error}")]
@@ -71,6 +78,10 @@ pub struct JournalWriter {
     next_sequence: u64,
     prev_hash: [u8; 32],
     records: Vec<Record>,
+    /// The bytes of the record this process appended last.
+    last_written: Vec<u8>,
+    /// Whether appending is refused from now on.
+    read_only: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalWriteError + '_ {
@@ -136,6 +147,8 @@ impl JournalWriter {
             next_sequence: records.len() as u64,
             prev_hash: records.last().map_or([0u8; 32], |r| r.hash),
             records,
+            last_written: Vec::new(),
+            read_only: false,
         };
         if writer.records.is_empty() {
             let certificate = std::fs::read_to_string(cert_pem).map_err(io(cert_pem))?;
@@ -151,6 +164,11 @@ impl JournalWriter {
     /// coordinator are on disk (fsync) before this returns; the others are
     /// written in order and reach the disk with the next such record.
     pub fn append(&mut self, entry: Entry) -> Result<(), JournalWriteError> {
+        if self.read_only {
+            return Err(JournalWriteError::ReadOnly {
+                path: self.path.clone(),
+            });
+        }
         let unix_ms = now_ms();
         let bytes = journal::encode_record(
             &self.key,
@@ -172,6 +190,7 @@ impl JournalWriter {
         });
         self.next_sequence += 1;
         self.prev_hash = hash;
+        self.last_written = bytes;
         self.crash_if_planned();
         Ok(())
     }
@@ -209,6 +228,29 @@ impl JournalWriter {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
         }
+    }
+
+    /// The exact bytes of record `sequence`, read back from the file.
+    pub fn record_bytes(&self, sequence: u64) -> Result<Option<Vec<u8>>, JournalWriteError> {
+        let bytes = std::fs::read(&self.path).map_err(io(&self.path))?;
+        Ok(journal::record_bytes(&bytes, sequence).map(<[u8]>::to_vec))
+    }
+
+    /// Refuses every append from now on (a finished job is retraced from
+    /// the journal without writing to it).
+    pub fn make_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// Whether appends are refused.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The exact bytes of the record this process appended last (empty
+    /// before its first append).
+    pub fn last_written(&self) -> &[u8] {
+        &self.last_written
     }
 
     /// Every record, including those written before this process started.

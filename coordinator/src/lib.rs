@@ -43,4 +43,5 @@ pub mod result;
 pub mod segmentation;
 pub mod server;
 pub mod service;
+pub mod tls_accept;
 pub mod vertical;

@@ -7,12 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use fedseg_common::identity::Role;
-use fedseg_common::journal::Entry;
 use fedseg_common::keys::KeyAlgorithm;
 use fedseg_coordinator::bench::{self, SecureSumConfig};
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
 use fedseg_coordinator::engine::HubTransport;
-use fedseg_coordinator::job::{conclude, run_job};
+use fedseg_coordinator::job::{check_out, conclude, run_job};
 use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::pki::{self, Validity};
 use fedseg_coordinator::{demo, journal_view, server};
@@ -98,7 +97,11 @@ enum Command {
 enum JournalCommand {
     /// Verify offline, with only the consortium CA certificate: the
     /// coordinator certificate the journal carries, then every hash link and
-    /// signature. Names the first bad record.
+    /// signature. Names the first bad record (exit status 1). A journal
+    /// whose records all verify but where a job has no `job_finished`
+    /// record (a running or crashed coordinator, or a file cut at a record
+    /// boundary) is reported UNFINISHED with each such job's last state,
+    /// exit status 2.
     Verify {
         /// The journal file.
         #[arg(long)]
@@ -268,13 +271,13 @@ fn main() -> Result<()> {
             let verified = fedseg_common::journal::verify(&bytes, &ca_pem).map_err(|e| {
                 anyhow::anyhow!("{}: verification failed at {e}", journal.display())
             })?;
-            println!(
-                "{}: {} records, signed by coordinator {} ({}), chain and signatures verified",
-                journal.display(),
-                verified.records.len(),
-                verified.coordinator,
-                verified.algorithm
-            );
+            let (verdict, complete) = fedseg_coordinator::job::verdict(&verified);
+            println!("{}: {verdict}", journal.display());
+            if !complete {
+                // Distinct from a failed check (1): every record verifies,
+                // but the journal does not show every job's end.
+                std::process::exit(2);
+            }
         }
         Command::Journal(JournalCommand::Show { journal, json }) => {
             let bytes = std::fs::read(&journal)
@@ -311,24 +314,22 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
     let job = job
         .map(|(j, out)| Job::load(j).map(|job| (job, out)))
         .transpose()?;
+    if let Some((_, out)) = &job {
+        writable_out(out)?;
+    }
     let running = server::start(&config, fedseg_common::process::shutdown_signal()).await?;
     if let Some((job, out)) = job {
+        // A finished job is retraced from the journal: its outputs are
+        // written again, nobody is asked anything.
         let mut journal = JournalWriter::for_coordinator(&config)?;
-        let finished = journal.records().iter().any(
-            |r| matches!(&r.entry, Entry::JobFinished { job_id, success: true, .. } if *job_id == job.id),
-        );
-        if finished {
-            info!(job = %job.id, "the journal says this job finished; serving only");
-        } else {
-            let mut events = running.events;
-            let sessions = HubTransport::new(running.hub.clone(), &mut events);
-            let outcome = run_job(sessions, &config, &job, &mut journal).await;
-            match conclude(outcome, &mut journal, &config, job.id.clone(), out) {
-                Ok(shown) => show(shown),
-                Err(error) => {
-                    let error = anyhow::Error::from(error);
-                    tracing::error!(error = %format!("{error:#}"), "the job failed; still serving");
-                }
+        let mut events = running.events;
+        let sessions = HubTransport::new(running.hub.clone(), &mut events);
+        let outcome = run_job(sessions, &config, &job, &mut journal).await;
+        match conclude(outcome, &mut journal, &config, job.id.clone(), out) {
+            Ok(shown) => show(shown),
+            Err(error) => {
+                let error = anyhow::Error::from(error);
+                tracing::error!(error = %format!("{error:#}"), "the job failed; still serving");
             }
         }
     }
@@ -336,9 +337,20 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
     Ok(())
 }
 
+/// Fails at once, naming `--out`, when the result could not be written.
+fn writable_out(out: &Path) -> Result<()> {
+    check_out(out).with_context(|| {
+        format!(
+            "--out {} must be a directory this coordinator can create and write",
+            out.display()
+        )
+    })
+}
+
 async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
     let job = Job::load(job_path)?;
+    writable_out(out)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let running = server::start(&config, async move {
         let _ = stopped.await;

@@ -34,6 +34,7 @@ pub struct Metrics {
     phase_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     dropouts: Counter,
     rejected: Family<Labels, Counter>,
+    rejected_connections: Family<Labels, Counter>,
     /// Participants with an open session.
     pub connected: Gauge,
     /// Protobuf bytes received from participants.
@@ -71,6 +72,14 @@ impl Default for Metrics {
             "Participant messages refused, by reason",
             rejected.clone(),
         );
+        let rejected_connections = Family::<Labels, Counter>::default();
+        registry.register(
+            "rejected_connections",
+            "Connections, calls and sessions refused, by reason: tls_handshake, \
+             bad_certificate, handshake_timeout, silent_after_handshake, \
+             closed_after_handshake, not_admitted, no_hello, duplicate_session",
+            rejected_connections.clone(),
+        );
         let connected = Gauge::default();
         registry.register(
             "participants_connected",
@@ -106,6 +115,7 @@ impl Default for Metrics {
             phase_seconds,
             dropouts,
             rejected,
+            rejected_connections,
             connected,
         }
     }
@@ -125,6 +135,13 @@ impl Metrics {
         self.phase_seconds
             .get_or_create(&vec![("phase".to_string(), phase.to_string())])
             .observe(seconds);
+    }
+
+    /// Counts a refused connection or session.
+    pub fn rejected_connection(&self, reason: &str) {
+        self.rejected_connections
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc();
     }
 
     /// Counts a refused message.

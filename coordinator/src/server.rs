@@ -15,7 +15,6 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tracing::info;
@@ -23,6 +22,7 @@ use tracing::info;
 use crate::audit::AuditService;
 use crate::config::CoordinatorConfig;
 use crate::service::{Admission, CoordinatorService, Event, Hub};
+use crate::tls_accept::{self, AcceptError};
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -31,6 +31,9 @@ pub enum ServerError {
     /// TLS material is missing or wrong.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The TLS settings could not be built.
+    #[error(transparent)]
+    Accept(#[from] AcceptError),
     /// The listening address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,7 +72,7 @@ pub async fn start(
     config: &CoordinatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, ServerError> {
-    let tls = config.tls.server_config()?;
+    let tls = Arc::new(tls_accept::server_config(&config.tls)?);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -81,13 +84,14 @@ pub async fn start(
         source,
     })?;
     let (hub, events) = Hub::new();
-    let admission = Admission::new(&config.participants, &config.auditors);
+    let admission = Admission::new(&config.participants, &config.auditors, hub.metrics.clone());
     let status = Arc::new(Mutex::new(JobStatusResponse::default()));
     let limit = config.rounds.max_message_bytes;
     let coordinator = CoordinatorServer::new(CoordinatorService::new(
         hub.clone(),
         admission.clone(),
         status.clone(),
+        config.rounds.hello_timeout(),
     ))
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
@@ -95,8 +99,12 @@ pub async fn start(
     reporter
         .set_serving::<CoordinatorServer<CoordinatorService>>()
         .await;
+    // TLS is done by `tls_accept`; a vanished peer's connection is closed
+    // when it leaves a keep-alive ping unanswered.
+    let keepalive = config.rounds.keepalive();
     let router = Server::builder()
-        .tls_config(tls)?
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
         .add_service(InterceptedService::new(
             coordinator,
             admission.interceptor(PARTICIPANTS),
@@ -130,9 +138,13 @@ pub async fn start(
         shutdown.await;
         closing.close_all();
     };
-    let task = tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+    let incoming = tls_accept::incoming(
+        listener,
+        tls,
+        config.rounds.hello_timeout(),
+        hub.metrics.clone(),
     );
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown));
     Ok(Running {
         events,
         hub,

@@ -6,10 +6,11 @@
 //! send to the round engine as [`Event`]s. Identities come only from the
 //! verified mTLS certificate.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::metrics::Metrics;
 use fedseg_common::identity::{Member, Role, member_of};
@@ -24,6 +25,9 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
+
+/// Job ends kept for members that reconnect.
+pub const KEPT_MESSAGES: usize = 16;
 
 /// Wire protocol version this coordinator speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -44,6 +48,8 @@ type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
 /// Connected participants and the engine's event queue.
 pub struct Hub {
     links: Mutex<HashMap<String, (u64, Outbox)>>,
+    /// Messages for members' next sessions (the ends of the last jobs).
+    kept: Mutex<VecDeque<(HashSet<String>, CoordinatorMessage)>>,
     events: mpsc::UnboundedSender<Event>,
     next_session: AtomicU64,
     /// The coordinator's metrics, traffic counters included (protobuf
@@ -82,6 +88,7 @@ impl Hub {
         let (events, receiver) = mpsc::unbounded_channel();
         let hub = Arc::new(Self {
             links: Mutex::new(HashMap::new()),
+            kept: Mutex::new(VecDeque::new()),
             events,
             next_session: AtomicU64::new(1),
             metrics: Arc::new(Metrics::default()),
@@ -130,6 +137,17 @@ impl Hub {
         }
     }
 
+    /// Keeps `message` for `members`' next sessions (the last
+    /// [`KEPT_MESSAGES`] only): a member that was not connected when a job
+    /// ended gets its end when it reconnects.
+    pub fn keep_for_reconnects(&self, members: &[String], message: CoordinatorMessage) {
+        let mut kept = self.kept.lock().expect("kept lock");
+        if kept.len() == KEPT_MESSAGES {
+            kept.pop_front();
+        }
+        kept.push_back((members.iter().cloned().collect(), message));
+    }
+
     /// Ends every session (participants see their stream close and will
     /// reconnect to whatever serves next).
     pub fn close_all(&self) {
@@ -137,14 +155,32 @@ impl Hub {
         self.metrics.connected.set(0);
     }
 
-    fn register(&self, id: &str, outbox: Outbox) -> u64 {
+    /// Registers a session of `id`, unless one is live already: a second
+    /// session with the same identity is refused (and counted), never
+    /// allowed to take over the first. A session whose stream is gone
+    /// (its peer left, or missed a keep-alive ping) is replaced.
+    fn register(&self, id: &str, outbox: Outbox) -> Result<u64, Status> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let mut links = self.links.lock().expect("hub lock");
+        if links.get(id).is_some_and(|(_, live)| !live.is_closed()) {
+            drop(links);
+            self.metrics.rejected_connection("duplicate_session");
+            warn!(identity = %id, "refused a second session of an identity whose session is live");
+            return Err(Status::already_exists(format!(
+                "{id} already has a live session with this coordinator"
+            )));
+        }
+        // What this member missed, right after its Welcome.
+        for (members, message) in self.kept.lock().expect("kept lock").iter() {
+            if members.contains(id) {
+                let _ = outbox.try_send(Ok(message.clone()));
+            }
+        }
         links.insert(id.to_string(), (session, outbox));
         self.metrics.connected.set(links.len() as i64);
         drop(links);
         let _ = self.events.send(Event::Connected(id.to_string()));
-        session
+        Ok(session)
     }
 
     fn unregister(&self, id: &str, session: u64) {
@@ -160,18 +196,21 @@ impl Hub {
 }
 
 /// Who may call what: built from `coordinator.toml`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Admission {
     participants: HashSet<String>,
     auditors: HashSet<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Admission {
-    /// Admits the listed participants and auditors.
-    pub fn new(participants: &[String], auditors: &[String]) -> Arc<Self> {
+    /// Admits the listed participants and auditors; refusals are counted
+    /// in `metrics` (`not_admitted`).
+    pub fn new(participants: &[String], auditors: &[String], metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             participants: participants.iter().cloned().collect(),
             auditors: auditors.iter().cloned().collect(),
+            metrics,
         })
     }
 
@@ -192,6 +231,7 @@ impl Admission {
             Role::Coordinator | Role::Analyst => false,
         };
         if !listed {
+            self.metrics.rejected_connection("not_admitted");
             warn!(identity = %member.id, role = %member.role, "refused an identity not on the consortium list");
             return Err(Status::permission_denied(format!(
                 "{} is not admitted",
@@ -225,19 +265,23 @@ pub struct CoordinatorService {
     hub: Arc<Hub>,
     admission: Arc<Admission>,
     status: Arc<Mutex<JobStatusResponse>>,
+    hello_timeout: Duration,
 }
 
 impl CoordinatorService {
-    /// A service feeding `hub`, reporting `status`.
+    /// A service feeding `hub`, reporting `status`; a session must start
+    /// with Hello within `hello_timeout`.
     pub fn new(
         hub: Arc<Hub>,
         admission: Arc<Admission>,
         status: Arc<Mutex<JobStatusResponse>>,
+        hello_timeout: Duration,
     ) -> Self {
         Self {
             hub,
             admission,
             status,
+            hello_timeout,
         }
     }
 }
@@ -257,11 +301,22 @@ impl Coordinator for CoordinatorService {
             return Err(Status::permission_denied("only participants open sessions"));
         }
         let mut inbound = request.into_inner();
-        let hello = match inbound.message().await? {
-            Some(ParticipantMessage {
-                body: Some(participant_message::Body::Hello(h)),
-            }) => h,
-            _ => return Err(Status::invalid_argument("a session starts with Hello")),
+        let first = tokio::time::timeout(self.hello_timeout, inbound.message()).await;
+        let hello = match first {
+            Err(_) => {
+                self.hub.metrics.rejected_connection("no_hello");
+                warn!(identity = %member.id, "closed a session that sent no Hello in time");
+                return Err(Status::deadline_exceeded(format!(
+                    "no Hello within {:?}",
+                    self.hello_timeout
+                )));
+            }
+            Ok(first) => match first? {
+                Some(ParticipantMessage {
+                    body: Some(participant_message::Body::Hello(h)),
+                }) => h,
+                _ => return Err(Status::invalid_argument("a session starts with Hello")),
+            },
         };
         if hello.protocol_version != PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
@@ -280,8 +335,8 @@ impl Coordinator for CoordinatorService {
         tx.send(Ok(welcome))
             .await
             .map_err(|_| Status::unavailable("session closed"))?;
+        let session = self.hub.register(&member.id, tx)?;
         info!(identity = %member.id, software = %hello.software, "participant connected");
-        let session = self.hub.register(&member.id, tx);
         let hub = self.hub.clone();
         tokio::spawn(async move {
             loop {

@@ -7,18 +7,20 @@
 //! Format: one JSON object per line; `prev` is the SHA-256 (hex) of the
 //! previous line's bytes (64 zeros for the first line).
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use fedseg_common::journal::{Entry, VerifiedJournal};
 use fedseg_common::secagg::Phase;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::SiteMetrics;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+mod reconcile;
+pub use reconcile::{END_RECORD_KIND, Reconciliation, reconcile};
 
 /// Why the ledger cannot be used.
 #[derive(Debug, Error)]
@@ -75,7 +77,35 @@ pub struct LedgerEntry {
     /// under differential privacy), as it computed it itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rho: Option<f64>,
+    /// On a line of kind [`END_RECORD_KIND`] (received, not sent): the
+    /// coordinator's signed `job_finished` journal record, hex, as it came
+    /// with JobFinished; `bytes` and `sha256` are its length and hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_record: Option<String>,
 }
+
+/// What `ledger verify` checks of a line of `kind` against the journal:
+/// `journal` (job, round, kind and sha256 must match what the journal
+/// records this site sent), `signed` (a job's end record signed by the
+/// coordinator, which the journal must hold), or `local` (the site's own
+/// word, covered only by the ledger's hash chain).
+pub fn coverage(kind: &str) -> &'static str {
+    if Phase::from_name(kind).is_some() {
+        "journal"
+    } else if kind == END_RECORD_KIND {
+        "signed"
+    } else {
+        "local"
+    }
+}
+
+/// What the journal covers of a ledger line, for `ledger show`.
+pub const COVERAGE_NOTE: &str = "checked: `journal` lines have job, round, kind and sha256 \
+matched against the coordinator's journal by `ledger verify`; `signed` lines keep a job's \
+end record signed by the coordinator, which the journal must hold. Local only (the site's \
+own word, guarded by the hash chain alone, which whoever can rewrite this file can \
+recompute): seq, unix ms, bytes, rho and prev of every line, and every `local` line \
+(hello, job-answer, task-failed).";
 
 /// The open ledger.
 pub struct Ledger {
@@ -86,6 +116,10 @@ pub struct Ledger {
     metrics: Option<SiteMetrics>,
     /// (unix ms, job, ρ) of every release this site paid privacy for.
     spends: Vec<(i64, String, f64)>,
+    /// Jobs this site sent a protocol message for.
+    contributed: HashSet<String>,
+    /// SHA-256 of every job end record kept.
+    ends: HashSet<String>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LedgerError + '_ {
@@ -161,6 +195,16 @@ impl Ledger {
                 .iter()
                 .filter_map(|e| Some((e.unix_ms, e.job_id.clone(), e.rho?)))
                 .collect(),
+            contributed: entries
+                .iter()
+                .filter(|e| Phase::from_name(&e.kind).is_some())
+                .map(|e| e.job_id.clone())
+                .collect(),
+            ends: entries
+                .iter()
+                .filter(|e| e.kind == END_RECORD_KIND)
+                .map(|e| e.sha256.clone())
+                .collect(),
         })
     }
 
@@ -193,27 +237,10 @@ impl Ledger {
         encoded: &[u8],
         rho: Option<f64>,
     ) -> Result<(), LedgerError> {
-        let unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let entry = LedgerEntry {
-            seq: self.next,
-            unix_ms,
-            job_id: job_id.to_string(),
-            round,
-            kind: kind.to_string(),
-            bytes: encoded.len() as u64,
-            sha256: hex::encode(Sha256::digest(encoded)),
-            prev: self.prev.clone(),
-            rho,
-        };
-        let line = serde_json::to_string(&entry).expect("ledger entries serialize");
-        self.file
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|_| self.file.sync_data())
-            .map_err(io(&self.path))?;
-        self.prev = hex::encode(Sha256::digest(line.as_bytes()));
-        self.next += 1;
+        let unix_ms = self.append(job_id, round, kind, encoded, rho, None)?;
+        if Phase::from_name(kind).is_some() {
+            self.contributed.insert(job_id.to_string());
+        }
         if let Some(rho) = rho {
             self.spends.push((unix_ms, job_id.to_string(), rho));
         }
@@ -226,6 +253,66 @@ impl Ledger {
         Ok(())
     }
 
+    /// Keeps the coordinator's signed `job_finished` record of `job_id`
+    /// (sent with JobFinished) as a line of kind [`END_RECORD_KIND`], so
+    /// `ledger verify` can tell when a journal was cut before it.
+    pub fn keep_end_record(&mut self, job_id: &str, record: &[u8]) -> Result<(), LedgerError> {
+        // The same end told again (after a reconnection) is kept once.
+        if !self.ends.insert(hex::encode(Sha256::digest(record))) {
+            return Ok(());
+        }
+        self.append(
+            job_id,
+            None,
+            END_RECORD_KIND,
+            record,
+            None,
+            Some(hex::encode(record)),
+        )
+        .map(|_| ())
+    }
+
+    /// Whether this site sent any protocol message of `job_id` (so took
+    /// part in it), in this session or earlier ones.
+    pub fn contributed_to(&self, job_id: &str) -> bool {
+        self.contributed.contains(job_id)
+    }
+
+    /// Writes one line and returns its time once it is on disk.
+    fn append(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        kind: &str,
+        bytes: &[u8],
+        rho: Option<f64>,
+        journal_record: Option<String>,
+    ) -> Result<i64, LedgerError> {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let entry = LedgerEntry {
+            seq: self.next,
+            unix_ms,
+            job_id: job_id.to_string(),
+            round,
+            kind: kind.to_string(),
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+            prev: self.prev.clone(),
+            rho,
+            journal_record,
+        };
+        let line = serde_json::to_string(&entry).expect("ledger entries serialize");
+        self.file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(io(&self.path))?;
+        self.prev = hex::encode(Sha256::digest(line.as_bytes()));
+        self.next += 1;
+        Ok(unix_ms)
+    }
+
     /// Also keeps a Prometheus text file of what was sent at `path`.
     pub fn with_metrics(mut self, path: &Path) -> Self {
         let metrics = SiteMetrics::new(path, self.next);
@@ -235,119 +322,6 @@ impl Ledger {
         self.metrics = Some(metrics);
         self
     }
-}
-
-/// What matching a ledger against a journal found.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Reconciliation {
-    /// Contributions the journal attributes to this site that the ledger
-    /// confirms byte for byte.
-    pub matched: usize,
-    /// Contributions the journal attributes to this site whose digest the
-    /// ledger does not hold.
-    pub mismatched: Vec<String>,
-    /// Protocol messages the ledger says left this site that the journal
-    /// does not account for.
-    pub unaccounted: Vec<String>,
-}
-
-/// The ledger kinds of a vertical job's messages (`psi-hello`, ...): the
-/// journal records each by its digest.
-fn is_vertical(kind: &str) -> bool {
-    ["psi-", "mpc-", "vertical-"]
-        .iter()
-        .any(|prefix| kind.starts_with(prefix))
-}
-
-/// The group all of a vertical job's ledger lines are matched in.
-const VERTICAL: &str = "vertical";
-
-/// Matches `site`'s ledger against a verified journal.
-pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) -> Reconciliation {
-    let mut found = Reconciliation::default();
-    let mut sent: BTreeMap<(String, String, Option<u64>), Vec<&LedgerEntry>> = BTreeMap::new();
-    for entry in ledger
-        .iter()
-        // The journal records the messages of every protocol phase and
-        // every message of a vertical job.
-        .filter(|e| Phase::from_name(&e.kind).is_some() || is_vertical(&e.kind))
-    {
-        let kind = if is_vertical(&entry.kind) {
-            VERTICAL.to_string()
-        } else {
-            entry.kind.clone()
-        };
-        sent.entry((entry.job_id.clone(), kind, entry.round))
-            .or_default()
-            .push(entry);
-    }
-    let mut used = std::collections::BTreeSet::new();
-    for record in &journal.records {
-        if let Entry::VerticalMessage {
-            job_id,
-            step,
-            from,
-            sha256,
-            ..
-        } = &record.entry
-        {
-            if from != site {
-                continue;
-            }
-            let key = (job_id.clone(), VERTICAL.to_string(), None);
-            match sent
-                .get(&key)
-                .and_then(|es| es.iter().find(|e| &e.sha256 == sha256 && !used.contains(&e.seq)))
-            {
-                Some(entry) => {
-                    found.matched += 1;
-                    used.insert(entry.seq);
-                }
-                None => found.mismatched.push(format!(
-                    "journal record {}: {step} of vertical job {job_id} with digest {sha256} is not in the ledger",
-                    record.sequence
-                )),
-            }
-            continue;
-        }
-        let Entry::PhaseCompleted {
-            job_id,
-            round,
-            phase,
-            answered,
-            ..
-        } = &record.entry
-        else {
-            continue;
-        };
-        let Some(digest) = answered.get(site) else {
-            continue;
-        };
-        let key = (job_id.clone(), phase.name().to_string(), Some(*round));
-        match sent.get(&key).and_then(|es| es.iter().find(|e| &e.sha256 == digest)) {
-            Some(entry) => {
-                found.matched += 1;
-                used.insert(entry.seq);
-            }
-            None => found.mismatched.push(format!(
-                "journal record {}: {phase} of round {round} in {job_id} with digest {digest} is not in the ledger",
-                record.sequence
-            )),
-        }
-    }
-    for entries in sent.values() {
-        for e in entries.iter().filter(|e| !used.contains(&e.seq)) {
-            found.unaccounted.push(format!(
-                "ledger line {}: {} of round {} in {} ({} bytes) is not in the journal",
-                e.seq + 1,
-                e.kind,
-                e.round.map_or("-".to_string(), |r| r.to_string()),
-                e.job_id,
-                e.bytes
-            ));
-        }
-    }
-    found
 }
 
 #[cfg(test)]

@@ -224,8 +224,8 @@ fn score(
 fn ledger_show(config: &ParticipantConfig) -> Result<()> {
     let entries = ledger::read(&config.ledger)?;
     println!(
-        "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {:>10}  sha256",
-        "seq", "unix ms", "job", "round", "kind", "bytes", "rho"
+        "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {:>10}  {:<7}  sha256",
+        "seq", "unix ms", "job", "round", "kind", "bytes", "rho", "checked"
     );
     // Privacy spent per job, in ledger order.
     let mut spent: Vec<(&str, f64)> = Vec::new();
@@ -233,8 +233,16 @@ fn ledger_show(config: &ParticipantConfig) -> Result<()> {
         let round = e.round.map_or("-".to_string(), |r| r.to_string());
         let rho = e.rho.map_or(String::new(), |r| format!("{r:.3e}"));
         println!(
-            "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {:>10}  {}",
-            e.seq, e.unix_ms, e.job_id, round, e.kind, e.bytes, rho, e.sha256
+            "{:>5}  {:<20}  {:<18}  {:>5}  {:<14}  {:>9}  {:>10}  {:<7}  {}",
+            e.seq,
+            e.unix_ms,
+            e.job_id,
+            round,
+            e.kind,
+            e.bytes,
+            rho,
+            ledger::coverage(&e.kind),
+            e.sha256
         );
         if let Some(rho) = e.rho {
             match spent.iter_mut().find(|(job, _)| *job == e.job_id) {
@@ -250,6 +258,7 @@ fn ledger_show(config: &ParticipantConfig) -> Result<()> {
             fedseg_common::dp::epsilon_for(rho, delta)
         );
     }
+    println!("{}", ledger::COVERAGE_NOTE);
     Ok(())
 }
 
@@ -261,21 +270,41 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
         anyhow::anyhow!("{}: journal verification failed at {e}", journal.display())
     })?;
     let found = ledger::reconcile(&config.id, &entries, &verified);
-    for line in found.mismatched.iter().chain(&found.unaccounted) {
+    let failures = found
+        .mismatched
+        .iter()
+        .chain(&found.unaccounted)
+        .chain(&found.ends_missing);
+    for line in failures {
         println!("{line}");
     }
-    if !found.mismatched.is_empty() || !found.unaccounted.is_empty() {
+    for line in &found.in_flight {
+        println!("in flight at a coordinator crash, not journaled: {line}");
+    }
+    for line in &found.not_received {
+        println!("not accepted by the coordinator: {line}");
+    }
+    for line in &found.unfinished {
+        println!("the journal does not show this job's end: {line}");
+    }
+    if !found.agrees() {
         bail!(
-            "{} contributions do not match the ledger, {} sent messages are not in the journal",
+            "{} contributions do not match the ledger, {} sent messages are not in the journal, \
+             {} job ends this site was told are not in the journal",
             found.mismatched.len(),
-            found.unaccounted.len()
+            found.unaccounted.len(),
+            found.ends_missing.len()
         );
     }
     println!(
-        "{} contributions of {} in the journal match the ledger ({} lines checked)",
+        "{} contributions of {} in the journal match the ledger ({} lines checked; {} sent \
+         while the coordinator crashed; {} not accepted in time; {} job ends attested)",
         found.matched,
         config.id,
-        entries.len()
+        entries.len(),
+        found.in_flight.len(),
+        found.not_received.len(),
+        found.ends_attested
     );
     Ok(())
 }

@@ -7,6 +7,18 @@ use std::path::{Path, PathBuf};
 use crate::scoring::{SavedModel, ScoreError};
 use crate::tasks::Site;
 
+/// Checks, before this site takes part in `job_id`, that it will be able
+/// to keep the job's results: `DIR/<job_id>/` is created and a file can be
+/// written there and removed. So a job never ends with this site's result
+/// copy and scores lost to an unwritable directory.
+pub fn check_writable(dir: &Path, job_id: &str) -> std::io::Result<()> {
+    let dir = dir.join(job_id);
+    std::fs::create_dir_all(&dir)?;
+    let probe = dir.join(".fedseg-write-check");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
 /// Writes `DIR/<job_id>/result.json` and, when this site took part with its
 /// data, `DIR/<job_id>/scores.csv` (`customer_id, segment, segment_name,
 /// score, decile`) and `DIR/<job_id>/bad_rows.json` (the rows its bad-row

@@ -9,6 +9,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod postgres;
+pub use postgres::Postgres;
+
 /// Path of a workspace binary (`fedseg-coordinator`, `fedseg-participant`),
 /// built first with the same cargo and profile as the tests, so a test never
 /// runs a stale binary.
@@ -319,6 +322,54 @@ impl Consortium {
 
     /// `fedseg-participant ledger verify` of `site` against the journal.
     pub fn ledger_verify(&self, site: &str) -> std::process::Output {
+        self.verify_ledger(site, &self.path().join("journal.log"))
+    }
+
+    /// A gRPC channel to the coordinator over mutual TLS with member
+    /// `id`'s certificate from the consortium's PKI.
+    pub async fn channel(&self, id: &str) -> tonic::transport::Channel {
+        let pki = self.path().join("pki");
+        let tls = fedseg_common::mtls::TlsFiles {
+            ca: pki.join("ca.crt"),
+            cert: pki.join(format!("{id}.crt")),
+            key: pki.join(format!("{id}.key")),
+        };
+        tonic::transport::Endpoint::from_shared(format!("https://127.0.0.1:{}", self.port))
+            .unwrap()
+            .tls_config(tls.client_config("coordinator").unwrap())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Adds `key = value` lines to coordinator.toml's `[rounds]` table.
+    pub fn set_rounds(&self, lines: &str) {
+        let config = self.path().join("coordinator.toml");
+        let text = fs::read_to_string(&config).unwrap().replacen(
+            "[rounds]\n",
+            &format!("[rounds]\n{lines}"),
+            1,
+        );
+        fs::write(&config, text).unwrap();
+    }
+
+    /// Serves `/metrics` and `/healthz` on a free port; returns the port.
+    pub fn enable_metrics(&self) -> u16 {
+        let port = free_port();
+        let config = self.path().join("coordinator.toml");
+        let text = fs::read_to_string(&config).unwrap().replacen(
+            "journal = ",
+            &format!("metrics_listen = \"127.0.0.1:{port}\"\njournal = "),
+            1,
+        );
+        fs::write(&config, text).unwrap();
+        port
+    }
+
+    /// `fedseg-participant ledger verify` of `site`'s ledger against
+    /// `journal`.
+    pub fn verify_ledger(&self, site: &str, journal: &Path) -> std::process::Output {
         Command::new(binary("fedseg-participant"))
             .args(["ledger", "verify", "--config"])
             .arg(
@@ -328,7 +379,7 @@ impl Consortium {
                     .join("participant.toml"),
             )
             .arg("--journal")
-            .arg(self.path().join("journal.log"))
+            .arg(journal)
             .output()
             .unwrap()
     }
@@ -529,6 +580,51 @@ impl Consortium {
     }
 }
 
+/// A plain HTTP GET on loopback: the response's head and body.
+pub fn http_get(port: u16, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+/// `fedseg_rejected_connections_total{reason}` as the coordinator's
+/// `/metrics` on `port` reports it, once it reaches `want` or after 3 s (a
+/// connection is closed a moment before it is counted).
+pub fn rejected_connections(port: u16, reason: &str, want: f64) -> f64 {
+    let start = Instant::now();
+    loop {
+        let n = rejected_now(port, reason);
+        if n >= want || start.elapsed() > Duration::from_secs(3) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn rejected_now(port: u16, reason: &str) -> f64 {
+    let body = http_get(port, "/metrics").1;
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "fedseg_rejected_connections_total"
+                && s.labels.get("reason") == Some(reason)
+        })
+        .map_or(0.0, |s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{other:?}"),
+        })
+}
+
 /// A JSON array of numbers.
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array()
@@ -541,129 +637,4 @@ pub fn floats(v: &serde_json::Value) -> Vec<f64> {
 /// A JSON array of arrays of numbers.
 pub fn matrix(v: &serde_json::Value) -> Vec<Vec<f64>> {
     v.as_array().expect("an array").iter().map(floats).collect()
-}
-
-/// A throwaway PostgreSQL server from the system's packages (Debian's
-/// `postgresql`), listening only on a Unix socket in a temporary directory.
-/// When the tests run as root, the server runs as the `postgres` user, as
-/// PostgreSQL refuses root.
-pub struct Postgres {
-    dir: tempfile::TempDir,
-    server: Child,
-    /// The port number in the socket's name.
-    pub port: u16,
-}
-
-impl Postgres {
-    /// The server binaries' directory, if PostgreSQL is installed.
-    pub fn bin_dir() -> Option<PathBuf> {
-        let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|p| p.join("initdb").exists())
-            .collect();
-        found.sort();
-        found.pop()
-    }
-
-    fn as_server_user(bin: &Path, program: &str) -> Command {
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        if is_root {
-            let mut command = Command::new("runuser");
-            command
-                .args(["-u", "postgres", "--"])
-                .arg(bin.join(program));
-            command
-        } else {
-            Command::new(bin.join(program))
-        }
-    }
-
-    /// Initialises and starts a server; `None` if PostgreSQL is not installed.
-    pub fn start() -> Option<Self> {
-        let bin = Self::bin_dir()?;
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let _ = Command::new("chown")
-            .args(["-R", "postgres"])
-            .arg(dir.path())
-            .status();
-        let status = Self::as_server_user(&bin, "initdb")
-            .args(["-A", "trust", "-U", "fedseg", "--no-sync", "-D"])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "initdb failed");
-        let port = free_port();
-        let server = Self::as_server_user(&bin, "postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=", "-k"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let socket = dir.path().join(format!(".s.PGSQL.{port}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "postgres did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let postgres = Self { dir, server, port };
-        // The socket appears a moment before connections are accepted.
-        while !postgres.psql("SELECT 1").status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "postgres does not accept connections"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(postgres)
-    }
-
-    /// A libpq connection string for the `postgres` database.
-    pub fn connection(&self) -> String {
-        format!(
-            "host={} port={} user=fedseg dbname=postgres",
-            self.dir.path().display(),
-            self.port
-        )
-    }
-
-    /// Runs `sql` (psql commands allowed) with psql.
-    pub fn psql(&self, sql: &str) -> std::process::Output {
-        let bin = Self::bin_dir().expect("installed");
-        let psql = if bin.join("psql").exists() {
-            bin.join("psql")
-        } else {
-            PathBuf::from("psql")
-        };
-        Command::new(psql)
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-h"])
-            .arg(self.dir.path())
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "fedseg",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
 }

@@ -57,30 +57,9 @@ impl<'a> Engine<'a> {
             neighbours: params.graph.neighbours(0).len() as u32,
         })?;
         let n = cohort.len() as u32;
-        let index = cohort
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.clone(), i as u32))
-            .collect();
-        let mut engine = Engine {
-            transport,
-            settings,
-            job,
-            cohort,
-            index,
-            params,
-            connected: (0..n).collect(),
-            accepted: BTreeSet::new(),
-            declined: BTreeMap::new(),
-            rejected: BTreeMap::new(),
-            journal,
-            replay: resume.completed.into(),
-            rounds: Vec::new(),
-            next_round: resume.next_round,
-            epoch: None,
-            next_epoch: resume.next_epoch,
-            privacy_spent: 0.0,
-        };
+        let mut engine =
+            Engine::assemble(transport, settings, job, journal, cohort, params, resume);
+        engine.connected = (0..n).collect();
         for m in 0..n {
             engine.offer(m).await;
         }
@@ -99,6 +78,79 @@ impl<'a> Engine<'a> {
             });
         }
         Ok(engine)
+    }
+
+    /// Retraces `job`, which the journal (`resume`) shows finished: the
+    /// cohort, its refusals and every round as journaled, handed back to
+    /// the job's steps in order, with nobody asked anything and nothing
+    /// appended to the journal (which is made read-only). A job that asks
+    /// for a round the journal does not hold fails instead of running it.
+    pub fn retrace(
+        transport: impl Transport + 'a,
+        settings: RoundSettings,
+        job: &'a Job,
+        journal: &'a mut JournalWriter,
+        mut resume: Resume,
+    ) -> Result<Engine<'a>, EngineError> {
+        let cohort = std::mem::take(&mut resume.cohort);
+        let params = Arc::new(cohort_params(job, cohort.len() as u32)?);
+        info!(job = %job.id, rounds = resume.completed.len(), "the journal says this job finished: retracing its journaled rounds, asking nobody");
+        journal.make_read_only();
+        let declined = std::mem::take(&mut resume.declined);
+        let end_record = resume.end_record;
+        let mut engine = Engine::assemble(
+            Box::new(transport),
+            settings,
+            job,
+            journal,
+            cohort,
+            params,
+            resume,
+        );
+        engine.accepted = (0..engine.cohort.len() as u32)
+            .filter(|&m| !declined.contains_key(&engine.cohort[m as usize]))
+            .collect();
+        engine.declined = declined;
+        engine.end_record = end_record;
+        Ok(engine)
+    }
+
+    /// An engine over `cohort` that nobody is connected to yet, with the
+    /// rounds `resume` holds to hand back first.
+    fn assemble(
+        transport: Box<dyn Transport + 'a>,
+        settings: RoundSettings,
+        job: &'a Job,
+        journal: &'a mut JournalWriter,
+        cohort: Vec<String>,
+        params: Arc<JobParams>,
+        resume: Resume,
+    ) -> Engine<'a> {
+        let index = cohort
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i as u32))
+            .collect();
+        Engine {
+            transport,
+            settings,
+            job,
+            cohort,
+            index,
+            params,
+            connected: BTreeSet::new(),
+            accepted: BTreeSet::new(),
+            declined: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            journal,
+            replay: resume.completed.into(),
+            rounds: Vec::new(),
+            next_round: resume.next_round,
+            epoch: None,
+            next_epoch: resume.next_epoch,
+            privacy_spent: 0.0,
+            end_record: None,
+        }
     }
 
     /// Offers the job to `member` (again, after it reconnected).

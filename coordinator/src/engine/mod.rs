@@ -16,6 +16,7 @@
 //! - [`vertical`]: what a vertical job's driver needs from the sessions.
 
 mod cohort;
+mod end;
 mod epoch;
 mod events;
 pub mod resume;
@@ -29,9 +30,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use fedseg_common::journal::Entry;
 use fedseg_common::privacy::PrivacyError;
-use fedseg_common::proto::{self, CoordinatorMessage, coordinator_message};
+use fedseg_common::proto::{CoordinatorMessage, coordinator_message};
 use fedseg_common::secagg::coordinator::Epoch;
 use fedseg_common::secagg::{JobParams, SecAggError};
 use serde::Serialize;
@@ -87,9 +87,17 @@ pub enum EngineError {
     /// The journal holds this job with another configuration.
     #[error("the journal holds job {0} with another configuration; use another job_id")]
     ConfigChanged(String),
-    /// The journal says this job already finished.
-    #[error("job {0} already finished; its rounds are in the journal")]
+    /// The journal says this job already ended in failure.
+    #[error("job {0} already ended (it failed); its rounds are in the journal")]
     AlreadyFinished(String),
+    /// A finished job could not be retraced from its journal.
+    #[error("job {job} finished, but its journaled rounds do not retrace it: {reason}")]
+    NotRetraced {
+        /// Job identifier.
+        job: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The journal could not be written; nothing more may happen.
     #[error(transparent)]
     Journal(#[from] JournalWriteError),
@@ -158,6 +166,12 @@ pub struct JobReport {
     pub threshold: u32,
     /// Neighbours per member.
     pub neighbours: u32,
+    /// Members whose input is in at least one released sum.
+    pub took_part: Vec<String>,
+    /// Members that declined the job, with their reasons.
+    pub declined: Vec<crate::result::Declined>,
+    /// Members missing from some released sums, from which round on.
+    pub dropped_out: Vec<crate::result::DroppedOut>,
     /// Every round.
     pub rounds: Vec<RoundRecord>,
     /// Messages refused, by reason code.
@@ -204,6 +218,9 @@ pub struct Engine<'a> {
     next_epoch: u32,
     /// zCDP ρ the job's releases spent so far, replayed ones included.
     privacy_spent: f64,
+    /// When retracing a finished job: the sequence number of its journaled
+    /// `job_finished` record.
+    end_record: Option<u64>,
 }
 
 impl Engine<'_> {
@@ -233,37 +250,9 @@ impl Engine<'_> {
         &self.rounds
     }
 
-    /// Journals the job's end and tells every member, with the job's
-    /// result when it succeeded.
-    pub async fn finish(
-        self,
-        success: bool,
-        reason: &str,
-        result_json: String,
-    ) -> Result<JobReport, EngineError> {
-        self.journal.append(Entry::JobFinished {
-            job_id: self.job.id.clone(),
-            success,
-            reason: reason.to_string(),
-        })?;
-        self.broadcast(
-            0..self.cohort.len() as u32,
-            coordinator_message::Body::JobFinished(proto::JobFinished {
-                success,
-                reason: reason.to_string(),
-                result_json,
-            }),
-        )
-        .await;
-        Ok(JobReport {
-            job_id: self.job.id.clone(),
-            config_hash: self.job.config_hash.clone(),
-            cohort: self.cohort.clone(),
-            threshold: self.params.threshold,
-            neighbours: self.neighbours(),
-            rounds: self.rounds,
-            rejected_messages: self.rejected,
-        })
+    /// Members that declined the job, with their reasons.
+    pub fn declined(&self) -> &BTreeMap<String, String> {
+        &self.declined
     }
 
     /// Neighbours per member.

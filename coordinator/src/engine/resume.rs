@@ -2,6 +2,8 @@
 //! completed (handed back in order when the job retraces its steps) and the
 //! round and key epoch numbers to go on from.
 
+use std::collections::BTreeMap;
+
 use fedseg_common::journal::{Entry, Record};
 
 use super::{EngineError, RoundRecord};
@@ -17,11 +19,30 @@ pub struct Resume {
     pub next_round: u64,
     /// The key epoch number to go on from.
     pub next_epoch: u32,
+    /// The cohort as last journaled, in index order.
+    pub cohort: Vec<String>,
+    /// Members that declined, with their reasons.
+    pub declined: BTreeMap<String, String>,
+    /// Whether the journal shows the job finished successfully.
+    pub finished: bool,
+    /// The sequence number of its `job_finished` record, then.
+    pub end_record: Option<u64>,
 }
 
 impl Resume {
-    /// Rebuilds `job` from the journal: `None` if it was never submitted.
+    /// Rebuilds an unfinished `job` from the journal: `None` if it was
+    /// never submitted; an error if it finished.
     pub fn from_journal(records: &[Record], job: &Job) -> Result<Option<Self>, EngineError> {
+        match Self::read(records, job)? {
+            Some(resume) if resume.finished => Err(EngineError::AlreadyFinished(job.id.clone())),
+            other => Ok(other),
+        }
+    }
+
+    /// What the journal says of `job`, finished or not: `None` if it was
+    /// never submitted; an error if it failed (its end is final) or the
+    /// journal holds it with another configuration.
+    pub fn read(records: &[Record], job: &Job) -> Result<Option<Self>, EngineError> {
         let Some(start) = records.iter().rposition(
             |r| matches!(&r.entry, Entry::JobSubmitted { job_id, .. } if *job_id == job.id),
         ) else {
@@ -34,11 +55,43 @@ impl Resume {
         let mut resume = Resume::default();
         let seen =
             |round: u64, resume: &mut Resume| resume.next_round = resume.next_round.max(round + 1);
+        // Key epoch and members asked, per opened round.
+        let mut opened: BTreeMap<u64, (u32, &[String])> = BTreeMap::new();
+        let empty =
+            |round: u64, outcome: &'static str, opened: &BTreeMap<u64, (u32, &[String])>| {
+                let mut r = RoundRecord::new(round, outcome);
+                r.epoch = opened.get(&round).map(|(epoch, _)| *epoch);
+                r
+            };
         for record in &records[start..] {
-            let empty = RoundRecord::new;
             match &record.entry {
-                Entry::JobFinished { job_id, .. } if *job_id == job.id => {
-                    return Err(EngineError::AlreadyFinished(job.id.clone()));
+                Entry::JobFinished {
+                    job_id, success, ..
+                } if *job_id == job.id => {
+                    if !success {
+                        return Err(EngineError::AlreadyFinished(job.id.clone()));
+                    }
+                    resume.finished = true;
+                    resume.end_record = Some(record.sequence);
+                }
+                Entry::CohortFixed { job_id, cohort, .. } if *job_id == job.id => {
+                    resume.cohort = cohort.clone();
+                }
+                Entry::ParticipantDeclined {
+                    job_id,
+                    participant,
+                    reason,
+                } if *job_id == job.id => {
+                    resume.declined.insert(participant.clone(), reason.clone());
+                }
+                Entry::RoundOpened {
+                    job_id,
+                    round,
+                    epoch,
+                    members,
+                } if *job_id == job.id => {
+                    seen(*round, &mut resume);
+                    opened.insert(*round, (*epoch, members));
                 }
                 Entry::AggregateReleased {
                     job_id,
@@ -47,8 +100,16 @@ impl Resume {
                     values,
                 } if *job_id == job.id => {
                     seen(*round, &mut resume);
-                    let mut r = empty(*round, "released");
+                    let mut r = empty(*round, "released", &opened);
                     r.survivors = survivors.clone();
+                    // Asked for an input and not covered by the sum.
+                    r.dropped = opened.get(round).map_or(Vec::new(), |(_, asked)| {
+                        asked
+                            .iter()
+                            .filter(|m| !survivors.contains(m))
+                            .cloned()
+                            .collect()
+                    });
                     r.sum = Some(values.clone());
                     resume.completed.push(r);
                 }
@@ -75,14 +136,11 @@ impl Resume {
                     reason,
                 } if *job_id == job.id => {
                     seen(*round, &mut resume);
-                    let mut r = empty(*round, "aborted");
+                    let mut r = empty(*round, "aborted", &opened);
                     r.reason = Some(reason.clone());
                     resume.completed.push(r);
                 }
-                Entry::PhaseCompleted { job_id, round, .. }
-                | Entry::RoundOpened { job_id, round, .. }
-                    if *job_id == job.id =>
-                {
+                Entry::PhaseCompleted { job_id, round, .. } if *job_id == job.id => {
                     seen(*round, &mut resume)
                 }
                 Entry::KeySetupDone { job_id, epoch, .. } if *job_id == job.id => {

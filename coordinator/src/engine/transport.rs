@@ -46,6 +46,13 @@ pub trait Transport: Send {
 
     /// The coordinator's metrics.
     fn metrics(&self) -> &Metrics;
+
+    /// Keeps `message` for `members`, to be sent on each one's next
+    /// session (a job's end, for a member that was not connected when it
+    /// was sent). Nothing by default.
+    fn keep_for_reconnects(&self, members: &[String], message: CoordinatorMessage) {
+        let _ = (members, message);
+    }
 }
 
 /// The participants' gRPC sessions: a [`Hub`] and its event queue.
@@ -86,5 +93,9 @@ impl Transport for HubTransport<'_> {
 
     fn metrics(&self) -> &Metrics {
         &self.hub.metrics
+    }
+
+    fn keep_for_reconnects(&self, members: &[String], message: CoordinatorMessage) {
+        self.hub.keep_for_reconnects(members, message);
     }
 }

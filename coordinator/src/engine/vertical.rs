@@ -81,14 +81,4 @@ impl Engine<'_> {
     pub fn phase_timeout(&self) -> std::time::Duration {
         self.settings.phase_timeout()
     }
-
-    /// Members that accepted the job.
-    pub fn accepted(&self) -> Vec<u32> {
-        self.accepted.iter().copied().collect()
-    }
-
-    /// Who declined the job, with their reasons.
-    pub fn declined(&self) -> &std::collections::BTreeMap<String, String> {
-        &self.declined
-    }
 }

@@ -81,6 +81,25 @@ pub fn conclude(
     Ok(shown)
 }
 
+/// Checks, before the first round, that `out` is a directory this process
+/// can write (creating it if need be), so that a job never runs to its end
+/// only to find it cannot write its result.
+pub fn check_out(out: &Path) -> Result<(), JobError> {
+    std::fs::create_dir_all(out).map_err(|source| JobError::Write {
+        what: "creating",
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let probe = out.join(".fedseg-write-check");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| JobError::Write {
+            what: "writing",
+            path: probe,
+            source,
+        })
+}
+
 /// Journals that job `job_id` failed with `error`, unless the journal's
 /// last record already ends it (the engine journals the failures it sees).
 /// The journal itself may be what failed, so a failure to append is
@@ -121,12 +140,42 @@ pub fn journal_status(journal: &Path, ca: &Path) -> String {
             fedseg_common::journal::verify(&bytes, &ca).map_err(|e| e.to_string())
         });
     match checked {
-        Ok(v) => format!(
-            "verified: {} records, hash chain and {} signatures of coordinator {} intact",
-            v.records.len(),
-            v.algorithm,
-            v.coordinator
-        ),
+        Ok(v) => verdict(&v).0,
         Err(e) => format!("NOT verified: {e}"),
+    }
+}
+
+/// What a verified journal attests, and whether it shows every job's end:
+/// a journal cut at a record boundary (or one whose coordinator is still
+/// running or crashed) verifies link by link, but is never called complete
+/// while a job in it has no `job_finished` record.
+pub fn verdict(v: &fedseg_common::journal::VerifiedJournal) -> (String, bool) {
+    let checked = format!(
+        "{} records signed by coordinator {} ({}), hash chain and signatures intact",
+        v.records.len(),
+        v.coordinator,
+        v.algorithm
+    );
+    let jobs = fedseg_common::journal::job_ends(&v.records);
+    let open: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.finished.is_none())
+        .map(ToString::to_string)
+        .collect();
+    if open.is_empty() {
+        (
+            format!("verified: {checked}; all {} jobs ended", jobs.len()),
+            true,
+        )
+    } else {
+        (
+            format!(
+                "verified up to record {} but UNFINISHED (a running or crashed coordinator, or a \
+                 journal cut short): {checked}; {}",
+                v.records.len().saturating_sub(1),
+                open.join("; ")
+            ),
+            false,
+        )
     }
 }

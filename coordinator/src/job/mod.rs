@@ -11,13 +11,13 @@ pub mod vector_sums;
 use thiserror::Error;
 
 use crate::config::{CoordinatorConfig, Job};
-use crate::engine::{Engine, EngineError, JobReport, Transport};
+use crate::engine::{Engine, EngineError, JobReport, Resume, Transport};
 use crate::journal::JournalWriter;
 use crate::release::ReleasePlan;
 use crate::result::JobResult;
 use fedseg_common::result::VerticalJobResult;
 
-pub use conclude::{conclude, journal_status};
+pub use conclude::{check_out, conclude, journal_status, verdict};
 pub use pipeline::PipelineError;
 
 /// Why a job failed.
@@ -81,15 +81,25 @@ pub async fn run_job(
         Some(vertical) => vertical.parties(),
         None => config.participants.clone(),
     };
-    let mut engine = Engine::start(
-        transport,
-        config.rounds.clone(),
-        &listed,
-        job,
-        journal,
-        budget,
-    )
-    .await?;
+    // A job the journal shows finished is retraced from its journaled
+    // rounds, so a rerun writes its outputs again. (A vertical job's result
+    // is not in its rounds: it is not retraced.)
+    let finished = Resume::read(journal.records(), job)?
+        .filter(|r| r.finished && job.config.vertical.is_none());
+    let mut engine = match finished {
+        Some(resume) => Engine::retrace(transport, config.rounds.clone(), job, journal, resume)?,
+        None => {
+            Engine::start(
+                transport,
+                config.rounds.clone(),
+                &listed,
+                job,
+                journal,
+                budget,
+            )
+            .await?
+        }
+    };
     if job.config.secure_sum.is_some() {
         return Ok((vector_sums::run(engine).await?, Produced::Sums));
     }

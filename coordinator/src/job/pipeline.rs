@@ -14,7 +14,7 @@ use crate::config::Job;
 use crate::engine::Engine;
 use crate::propensity::{self, PropensityError};
 use crate::release::Releases;
-use crate::result::{JobResult, RoundSummary};
+use crate::result::{JobResult, RoundSummary, participation};
 use crate::segmentation::{self, AhpResult, SegmentationError, SegmentationResult};
 
 /// Why the segmentation job could not finish.
@@ -93,10 +93,15 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
         None
     };
     let rounds: Vec<RoundSummary> = releases.rounds().iter().map(Into::into).collect();
+    let (took_part, declined, dropped_out) =
+        participation(releases.cohort(), releases.declined(), releases.rounds());
     Ok(JobResult {
         job_id: job.id.clone(),
         config_hash: job.config_hash.clone(),
         cohort: releases.cohort().to_vec(),
+        took_part,
+        declined,
+        dropped_out,
         as_of: job.config.as_of.clone(),
         census,
         activity,

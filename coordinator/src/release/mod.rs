@@ -176,6 +176,11 @@ impl<'e, 'a> Releases<'e, 'a> {
         self.engine.rounds()
     }
 
+    /// Members that declined the job, with their reasons.
+    pub fn declined(&self) -> &std::collections::BTreeMap<String, String> {
+        self.engine.declined()
+    }
+
     /// zCDP ρ the job's releases spent so far.
     pub fn privacy_spent(&self) -> f64 {
         self.engine.privacy_spent()

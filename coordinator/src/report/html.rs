@@ -6,7 +6,8 @@ use std::fmt::Write;
 use super::charts::{k_chart, profile_chart, unit_chart};
 use super::{
     activity_table, ahp_line, calibration_table, campaign_table, candidates_table,
-    coefficients_table, esc, privacy_line, rounds_table, segments_table, skipped_note,
+    coefficients_table, esc, members, participation_note, privacy_line, rounds_table,
+    segments_table, skipped_note,
 };
 use crate::propensity::PropensityResult;
 use crate::result::JobResult;
@@ -44,12 +45,13 @@ fn header(out: &mut String, result: &JobResult) {
          <h1>Joint customer segmentation and propensity model</h1>\n\
          <p>Job <code>{id}</code> as of {as_of}: <span data-key=\"customers\">{n}</span> consenting customers of \
          {sites} members ({cohort}); {excluded} customers who refused marketing were excluded at their own bank before \
-         anything was computed.{skipped} Every number below comes from secure sums: no customer record left its bank.</p>\n",
+         anything was computed.{participation}{skipped} Every number below comes from secure sums: no customer record left its bank.</p>\n",
         id = esc(&result.job_id),
         as_of = esc(&result.as_of),
         n = result.standardization.count,
-        sites = result.cohort.len(),
-        cohort = esc(&result.cohort.join(", ")),
+        sites = members(result).len(),
+        cohort = esc(&members(result).join(", ")),
+        participation = esc(&participation_note(result)),
         excluded = result.census.excluded_no_consent,
         skipped = esc(&skipped_note(result)),
     );

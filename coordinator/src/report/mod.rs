@@ -274,13 +274,18 @@ fn ahp_line(result: &JobResult) -> String {
 pub fn summary(result: &JobResult) -> String {
     let seg = &result.segmentation;
     let mut out = format!(
-        "job {}: {:.0} customers of {} sites in {} segments ({} secure-sum rounds)",
+        "job {}: {:.0} customers of {} sites ({}) in {} segments ({} secure-sum rounds)",
         result.job_id,
         result.standardization.count,
-        result.cohort.len(),
+        members(result).len(),
+        members(result).join(", "),
         seg.k,
         result.secure_sum_rounds
     );
+    let note = participation_note(result);
+    if !note.is_empty() {
+        let _ = write!(out, "\n {note}");
+    }
     for s in &seg.segments {
         let _ = write!(
             out,
@@ -335,12 +340,13 @@ pub fn markdown(result: &JobResult) -> String {
     );
     let _ = writeln!(
         out,
-        "As of {}, over {} consenting customers of {} members ({}); {} customers who refused marketing were excluded at their own site before anything was computed.{} Configuration SHA-256 `{}`.\n",
+        "As of {}, over {} consenting customers of {} members ({}); {} customers who refused marketing were excluded at their own site before anything was computed.{}{} Configuration SHA-256 `{}`.\n",
         result.as_of,
         std.count,
-        result.cohort.len(),
-        result.cohort.join(", "),
+        members(result).len(),
+        members(result).join(", "),
         result.census.excluded_no_consent,
+        participation_note(result),
         skipped_note(result),
         result.config_hash
     );
@@ -414,6 +420,46 @@ pub fn markdown(result: &JobResult) -> String {
 }
 
 /// The sentence on bad rows the sites skipped, if any were.
+/// The members whose data is in the result: those whose input is in a
+/// released sum (the whole cohort for a result written before that was
+/// recorded).
+fn members(result: &JobResult) -> &[String] {
+    if result.took_part.is_empty() {
+        &result.cohort
+    } else {
+        &result.took_part
+    }
+}
+
+/// Who declined and who dropped out, as sentences (empty when every
+/// member took part throughout).
+fn participation_note(result: &JobResult) -> String {
+    let mut out = String::new();
+    for d in &result.declined {
+        let _ = write!(
+            out,
+            " {} declined the job and contributed nothing: {}.",
+            d.participant, d.reason
+        );
+    }
+    for d in &result.dropped_out {
+        let _ = write!(
+            out,
+            " {} stopped contributing at round {} ({}): {} released sums leave its customers out{}, so counts from that step on differ from the census.",
+            d.participant,
+            d.round,
+            d.purpose,
+            d.rounds_missed,
+            if d.back_by_end {
+                "; it was back by the end"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}
+
 fn skipped_note(result: &JobResult) -> String {
     match result.census.skipped_rows {
         Some(n) if n > 0.0 => format!(

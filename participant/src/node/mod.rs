@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedseg_common::journal::Entry;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
@@ -32,9 +33,11 @@ use crate::output;
 use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
+mod catch_up;
 mod fit;
 mod offer;
 pub(crate) mod vertical;
+use catch_up::catch_up;
 use offer::accept_offer;
 
 /// Wire protocol version this node speaks.
@@ -223,6 +226,7 @@ async fn session(
             }
         };
         let (job_id, round) = (message.job_id.clone(), request_round(&message));
+        keep_end_record(ledger, &message)?;
         match handle(config, &mut job, message, stall_at, ledger, &outbox)? {
             Reply::Send(body) => {
                 if !send(&tx, ledger, &job_id, round, body, None).await? {
@@ -251,6 +255,29 @@ async fn session(
             }
         }
         *ceiling = config.reconnect.initial_ms;
+    }
+    Ok(())
+}
+
+/// Keeps the signed `job_finished` journal record a JobFinished carries in
+/// the ledger, once it reads as the end of that job.
+fn keep_end_record(ledger: &mut Ledger, message: &CoordinatorMessage) -> Result<(), NodeError> {
+    let Some(Body::JobFinished(done)) = &message.body else {
+        return Ok(());
+    };
+    if done.journal_record.is_empty() {
+        return Ok(());
+    }
+    match fedseg_common::journal::peek(&done.journal_record) {
+        Ok((_, Entry::JobFinished { job_id, .. })) if job_id == message.job_id => {
+            ledger.keep_end_record(&message.job_id, &done.journal_record)?;
+        }
+        Ok(_) => {
+            warn!(job = %message.job_id, "JobFinished carried another record than this job's end; not kept")
+        }
+        Err(error) => {
+            warn!(job = %message.job_id, %error, "JobFinished carried an unreadable journal record; not kept")
+        }
     }
     Ok(())
 }
@@ -316,18 +343,25 @@ fn handle(
         }
         Body::JobFinished(done) => {
             info!(job = %message.job_id, success = done.success, "job finished");
-            if let Some(finished) = job.take().filter(|j| j.id == message.job_id)
-                && done.success
-                && !done.result_json.is_empty()
-            {
-                match output::write_job(
-                    &config.output,
-                    &finished.id,
-                    finished.site.as_ref(),
-                    &done.result_json,
-                ) {
-                    Ok(dir) => info!(dir = %dir.display(), "wrote this site's local results"),
-                    Err(error) => warn!(%error, "could not write the local results"),
+            let ours = job
+                .take_if(|j| j.id == message.job_id)
+                .map(|finished| finished.site);
+            if done.success && !done.result_json.is_empty() {
+                match ours {
+                    Some(site) => {
+                        match output::write_job(
+                            &config.output,
+                            &message.job_id,
+                            site.as_ref(),
+                            &done.result_json,
+                        ) {
+                            Ok(dir) => {
+                                info!(dir = %dir.display(), "wrote this site's local results")
+                            }
+                            Err(error) => warn!(%error, "could not write the local results"),
+                        }
+                    }
+                    None => catch_up(config, ledger, &message.job_id, &done.result_json),
                 }
             }
             return Ok(Reply::Nothing);

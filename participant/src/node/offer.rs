@@ -13,9 +13,9 @@ use tracing::{info, warn};
 use super::{EpochState, JobState, Reply, blocking};
 use crate::config::ParticipantConfig;
 use crate::ledger::Ledger;
-use crate::privacy;
 use crate::rfmlt::DataError;
 use crate::tasks::Site;
+use crate::{output, privacy};
 
 /// Answers `offer` of job `job_id`: accepts (setting `job`) or declines
 /// with the reason.
@@ -110,6 +110,14 @@ pub(super) fn accept_offer(
             }
         }
     };
+    // Where this site keeps the job's results must be writable now, not
+    // only when the job ends.
+    if let Err(error) = output::check_writable(&config.output, job_id) {
+        warn!(job = %job_id, output = %config.output.display(), %error, "this site cannot write its results");
+        return decline(
+            "this site cannot write its results to its output directory; see the site's log".into(),
+        );
+    }
     match JobParams::new(
         job_id,
         offer.cohort.len() as u32,
@@ -168,15 +176,37 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_same_offer_twice_keeps_the_job_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let config: ParticipantConfig = toml::from_str(
+    /// A site without data whose results go to `output`.
+    fn config(output: &std::path::Path) -> ParticipantConfig {
+        let mut config: ParticipantConfig = toml::from_str(
             "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\n\
              coordinator_id = \"coordinator\"\nledger = \"ledger.log\"\n\
              [tls]\nca = \"ca.pem\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
         )
         .unwrap();
+        config.output = output.to_path_buf();
+        config
+    }
+
+    #[test]
+    fn a_site_that_could_not_keep_the_results_declines_before_the_first_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = dir.path().join("out");
+        std::fs::write(&taken, "a file where the directory belongs").unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
+        let mut job = None;
+        let reply = accept_offer(&config(&taken), &mut job, "job-1", offer(), &ledger);
+        assert!(
+            matches!(&reply, Reply::Send(participant_message::Body::JobAnswer(a))
+                if !a.accept && a.reason.contains("cannot write its results")),
+        );
+        assert!(job.is_none());
+    }
+
+    #[test]
+    fn the_same_offer_twice_keeps_the_job_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir.path().join("out"));
         let ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
         let mut job = None;
         let offer_job = |job: &mut Option<JobState>, id: &str| {

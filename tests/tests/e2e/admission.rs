@@ -13,7 +13,7 @@ use fedseg_common::mtls::TlsFiles;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{ParticipantMessage, participant_message};
 use fedseg_coordinator::pki::{self, Validity};
-use fedseg_tests::{Consortium, binary};
+use fedseg_tests::{Consortium, binary, rejected_connections};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -90,6 +90,7 @@ async fn only_listed_consortium_members_get_in() {
     )
     .unwrap();
 
+    let metrics = c.enable_metrics();
     let server = c.serve();
 
     assert_eq!(
@@ -122,6 +123,10 @@ async fn only_listed_consortium_members_get_in() {
         "refused an identity not on the consortium list",
         Duration::from_secs(5)
     ));
+    // Every refusal is counted: the refused handshakes, the unlisted caller.
+    // (A client may try a refused handshake more than once.)
+    assert!(rejected_connections(metrics, "bad_certificate", 2.0) >= 2.0);
+    assert!(rejected_connections(metrics, "not_admitted", 1.0) >= 1.0);
 
     // An auditor may not open a participant session.
     let auditor = channel(c.port, &files(&pki_dir, &ca, "auditor"))

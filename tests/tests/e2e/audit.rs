@@ -2,28 +2,14 @@
 //! the raw signed records, which verify offline against the CA; a
 //! participant may not call it.
 
-use fedseg_common::mtls::TlsFiles;
 use fedseg_common::proto::audit_client::AuditClient;
 use fedseg_common::proto::{ListJobsRequest, ListRoundsRequest, ReadJournalRequest};
 use fedseg_tests::Consortium;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 async fn audit_client(c: &Consortium, id: &str) -> AuditClient<Channel> {
-    let pki = c.path().join("pki");
-    let tls = TlsFiles {
-        ca: pki.join("ca.crt"),
-        cert: pki.join(format!("{id}.crt")),
-        key: pki.join(format!("{id}.key")),
-    };
-    let channel = Endpoint::from_shared(format!("https://127.0.0.1:{}", c.port))
-        .unwrap()
-        .tls_config(tls.client_config("coordinator").unwrap())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    AuditClient::new(channel)
+    AuditClient::new(c.channel(id).await)
 }
 
 #[tokio::test(flavor = "multi_thread")]

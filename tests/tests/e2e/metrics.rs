@@ -2,24 +2,9 @@
 //! as Prometheus text and follows the participants' sessions; `/healthz`
 //! answers for probes that hold no consortium certificate.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use fedseg_tests::{Consortium, free_port};
-
-fn get(port: u16, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.to_string(), body.to_string())
-}
+use fedseg_tests::{Consortium, http_get as get};
 
 fn connected(body: &str) -> Option<f64> {
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
@@ -36,14 +21,7 @@ fn connected(body: &str) -> Option<f64> {
 #[test]
 fn metrics_parse_and_follow_the_sessions() {
     let c = Consortium::new(3, 5.0, 16);
-    let port = free_port();
-    let config = c.path().join("coordinator.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replacen(
-        "journal = ",
-        &format!("metrics_listen = \"127.0.0.1:{port}\"\njournal = "),
-        1,
-    );
-    std::fs::write(&config, text).unwrap();
+    let port = c.enable_metrics();
     let _coordinator = c.serve();
     let (head, body) = get(port, "/healthz");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

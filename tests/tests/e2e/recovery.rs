@@ -150,10 +150,23 @@ fn serve_with_a_job_runs_it_once_and_keeps_serving() {
     let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
     first.expect_log("job finished", 120);
     assert!(c.path().join("out/report.html").exists());
-    // Still serving after the job: a restart finds the job done and only serves.
+    // Still serving after the job: a restart finds the job done, writes
+    // its outputs again from the journal (appending nothing) and serves.
     first.terminate();
     first.wait(Duration::from_secs(20));
+    let journal = std::fs::read(c.path().join("journal.log")).unwrap();
+    std::fs::remove_dir_all(c.path().join("out")).unwrap();
     let second = serve("serve-2.log");
-    second.expect_log("serving only", 30);
+    second.expect_log("retracing", 30);
     second.expect_log("coordinator listening", 30);
+    let start = std::time::Instant::now();
+    while !c.path().join("out/result.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no result.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(c.path().join("out/report.html").exists());
+    assert_eq!(
+        std::fs::read(c.path().join("journal.log")).unwrap(),
+        journal
+    );
 }

@@ -177,13 +177,7 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("verification failed at record"));
     // A bank matching its ledger against that altered journal refuses it too.
-    let ledger_check = std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
-        .args(["ledger", "verify", "--config"])
-        .arg(c.path().join("sites/bank-a/participant.toml"))
-        .arg("--journal")
-        .arg(&tampered)
-        .output()
-        .unwrap();
+    let ledger_check = c.verify_ledger("bank-a", &tampered);
     assert!(!ledger_check.status.success());
     assert!(String::from_utf8_lossy(&ledger_check.stderr).contains("journal verification failed"));
 }
@@ -204,6 +198,20 @@ fn kill_during(phase: &str) -> Vec<Value> {
     others.clear();
     let rounds = checked_rounds(&c);
     assert_eq!(released(&rounds), 3, "{rounds:?}");
+    // The result names who took part (bank-e if a released sum covers it)
+    // and who dropped out, missing how many released sums.
+    let result = c.result();
+    let covered = |r: &&Value| strings(&r["survivors"]).contains(&"bank-e".to_string());
+    let missed = rounds.iter().filter(|r| !covered(r)).count();
+    let mut took_part = c.sites[..4].to_vec();
+    if rounds.iter().any(|r| covered(&r)) {
+        took_part.push("bank-e".into());
+    }
+    assert_eq!(result["took_part"], serde_json::json!(took_part));
+    let dropped = result["dropped_out"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1, "{result}");
+    assert_eq!(dropped[0]["participant"], "bank-e");
+    assert_eq!(dropped[0]["rounds_missed"], missed);
     rounds
 }
 

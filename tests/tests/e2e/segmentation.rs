@@ -246,7 +246,8 @@ fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
             && log.contains("transactions.csv"),
         "{log}"
     );
-    // The bank's ledger: its hello and its refusal, nothing else.
+    // The bank's ledger: its hello and its refusal, nothing else sent (the
+    // job's end record it was told is kept too, received).
     let ledger = fs::read_to_string(bad_site.join("ledger.log")).unwrap();
     let kinds: Vec<String> = ledger
         .lines()
@@ -258,7 +259,9 @@ fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
         })
         .collect();
     assert!(
-        kinds.iter().all(|k| k == "hello" || k == "job-answer"),
+        kinds
+            .iter()
+            .all(|k| k == "hello" || k == "job-answer" || k == "job-finished"),
         "{kinds:?}"
     );
     // The coordinator's journal records the refusal, in the bank's words.
@@ -268,4 +271,25 @@ fn a_bank_with_a_bad_row_sends_nothing_but_its_refusal() {
     for round in result["rounds"].as_array().unwrap() {
         assert_eq!(round["survivors"].as_array().unwrap().len(), 2);
     }
+    // The result says so: the cohort it was offered to, who took part, who
+    // declined and why; the report names only the members that took part.
+    assert_eq!(result["cohort"].as_array().unwrap().len(), 3);
+    assert_eq!(result["took_part"], serde_json::json!(c.sites[1..]));
+    let declined = result["declined"].as_array().unwrap();
+    assert_eq!(declined.len(), 1, "{result}");
+    assert_eq!(declined[0]["participant"], c.sites[0].as_str());
+    assert!(
+        declined[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed validation")
+    );
+    assert_eq!(result["dropped_out"], serde_json::json!([]));
+    let report = fs::read_to_string(c.path().join("out/report.md")).unwrap();
+    let members = format!("of 2 members ({}, {})", c.sites[1], c.sites[2]);
+    assert!(report.contains(&members), "{report}");
+    assert!(
+        report.contains(&format!("{} declined the job", c.sites[0])),
+        "{report}"
+    );
 }

@@ -382,8 +382,13 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
         .chain(floats(&fintech["coefficients"]))
         .collect();
     // The contract's objective, at the secure and the exact coefficients.
-    let gap = (plain::objective(&x, &y, 8, &secure, 1.0) / plain::objective(&x, &y, 8, &beta, 1.0)) - 1.0;
-    let worst = secure.iter().zip(&beta).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let gap =
+        (plain::objective(&x, &y, 8, &secure, 1.0) / plain::objective(&x, &y, 8, &beta, 1.0)) - 1.0;
+    let worst = secure
+        .iter()
+        .zip(&beta)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     eprintln!("joint model: largest coefficient difference {worst:.2e}, objective gap {gap:.2e}");
     assert!(worst < 1e-4, "coefficients {secure:?} vs {beta:?}");
     assert!(gap.abs() < 1e-6, "objective gap {gap}");
@@ -433,6 +438,41 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
     // Coefficients and per-customer values never reach the result.
     let text = fs::read_to_string(c.path().join("out/result.json")).unwrap();
     assert!(!text.contains("coefficients") && !text.contains("C3e8-"));
+    assert_journal_has_no_ids(&c);
+    c.assert_ledger_verifies("bank-a");
+    c.assert_ledger_verifies("fintech-x");
+}
+
+#[test]
+fn a_coordinator_killed_mid_model_restarts_the_vertical_job_cleanly() {
+    let c = Consortium::vertical(600, 20.0);
+    let _parties: Vec<Process> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
+    // Killed in the joint model, after the intersection is journaled.
+    let mut first = c.run_coordinator_with(&[("FEDSEG_FAULT_CRASH_AFTER", "vertical_message:200")]);
+    let status = first.wait(std::time::Duration::from_secs(120));
+    assert!(!status.success(), "{}", first.log_text());
+    assert!(!c.path().join("out/result.json").exists());
+    let mut second = c.run_coordinator();
+    second.expect_success(300);
+    assert!(second.log_text().contains("resuming from the journal"));
+    let result = c.result();
+    let v = &result["vertical"];
+    let joined = bank_features(&c)
+        .iter()
+        .filter(|b| partner_features(&c).contains_key(&b.id))
+        .count();
+    assert_eq!(v["intersection"], joined);
+    assert!(v["converged"].as_bool().unwrap(), "{v}");
+    // Both runs of the intersection are in the journal; the second drew
+    // fresh keys, so no hello repeats a sealing key.
+    let hellos: Vec<String> = c
+        .journal_records()
+        .iter()
+        .filter(|r| r["entry"]["step"] == "hello")
+        .map(|r| r["entry"]["sha256"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hellos.len(), 4, "{hellos:?}");
+    assert_eq!(hellos.iter().collect::<BTreeSet<_>>().len(), 4);
     assert_journal_has_no_ids(&c);
     c.assert_ledger_verifies("bank-a");
     c.assert_ledger_verifies("fintech-x");

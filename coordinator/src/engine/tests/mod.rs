@@ -313,6 +313,17 @@ impl Transport for InProcess {
 
 const MEMBERS: [&str; 4] = ["bank-a", "bank-b", "bank-c", "bank-d"];
 
+/// Short deadlines, two rounds per key epoch.
+fn settings() -> RoundSettings {
+    RoundSettings {
+        phase_timeout_s: 1.0,
+        cohort_timeout_s: 1.0,
+        epoch_rounds: 2,
+        max_message_bytes: 1 << 20,
+        ..RoundSettings::default()
+    }
+}
+
 /// A consortium directory: a job of `rounds` secure sums with `threshold`,
 /// and a key for the journal.
 struct Fixture {
@@ -369,16 +380,25 @@ impl Fixture {
         faults: &[(&str, Fault)],
         budget: Option<PrivacyBudget>,
     ) -> Result<JobReport, EngineError> {
-        let settings = RoundSettings {
-            phase_timeout_s: 1.0,
-            cohort_timeout_s: 1.0,
-            epoch_rounds: 2,
-            max_message_bytes: 1 << 20,
-        };
         let listed: Vec<String> = MEMBERS.iter().map(|m| m.to_string()).collect();
         let sessions = InProcess::new(&MEMBERS, faults);
-        let mut engine =
-            Engine::start(sessions, settings, &listed, &self.job, journal, budget).await?;
+        let engine =
+            Engine::start(sessions, settings(), &listed, &self.job, journal, budget).await?;
+        self.run_rounds(engine).await
+    }
+
+    /// Retraces the job from `journal`, which shows it finished, with
+    /// nobody connected.
+    async fn retrace(&self, journal: &mut JournalWriter) -> Result<JobReport, EngineError> {
+        let resume = super::Resume::read(journal.records(), &self.job)?.expect("journaled");
+        assert!(resume.finished);
+        let sessions = InProcess::new(&[], &[]);
+        let engine = Engine::retrace(sessions, settings(), &self.job, journal, resume)?;
+        self.run_rounds(engine).await
+    }
+
+    /// The job's rounds on `engine`, then its end.
+    async fn run_rounds(&self, mut engine: Engine<'_>) -> Result<JobReport, EngineError> {
         let sum = self
             .job
             .config

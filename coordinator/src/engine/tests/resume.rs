@@ -156,3 +156,59 @@ async fn a_journal_holding_the_job_with_another_configuration_is_refused() {
     let outcome = f.run(&mut journal, &[]).await;
     assert!(matches!(outcome, Err(EngineError::ConfigChanged(_))));
 }
+
+#[tokio::test]
+async fn a_finished_job_is_retraced_from_its_journal_asking_nobody_and_appending_nothing() {
+    // bank-d declines and bank-b leaves at round 1's masked input: round 1
+    // is released over the other two with bank-b dropped.
+    let f = Fixture::new(3, 2);
+    let mut journal = f.journal("journal.log");
+    let faults = [
+        ("bank-d", Fault::Decline),
+        ("bank-b", Fault::Leave(Phase::MaskedInput, 1)),
+    ];
+    let first = f.run(&mut journal, &faults).await.unwrap();
+    assert!(first.rounds.iter().any(|r| !r.dropped.is_empty()));
+    let records = journal.records().len();
+    let again = f.retrace(&mut journal).await.unwrap();
+    let seen = |report: &JobReport| -> Vec<_> {
+        report
+            .rounds
+            .iter()
+            .map(|r| {
+                let who = (r.survivors.clone(), r.dropped.clone());
+                (r.round, r.outcome, r.epoch, who, r.sum.clone())
+            })
+            .collect()
+    };
+    assert_eq!(seen(&again), seen(&first));
+    assert_eq!(
+        (
+            &again.cohort,
+            &again.took_part,
+            &again.declined,
+            &again.dropped_out
+        ),
+        (
+            &first.cohort,
+            &first.took_part,
+            &first.declined,
+            &first.dropped_out
+        )
+    );
+    assert_eq!(journal.records().len(), records);
+
+    // A job whose steps leave journaled rounds unused is not retraced, and
+    // still nothing is appended.
+    let resume = super::super::Resume::read(journal.records(), &f.job)
+        .unwrap()
+        .unwrap();
+    let nobody = InProcess::new(&[], &[]);
+    let engine = Engine::retrace(nobody, settings(), &f.job, &mut journal, resume).unwrap();
+    let outcome = engine.finish(true, "", String::new()).await;
+    assert!(
+        matches!(outcome, Err(EngineError::NotRetraced { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(journal.records().len(), records);
+}

@@ -1,0 +1,445 @@
+//! Matching a site's ledger against a verified journal: every contribution
+//! the journal attributes to the site must be in the ledger byte for byte;
+//! every protocol message the ledger says left must be in the journal, or
+//! have been in flight when the coordinator crashed (the journal then shows
+//! the job resumed after it); and every job end the site was told must be
+//! in the journal, so a journal cut at a record boundary does not pass.
+
+use std::collections::BTreeMap;
+
+use fedseg_common::journal::{self, EndRecordCheck, Entry, VerifiedJournal};
+use fedseg_common::secagg::Phase;
+use sha2::{Digest, Sha256};
+
+use super::LedgerEntry;
+
+/// Kind of the ledger line that keeps the coordinator's signed
+/// `job_finished` record, received with JobFinished (nothing was sent).
+pub const END_RECORD_KIND: &str = "job-finished";
+
+/// What matching a ledger against a journal found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reconciliation {
+    /// Contributions the journal attributes to this site that the ledger
+    /// confirms byte for byte.
+    pub matched: usize,
+    /// Contributions the journal attributes to this site whose digest the
+    /// ledger does not hold.
+    pub mismatched: Vec<String>,
+    /// Protocol messages the ledger says left this site that the journal
+    /// does not account for, with no crash to explain it.
+    pub unaccounted: Vec<String>,
+    /// Protocol messages sent to a coordinator that crashed before
+    /// journaling them, each with the `job_resumed` record that shows it.
+    pub in_flight: Vec<String>,
+    /// Protocol messages the coordinator did not accept in time: the
+    /// journal's record of that phase lists this site as silent.
+    pub not_received: Vec<String>,
+    /// Job ends this site was told that the journal holds byte for byte.
+    pub ends_attested: usize,
+    /// Job ends this site was told that the journal lacks (it was cut) or
+    /// holds otherwise.
+    pub ends_missing: Vec<String>,
+    /// Jobs the journal does not show finished, with their last state.
+    pub unfinished: Vec<String>,
+}
+
+impl Reconciliation {
+    /// Whether the ledger and the journal agree (messages in flight at a
+    /// crash and unfinished jobs are reported, not failures).
+    pub fn agrees(&self) -> bool {
+        self.mismatched.is_empty() && self.unaccounted.is_empty() && self.ends_missing.is_empty()
+    }
+}
+
+/// The ledger kinds of a vertical job's messages (`psi-hello`,
+/// `mpc-opening`, ...): the journal records each by its digest.
+fn is_vertical(kind: &str) -> bool {
+    ["psi-", "mpc-", "vertical-"]
+        .iter()
+        .any(|prefix| kind.starts_with(prefix))
+}
+
+/// Whether the journal records a ledger line of this kind.
+fn journaled_kind(kind: &str) -> bool {
+    Phase::from_name(kind).is_some() || is_vertical(kind)
+}
+
+/// The group all of a vertical job's ledger lines are matched in.
+const VERTICAL: &str = "vertical";
+
+/// Matches `site`'s ledger against a verified journal.
+pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) -> Reconciliation {
+    let mut found = Reconciliation::default();
+    // Ledger line number -> the journal record that accounts for it.
+    let used = match_contributions(site, ledger, journal, &mut found);
+    for (at, entry) in ledger
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| journaled_kind(&e.kind) && !used.contains_key(&e.seq))
+    {
+        if let Some(evidence) = crash_evidence(at, ledger, &used, journal) {
+            found
+                .in_flight
+                .push(format!("{}: {evidence}", describe(entry)));
+        } else if let Some(record) = silent_in(&ledger[at], site, journal) {
+            found.not_received.push(format!(
+                "{}: journal record {record} lists this site silent in that phase \
+                 (the message came late or never arrived)",
+                describe(entry)
+            ));
+        } else {
+            found
+                .unaccounted
+                .push(format!("{} is not in the journal", describe(entry)));
+        }
+    }
+    for entry in ledger.iter().filter(|e| e.kind == END_RECORD_KIND) {
+        match check_end(entry, journal) {
+            Ok(()) => found.ends_attested += 1,
+            Err(problem) => found
+                .ends_missing
+                .push(format!("ledger line {}: {problem}", entry.seq + 1)),
+        }
+    }
+    found.unfinished = journal::unfinished(&journal.records)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    found
+}
+
+fn describe(e: &LedgerEntry) -> String {
+    format!(
+        "ledger line {}: {} of round {} in {} ({} bytes)",
+        e.seq + 1,
+        e.kind,
+        e.round.map_or("-".to_string(), |r| r.to_string()),
+        e.job_id,
+        e.bytes
+    )
+}
+
+/// Finds, for every phase the journal says this site answered, the ledger
+/// line with that digest; returns which journal record matched which line.
+fn match_contributions(
+    site: &str,
+    ledger: &[LedgerEntry],
+    journal: &VerifiedJournal,
+    found: &mut Reconciliation,
+) -> BTreeMap<u64, u64> {
+    let mut sent: BTreeMap<(&str, &str, Option<u64>), Vec<&LedgerEntry>> = BTreeMap::new();
+    for entry in ledger.iter().filter(|e| journaled_kind(&e.kind)) {
+        // A vertical job's messages are matched by digest alone.
+        let kind = if is_vertical(&entry.kind) {
+            VERTICAL
+        } else {
+            &entry.kind
+        };
+        sent.entry((&entry.job_id, kind, entry.round))
+            .or_default()
+            .push(entry);
+    }
+    let mut used = BTreeMap::new();
+    let mut cursors: BTreeMap<&str, usize> = BTreeMap::new();
+    for record in &journal.records {
+        if let Entry::VerticalMessage {
+            job_id,
+            step,
+            from,
+            sha256,
+            ..
+        } = &record.entry
+        {
+            if from != site {
+                continue;
+            }
+            // In order: the journal's records of a job are a subsequence
+            // of the site's lines (some lost in flight at a crash), and
+            // identical messages recur (a rerun's dealer requests), so each
+            // record matches the first equal line after the last match.
+            let key = (job_id.as_str(), VERTICAL, None);
+            let cursor = cursors.entry(job_id.as_str()).or_insert(0);
+            let lines = sent
+                .get(&key)
+                .map_or(&[][..], |es| &es[(*cursor).min(es.len())..]);
+            match lines.iter().position(|e| &e.sha256 == sha256) {
+                Some(offset) => {
+                    let entry = lines[offset];
+                    *cursor += offset + 1;
+                    found.matched += 1;
+                    used.insert(entry.seq, record.sequence);
+                }
+                None => found.mismatched.push(format!(
+                    "journal record {}: {step} of vertical job {job_id} with digest {sha256} is not in the ledger",
+                    record.sequence
+                )),
+            }
+            continue;
+        }
+        let Entry::PhaseCompleted {
+            job_id,
+            round,
+            phase,
+            answered,
+            ..
+        } = &record.entry
+        else {
+            continue;
+        };
+        let Some(digest) = answered.get(site) else {
+            continue;
+        };
+        let key = (job_id.as_str(), phase.name(), Some(*round));
+        match sent.get(&key).and_then(|es| {
+            es.iter()
+                .find(|e| &e.sha256 == digest && !used.contains_key(&e.seq))
+        }) {
+            Some(entry) => {
+                found.matched += 1;
+                used.insert(entry.seq, record.sequence);
+            }
+            None => found.mismatched.push(format!(
+                "journal record {}: {phase} of round {round} in {job_id} with digest {digest} is not in the ledger",
+                record.sequence
+            )),
+        }
+    }
+    used
+}
+
+/// Why a protocol message the journal does not hold was lost to a
+/// coordinator crash, if it was: the journal shows `job_resumed` for its
+/// job after the site's last journaled message, and the message went out
+/// on the same session as that one (so to the process that crashed); or,
+/// with nothing of the job journaled before it, its session broke after
+/// it and the job resumed at or before its round.
+fn crash_evidence(
+    at: usize,
+    ledger: &[LedgerEntry],
+    used: &BTreeMap<u64, u64>,
+    journal: &VerifiedJournal,
+) -> Option<String> {
+    let line = &ledger[at];
+    let after = &ledger[at + 1..];
+    let previous = ledger[..at]
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, e)| e.job_id == line.job_id)
+        .find_map(|(i, e)| used.get(&e.seq).map(|j| (i, *j)));
+    let hello = |lines: &[LedgerEntry]| lines.iter().any(|e| e.kind == "hello");
+    let resumed = journal.records.iter().find_map(|r| match &r.entry {
+        Entry::JobResumed {
+            job_id, next_round, ..
+        } if *job_id == line.job_id => {
+            let fits = match previous {
+                Some((i, journaled)) => r.sequence > journaled && !hello(&ledger[i + 1..at]),
+                None => hello(after) && line.round.is_some_and(|round| round <= *next_round),
+            };
+            fits.then_some((r.sequence, *next_round))
+        }
+        _ => None,
+    })?;
+    Some(format!(
+        "sent to a coordinator that crashed before journaling it: journal record {} \
+         (job_resumed, next round {}) shows the job resumed after it",
+        resumed.0, resumed.1
+    ))
+}
+
+/// The journal record of `line`'s phase that lists `site` as silent, if
+/// any: the coordinator states it did not accept that message.
+fn silent_in(line: &LedgerEntry, site: &str, journal: &VerifiedJournal) -> Option<u64> {
+    journal.records.iter().find_map(|r| match &r.entry {
+        Entry::PhaseCompleted {
+            job_id,
+            round,
+            phase,
+            silent,
+            ..
+        } if *job_id == line.job_id
+            && Some(*round) == line.round
+            && phase.name() == line.kind
+            && silent.iter().any(|s| s == site) =>
+        {
+            Some(r.sequence)
+        }
+        _ => None,
+    })
+}
+
+/// Checks one kept `job_finished` record against the journal.
+fn check_end(line: &LedgerEntry, journal: &VerifiedJournal) -> Result<(), String> {
+    let bytes = line
+        .journal_record
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or("the kept job_finished record is missing or not hex")?;
+    if hex::encode(Sha256::digest(&bytes)) != line.sha256 {
+        return Err("the kept job_finished record does not match the line's digest".into());
+    }
+    let check = journal::check_end_record(journal, &bytes).map_err(|e| {
+        format!(
+            "the job_finished record this site received for {} does not verify with this \
+             journal's coordinator key ({e})",
+            line.job_id
+        )
+    })?;
+    match check {
+        EndRecordCheck::Present(record) => match record.entry {
+            Entry::JobFinished { job_id, .. } if job_id == line.job_id => Ok(()),
+            _ => Err(format!(
+                "journal record {} is not the end of job {}",
+                record.sequence, line.job_id
+            )),
+        },
+        EndRecordCheck::Missing {
+            record,
+            journal_records,
+        } => Err(format!(
+            "TRUNCATED JOURNAL: the coordinator told this site that job {} ended with its \
+             signed record {} ({}), but this journal holds only {journal_records} records",
+            line.job_id, record.sequence, line.sha256
+        )),
+        EndRecordCheck::Replaced(record) => Err(format!(
+            "the journal's record {} is not the job_finished of {} this site received",
+            record.sequence, line.job_id
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use fedseg_common::journal::Record;
+    use fedseg_common::keys::KeyAlgorithm;
+
+    use super::*;
+
+    const SITE: &str = "bank-a";
+
+    /// A ledger of (kind, round, digest) lines of job `j`.
+    fn ledger(lines: &[(&str, Option<u64>, &str)]) -> Vec<LedgerEntry> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, round, digest))| LedgerEntry {
+                seq: i as u64,
+                unix_ms: 0,
+                job_id: if *kind == "hello" { "" } else { "j" }.into(),
+                round: *round,
+                kind: kind.to_string(),
+                bytes: 1,
+                sha256: digest.to_string(),
+                prev: String::new(),
+                rho: None,
+                journal_record: None,
+            })
+            .collect()
+    }
+
+    fn phase(round: u64, phase: Phase, answered: Option<&str>) -> Entry {
+        let (answered, silent) = match answered {
+            Some(d) => (BTreeMap::from([(SITE.to_string(), d.to_string())]), vec![]),
+            None => (BTreeMap::new(), vec![SITE.to_string()]),
+        };
+        Entry::PhaseCompleted {
+            job_id: "j".into(),
+            round,
+            phase,
+            answered,
+            silent,
+        }
+    }
+
+    fn resumed(next_round: u64) -> Entry {
+        Entry::JobResumed {
+            job_id: "j".into(),
+            completed: 0,
+            next_round,
+        }
+    }
+
+    fn journal(entries: Vec<Entry>) -> VerifiedJournal {
+        VerifiedJournal {
+            coordinator: "coordinator".into(),
+            algorithm: KeyAlgorithm::Ed25519,
+            records: entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, entry)| Record {
+                    sequence: i as u64 + 1,
+                    unix_ms: 0,
+                    hash: [0; 32],
+                    entry,
+                })
+                .collect(),
+        }
+    }
+
+    const ADV: (&str, Option<u64>, &str) = ("advertise-keys", Some(0), "d1");
+    const MASKED: (&str, Option<u64>, &str) = ("masked-input", Some(0), "d2");
+    const HELLO: (&str, Option<u64>, &str) = ("hello", None, "h");
+    const ADV_AGAIN: (&str, Option<u64>, &str) = ("advertise-keys", Some(1), "d3");
+
+    #[test]
+    fn a_message_sent_to_a_coordinator_that_crashed_is_told_apart_from_tampering() {
+        let crashed = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            resumed(1),
+            phase(1, Phase::AdvertiseKeys, Some("d3")),
+        ]);
+        let found = reconcile(
+            SITE,
+            &ledger(&[HELLO, ADV, MASKED, HELLO, ADV_AGAIN]),
+            &crashed,
+        );
+        assert_eq!((found.matched, found.in_flight.len()), (2, 1), "{found:?}");
+        assert!(found.agrees() && found.in_flight[0].contains("journal record 2"));
+
+        // Without the restart in the journal, the same line is unaccounted.
+        let running = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            phase(1, Phase::AdvertiseKeys, Some("d3")),
+        ]);
+        let found = reconcile(
+            SITE,
+            &ledger(&[HELLO, ADV, MASKED, HELLO, ADV_AGAIN]),
+            &running,
+        );
+        assert_eq!(found.unaccounted.len(), 1, "{found:?}");
+        assert!(!found.agrees());
+
+        // Sent on a later session than the last journaled message: not to
+        // the process that crashed, so no excuse.
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, HELLO, MASKED]), &crashed);
+        assert_eq!(found.unaccounted.len(), 1, "{found:?}");
+
+        // A rewritten digest: the journal's contribution is missing from
+        // the ledger, and the line is in no journal record.
+        let tampered = ("masked-input", Some(0), "forged");
+        let honest = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            phase(0, Phase::MaskedInput, Some("d2")),
+        ]);
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, tampered]), &honest);
+        assert_eq!((found.mismatched.len(), found.unaccounted.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_message_the_journal_says_came_late_is_reported_not_failed() {
+        let late = journal(vec![
+            phase(0, Phase::AdvertiseKeys, Some("d1")),
+            phase(0, Phase::MaskedInput, None),
+        ]);
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, MASKED]), &late);
+        assert_eq!(
+            (found.matched, found.not_received.len()),
+            (1, 1),
+            "{found:?}"
+        );
+        assert!(found.agrees());
+    }
+}
