@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use fedseg_common::keys::KeyAlgorithm;
+use fedseg_common::secagg::consortium::Consortium;
 use fedseg_common::secagg::kdf::{self, Purpose};
 use fedseg_common::secagg::prg;
 use fedseg_common::secagg::runner::{self, Dropout};
@@ -41,6 +43,8 @@ pub struct SecureSumReport {
     pub neighbours: u32,
     /// Shamir threshold t.
     pub threshold: u32,
+    /// Signatures each survivor set carries (more than half the cohort).
+    pub quorum: u32,
     /// Dropout fraction.
     pub dropout: f64,
     /// Rounds run.
@@ -112,9 +116,15 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
             .map(|i| i ^ round ^ ((member as u64) << 32))
             .collect()
     };
+    // Certificates are issued before the clock starts: a bank has its own.
+    let consortium = Consortium::generate(n, KeyAlgorithm::EcdsaP256);
+    let cohort = runner::Cohort {
+        params: &params,
+        members: &consortium.members,
+    };
     let start = Instant::now();
     let sim = runner::run(
-        &params,
+        cohort,
         config.rounds,
         config.rounds as u64,
         length,
@@ -134,6 +144,7 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
         length,
         neighbours: params.graph.neighbours(0).len() as u32,
         threshold: config.threshold,
+        quorum: params.quorum,
         dropout: config.dropout,
         rounds: config.rounds,
         released: sim.rounds.iter().filter(|r| r.outcome.is_ok()).count() as u32,

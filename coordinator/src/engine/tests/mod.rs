@@ -12,12 +12,16 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use fedseg_common::fixed_point::{ClipRange, FixedPointEncoder};
 use fedseg_common::journal::{Entry, Record};
+use fedseg_common::keys::KeyAlgorithm;
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body as Down,
     participant_message::Body as Up,
 };
 use fedseg_common::secagg::JobParams;
+use fedseg_common::secagg::consortium::Consortium;
+use fedseg_common::secagg::messages::UnmaskRequest;
 use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
+use fedseg_common::secagg::signing::{CohortTrust, Membership};
 use fedseg_common::wire;
 use tokio::time::Instant as Deadline;
 
@@ -38,6 +42,7 @@ enum Phase {
     AdvertiseKeys,
     ShareKeys,
     MaskedInput,
+    ConfirmSurvivors,
     Unmask,
 }
 
@@ -48,6 +53,7 @@ impl Phase {
             Down::EpochStart(_) => Phase::AdvertiseKeys,
             Down::EpochRoster(_) => Phase::ShareKeys,
             Down::MaskRequest(_) => Phase::MaskedInput,
+            Down::SurvivorSet(_) => Phase::ConfirmSurvivors,
             Down::UnmaskRequest(_) => Phase::Unmask,
             _ => return None,
         })
@@ -76,6 +82,7 @@ fn round_of(body: &Down) -> u64 {
         Down::EpochStart(s) => s.first_round,
         Down::EpochRoster(r) => r.first_round,
         Down::MaskRequest(m) => m.round,
+        Down::SurvivorSet(s) => s.round,
         Down::UnmaskRequest(u) => u.round,
         _ => 0,
     }
@@ -96,6 +103,9 @@ enum KeyState {
 }
 
 struct Member {
+    id: String,
+    pki: Arc<Consortium>,
+    membership: Option<Arc<Membership>>,
     connected: bool,
     fault: Option<Fault>,
     params: Option<(Arc<JobParams>, u32)>,
@@ -118,8 +128,14 @@ impl Member {
                     offer.neighbours,
                     &seed,
                 )
+                .and_then(|p| p.with_quorum(offer.quorum))
                 .expect("valid offer");
                 self.params = Some((Arc::new(params), offer.index));
+                let issued = self.pki.issue(&self.id, "participant");
+                self.membership = Some(Arc::new(Membership {
+                    credential: issued.credential,
+                    trust: CohortTrust::new(self.pki.ca.clone(), offer.cohort),
+                }));
                 Some(Up::JobAnswer(proto::JobAnswer {
                     accept: true,
                     reason: String::new(),
@@ -127,8 +143,9 @@ impl Member {
             }
             (Down::EpochStart(start), _) => {
                 let (params, index) = self.params.clone().expect("offered");
+                let membership = self.membership.clone().expect("offered");
                 let (advert, next) =
-                    participant::start_epoch(params, index, start.into(), rng).ok()?;
+                    participant::start_epoch(params, index, start.into(), membership, rng).ok()?;
                 self.keys = KeyState::AwaitingRoster(next);
                 Some(Up::KeyAdvertisement((&advert).into()))
             }
@@ -150,10 +167,17 @@ impl Member {
                 self.keys = KeyState::Ready(ready);
                 Some(Up::MaskedInput((&masked.ok()?).into()))
             }
-            (Down::UnmaskRequest(request), KeyState::Ready(mut ready)) => {
-                let response = ready.unmask(&request.into());
+            (Down::SurvivorSet(set), KeyState::Ready(mut ready)) => {
+                let signature = ready.confirm(&set.into());
                 self.keys = KeyState::Ready(ready);
-                Some(Up::UnmaskResponse((&response.ok()?).into()))
+                Some(Up::SurvivorSignature((&signature.ok()?).into()))
+            }
+            (Down::UnmaskRequest(request), KeyState::Ready(mut ready)) => {
+                let response = UnmaskRequest::try_from(request)
+                    .ok()
+                    .and_then(|request| ready.unmask(&request).ok());
+                self.keys = KeyState::Ready(ready);
+                Some(Up::UnmaskResponse((&response?).into()))
             }
             (_, keys) => {
                 self.keys = keys;
@@ -185,10 +209,17 @@ struct InProcess {
 impl InProcess {
     fn new(ids: &[&str], faults: &[(&str, Fault)]) -> Self {
         let mut sessions = Sessions::default();
+        let pki = Arc::new(Consortium::for_cohort(
+            ids.iter().map(|id| id.to_string()).collect(),
+            KeyAlgorithm::EcdsaP256,
+        ));
         for id in ids {
             sessions.members.insert(
                 id.to_string(),
                 Member {
+                    id: id.to_string(),
+                    pki: pki.clone(),
+                    membership: None,
                     connected: true,
                     fault: faults.iter().find(|(f, _)| f == id).map(|&(_, f)| f),
                     params: None,
