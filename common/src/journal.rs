@@ -16,7 +16,9 @@
 //!
 //! Record 0 is always [`Entry::JournalOpened`] and carries the coordinator's
 //! certificate: verification checks that it chains to the CA with the
-//! coordinator role, then every sequence number, hash link and signature.
+//! coordinator role, then every sequence number, hash link and signature,
+//! then the participants' own signatures on every release's survivor set
+//! ([`cosigned`]).
 //!
 //! The signature algorithm is the one of the public key in that certificate,
 //! so the layout carries no algorithm tag and keeps its 64-byte signature
@@ -27,6 +29,9 @@
 use crate::certs;
 use crate::identity::Role;
 use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
+mod cosigned;
+
+pub use cosigned::CoSigned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -465,6 +470,8 @@ pub struct VerifiedJournal {
     pub algorithm: KeyAlgorithm,
     /// Every record, in order.
     pub records: Vec<Record>,
+    /// The releases whose survivor sets the survivors signed, checked.
+    pub cosigned: CoSigned,
 }
 
 /// Decodes a whole journal: record 0 first, then `signer` picks the key
@@ -494,10 +501,12 @@ pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalE
         let (id, key) = check_coordinator(&opening.entry, opening.unix_ms, ca_pem)?;
         Ok(((id, key.algorithm()), key))
     })?;
+    let cosigned = cosigned::verify(&records, ca_pem)?;
     Ok(VerifiedJournal {
         coordinator,
         algorithm,
         records,
+        cosigned,
     })
 }
 

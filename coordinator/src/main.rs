@@ -256,11 +256,14 @@ fn main() -> Result<()> {
                 anyhow::anyhow!("{}: verification failed at {e}", journal.display())
             })?;
             println!(
-                "{}: {} records, signed by coordinator {} ({}), chain and signatures verified",
+                "{}: {} records, signed by coordinator {} ({}), chain and signatures verified; \
+                 {} releases co-signed by their survivors, {} survivor signatures verified",
                 journal.display(),
                 verified.records.len(),
                 verified.coordinator,
-                verified.algorithm
+                verified.algorithm,
+                verified.cosigned.releases,
+                verified.cosigned.signatures
             );
         }
         Command::Journal(JournalCommand::Show { journal, json }) => {

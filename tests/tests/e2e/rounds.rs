@@ -161,6 +161,45 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The job's journal verifies offline with only the CA certificate, records
 /// exactly the released sums, and a flipped byte is caught.
+/// A coordinator that rewrites its journal, re-signing every record with
+/// its own key, cannot alter a bank's signature on a survivor set: the copy
+/// fails verification at that record, naming the bank.
+fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
+    use fedseg_common::journal::Entry;
+    let bytes = std::fs::read(c.path().join("journal.log")).unwrap();
+    let records = fedseg_common::journal::read(&bytes).unwrap();
+    let copy = c.path().join("rewritten.log");
+    let pki = c.path().join("pki");
+    let mut writer = fedseg_coordinator::journal::JournalWriter::open(
+        &copy,
+        &pki.join("coordinator.key"),
+        &pki.join("coordinator.crt"),
+        "coordinator",
+    )
+    .unwrap();
+    let mut altered = None;
+    for (i, record) in records.into_iter().enumerate().skip(1) {
+        let mut entry = record.entry;
+        if let Entry::SurvivorsConfirmed { signatures, .. } = &mut entry
+            && altered.is_none()
+        {
+            let signature = signatures.get_mut("bank-b").unwrap();
+            let first = if signature.starts_with('0') { "1" } else { "0" };
+            signature.replace_range(..1, first);
+            altered = Some(i);
+        }
+        writer.append(entry).unwrap();
+    }
+    drop(writer);
+    let refused = c.verify_journal(&copy);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&format!("record {}:", altered.unwrap())) && stderr.contains("bank-b"),
+        "{stderr}"
+    );
+}
+
 fn check_journal(c: &Consortium, rounds: &[Value]) {
     let journal = c.path().join("journal.log");
     let verify = |file: &std::path::Path| c.verify_journal(file);
@@ -170,9 +209,21 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(out.contains("signed by coordinator coordinator"), "{out}");
+    // Every release's survivor set carries every survivor's signature.
+    let signatures: usize = rounds
+        .iter()
+        .map(|r| r["survivors"].as_array().unwrap().len())
+        .sum();
     assert!(
-        String::from_utf8_lossy(&verified.stdout).contains("signed by coordinator coordinator")
+        out.contains(&format!(
+            "{} releases co-signed by their survivors, {signatures} survivor signatures verified",
+            rounds.len()
+        )),
+        "{out}"
     );
+    check_survivor_signatures_cannot_be_rewritten(c);
 
     let released: Vec<Value> = c
         .journal_records()
