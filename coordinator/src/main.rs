@@ -299,7 +299,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
     let job = job
-        .map(|(j, out)| Job::load(j).map(|job| (job, out)))
+        .map(|(j, out)| {
+            let job = Job::load(j)?;
+            job.check_cohort(j, &config)?;
+            anyhow::Ok((job, out))
+        })
         .transpose()?;
     let running = server::start(&config, fedseg_common::process::shutdown_signal()).await?;
     if let Some((job, out)) = job {
@@ -329,6 +333,7 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
 async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
     let job = Job::load(job_path)?;
+    job.check_cohort(job_path, &config)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let running = server::start(&config, async move {
         let _ = stopped.await;

@@ -366,3 +366,20 @@ fn a_restarted_participant_rejoins_only_at_the_next_key_epoch() {
         restarted.log_text()
     );
 }
+
+#[test]
+fn a_quorum_below_the_collusion_bound_refuses_the_job_at_start_up() {
+    // Five sites, one assumed colluder: a survivor set needs (5 + 1)/2 + 1
+    // = 4 signatures; 3 would let the coordinator and the colluder confirm
+    // two sets of one round.
+    let c = consortium(5, 1, 1, None, 5.0);
+    let job = c.path().join("job.toml");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(&job, text + "\n[cohort]\ncollusion = 1\nquorum = 3\n").unwrap();
+    let mut coordinator = c.run_coordinator();
+    let status = coordinator.wait(std::time::Duration::from_secs(30));
+    assert!(!status.success());
+    let log = coordinator.log_text();
+    assert!(log.contains("cohort.quorum"), "{log}");
+    assert!(!c.path().join("journal.log").exists());
+}

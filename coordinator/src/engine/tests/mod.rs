@@ -74,6 +74,9 @@ enum Fault {
     ReplayPrevious(Phase, u64),
     /// It declines the job.
     Decline,
+    /// It refuses the request, reporting the coordinator at fault (as for
+    /// a forged key or an unconfirmed survivor set).
+    BlameCoordinator(Phase, u64),
 }
 
 /// The round (or first round of the key set-up) a request is for.
@@ -255,7 +258,8 @@ impl InProcess {
                 Fault::Leave(p, r)
                 | Fault::Late(p, r)
                 | Fault::Duplicate(p, r)
-                | Fault::ReplayPrevious(p, r) => (p, r),
+                | Fault::ReplayPrevious(p, r)
+                | Fault::BlameCoordinator(p, r) => (p, r),
                 Fault::Decline => (Phase::Offer, 0),
             };
             Some(p) == phase && round >= r
@@ -273,6 +277,11 @@ impl InProcess {
             Some(Fault::Decline) => Some(Up::JobAnswer(proto::JobAnswer {
                 accept: false,
                 reason: "policy".into(),
+            })),
+            Some(Fault::BlameCoordinator(..)) => Some(Up::TaskFailed(proto::TaskFailed {
+                round,
+                fault: proto::FaultKind::Coordinator as i32,
+                reason: "the survivor set carries too few signatures".into(),
             })),
             _ => member.answer(&message.job_id, body),
         };
@@ -529,6 +538,40 @@ async fn a_member_that_leaves_below_the_threshold_aborts_the_round_and_nothing_i
             .iter()
             .any(|r| matches!(r.entry, Entry::AggregateReleased { .. }))
     );
+}
+
+#[tokio::test]
+async fn a_refusal_that_blames_the_coordinator_is_journaled() {
+    let f = Fixture::new(2, 3);
+    let faults = [(
+        "bank-b",
+        Fault::BlameCoordinator(Phase::ConfirmSurvivors, 0),
+    )];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    let reported: Vec<_> = journal
+        .records()
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::FaultReported {
+                participant,
+                fault,
+                round,
+                ..
+            } => Some((participant.clone(), fault.clone(), *round)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![("bank-b".into(), "coordinator".into(), 0)]);
+    // Its input is in round 0 (it survived the masked input); the other
+    // three signed the survivor set, the quorum for four members.
+    let rounds = check_sums(&report);
+    assert_eq!(rounds[0].0, ids(&MEMBERS));
+    let confirmed = journal.records().iter().find_map(|r| match &r.entry {
+        Entry::SurvivorsConfirmed { signatures, .. } => Some(signatures.len()),
+        _ => None,
+    });
+    assert_eq!(confirmed, Some(3));
 }
 
 #[tokio::test]
