@@ -138,16 +138,17 @@ impl Engine<'_> {
             request,
         )
         .await?;
+        let signatures = confirm
+            .signatures()
+            .iter()
+            .map(|(m, s)| (self.cohort[*m as usize].clone(), hex::encode(s)))
+            .collect();
         let (unmask_request, mut unmask) = confirm.close()?;
         self.journal.append(Entry::SurvivorsConfirmed {
             job_id: self.job.id.clone(),
             round,
             survivors: record.survivors.clone(),
-            signatures: unmask_request
-                .signatures
-                .iter()
-                .map(|(m, s)| (self.cohort[*m as usize].clone(), hex::encode(s)))
-                .collect(),
+            signatures,
         })?;
         let request = coordinator_message::Body::UnmaskRequest((&unmask_request).into());
         self.ask(Phase::Unmask, round, &mut unmask, &survivors, request)

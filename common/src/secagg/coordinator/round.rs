@@ -162,8 +162,9 @@ impl ConfirmCollection {
         &self.signatures
     }
 
-    /// Ends the phase: the unmask request carries the signatures. Fails,
-    /// releasing nothing, when fewer than the quorum signed.
+    /// Ends the phase: the unmask request carries the quorum of signatures
+    /// (the first by signer; [`Self::signatures`] has them all, for the
+    /// journal). Fails, releasing nothing, when fewer than the quorum signed.
     pub fn close(self) -> Result<(UnmaskRequest, UnmaskCollection), SecAggError> {
         let need = self.params.quorum as usize;
         if self.signatures.len() < need {
@@ -177,7 +178,7 @@ impl ConfirmCollection {
             round: self.round,
             survivors: self.survivors.clone(),
             dropped: self.dropped.clone(),
-            signatures: self.signatures.into_iter().collect(),
+            signatures: self.signatures.into_iter().take(need).collect(),
         };
         let collection = UnmaskCollection {
             params: self.params,
