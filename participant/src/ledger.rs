@@ -249,6 +249,49 @@ pub struct Reconciliation {
     /// Protocol messages the ledger says left this site that the journal
     /// does not account for.
     pub unaccounted: Vec<String>,
+    /// Releases the journal says include this site's input, released over
+    /// a survivor set that does not carry this site's signature.
+    pub unsigned: Vec<String>,
+}
+
+/// The releases of `journal` over a survivor set with `site`, in a job whose
+/// survivor sets are signed, that `site` did not sign.
+fn releases_without_signature(site: &str, journal: &VerifiedJournal) -> Vec<String> {
+    let mut signed_jobs = std::collections::BTreeSet::new();
+    let mut signed = std::collections::BTreeSet::new();
+    let mut missing = Vec::new();
+    for record in &journal.records {
+        match &record.entry {
+            Entry::CohortFixed { job_id, quorum, .. } if *quorum > 0 => {
+                signed_jobs.insert(job_id.clone());
+            }
+            Entry::SurvivorsConfirmed {
+                job_id,
+                round,
+                signatures,
+                ..
+            } if signatures.contains_key(site) => {
+                signed.insert((job_id.clone(), *round));
+            }
+            Entry::AggregateReleased {
+                job_id,
+                round,
+                survivors,
+                ..
+            } if signed_jobs.contains(job_id)
+                && survivors.iter().any(|s| s == site)
+                && !signed.contains(&(job_id.clone(), *round)) =>
+            {
+                missing.push(format!(
+                    "journal record {}: round {round} of {job_id} was released with {site}'s \
+                     input over a survivor set {site} did not sign",
+                    record.sequence
+                ));
+            }
+            _ => {}
+        }
+    }
+    missing
 }
 
 /// Matches `site`'s ledger against a verified journal.
@@ -291,6 +334,7 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
             )),
         }
     }
+    found.unsigned = releases_without_signature(site, journal);
     for entries in sent.values() {
         for e in entries.iter().filter(|e| !used.contains(&e.seq)) {
             found.unaccounted.push(format!(

@@ -261,14 +261,21 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
         anyhow::anyhow!("{}: journal verification failed at {e}", journal.display())
     })?;
     let found = ledger::reconcile(&config.id, &entries, &verified);
-    for line in found.mismatched.iter().chain(&found.unaccounted) {
+    for line in found
+        .mismatched
+        .iter()
+        .chain(&found.unaccounted)
+        .chain(&found.unsigned)
+    {
         println!("{line}");
     }
-    if !found.mismatched.is_empty() || !found.unaccounted.is_empty() {
+    if !found.mismatched.is_empty() || !found.unaccounted.is_empty() || !found.unsigned.is_empty() {
         bail!(
-            "{} contributions do not match the ledger, {} sent messages are not in the journal",
+            "{} contributions do not match the ledger, {} sent messages are not in the journal, \
+             {} releases with this site's input lack its signature",
             found.mismatched.len(),
-            found.unaccounted.len()
+            found.unaccounted.len(),
+            found.unsigned.len()
         );
     }
     println!(

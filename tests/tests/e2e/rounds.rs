@@ -89,11 +89,19 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
 }
 
 fn ledger_verify(c: &Consortium, site: &str) -> std::process::Output {
+    ledger_verify_against(c, site, &c.path().join("journal.log"))
+}
+
+fn ledger_verify_against(
+    c: &Consortium,
+    site: &str,
+    journal: &std::path::Path,
+) -> std::process::Output {
     std::process::Command::new(fedseg_tests::binary("fedseg-participant"))
         .args(["ledger", "verify", "--config"])
         .arg(c.path().join("sites").join(site).join("participant.toml"))
         .arg("--journal")
-        .arg(c.path().join("journal.log"))
+        .arg(journal)
         .output()
         .unwrap()
 }
@@ -161,14 +169,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The job's journal verifies offline with only the CA certificate, records
 /// exactly the released sums, and a flipped byte is caught.
-/// A coordinator that rewrites its journal, re-signing every record with
-/// its own key, cannot alter a bank's signature on a survivor set: the copy
-/// fails verification at that record, naming the bank.
-fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
-    use fedseg_common::journal::Entry;
+/// A copy of the journal rewritten and re-signed by the coordinator's own
+/// key, `edit` applied to the first entry it changes (returns whether it
+/// did); the copy and that record's number.
+fn rewritten_journal(
+    c: &Consortium,
+    name: &str,
+    mut edit: impl FnMut(&mut fedseg_common::journal::Entry) -> bool,
+) -> (std::path::PathBuf, usize) {
     let bytes = std::fs::read(c.path().join("journal.log")).unwrap();
     let records = fedseg_common::journal::read(&bytes).unwrap();
-    let copy = c.path().join("rewritten.log");
+    let copy = c.path().join(name);
     let pki = c.path().join("pki");
     let mut writer = fedseg_coordinator::journal::JournalWriter::open(
         &copy,
@@ -180,23 +191,50 @@ fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
     let mut altered = None;
     for (i, record) in records.into_iter().enumerate().skip(1) {
         let mut entry = record.entry;
-        if let Entry::SurvivorsConfirmed { signatures, .. } = &mut entry
-            && altered.is_none()
-        {
-            let signature = signatures.get_mut("bank-b").unwrap();
-            let first = if signature.starts_with('0') { "1" } else { "0" };
-            signature.replace_range(..1, first);
+        if altered.is_none() && edit(&mut entry) {
             altered = Some(i);
         }
         writer.append(entry).unwrap();
     }
-    drop(writer);
+    (copy, altered.expect("an entry to alter"))
+}
+
+/// A coordinator that rewrites its journal, re-signing every record with
+/// its own key, cannot alter a bank's signature on a survivor set: the copy
+/// fails verification at that record, naming the bank.
+fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
+    use fedseg_common::journal::Entry;
+    let (copy, altered) = rewritten_journal(c, "rewritten.log", |entry| {
+        let Entry::SurvivorsConfirmed { signatures, .. } = entry else {
+            return false;
+        };
+        let signature = signatures.get_mut("bank-b").unwrap();
+        let first = if signature.starts_with('0') { "1" } else { "0" };
+        signature.replace_range(..1, first);
+        true
+    });
     let refused = c.verify_journal(&copy);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
-        stderr.contains(&format!("record {}:", altered.unwrap())) && stderr.contains("bank-b"),
+        stderr.contains(&format!("record {altered}:")) && stderr.contains("bank-b"),
         "{stderr}"
+    );
+    // Dropping bank-a's signature keeps the quorum, and the journal
+    // verifies; bank-a's own ledger check finds the release it did not sign.
+    let (copy, _) = rewritten_journal(c, "unsigned.log", |entry| {
+        let Entry::SurvivorsConfirmed { signatures, .. } = entry else {
+            return false;
+        };
+        signatures.remove("bank-a").is_some()
+    });
+    assert!(c.verify_journal(&copy).status.success());
+    let out = ledger_verify_against(c, "bank-a", &copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("round 0 of") && stdout.contains("bank-a did not sign"),
+        "{stdout}"
     );
 }
 
