@@ -329,6 +329,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Distinct (job, round, survivors) never share a signed byte
+        /// string, and a signature on one never verifies for another.
+        #[test]
+        fn survivor_messages_are_injective(
+            a in ("[a-z\\x00-\\x02]{0,4}", 0u64..4, proptest::collection::btree_set(0u32..6, 0..5)),
+            b in ("[a-z\\x00-\\x02]{0,4}", 0u64..4, proptest::collection::btree_set(0u32..6, 0..5)),
+        ) {
+            let list = |s: &std::collections::BTreeSet<u32>| s.iter().copied().collect::<Vec<_>>();
+            let (ma, mb) = (
+                survivors_message(&a.0, a.1, &list(&a.2)),
+                survivors_message(&b.0, b.1, &list(&b.2)),
+            );
+            proptest::prop_assert_eq!(ma == mb, a == b);
+            let key = SigningKey::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&[9; 32])));
+            let signature = key.sign_fixed(&ma);
+            proptest::prop_assert_eq!(key.verifying_key().verify(&mb, &signature).is_ok(), a == b);
+        }
+    }
+
     #[test]
     fn a_credential_needs_its_certificates_key() {
         let consortium = Consortium::generate(2, KeyAlgorithm::Ed25519);
