@@ -42,8 +42,9 @@ use offer::accept_offer;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Environment variable for fault-injection tests: the phase
-/// (`advertise-keys`, `share-keys`, `masked-input`, `unmask`) at whose first
-/// request the node stops answering, as if it had hung.
+/// (`advertise-keys`, `share-keys`, `masked-input`, `confirm-survivors`,
+/// `unmask`) at whose first request the node stops answering, as if it had
+/// hung.
 pub const STALL_AT_ENV: &str = "FEDSEG_FAULT_STALL_AT";
 
 /// Why a session ended.
