@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod golden;
 mod independent_client;
+mod malicious;
 mod metrics;
 mod misbehaviour;
 mod pooled;
