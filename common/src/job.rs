@@ -206,6 +206,72 @@ pub struct CohortSettings {
     pub threshold: Option<u32>,
     /// Neighbours per member (default: complete up to 32, else ≈ 3·log2 n).
     pub neighbours: Option<u32>,
+    /// Most cohort members assumed to collude with a malicious coordinator,
+    /// c (default: the largest c below n/3 and below the threshold).
+    pub collusion: Option<u32>,
+    /// Signatures of distinct survivors a round's survivor set needs before
+    /// any share is revealed (default and least: (n + c)/2 + 1).
+    pub quorum: Option<u32>,
+}
+
+/// The secure sums' parameters of a cohort, from its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolParams {
+    /// Neighbours per member.
+    pub neighbours: u32,
+    /// Shamir threshold t.
+    pub threshold: u32,
+    /// Colluding members tolerated, c.
+    pub collusion: u32,
+    /// Signatures a survivor set needs.
+    pub quorum: u32,
+}
+
+impl CohortSettings {
+    /// The parameters for a cohort of `n` (at least 2), or the key at fault:
+    /// t must exceed c (c colluders hold c shares of every secret they
+    /// neighbour) and the quorum must exceed (n + c)/2 (so that two survivor
+    /// sets of one round cannot both be confirmed) without exceeding n.
+    pub fn protocol(&self, n: u32) -> Result<ProtocolParams, Fault> {
+        let neighbours = self
+            .neighbours
+            .unwrap_or_else(|| crate::secagg::NeighbourGraph::default_degree(n));
+        let degree = neighbours + neighbours % 2;
+        let holders = if degree >= n.saturating_sub(1) {
+            n
+        } else {
+            degree + 1
+        };
+        let threshold = self.threshold.unwrap_or(holders / 2 + 1);
+        let collusion = self
+            .collusion
+            .unwrap_or_else(|| (n.div_ceil(3).saturating_sub(1)).min(threshold.saturating_sub(1)));
+        let bad = |key: &str, why: String| Err((key.to_string(), why));
+        if collusion >= threshold {
+            return bad(
+                "cohort.collusion",
+                format!(
+                    "{collusion} colluders need a threshold above {collusion}, not {threshold}:                      they would hold enough shares to rebuild a member's secrets"
+                ),
+            );
+        }
+        let least = crate::secagg::signing::min_quorum(n, collusion);
+        let quorum = self.quorum.unwrap_or(least);
+        if quorum < least || quorum > n {
+            return bad(
+                "cohort.quorum",
+                format!(
+                    "must be within {least}..={n} for {n} members and {collusion} colluders:                      (n + c)/2 or fewer signatures let a coordinator and its colluders                      confirm two survivor sets of one round"
+                ),
+            );
+        }
+        Ok(ProtocolParams {
+            neighbours,
+            threshold,
+            collusion,
+            quorum,
+        })
+    }
 }
 
 /// Sum a vector that each participant maps by name, for several rounds.
@@ -464,5 +530,50 @@ mod tests {
         }
         let unknown = format!("{JOB}{v}partners = [\"x\"]\ncolour = 1\n");
         assert!(JobConfig::parse(&unknown).is_err());
+    }
+
+    #[test]
+    fn default_protocol_parameters_meet_the_consistency_bound() {
+        let defaults = CohortSettings::default();
+        let p = |n| defaults.protocol(n).unwrap();
+        assert_eq!(
+            p(5),
+            ProtocolParams {
+                neighbours: 4,
+                threshold: 3,
+                collusion: 1,
+                quorum: 4
+            }
+        );
+        assert_eq!((p(3).threshold, p(3).collusion, p(3).quorum), (2, 0, 2));
+        assert_eq!(
+            (p(100).threshold, p(100).collusion, p(100).quorum),
+            (11, 10, 56)
+        );
+        for n in 2..300 {
+            let ProtocolParams {
+                threshold: t,
+                collusion: c,
+                quorum: q,
+                ..
+            } = p(n);
+            assert!(c < t && 2 * q > n + c && q <= n, "n {n}: t {t} c {c} q {q}");
+        }
+    }
+
+    #[test]
+    fn protocol_settings_below_the_bound_are_refused_naming_the_key() {
+        let settings = |text: &str| JobConfig::parse(&format!("{JOB}[cohort]\n{text}")).unwrap();
+        let key = |text: &str, n| settings(text).cohort.protocol(n).unwrap_err().0;
+        assert_eq!(key("collusion = 3\n", 5), "cohort.collusion");
+        assert_eq!(key("threshold = 2\ncollusion = 2\n", 5), "cohort.collusion");
+        assert_eq!(key("quorum = 3\n", 5), "cohort.quorum");
+        assert_eq!(key("quorum = 6\n", 5), "cohort.quorum");
+        assert_eq!(key("collusion = 2\nquorum = 4\n", 6), "cohort.quorum");
+        let ok = settings("collusion = 2\nquorum = 4\n")
+            .cohort
+            .protocol(4)
+            .unwrap();
+        assert_eq!((ok.threshold, ok.quorum), (3, 4));
     }
 }

@@ -16,7 +16,9 @@
 //!
 //! Record 0 is always [`Entry::JournalOpened`] and carries the coordinator's
 //! certificate: verification checks that it chains to the CA with the
-//! coordinator role, then every sequence number, hash link and signature.
+//! coordinator role, then every sequence number, hash link and signature,
+//! then the participants' own signatures on every release's survivor set
+//! ([`cosigned`]).
 //!
 //! The signature algorithm is the one of the public key in that certificate,
 //! so the layout carries no algorithm tag and keeps its 64-byte signature
@@ -24,13 +26,15 @@
 //! (all Ed25519) read and verify exactly as before. A journal never mixes
 //! algorithms, since every record is checked with record 0's key.
 
+use crate::certs;
+use crate::identity::Role;
+use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
+mod cosigned;
+
+pub use cosigned::CoSigned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
-use x509_parser::prelude::{FromDer, X509Certificate};
-
-use crate::identity::{Role, member_of};
-use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
 
 mod end;
 pub use end::{EndRecordCheck, JobEnd, check_end_record, job_ends, peek, record_bytes, unfinished};
@@ -82,6 +86,48 @@ pub enum Entry {
         threshold: u32,
         /// Neighbours per member.
         neighbours: u32,
+        /// Signatures of survivors each release's survivor set carries (0 in
+        /// journals written before survivor sets were signed).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        quorum: u32,
+    },
+    /// The certificates the members advertised their keys with for a key
+    /// epoch, so that their signatures can be checked offline.
+    MemberCertificates {
+        /// Job identifier.
+        job_id: String,
+        /// Epoch number.
+        epoch: u32,
+        /// Certificate (DER, hex) by member identity.
+        certificates: std::collections::BTreeMap<String, String>,
+    },
+    /// The survivors of a round signed their set before any share was
+    /// revealed (written before its [`Entry::AggregateReleased`]).
+    SurvivorsConfirmed {
+        /// Job identifier.
+        job_id: String,
+        /// Round.
+        round: u64,
+        /// The survivor set signed, in cohort order.
+        survivors: Vec<String>,
+        /// Signature (64 bytes, hex) by signer identity, over
+        /// `secagg::signing::survivors_message` of the survivors' indices.
+        signatures: std::collections::BTreeMap<String, String>,
+    },
+    /// A participant refused a request and named who is at fault (journaled
+    /// when it names the coordinator: a forged key, an unconfirmed or
+    /// second survivor set).
+    FaultReported {
+        /// Job identifier.
+        job_id: String,
+        /// Round (0 for key set-up).
+        round: u64,
+        /// The participant.
+        participant: String,
+        /// Who it says is at fault.
+        fault: String,
+        /// Its reason.
+        reason: String,
     },
     /// A key epoch's set-up completed.
     KeySetupDone {
@@ -244,10 +290,17 @@ impl Entry {
             Entry::ParticipantDeclined { .. } => 11,
             Entry::PrivacySpent { .. } => 12,
             Entry::PrivacyBudget { .. } => 13,
-            Entry::VerticalMessage { .. } => 14,
-            Entry::IntersectionDone { .. } => 15,
+            Entry::MemberCertificates { .. } => 14,
+            Entry::SurvivorsConfirmed { .. } => 15,
+            Entry::FaultReported { .. } => 16,
+            Entry::VerticalMessage { .. } => 17,
+            Entry::IntersectionDone { .. } => 18,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A decoded, verified record.
@@ -395,18 +448,14 @@ fn decode(
 }
 
 fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
-    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|e| format!("certificate PEM: {e}"))?;
-    Ok(parsed.contents)
+    certs::pem_to_der(pem.as_bytes()).map_err(|e| e.to_string())
 }
 
 fn coordinator_key_unchecked(entry: &Entry) -> Result<VerifyingKey, String> {
     let Entry::JournalOpened { certificate, .. } = entry else {
         return Err("no certificate".into());
     };
-    let der = pem_to_der(certificate)?;
-    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("certificate: {e}"))?;
-    VerifyingKey::from_spki(cert.public_key()).map_err(|e| format!("the coordinator key: {e}"))
+    certs::key_unchecked(&pem_to_der(certificate)?).map_err(|e| format!("the coordinator key: {e}"))
 }
 
 /// Checks that the certificate in the opening entry was issued by the CA
@@ -424,25 +473,24 @@ fn check_coordinator(
     else {
         return Err("no certificate".into());
     };
-    let ca_der = pem_to_der(&String::from_utf8_lossy(ca_pem))?;
-    let (_, ca) = X509Certificate::from_der(&ca_der).map_err(|e| format!("CA certificate: {e}"))?;
+    let ca_der = certs::pem_to_der(ca_pem).map_err(|e| format!("CA: {e}"))?;
     let der = pem_to_der(certificate)?;
-    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("certificate: {e}"))?;
-    cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| "the coordinator certificate was not issued by this CA".to_string())?;
-    let member = member_of(&der).map_err(|e| e.to_string())?;
-    if member.role != Role::Coordinator || &member.id != coordinator {
-        return Err(format!(
-            "the certificate names {} ({}), not coordinator {coordinator}",
-            member.id, member.role
-        ));
-    }
-    let opened = opened_ms / 1000;
-    let validity = cert.validity();
-    if opened < validity.not_before.timestamp() || opened > validity.not_after.timestamp() {
-        return Err("the coordinator certificate was not valid when the journal opened".into());
-    }
-    Ok((member.id, coordinator_key_unchecked(entry)?))
+    let (member, key) = certs::verify_member(
+        &der,
+        &ca_der,
+        (coordinator, Role::Coordinator),
+        opened_ms / 1000,
+    )
+    .map_err(|e| match e {
+        certs::CertError::NotIssuedByCa => {
+            "the coordinator certificate was not issued by this CA".to_string()
+        }
+        certs::CertError::NotValidAt(_) => {
+            "the coordinator certificate was not valid when the journal opened".to_string()
+        }
+        other => format!("the coordinator certificate: {other}"),
+    })?;
+    Ok((member.id, key))
 }
 
 /// A verified journal: the coordinator that signed it and its records.
@@ -454,6 +502,8 @@ pub struct VerifiedJournal {
     pub algorithm: KeyAlgorithm,
     /// Every record, in order.
     pub records: Vec<Record>,
+    /// The releases whose survivor sets the survivors signed, checked.
+    pub cosigned: CoSigned,
 }
 
 /// Decodes a whole journal: record 0 first, then `signer` picks the key
@@ -483,10 +533,12 @@ pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalE
         let (id, key) = check_coordinator(&opening.entry, opening.unix_ms, ca_pem)?;
         Ok(((id, key.algorithm()), key))
     })?;
+    let cosigned = cosigned::verify(&records, ca_pem)?;
     Ok(VerifiedJournal {
         coordinator,
         algorithm,
         records,
+        cosigned,
     })
 }
 

@@ -10,9 +10,10 @@ use crate::propensity::Design;
 use crate::proto;
 use crate::secagg::messages::{
     EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, MaskedInput, PublicKeyBytes,
-    RevealedShare, SealedShares, ShareBundle, ShareDelivery, ShareValue, UnmaskRequest,
-    UnmaskResponse,
+    RevealedShare, SealedShares, ShareBundle, ShareDelivery, ShareValue, SurvivorSet,
+    SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
+use crate::secagg::signing::Signature;
 
 /// A wire message that does not decode into a protocol message.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -30,6 +31,30 @@ fn bad(field: &'static str, reason: &'static str) -> WireError {
 
 fn key(bytes: &[u8], field: &'static str) -> Result<PublicKeyBytes, WireError> {
     bytes.try_into().map_err(|_| bad(field, "not 32 bytes"))
+}
+
+fn signature(bytes: &[u8], field: &'static str) -> Result<Signature, WireError> {
+    bytes.try_into().map_err(|_| bad(field, "not 64 bytes"))
+}
+
+/// The keys of one advertisement, as both wire messages carry them.
+fn advertisement(
+    epoch: u32,
+    encryption_key: &[u8],
+    mask_keys: &[Vec<u8>],
+    certificate: Vec<u8>,
+    sig: &[u8],
+) -> Result<KeyAdvertisement, WireError> {
+    Ok(KeyAdvertisement {
+        epoch,
+        encryption_key: key(encryption_key, "encryption_key")?,
+        mask_keys: mask_keys
+            .iter()
+            .map(|m| key(m, "mask_keys"))
+            .collect::<Result<_, _>>()?,
+        certificate,
+        signature: signature(sig, "signature")?,
+    })
 }
 
 /// The clustering space a computation request carries.
@@ -95,6 +120,8 @@ impl From<&KeyAdvertisement> for proto::KeyAdvertisement {
             epoch: k.epoch,
             encryption_key: k.encryption_key.to_vec(),
             mask_keys: k.mask_keys.iter().map(|m| m.to_vec()).collect(),
+            certificate: k.certificate.clone(),
+            signature: k.signature.to_vec(),
         }
     }
 }
@@ -102,15 +129,13 @@ impl From<&KeyAdvertisement> for proto::KeyAdvertisement {
 impl TryFrom<proto::KeyAdvertisement> for KeyAdvertisement {
     type Error = WireError;
     fn try_from(k: proto::KeyAdvertisement) -> Result<Self, WireError> {
-        Ok(Self {
-            epoch: k.epoch,
-            encryption_key: key(&k.encryption_key, "encryption_key")?,
-            mask_keys: k
-                .mask_keys
-                .iter()
-                .map(|m| key(m, "mask_keys"))
-                .collect::<Result<_, _>>()?,
-        })
+        advertisement(
+            k.epoch,
+            &k.encryption_key,
+            &k.mask_keys,
+            k.certificate,
+            &k.signature,
+        )
     }
 }
 
@@ -127,6 +152,8 @@ impl From<&EpochRoster> for proto::EpochRoster {
                     participant: *m,
                     encryption_key: k.encryption_key.to_vec(),
                     mask_keys: k.mask_keys.iter().map(|x| x.to_vec()).collect(),
+                    certificate: k.certificate.clone(),
+                    signature: k.signature.to_vec(),
                 })
                 .collect(),
         }
@@ -143,15 +170,13 @@ pub fn roster_from_wire(
         .keys
         .into_iter()
         .map(|a| {
-            let advert = KeyAdvertisement {
-                epoch: r.epoch,
-                encryption_key: key(&a.encryption_key, "encryption_key")?,
-                mask_keys: a
-                    .mask_keys
-                    .iter()
-                    .map(|m| key(m, "mask_keys"))
-                    .collect::<Result<_, _>>()?,
-            };
+            let advert = advertisement(
+                r.epoch,
+                &a.encryption_key,
+                &a.mask_keys,
+                a.certificate,
+                &a.signature,
+            )?;
             Ok((a.participant, advert))
         })
         .collect::<Result<_, WireError>>()?;
@@ -253,17 +278,68 @@ impl From<&UnmaskRequest> for proto::UnmaskRequest {
             round: u.round,
             survivors: u.survivors.clone(),
             dropped: u.dropped.clone(),
+            signatures: u
+                .signatures
+                .iter()
+                .map(|(m, s)| proto::MemberSignature {
+                    participant: *m,
+                    signature: s.to_vec(),
+                })
+                .collect(),
         }
     }
 }
 
-impl From<proto::UnmaskRequest> for UnmaskRequest {
-    fn from(u: proto::UnmaskRequest) -> Self {
-        Self {
+impl TryFrom<proto::UnmaskRequest> for UnmaskRequest {
+    type Error = WireError;
+    fn try_from(u: proto::UnmaskRequest) -> Result<Self, WireError> {
+        Ok(Self {
             round: u.round,
             survivors: u.survivors,
             dropped: u.dropped,
+            signatures: u
+                .signatures
+                .iter()
+                .map(|s| Ok((s.participant, signature(&s.signature, "signatures")?)))
+                .collect::<Result<_, WireError>>()?,
+        })
+    }
+}
+
+impl From<&SurvivorSet> for proto::SurvivorSet {
+    fn from(s: &SurvivorSet) -> Self {
+        Self {
+            round: s.round,
+            survivors: s.survivors.clone(),
         }
+    }
+}
+
+impl From<proto::SurvivorSet> for SurvivorSet {
+    fn from(s: proto::SurvivorSet) -> Self {
+        Self {
+            round: s.round,
+            survivors: s.survivors,
+        }
+    }
+}
+
+impl From<&SurvivorSignature> for proto::SurvivorSignature {
+    fn from(s: &SurvivorSignature) -> Self {
+        Self {
+            round: s.round,
+            signature: s.signature.to_vec(),
+        }
+    }
+}
+
+impl TryFrom<proto::SurvivorSignature> for SurvivorSignature {
+    type Error = WireError;
+    fn try_from(s: proto::SurvivorSignature) -> Result<Self, WireError> {
+        Ok(Self {
+            round: s.round,
+            signature: signature(&s.signature, "signature")?,
+        })
     }
 }
 
@@ -345,7 +421,28 @@ mod tests {
             epoch: 0,
             encryption_key: vec![1; 31],
             mask_keys: vec![],
+            certificate: vec![],
+            signature: vec![0; 64],
         };
         assert!(KeyAdvertisement::try_from(short).is_err());
+        let unsigned = proto::KeyAdvertisement {
+            encryption_key: vec![1; 32],
+            signature: vec![],
+            ..Default::default()
+        };
+        assert_eq!(
+            KeyAdvertisement::try_from(unsigned).unwrap_err().field,
+            "signature"
+        );
+        let request = proto::UnmaskRequest {
+            round: 1,
+            survivors: vec![0, 1],
+            dropped: vec![],
+            signatures: vec![proto::MemberSignature {
+                participant: 0,
+                signature: vec![0; 63],
+            }],
+        };
+        assert!(UnmaskRequest::try_from(request).is_err());
     }
 }

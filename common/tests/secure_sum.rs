@@ -12,6 +12,8 @@
 
 use std::sync::Arc;
 
+use fedseg_common::keys::KeyAlgorithm;
+use fedseg_common::secagg::consortium::Consortium;
 use fedseg_common::secagg::coordinator::{self, Epoch};
 use fedseg_common::secagg::messages::{MaskRequest, ToCoordinator, UnmaskRequest};
 use fedseg_common::secagg::participant::{self, ReadyEpoch};
@@ -20,6 +22,22 @@ use fedseg_common::secagg::{Fault, JobParams, NeighbourGraph, Phase, SecAggError
 use proptest::prelude::*;
 use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
+
+/// Runs `params` with a fresh in-memory consortium of its size.
+fn run(
+    params: &JobParams,
+    (epoch_rounds, rounds, length): (u32, u64, usize),
+    input: &mut dyn FnMut(u64, u32) -> Vec<u64>,
+    dropouts: &[Dropout],
+    rng: &mut ChaCha20Rng,
+) -> runner::Simulation {
+    let consortium = Consortium::generate(params.participants(), KeyAlgorithm::EcdsaP256);
+    let cohort = runner::Cohort {
+        params,
+        members: &consortium.members,
+    };
+    runner::run(cohort, epoch_rounds, rounds, length, input, dropouts, rng)
+}
 
 fn input_of(seed: u64, length: usize) -> impl FnMut(u64, u32) -> Vec<u64> {
     move |round, member| {
@@ -53,8 +71,8 @@ fn check_released(sim: &runner::Simulation, seed: u64, length: usize) -> usize {
         let Ok(sum) = &report.outcome else { continue };
         released += 1;
         for d in &sim.dropped {
-            let before_input =
-                d.round < report.round || (d.round == report.round && d.phase != Phase::Unmask);
+            let before_input = d.round < report.round
+                || (d.round == report.round && d.phase <= Phase::MaskedInput);
             assert!(
                 !(before_input && report.survivors.contains(&d.who)),
                 "round {}: {:?} but counted as survivor",
@@ -74,8 +92,11 @@ fn check_released(sim: &runner::Simulation, seed: u64, length: usize) -> usize {
 
 #[test]
 fn ten_rounds_with_dropouts_at_every_phase_are_exact() {
-    let n = 12;
+    // 18 members, 8 of them dropping: the last rounds keep 10, the
+    // quorum of signatures on their survivor set.
+    let n = 18;
     let params = JobParams::new("ten-rounds", n, 4, n - 1, &[1; 32]).unwrap();
+    assert_eq!(params.quorum, 10);
     let at = |phase, round, who| Dropout { phase, round, who };
     let dropouts = [
         at(Phase::AdvertiseKeys, 0, 3),
@@ -90,11 +111,9 @@ fn ten_rounds_with_dropouts_at_every_phase_are_exact() {
     ];
     let length = 257;
     let mut rng = ChaCha20Rng::seed_from_u64(9);
-    let sim = runner::run(
+    let sim = run(
         &params,
-        4,
-        10,
-        length,
+        (4, 10, length),
         &mut input_of(5, length),
         &dropouts,
         &mut rng,
@@ -109,7 +128,10 @@ fn ten_rounds_with_dropouts_at_every_phase_are_exact() {
     // Dropped during round 2's unmask phase: its input is still in round 2.
     assert!(sim.rounds[2].survivors.contains(&11));
     assert!(!sim.rounds[3].survivors.contains(&11));
-    assert_eq!(sim.rounds[9].survivors, vec![2, 4, 6, 8, 10]);
+    assert_eq!(
+        sim.rounds[9].survivors,
+        vec![2, 4, 6, 8, 10, 12, 13, 14, 15, 16, 17]
+    );
 }
 
 #[test]
@@ -125,7 +147,7 @@ fn too_few_survivors_release_nothing() {
         })
         .collect();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let sim = runner::run(&params, 3, 3, 8, &mut input_of(1, 8), &dropouts, &mut rng);
+    let sim = run(&params, (3, 3, 8), &mut input_of(1, 8), &dropouts, &mut rng);
     assert!(sim.rounds[0].outcome.is_ok());
     assert!(matches!(
         sim.rounds[1].outcome,
@@ -155,7 +177,7 @@ fn survivors_that_vanish_before_unmasking_abort_the_round() {
         at(Phase::Unmask, 3),
     ];
     let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let sim = runner::run(&params, 1, 1, 4, &mut input_of(2, 4), &dropouts, &mut rng);
+    let sim = run(&params, (1, 1, 4), &mut input_of(2, 4), &dropouts, &mut rng);
     assert!(matches!(
         sim.rounds[0].outcome,
         Err(SecAggError::NotEnoughShares { need: 3, .. })
@@ -170,16 +192,11 @@ fn dropout_plan(
     rounds: u64,
     picks: &[(u8, u64, u32)],
 ) -> Vec<Dropout> {
-    let phases = [
-        Phase::AdvertiseKeys,
-        Phase::ShareKeys,
-        Phase::MaskedInput,
-        Phase::Unmask,
-    ];
+    let phases = Phase::ALL;
     let mut plan: Vec<Dropout> = Vec::new();
     for &(phase, round, who) in picks {
         let d = Dropout {
-            phase: phases[phase as usize % 4],
+            phase: phases[phase as usize % phases.len()],
             round: round % rounds,
             who: who % n,
         };
@@ -198,8 +215,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Complete graphs: random cohorts, thresholds, lengths, inputs and up
-    /// to n − t dropouts at each phase; released sums are exact, and with at
-    /// most n − t dropouts in all, every round is released.
+    /// to n − max(t, quorum) dropouts at each phase; released sums are
+    /// exact, and with at most that many dropouts in all, every round is
+    /// released.
     #[test]
     fn secure_sum_equals_plain_sum_complete_graph(
         n in 2u32..=40,
@@ -208,15 +226,16 @@ proptest! {
         rounds in 1u64..5,
         epoch_rounds in 1u32..4,
         seed: u64,
-        picks in proptest::collection::vec((0u8..4, 0u64..8, 0u32..64), 0..24),
+        picks in proptest::collection::vec((0u8..5, 0u64..8, 0u32..64), 0..24),
     ) {
         let t = 1 + ((n - 1) as f64 * t_frac) as u32;
         let params = JobParams::new("prop-complete", n, t, n - 1, &[4; 32]).unwrap();
-        let dropouts = dropout_plan(n, (n - t) as usize, rounds, &picks);
+        let tolerated = (n - t.max(params.quorum)) as usize;
+        let dropouts = dropout_plan(n, tolerated, rounds, &picks);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let sim = runner::run(&params, epoch_rounds, rounds, length, &mut input_of(seed, length), &dropouts, &mut rng);
+        let sim = run(&params, (epoch_rounds, rounds, length), &mut input_of(seed, length), &dropouts, &mut rng);
         let released = check_released(&sim, seed, length);
-        if dropouts.len() <= (n - t) as usize {
+        if dropouts.len() <= tolerated {
             prop_assert_eq!(released as u64, rounds, "{:?}", sim.rounds);
         }
     }
@@ -229,7 +248,7 @@ proptest! {
         degree in 4u32..=12,
         length in 1usize..32,
         seed: u64,
-        picks in proptest::collection::vec((0u8..4, 0u64..3, 0u32..64), 0..6),
+        picks in proptest::collection::vec((0u8..5, 0u64..3, 0u32..64), 0..6),
     ) {
         let graph_seed: [u8; 32] = ChaCha20Rng::seed_from_u64(seed).random();
         let t = degree / 2 + 1;
@@ -237,7 +256,7 @@ proptest! {
         prop_assert!(!params.graph.is_complete());
         let dropouts = dropout_plan(n, 2, 3, &picks);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let sim = runner::run(&params, 2, 3, length, &mut input_of(seed, length), &dropouts, &mut rng);
+        let sim = run(&params, (2, 3, length), &mut input_of(seed, length), &dropouts, &mut rng);
         let released = check_released(&sim, seed, length);
         if dropouts.is_empty() {
             prop_assert_eq!(released, 3);
@@ -249,14 +268,17 @@ proptest! {
 fn set_up(n: u32, t: u32, rounds: u32) -> (Arc<JobParams>, Epoch, Vec<ReadyEpoch>) {
     let degree = NeighbourGraph::default_degree(n);
     let params = Arc::new(JobParams::new("direct", n, t, degree, &[5; 32]).unwrap());
+    let consortium = Consortium::generate(n, KeyAlgorithm::Ed25519);
     let mut rng = ChaCha20Rng::seed_from_u64(77);
     let members: Vec<u32> = (0..n).collect();
     let (start, mut keys) =
         coordinator::start_epoch(params.clone(), 0, 0, rounds, members.clone()).unwrap();
     let mut awaiting = Vec::new();
     for &m in &members {
+        let membership = consortium.members[m as usize].clone();
         let (advert, state) =
-            participant::start_epoch(params.clone(), m, start.clone(), &mut rng).unwrap();
+            participant::start_epoch(params.clone(), m, start.clone(), membership, &mut rng)
+                .unwrap();
         keys.handle(m, ToCoordinator::Keys(advert)).unwrap();
         awaiting.push(state);
     }
@@ -314,7 +336,15 @@ fn late_masked_input_from_a_dropped_member_cannot_be_unmasked() {
         inputs.handle(m, ToCoordinator::Masked(masked)).unwrap();
     }
     let late = ready[3].mask(&request, &[9, 9, 9, 9]).unwrap();
-    let (unmask_request, mut unmask) = inputs.close().unwrap();
+    let (set, mut confirm) = inputs.close().unwrap();
+    assert_eq!(set.survivors, vec![0, 1, 2]);
+    for m in 0..3u32 {
+        let signature = ready[m as usize].confirm(&set).unwrap();
+        confirm
+            .handle(m, ToCoordinator::Confirm(signature))
+            .unwrap();
+    }
+    let (unmask_request, mut unmask) = confirm.close().unwrap();
     assert_eq!(unmask_request.dropped, vec![3]);
     // The input phase is over: the late input is refused.
     assert_eq!(
@@ -331,16 +361,18 @@ fn late_masked_input_from_a_dropped_member_cannot_be_unmasked() {
         unmask.handle(m, ToCoordinator::Unmask(response)).unwrap();
     }
     assert_eq!(unmask.finish(&epoch).unwrap(), vec![3, 6, 9, 12]);
-    // A coordinator that now claims 3 survived gets no share of its self mask.
+    // A coordinator that now claims 3 survived gets no share of its self
+    // mask: no survivor signs a second set for the round.
     let turned = UnmaskRequest {
         round: 0,
         survivors: vec![0, 1, 2, 3],
         dropped: vec![],
+        signatures: unmask_request.signatures.clone(),
     };
     for member in ready.iter_mut().take(3) {
         assert_eq!(
             member.unmask(&turned),
-            Err(SecAggError::DisclosureRefused { owner: 3, round: 0 })
+            Err(SecAggError::Equivocation { round: 0 })
         );
     }
     // A retry of the original request is answered again, identically.
@@ -362,6 +394,7 @@ fn out_of_phase_and_other_round_messages_are_refused() {
         round: 1,
         survivors: vec![0, 1, 2, 3],
         dropped: vec![],
+        signatures: vec![],
     };
     assert_eq!(
         ready[0].unmask(&premature),
@@ -452,6 +485,7 @@ fn unmask_requests_must_partition_the_round() {
             round: 0,
             survivors,
             dropped,
+            signatures: vec![],
         };
         assert!(matches!(
             ready[0].unmask(&request),
@@ -501,7 +535,7 @@ fn with_noise_the_sum_is_the_plain_sum_plus_exactly_the_added_noise() {
         },
     ];
     let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let sim = runner::run(&params, 4, 4, length, &mut input, &dropouts, &mut rng);
+    let sim = run(&params, (4, 4, length), &mut input, &dropouts, &mut rng);
     let mut released = 0;
     for report in &sim.rounds {
         let Ok(sum) = &report.outcome else { continue };

@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use fedseg_common::job::CohortSettings;
+use fedseg_common::keys::KeyAlgorithm;
+use fedseg_common::secagg::consortium::Consortium;
 use fedseg_common::secagg::kdf::{self, Purpose};
 use fedseg_common::secagg::prg;
 use fedseg_common::secagg::runner::{self, Dropout};
@@ -41,6 +44,9 @@ pub struct SecureSumReport {
     pub neighbours: u32,
     /// Shamir threshold t.
     pub threshold: u32,
+    /// Signatures each survivor set carries: the job default for this
+    /// cohort, degree and threshold, (n + c)/2 + 1.
+    pub quorum: u32,
     /// Dropout fraction.
     pub dropout: f64,
     /// Rounds run.
@@ -94,7 +100,18 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
     anyhow::ensure!(config.rounds >= 1, "--rounds must be at least 1");
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eca99);
     let graph_seed: [u8; 32] = rng.random();
-    let params = JobParams::new("bench", n, config.threshold, config.neighbours, &graph_seed)?;
+    // The quorum a job with this cohort, degree and threshold gets by default.
+    let settings = CohortSettings {
+        threshold: Some(config.threshold),
+        neighbours: Some(config.neighbours),
+        ..CohortSettings::default()
+    };
+    let quorum = settings
+        .protocol(n)
+        .map_err(|(key, why)| anyhow::anyhow!("{key}: {why}"))?
+        .quorum;
+    let params = JobParams::new("bench", n, config.threshold, config.neighbours, &graph_seed)?
+        .with_quorum(quorum)?;
     let mut order: Vec<u32> = (0..n).collect();
     order.shuffle(&mut rng);
     let dropped = (config.dropout * n as f64).round() as usize;
@@ -112,9 +129,15 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
             .map(|i| i ^ round ^ ((member as u64) << 32))
             .collect()
     };
+    // Certificates are issued before the clock starts: a bank has its own.
+    let consortium = Consortium::generate(n, KeyAlgorithm::EcdsaP256);
+    let cohort = runner::Cohort {
+        params: &params,
+        members: &consortium.members,
+    };
     let start = Instant::now();
     let sim = runner::run(
-        &params,
+        cohort,
         config.rounds,
         config.rounds as u64,
         length,
@@ -134,6 +157,7 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
         length,
         neighbours: params.graph.neighbours(0).len() as u32,
         threshold: config.threshold,
+        quorum: params.quorum,
         dropout: config.dropout,
         rounds: config.rounds,
         released: sim.rounds.iter().filter(|r| r.outcome.is_ok()).count() as u32,

@@ -224,6 +224,19 @@ impl Job {
         })
     }
 
+    /// Checks the job's `[cohort]` protocol settings against the cohort
+    /// `config` lists (a smaller cohort only loosens the bound), refusing at
+    /// start-up, naming the key, a quorum or collusion bound that leaves
+    /// the secure sum open to a malicious coordinator.
+    pub fn check_cohort(&self, path: &Path, config: &CoordinatorConfig) -> Result<(), ConfigError> {
+        let listed = config.participants.len().max(2) as u32;
+        self.config
+            .cohort
+            .protocol(listed)
+            .map(|_| ())
+            .map_err(|(key, why)| invalid(path)(&key, why))
+    }
+
     /// The public seed every party derives the neighbour graph from.
     pub fn graph_seed(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();

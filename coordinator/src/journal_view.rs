@@ -33,6 +33,9 @@ fn summary(entry: &Entry) -> (String, String, String) {
         | Entry::RoundAborted { .. }
         | Entry::PrivacySpent { .. } => round_event(entry),
         Entry::VerticalMessage { .. } | Entry::IntersectionDone { .. } => vertical_event(entry),
+        Entry::MemberCertificates { .. }
+        | Entry::SurvivorsConfirmed { .. }
+        | Entry::FaultReported { .. } => signed_event(entry),
     }
 }
 
@@ -74,6 +77,50 @@ fn vertical_event(entry: &Entry) -> (String, String, String) {
     }
 }
 
+/// What the members signed, and what they refused.
+fn signed_event(entry: &Entry) -> (String, String, String) {
+    match entry {
+        Entry::MemberCertificates {
+            job_id,
+            epoch,
+            certificates,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!(
+                "epoch {epoch} keys signed under the certificates of {}",
+                certificates.keys().cloned().collect::<Vec<_>>().join(",")
+            ),
+        ),
+        Entry::SurvivorsConfirmed {
+            job_id,
+            round,
+            survivors,
+            signatures,
+        } => (
+            job_id.clone(),
+            round.to_string(),
+            format!(
+                "survivors {} signed by {}",
+                list(survivors),
+                signatures.keys().cloned().collect::<Vec<_>>().join(",")
+            ),
+        ),
+        Entry::FaultReported {
+            job_id,
+            round,
+            participant,
+            fault,
+            reason,
+        } => (
+            job_id.clone(),
+            round.to_string(),
+            format!("{participant} refused, at fault: {fault}: {reason}"),
+        ),
+        other => round_event(other),
+    }
+}
+
 fn list(v: &[String]) -> String {
     v.join(",")
 }
@@ -101,10 +148,14 @@ fn job_event(entry: &Entry) -> (String, String, String) {
             cohort,
             threshold,
             neighbours,
+            quorum,
         } => (
             job_id.clone(),
             String::new(),
-            format!("cohort {} (t={threshold}, k={neighbours})", list(cohort)),
+            format!(
+                "cohort {} (t={threshold}, k={neighbours}, quorum={quorum})",
+                list(cohort)
+            ),
         ),
         Entry::JobResumed {
             job_id,

@@ -273,6 +273,10 @@ fn main() -> Result<()> {
             })?;
             let (verdict, complete) = fedseg_coordinator::job::verdict(&verified);
             println!("{}: {verdict}", journal.display());
+            println!(
+                "{} releases co-signed by their survivors, {} survivor signatures verified",
+                verified.cosigned.releases, verified.cosigned.signatures
+            );
             if !complete {
                 // Distinct from a failed check (1): every record verifies,
                 // but the journal does not show every job's end.
@@ -312,7 +316,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
     let job = job
-        .map(|(j, out)| Job::load(j).map(|job| (job, out)))
+        .map(|(j, out)| {
+            let job = Job::load(j)?;
+            job.check_cohort(j, &config)?;
+            anyhow::Ok((job, out))
+        })
         .transpose()?;
     if let Some((_, out)) = &job {
         writable_out(out)?;
@@ -351,6 +359,7 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     let config = CoordinatorConfig::load(config_path)?;
     let job = Job::load(job_path)?;
     writable_out(out)?;
+    job.check_cohort(job_path, &config)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let running = server::start(&config, async move {
         let _ = stopped.await;

@@ -60,6 +60,8 @@ fn entries() -> Vec<Entry> {
             cohort: pair(),
             threshold: 2,
             neighbours: 1,
+            // A journal from before survivor sets were signed.
+            quorum: 0,
         },
         Entry::AggregateReleased {
             job_id: job(),

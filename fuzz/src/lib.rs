@@ -16,8 +16,8 @@ use fedseg_common::proto::{
     participant_message,
 };
 use fedseg_common::secagg::messages::{
-    EpochStart, KeyAdvertisement, MaskedInput, ShareBundle, ShareDelivery, UnmaskRequest,
-    UnmaskResponse,
+    EpochStart, KeyAdvertisement, MaskedInput, ShareBundle, ShareDelivery, SurvivorSet,
+    SurvivorSignature, UnmaskRequest, UnmaskResponse,
 };
 use fedseg_common::{identity, privacy, wire};
 use fedseg_participant::config::ParticipantConfig;
@@ -294,6 +294,9 @@ fn from_participant(body: participant_message::Body) {
             let _ = UnmaskResponse::try_from(u);
         }
         Body::Vertical(v) => vertical(v.body.map(VerticalBody::Up)),
+        Body::SurvivorSignature(s) => {
+            let _ = SurvivorSignature::try_from(s);
+        }
         Body::Hello(_) | Body::JobAnswer(_) | Body::TaskFailed(_) => {}
     }
 }
@@ -360,7 +363,10 @@ fn from_coordinator(body: coordinator_message::Body) {
             mask(&m);
         }
         Body::UnmaskRequest(u) => {
-            let _ = UnmaskRequest::from(u);
+            let _ = UnmaskRequest::try_from(u);
+        }
+        Body::SurvivorSet(s) => {
+            let _ = SurvivorSet::from(s);
         }
         Body::Vertical(v) => vertical(v.body.map(VerticalBody::Down)),
         Body::Welcome(_) | Body::RoundAborted(_) | Body::JobFinished(_) => {}

@@ -65,7 +65,7 @@ pub struct LedgerEntry {
     /// Round (for key phases, the epoch's first round), if any.
     pub round: Option<u64>,
     /// What it was: hello, job-answer, advertise-keys, share-keys,
-    /// masked-input, unmask, task-failed.
+    /// masked-input, confirm-survivors, unmask, task-failed.
     pub kind: String,
     /// Size of the encoded message in bytes.
     pub bytes: u64,

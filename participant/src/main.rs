@@ -274,7 +274,8 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
         .mismatched
         .iter()
         .chain(&found.unaccounted)
-        .chain(&found.ends_missing);
+        .chain(&found.ends_missing)
+        .chain(&found.unsigned);
     for line in failures {
         println!("{line}");
     }
@@ -290,10 +291,12 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
     if !found.agrees() {
         bail!(
             "{} contributions do not match the ledger, {} sent messages are not in the journal, \
-             {} job ends this site was told are not in the journal",
+             {} job ends this site was told are not in the journal, \
+             {} releases with this site's input lack its signature",
             found.mismatched.len(),
             found.unaccounted.len(),
-            found.ends_missing.len()
+            found.ends_missing.len(),
+            found.unsigned.len()
         );
     }
     println!(

@@ -63,6 +63,9 @@ fn job_of(entry: &Entry) -> Option<&str> {
         | Entry::PrivacyBudget { job_id, .. }
         | Entry::PrivacySpent { job_id, .. }
         | Entry::ParticipantDeclined { job_id, .. }
+        | Entry::MemberCertificates { job_id, .. }
+        | Entry::SurvivorsConfirmed { job_id, .. }
+        | Entry::FaultReported { job_id, .. }
         | Entry::VerticalMessage { job_id, .. }
         | Entry::IntersectionDone { job_id, .. }
         | Entry::JobFinished { job_id, .. } => Some(job_id),

@@ -16,11 +16,15 @@ pub enum Fault {
     Cohort,
     /// The protocol was called with invalid parameters.
     Usage,
+    /// The coordinator relayed something no honest coordinator would: a
+    /// key advertisement its member did not sign, a survivor set without
+    /// enough signatures, or two survivor sets for one round.
+    Coordinator,
 }
 
 /// A phase of the protocol. Its name (`advertise-keys`, `share-keys`,
-/// `masked-input`, `unmask`) is the one errors, logs, the journal and the
-/// ledger use.
+/// `masked-input`, `confirm-survivors`, `unmask`) is the one errors, logs,
+/// the journal and the ledger use.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -32,16 +36,19 @@ pub enum Phase {
     ShareKeys,
     /// Members send masked inputs for one round.
     MaskedInput,
+    /// Survivors sign the round's survivor set.
+    ConfirmSurvivors,
     /// Survivors reveal the shares needed to unmask one round.
     Unmask,
 }
 
 impl Phase {
     /// Every phase, in protocol order.
-    pub const ALL: [Phase; 4] = [
+    pub const ALL: [Phase; 5] = [
         Phase::AdvertiseKeys,
         Phase::ShareKeys,
         Phase::MaskedInput,
+        Phase::ConfirmSurvivors,
         Phase::Unmask,
     ];
 
@@ -51,6 +58,7 @@ impl Phase {
             Phase::AdvertiseKeys => "advertise-keys",
             Phase::ShareKeys => "share-keys",
             Phase::MaskedInput => "masked-input",
+            Phase::ConfirmSurvivors => "confirm-survivors",
             Phase::Unmask => "unmask",
         }
     }
@@ -152,6 +160,42 @@ pub enum SecAggError {
         /// Round.
         round: u64,
     },
+    /// A key advertisement in the roster is not its member's own.
+    #[error("the roster's keys for participant {member} are not its own: {reason}")]
+    Forged {
+        /// The member the keys are said to be of.
+        member: u32,
+        /// What does not check out.
+        reason: String,
+    },
+    /// Asked to sign a second, different survivor set for a round.
+    #[error("asked to sign a second survivor set for round {round}")]
+    Equivocation {
+        /// Round.
+        round: u64,
+    },
+    /// A survivor set relayed with a signature that does not verify.
+    #[error(
+        "the signature of participant {signer} on the survivor set of round {round} does not verify"
+    )]
+    BadSurvivorSignature {
+        /// Round.
+        round: u64,
+        /// Who is said to have signed.
+        signer: u32,
+    },
+    /// Too few survivors signed the set an unmask request is about.
+    #[error(
+        "the survivor set of round {round} carries {have} valid signatures of survivors, {need} needed"
+    )]
+    Unconfirmed {
+        /// Round.
+        round: u64,
+        /// Valid signatures of distinct survivors.
+        have: usize,
+        /// The quorum.
+        need: usize,
+    },
     /// The coordinator's survivor and dropped sets are inconsistent.
     #[error("unmask request is inconsistent: {0}")]
     InconsistentUnmask(&'static str),
@@ -217,6 +261,10 @@ impl SecAggError {
             | SecAggError::InconsistentUnmask(_)
             | SecAggError::MissingShares(_)
             | SecAggError::LengthMismatch { .. } => Fault::Peer,
+            SecAggError::Forged { .. }
+            | SecAggError::Equivocation { .. }
+            | SecAggError::BadSurvivorSignature { .. }
+            | SecAggError::Unconfirmed { .. } => Fault::Coordinator,
         }
     }
 
@@ -235,6 +283,10 @@ impl SecAggError {
             SecAggError::NonContributoryKey(_) => "non_contributory_key",
             SecAggError::DisclosureRefused { .. } => "disclosure_refused",
             SecAggError::InconsistentUnmask(_) => "inconsistent_unmask",
+            SecAggError::Forged { .. } => "forged_advertisement",
+            SecAggError::Equivocation { .. } => "equivocation",
+            SecAggError::BadSurvivorSignature { .. } => "bad_survivor_signature",
+            SecAggError::Unconfirmed { .. } => "unconfirmed_survivors",
             SecAggError::MissingShares(_) => "missing_shares",
             SecAggError::TooFewParticipants { .. } => "too_few_participants",
             SecAggError::NotEnoughShares { .. } => "not_enough_shares",

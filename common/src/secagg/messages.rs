@@ -6,6 +6,7 @@ use curve25519_dalek::Scalar;
 use zeroize::Zeroize;
 
 use super::error::Phase;
+use super::signing::Signature;
 
 /// A 32-byte X25519 public key.
 pub type PublicKeyBytes = [u8; 32];
@@ -39,6 +40,10 @@ pub struct KeyAdvertisement {
     pub encryption_key: PublicKeyBytes,
     /// One mask key per round of the epoch.
     pub mask_keys: Vec<PublicKeyBytes>,
+    /// The member's consortium certificate, DER.
+    pub certificate: Vec<u8>,
+    /// Its signature over the keys ([`super::signing::advertisement_message`]).
+    pub signature: Signature,
 }
 
 /// Coordinator → members: every advertised key of the epoch.
@@ -109,7 +114,28 @@ pub struct MaskedInput {
     pub words: Vec<u64>,
 }
 
-/// Coordinator → survivors: who sent a masked input and who did not.
+/// Coordinator → survivors: the members whose masked input arrived, for
+/// each survivor to sign before anyone reveals a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivorSet {
+    /// Round.
+    pub round: u64,
+    /// Members whose masked input arrived, sorted.
+    pub survivors: Vec<u32>,
+}
+
+/// Survivor → coordinator: its signature on the round's survivor set
+/// ([`super::signing::survivors_message`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurvivorSignature {
+    /// Round.
+    pub round: u64,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// Coordinator → survivors: who sent a masked input and who did not, with
+/// the survivors' signatures on that set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnmaskRequest {
     /// Round.
@@ -118,6 +144,8 @@ pub struct UnmaskRequest {
     pub survivors: Vec<u32>,
     /// Members whose masked input did not arrive, sorted.
     pub dropped: Vec<u32>,
+    /// Signatures on the survivor set, by signer, sorted by signer.
+    pub signatures: Vec<(u32, Signature)>,
 }
 
 /// A share value; never printed.
@@ -160,6 +188,8 @@ pub enum ToCoordinator {
     Shares(ShareBundle),
     /// A masked input.
     Masked(MaskedInput),
+    /// A signature on the survivor set.
+    Confirm(SurvivorSignature),
     /// Unmasking shares.
     Unmask(UnmaskResponse),
 }
@@ -171,6 +201,7 @@ impl ToCoordinator {
             ToCoordinator::Keys(_) => Phase::AdvertiseKeys,
             ToCoordinator::Shares(_) => Phase::ShareKeys,
             ToCoordinator::Masked(_) => Phase::MaskedInput,
+            ToCoordinator::Confirm(_) => Phase::ConfirmSurvivors,
             ToCoordinator::Unmask(_) => Phase::Unmask,
         }
     }

@@ -11,7 +11,11 @@
 //! 2. **Masked input**, per round: `y = x + PRG(self seed) + Σ ±PRG(pairwise)`
 //!    with pairwise keys from ECDH of the round's mask keys, HKDF-bound to the
 //!    job and round; the pair's smaller index adds, the larger subtracts.
-//! 3. **Unmask**, per round: every survivor reveals, for each neighbour in
+//! 3. **Confirm survivors**, per round: every survivor signs (job, round,
+//!    survivor set) with its certificate's key, one set per round
+//!    ([`signing`]); key advertisements are signed the same way at step 1.
+//! 4. **Unmask**, per round, once the quorum of survivors signed exactly the
+//!    set asked about: every survivor reveals, for each neighbour in
 //!    the round, a share of its self-mask seed if it survived or a share of
 //!    its round mask key if it dropped, never both ([`participant`] keeps a
 //!    record and refuses). The coordinator removes the survivors' self masks
@@ -20,9 +24,10 @@
 //! Mask keys are per round rather than per job: reconstructing a dropped
 //! member's key then exposes only that round's pairwise masks, never a past
 //! round in which the same member survived and its self mask was revealed.
-//! Steady-state rounds cost two round trips; key set-up is amortised over
+//! Steady-state rounds cost three round trips; key set-up is amortised over
 //! the epoch.
 
+pub mod consortium;
 pub mod coordinator;
 pub mod error;
 pub mod graph;
@@ -33,6 +38,7 @@ pub mod prg;
 pub mod runner;
 pub mod sealed;
 pub mod shamir;
+pub mod signing;
 
 use curve25519_dalek::Scalar;
 use x25519_dalek::SharedSecret;
@@ -52,6 +58,9 @@ pub struct JobParams {
     pub threshold: u32,
     /// Who masks with whom and who holds whose shares.
     pub graph: NeighbourGraph,
+    /// Signatures of distinct survivors a survivor set needs before any
+    /// share of its round is revealed ([`signing::min_quorum`]).
+    pub quorum: u32,
 }
 
 impl JobParams {
@@ -74,8 +83,25 @@ impl JobParams {
         Ok(Self {
             job_id: job_id.into(),
             threshold,
+            quorum: signing::min_quorum(participants, 0),
             graph,
         })
+    }
+
+    /// The same parameters with survivor sets confirmed by `quorum`
+    /// signatures: more than half the cohort (so that two sets of one round
+    /// cannot both be confirmed by honest members who sign once), at most
+    /// the cohort.
+    pub fn with_quorum(mut self, quorum: u32) -> Result<Self, SecAggError> {
+        let n = self.participants();
+        if quorum < signing::min_quorum(n, 0) || quorum > n {
+            return Err(SecAggError::InvalidParams(format!(
+                "quorum {quorum} must be within {}..={n} (more than half the cohort)",
+                signing::min_quorum(n, 0)
+            )));
+        }
+        self.quorum = quorum;
+        Ok(self)
     }
 
     /// Cohort size.

@@ -19,6 +19,17 @@ use super::coordinator::{self, Epoch};
 use super::error::{Phase, SecAggError};
 use super::messages::{MaskRequest, ToCoordinator};
 use super::participant::{self, ReadyEpoch};
+use super::signing::Membership;
+
+/// The cohort a run plays: the job's parameters and, by index, what each
+/// member brings (its credential and trust).
+#[derive(Clone, Copy)]
+pub struct Cohort<'a> {
+    /// The job's parameters.
+    pub params: &'a JobParams,
+    /// Each member's credential and trust, by index.
+    pub members: &'a [Arc<Membership>],
+}
 
 /// A member that goes silent for good at the first `phase` that begins at or
 /// after `round` (for the key phases, the first key set-up whose epoch
@@ -110,7 +121,7 @@ impl DropoutSchedule<'_> {
 /// gives a member's encoded input; `epoch_rounds` is how many rounds one key
 /// set-up covers.
 pub fn run<R: CryptoRng + ?Sized>(
-    params: &JobParams,
+    cohort: Cohort<'_>,
     epoch_rounds: u32,
     rounds: u64,
     length: usize,
@@ -118,7 +129,7 @@ pub fn run<R: CryptoRng + ?Sized>(
     dropouts: &[Dropout],
     rng: &mut R,
 ) -> Simulation {
-    let params = Arc::new(params.clone());
+    let params = Arc::new(cohort.params.clone());
     let n = params.participants();
     let mut roles = Roles {
         timings: Timings {
@@ -143,7 +154,7 @@ pub fn run<R: CryptoRng + ?Sized>(
         if epoch.as_ref().is_none_or(|e| !e.start().covers(round)) {
             let remaining = (rounds - round).min(epoch_rounds as u64) as u32;
             let setup = set_up_epoch(
-                &params,
+                (&params, cohort.members),
                 epoch_number,
                 round,
                 remaining,
@@ -199,7 +210,7 @@ pub fn run<R: CryptoRng + ?Sized>(
         let start = Instant::now();
         let closed = inputs.close();
         coordinator_time += start.elapsed();
-        let (unmask_request, mut unmask) = match closed {
+        let (survivor_set, mut confirm) = match closed {
             Ok(closed) => closed,
             Err(error) => {
                 roles
@@ -210,9 +221,41 @@ pub fn run<R: CryptoRng + ?Sized>(
                 continue;
             }
         };
-        roles.silent.extend(unmask_request.dropped.iter().copied());
+        roles.silent.extend(
+            members
+                .iter()
+                .copied()
+                .filter(|m| survivor_set.survivors.binary_search(m).is_err()),
+        );
+        schedule.apply(&mut roles.alive, Phase::ConfirmSurvivors, round);
+        roles.survivors_answer(
+            &survivor_set.survivors,
+            &mut coordinator_time,
+            &mut |member| {
+                ToCoordinator::Confirm(member.confirm(&survivor_set).expect("honest survivor set"))
+            },
+            &mut |from, message| confirm.handle(from, message),
+        );
+        let start = Instant::now();
+        let closed = confirm.close();
+        coordinator_time += start.elapsed();
+        let (unmask_request, mut unmask) = match closed {
+            Ok(closed) => closed,
+            Err(error) => {
+                roles.timings.coordinator += coordinator_time;
+                reports.push(RoundReport::aborted(round, error));
+                continue;
+            }
+        };
         schedule.apply(&mut roles.alive, Phase::Unmask, round);
-        roles.unmask(&unmask_request, &mut unmask, &mut coordinator_time);
+        roles.survivors_answer(
+            &unmask_request.survivors,
+            &mut coordinator_time,
+            &mut |member| {
+                ToCoordinator::Unmask(member.unmask(&unmask_request).expect("honest request"))
+            },
+            &mut |from, message| unmask.handle(from, message),
+        );
         let survivors = unmask.survivors().to_vec();
         let start = Instant::now();
         let outcome = unmask.finish(state);
@@ -271,25 +314,26 @@ impl Roles {
         }
     }
 
-    /// The survivors answer the round's unmask request.
-    fn unmask(
+    /// Every live survivor answers with `answer`; the coordinator's
+    /// collecting state takes each answer with `take`. Both are timed to
+    /// their role.
+    fn survivors_answer(
         &mut self,
-        request: &super::messages::UnmaskRequest,
-        collection: &mut coordinator::UnmaskCollection,
+        survivors: &[u32],
         coordinator_time: &mut Duration,
+        answer: &mut dyn FnMut(&mut ReadyEpoch) -> ToCoordinator,
+        take: &mut dyn FnMut(u32, ToCoordinator) -> Result<(), SecAggError>,
     ) {
-        for &s in &request.survivors {
+        for &s in survivors {
             let Some(member) = self.ready.get_mut(&s).filter(|_| self.alive.contains(&s)) else {
                 self.silent.insert(s);
                 continue;
             };
             let start = Instant::now();
-            let answer = member.unmask(request).expect("honest unmask request");
+            let message = answer(member);
             self.timings.participant[s as usize] += start.elapsed();
             let start = Instant::now();
-            collection
-                .handle(s, ToCoordinator::Unmask(answer))
-                .expect("honest response");
+            take(s, message).expect("an honest survivor's answer");
             *coordinator_time += start.elapsed();
         }
     }
@@ -321,7 +365,7 @@ fn mask_timed(
 
 #[allow(clippy::too_many_arguments)]
 fn set_up_epoch<R: CryptoRng + ?Sized>(
-    params: &Arc<JobParams>,
+    (params, memberships): (&Arc<JobParams>, &[Arc<Membership>]),
     epoch_number: u32,
     first_round: u64,
     rounds: u32,
@@ -346,7 +390,9 @@ fn set_up_epoch<R: CryptoRng + ?Sized>(
     let mut awaiting = BTreeMap::new();
     for &m in invited.iter().filter(|m| alive.contains(m)) {
         let t0 = Instant::now();
-        let (advert, state) = participant::start_epoch(params.clone(), m, start.clone(), rng)?;
+        let membership = memberships[m as usize].clone();
+        let (advert, state) =
+            participant::start_epoch(params.clone(), m, start.clone(), membership, rng)?;
         timings.participant[m as usize] += t0.elapsed();
         let t0 = Instant::now();
         keys.handle(m, ToCoordinator::Keys(advert))?;

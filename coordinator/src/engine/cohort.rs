@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fedseg_common::journal::Entry;
 use fedseg_common::proto::{self, coordinator_message};
-use fedseg_common::secagg::{JobParams, NeighbourGraph};
+use fedseg_common::secagg::JobParams;
 use tokio::time::Instant as Deadline;
 use tracing::info;
 
@@ -49,12 +49,13 @@ impl<'a> Engine<'a> {
             cohort = listed.to_vec();
         }
         let params = Arc::new(cohort_params(job, cohort.len() as u32)?);
-        info!(job = %job.id, cohort = ?cohort, threshold = params.threshold, neighbours = params.graph.neighbours(0).len(), "cohort formed");
+        info!(job = %job.id, cohort = ?cohort, threshold = params.threshold, quorum = params.quorum, neighbours = params.graph.neighbours(0).len(), "cohort formed");
         journal.append(Entry::CohortFixed {
             job_id: job.id.clone(),
             cohort: cohort.clone(),
             threshold: params.threshold,
             neighbours: params.graph.neighbours(0).len() as u32,
+            quorum: params.quorum,
         })?;
         let n = cohort.len() as u32;
         let mut engine =
@@ -164,6 +165,7 @@ impl<'a> Engine<'a> {
             threshold: self.params.threshold,
             neighbours: self.neighbours(),
             graph_seed: self.job.graph_seed().to_vec(),
+            quorum: self.params.quorum,
         };
         self.send(member, coordinator_message::Body::JobOffer(offer))
             .await;
@@ -229,26 +231,21 @@ fn submit(
 }
 
 /// The secure sums' parameters for a cohort of `n`: the job's neighbour
-/// degree and threshold, or their defaults.
+/// degree, threshold, collusion bound and quorum, or their defaults.
 fn cohort_params(job: &Job, n: u32) -> Result<JobParams, EngineError> {
-    let neighbours = job
+    let p = job
         .config
         .cohort
-        .neighbours
-        .unwrap_or_else(|| NeighbourGraph::default_degree(n));
-    let graph = NeighbourGraph::new(n, neighbours, &job.graph_seed())?;
-    let threshold = job
-        .config
-        .cohort
-        .threshold
-        .unwrap_or((graph.min_holders() / 2 + 1) as u32);
+        .protocol(n)
+        .map_err(|(key, why)| EngineError::Settings(key, why))?;
     Ok(JobParams::new(
         job.id.clone(),
         n,
-        threshold,
-        neighbours,
+        p.threshold,
+        p.neighbours,
         &job.graph_seed(),
-    )?)
+    )?
+    .with_quorum(p.quorum)?)
 }
 
 /// Waits until every listed participant is connected or the timeout

@@ -44,6 +44,20 @@ impl Engine<'_> {
         )
         .await?;
         let (roster, mut shares) = keys.close()?;
+        self.journal.append(Entry::MemberCertificates {
+            job_id: self.job.id.clone(),
+            epoch: number,
+            certificates: roster
+                .keys
+                .iter()
+                .map(|(m, k)| {
+                    (
+                        self.cohort[*m as usize].clone(),
+                        hex::encode(&k.certificate),
+                    )
+                })
+                .collect(),
+        })?;
         let members: Vec<u32> = shares.members().collect();
         let request = coordinator_message::Body::EpochRoster((&roster).into());
         self.ask(

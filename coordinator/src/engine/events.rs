@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use fedseg_common::journal::Entry;
-use fedseg_common::proto::{coordinator_message, participant_message};
+use fedseg_common::proto::{FaultKind, coordinator_message, participant_message};
 use fedseg_common::secagg::SecAggError;
 use fedseg_common::secagg::coordinator as role;
 use fedseg_common::secagg::messages::ToCoordinator;
@@ -59,6 +59,7 @@ collecting!(
     role::KeyCollection,
     role::ShareCollection,
     role::InputCollection,
+    role::ConfirmCollection,
     role::UnmaskCollection
 );
 
@@ -135,6 +136,15 @@ impl Engine<'_> {
             }
             Some(Body::TaskFailed(failed)) => {
                 warn!(participant = %id, round = failed.round, reason = %failed.reason, "participant could not do its task");
+                if failed.fault() == FaultKind::Coordinator {
+                    self.journal.append(Entry::FaultReported {
+                        job_id: self.job.id.clone(),
+                        round: failed.round,
+                        participant: id.to_string(),
+                        fault: "coordinator".into(),
+                        reason: failed.reason.clone(),
+                    })?;
+                }
                 Some(ToEngine::Gone)
             }
             Some(Body::KeyAdvertisement(k)) => match k.try_into() {
@@ -144,6 +154,10 @@ impl Engine<'_> {
             Some(Body::ShareBundle(b)) => protocol(ToCoordinator::Shares(b.into())),
             Some(Body::MaskedInput(m)) => match m.try_into() {
                 Ok(m) => protocol(ToCoordinator::Masked(m)),
+                Err(e) => self.reject_wire(id, e),
+            },
+            Some(Body::SurvivorSignature(c)) => match c.try_into() {
+                Ok(c) => protocol(ToCoordinator::Confirm(c)),
                 Err(e) => self.reject_wire(id, e),
             },
             Some(Body::UnmaskResponse(u)) => match u.try_into() {

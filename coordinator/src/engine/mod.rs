@@ -69,6 +69,9 @@ pub enum EngineError {
         /// Who declined, with their reasons.
         declined: String,
     },
+    /// The job's cohort settings do not hold for the cohort that formed.
+    #[error("job setting {0}: {1}")]
+    Settings(String, String),
     /// The job describes no computation this engine runs.
     #[error("the job has no [secure_sum] section")]
     NothingToRun,

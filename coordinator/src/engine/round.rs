@@ -119,11 +119,38 @@ impl Engine<'_> {
         let request = coordinator_message::Body::MaskRequest(wire_request);
         self.ask(Phase::MaskedInput, round, &mut inputs, &members, request)
             .await?;
-        let (unmask_request, mut unmask) = inputs.close()?;
-        record.survivors = self.names(&unmask_request.survivors);
-        record.dropped = self.names(&unmask_request.dropped);
+        let (set, mut confirm) = inputs.close()?;
+        let survivors = set.survivors.clone();
+        record.survivors = self.names(&survivors);
+        record.dropped = self.names(
+            &members
+                .iter()
+                .copied()
+                .filter(|m| survivors.binary_search(m).is_err())
+                .collect::<Vec<_>>(),
+        );
+        let request = coordinator_message::Body::SurvivorSet((&set).into());
+        self.ask(
+            Phase::ConfirmSurvivors,
+            round,
+            &mut confirm,
+            &survivors,
+            request,
+        )
+        .await?;
+        let signatures = confirm
+            .signatures()
+            .iter()
+            .map(|(m, s)| (self.cohort[*m as usize].clone(), hex::encode(s)))
+            .collect();
+        let (unmask_request, mut unmask) = confirm.close()?;
+        self.journal.append(Entry::SurvivorsConfirmed {
+            job_id: self.job.id.clone(),
+            round,
+            survivors: record.survivors.clone(),
+            signatures,
+        })?;
         let request = coordinator_message::Body::UnmaskRequest((&unmask_request).into());
-        let survivors = unmask_request.survivors.clone();
         self.ask(Phase::Unmask, round, &mut unmask, &survivors, request)
             .await?;
         let state = self.epoch.as_mut().expect("set up above");

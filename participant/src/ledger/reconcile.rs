@@ -42,13 +42,19 @@ pub struct Reconciliation {
     pub ends_missing: Vec<String>,
     /// Jobs the journal does not show finished, with their last state.
     pub unfinished: Vec<String>,
+    /// Releases the journal says include this site's input, released over
+    /// a survivor set that does not carry this site's signature.
+    pub unsigned: Vec<String>,
 }
 
 impl Reconciliation {
     /// Whether the ledger and the journal agree (messages in flight at a
     /// crash and unfinished jobs are reported, not failures).
     pub fn agrees(&self) -> bool {
-        self.mismatched.is_empty() && self.unaccounted.is_empty() && self.ends_missing.is_empty()
+        self.mismatched.is_empty()
+            && self.unaccounted.is_empty()
+            && self.ends_missing.is_empty()
+            && self.unsigned.is_empty()
     }
 }
 
@@ -102,11 +108,52 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
                 .push(format!("ledger line {}: {problem}", entry.seq + 1)),
         }
     }
+    found.unsigned = releases_without_signature(site, journal);
     found.unfinished = journal::unfinished(&journal.records)
         .iter()
         .map(ToString::to_string)
         .collect();
     found
+}
+
+/// The releases of `journal` over a survivor set with `site`, in a job whose
+/// survivor sets are signed, that `site` did not sign.
+fn releases_without_signature(site: &str, journal: &VerifiedJournal) -> Vec<String> {
+    let mut signed_jobs = std::collections::BTreeSet::new();
+    let mut signed = std::collections::BTreeSet::new();
+    let mut missing = Vec::new();
+    for record in &journal.records {
+        match &record.entry {
+            Entry::CohortFixed { job_id, quorum, .. } if *quorum > 0 => {
+                signed_jobs.insert(job_id.clone());
+            }
+            Entry::SurvivorsConfirmed {
+                job_id,
+                round,
+                signatures,
+                ..
+            } if signatures.contains_key(site) => {
+                signed.insert((job_id.clone(), *round));
+            }
+            Entry::AggregateReleased {
+                job_id,
+                round,
+                survivors,
+                ..
+            } if signed_jobs.contains(job_id)
+                && survivors.iter().any(|s| s == site)
+                && !signed.contains(&(job_id.clone(), *round)) =>
+            {
+                missing.push(format!(
+                    "journal record {}: round {round} of {job_id} was released with {site}'s \
+                     input over a survivor set {site} did not sign",
+                    record.sequence
+                ));
+            }
+            _ => {}
+        }
+    }
+    missing
 }
 
 fn describe(e: &LedgerEntry) -> String {
@@ -366,6 +413,7 @@ mod tests {
         VerifiedJournal {
             coordinator: "coordinator".into(),
             algorithm: KeyAlgorithm::Ed25519,
+            cosigned: Default::default(),
             records: entries
                 .into_iter()
                 .enumerate()

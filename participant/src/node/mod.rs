@@ -16,8 +16,10 @@ use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
 };
+use fedseg_common::secagg::messages::UnmaskRequest;
 use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
-use fedseg_common::secagg::{JobParams, Phase, SecAggError};
+use fedseg_common::secagg::signing::Membership;
+use fedseg_common::secagg::{Fault, JobParams, Phase, SecAggError};
 use fedseg_common::wire;
 use prost::Message;
 use rand::RngExt;
@@ -35,6 +37,7 @@ use crate::tasks::{self, Site};
 
 mod catch_up;
 mod fit;
+mod membership;
 mod offer;
 pub(crate) mod vertical;
 use catch_up::catch_up;
@@ -44,8 +47,9 @@ use offer::accept_offer;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Environment variable for fault-injection tests: the phase
-/// (`advertise-keys`, `share-keys`, `masked-input`, `unmask`) at whose first
-/// request the node stops answering, as if it had hung.
+/// (`advertise-keys`, `share-keys`, `masked-input`, `confirm-survivors`,
+/// `unmask`) at whose first request the node stops answering, as if it had
+/// hung.
 pub const STALL_AT_ENV: &str = "FEDSEG_FAULT_STALL_AT";
 
 /// Why a session ended.
@@ -80,6 +84,11 @@ pub(super) struct JobState {
     pub(super) id: String,
     pub(super) params: Arc<JobParams>,
     pub(super) index: u32,
+    /// Cohort identities by index, as the offer named them.
+    pub(super) cohort: Vec<String>,
+    /// This site's signing key and trust for the job, read at its first
+    /// key set-up.
+    pub(super) membership: Option<Arc<Membership>>,
     pub(super) epoch: EpochState,
     /// This site's data for the job, when it has tables configured.
     pub(super) site: Option<Site>,
@@ -156,6 +165,7 @@ async fn send(
         participant_message::Body::KeyAdvertisement(_) => Phase::AdvertiseKeys.name(),
         participant_message::Body::ShareBundle(_) => Phase::ShareKeys.name(),
         participant_message::Body::MaskedInput(_) => Phase::MaskedInput.name(),
+        participant_message::Body::SurvivorSignature(_) => Phase::ConfirmSurvivors.name(),
         participant_message::Body::UnmaskResponse(_) => Phase::Unmask.name(),
         participant_message::Body::TaskFailed(_) => "task-failed",
         participant_message::Body::Vertical(v) => vertical::ledger_kind(v),
@@ -172,6 +182,7 @@ fn request_round(message: &CoordinatorMessage) -> Option<u64> {
         Body::EpochStart(s) => Some(s.first_round),
         Body::EpochRoster(r) => Some(r.first_round),
         Body::MaskRequest(m) => Some(m.round),
+        Body::SurvivorSet(s) => Some(s.round),
         Body::UnmaskRequest(u) => Some(u.round),
         _ => None,
     }
@@ -297,6 +308,7 @@ fn phase_name(body: &Body) -> Option<&'static str> {
         Body::EpochStart(_) => Phase::AdvertiseKeys,
         Body::EpochRoster(_) => Phase::ShareKeys,
         Body::MaskRequest(_) => Phase::MaskedInput,
+        Body::SurvivorSet(_) => Phase::ConfirmSurvivors,
         Body::UnmaskRequest(_) => Phase::Unmask,
         _ => return None,
     };
@@ -311,9 +323,16 @@ fn failed(round: u64, fault: proto::FaultKind, reason: String) -> Reply {
     }))
 }
 
+/// Refuses a request; a request only a misbehaving coordinator would send
+/// (forged keys, an unconfirmed or second survivor set) is reported as the
+/// coordinator's fault.
 fn protocol_failure(round: u64, error: SecAggError) -> Reply {
-    warn!(round, code = error.code(), %error, "refused a request");
-    failed(round, proto::FaultKind::Peer, error.to_string())
+    let fault = match error.fault() {
+        Fault::Coordinator => proto::FaultKind::Coordinator,
+        _ => proto::FaultKind::Peer,
+    };
+    warn!(round, code = error.code(), ?fault, %error, "refused a request");
+    failed(round, fault, error.to_string())
 }
 
 fn handle(
@@ -409,19 +428,25 @@ fn handle(
 fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
     let epoch = std::mem::replace(&mut job.epoch, EpochState::Idle);
     match (body, epoch) {
-        (Body::EpochStart(start), _) => match participant::start_epoch(
-            job.params.clone(),
-            job.index,
-            start.into(),
-            &mut rand::rng(),
-        ) {
+        (Body::EpochStart(start), _) => match membership::of_job(config, job)
+            .map_err(|reason| failed(0, proto::FaultKind::Local, reason))
+            .and_then(|membership| {
+                participant::start_epoch(
+                    job.params.clone(),
+                    job.index,
+                    start.into(),
+                    membership,
+                    &mut rand::rng(),
+                )
+                .map_err(|e| protocol_failure(0, e))
+            }) {
             Ok((advert, next)) => {
                 job.epoch = EpochState::AwaitingRoster(next);
                 Reply::Send(participant_message::Body::KeyAdvertisement(
                     (&advert).into(),
                 ))
             }
-            Err(e) => protocol_failure(0, e),
+            Err(reply) => reply,
         },
         (Body::EpochRoster(roster), EpochState::AwaitingRoster(state)) => {
             let roster = match wire::roster_from_wire(roster, state.start()) {
@@ -455,15 +480,35 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
             job.epoch = EpochState::Ready(ready);
             reply
         }
+        (Body::SurvivorSet(set), EpochState::Ready(mut ready)) => {
+            let round = set.round;
+            let reply = match ready.confirm(&set.into()) {
+                Ok(signature) => Reply::Send(participant_message::Body::SurvivorSignature(
+                    (&signature).into(),
+                )),
+                Err(e) => protocol_failure(round, e),
+            };
+            job.epoch = EpochState::Ready(ready);
+            reply
+        }
         (Body::UnmaskRequest(request), EpochState::Ready(mut ready)) => {
             let round = request.round;
-            if let Some(budget) = job.budget.as_mut() {
-                budget.unmasking(round);
-            }
-            let reply = match ready.unmask(&request.into()) {
-                Ok(response) => Reply::Send(participant_message::Body::UnmaskResponse(
-                    (&response).into(),
-                )),
+            let request = match UnmaskRequest::try_from(request) {
+                Ok(request) => request,
+                Err(e) => {
+                    job.epoch = EpochState::Ready(ready);
+                    return failed(round, proto::FaultKind::Peer, e.to_string());
+                }
+            };
+            let reply = match ready.unmask(&request) {
+                Ok(response) => {
+                    if let Some(budget) = job.budget.as_mut() {
+                        budget.unmasking(round);
+                    }
+                    Reply::Send(participant_message::Body::UnmaskResponse(
+                        (&response).into(),
+                    ))
+                }
                 Err(e) => protocol_failure(round, e),
             };
             job.epoch = EpochState::Ready(ready);
@@ -472,6 +517,7 @@ fn step(config: &ParticipantConfig, job: &mut JobState, body: Body) -> Reply {
         (body, _) => {
             let round = match &body {
                 Body::MaskRequest(m) => m.round,
+                Body::SurvivorSet(s) => s.round,
                 Body::UnmaskRequest(u) => u.round,
                 _ => 0,
             };

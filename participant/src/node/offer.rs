@@ -118,19 +118,31 @@ pub(super) fn accept_offer(
             "this site cannot write its results to its output directory; see the site's log".into(),
         );
     }
-    match JobParams::new(
-        job_id,
-        offer.cohort.len() as u32,
-        offer.threshold,
-        offer.neighbours,
-        &seed,
-    ) {
+    let n = offer.cohort.len() as u32;
+    // The job's own bound, not the coordinator's word: a quorum or threshold
+    // below what the job's collusion bound needs is refused.
+    match job_config.cohort.protocol(n) {
+        Ok(least) if offer.quorum < least.quorum || offer.threshold <= least.collusion => {
+            return decline(format!(
+                "the offer's threshold {} and quorum {} do not hold against {} colluders \
+                 (the job needs a threshold above {} and a quorum of at least {})",
+                offer.threshold, offer.quorum, least.collusion, least.collusion, least.quorum
+            ));
+        }
+        Ok(_) => {}
+        Err((key, why)) => return decline(format!("the job's {key} is not valid: {why}")),
+    }
+    match JobParams::new(job_id, n, offer.threshold, offer.neighbours, &seed)
+        .and_then(|p| p.with_quorum(offer.quorum))
+    {
         Ok(params) => {
-            info!(job = %job_id, index = offer.index, cohort = offer.cohort.len(), "joined the job");
+            info!(job = %job_id, index = offer.index, cohort = offer.cohort.len(), quorum = params.quorum, "joined the job");
             *job = Some(JobState {
                 id: job_id.to_string(),
                 params: Arc::new(params),
                 index: offer.index,
+                cohort: offer.cohort.clone(),
+                membership: None,
                 epoch: EpochState::Idle,
                 site,
                 budget,
@@ -173,6 +185,7 @@ mod tests {
             threshold: 2,
             neighbours: 2,
             graph_seed: vec![7; 32],
+            quorum: 2,
         }
     }
 

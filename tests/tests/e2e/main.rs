@@ -11,6 +11,7 @@ mod deploy;
 mod golden;
 mod independent_client;
 mod journal_end;
+mod malicious;
 mod metrics;
 mod misbehaviour;
 mod pooled;

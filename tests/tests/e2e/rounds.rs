@@ -88,14 +88,24 @@ fn five_participants_sum_exactly_over_several_rounds_and_epochs() {
     check_ledgers(&c);
 }
 
+fn ledger_verify_against(
+    c: &Consortium,
+    site: &str,
+    journal: &std::path::Path,
+) -> std::process::Output {
+    c.verify_ledger(site, journal)
+}
+
 /// Every site's egress ledger matches what the signed journal says it
 /// contributed; an altered ledger does not.
 fn check_ledgers(c: &Consortium) {
     for site in &c.sites {
         let out = c.assert_ledger_verifies(site);
-        // Per round two messages, per key epoch two more: 5 rounds, 3 epochs.
+        // Per round three messages (masked input, signature on the
+        // survivors, unmasking shares), per key epoch two more: 5 rounds,
+        // 3 epochs.
         assert!(
-            String::from_utf8_lossy(&out.stdout).starts_with("16 contributions of"),
+            String::from_utf8_lossy(&out.stdout).starts_with("21 contributions of"),
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
@@ -143,6 +153,75 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The job's journal verifies offline with only the CA certificate, records
 /// exactly the released sums, and a flipped byte is caught.
+/// A copy of the journal rewritten and re-signed by the coordinator's own
+/// key, `edit` applied to the first entry it changes (returns whether it
+/// did); the copy and that record's number.
+fn rewritten_journal(
+    c: &Consortium,
+    name: &str,
+    mut edit: impl FnMut(&mut fedseg_common::journal::Entry) -> bool,
+) -> (std::path::PathBuf, usize) {
+    let bytes = std::fs::read(c.path().join("journal.log")).unwrap();
+    let records = fedseg_common::journal::read(&bytes).unwrap();
+    let copy = c.path().join(name);
+    let pki = c.path().join("pki");
+    let mut writer = fedseg_coordinator::journal::JournalWriter::open(
+        &copy,
+        &pki.join("coordinator.key"),
+        &pki.join("coordinator.crt"),
+        "coordinator",
+    )
+    .unwrap();
+    let mut altered = None;
+    for (i, record) in records.into_iter().enumerate().skip(1) {
+        let mut entry = record.entry;
+        if altered.is_none() && edit(&mut entry) {
+            altered = Some(i);
+        }
+        writer.append(entry).unwrap();
+    }
+    (copy, altered.expect("an entry to alter"))
+}
+
+/// A coordinator that rewrites its journal, re-signing every record with
+/// its own key, cannot alter a bank's signature on a survivor set: the copy
+/// fails verification at that record, naming the bank.
+fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
+    use fedseg_common::journal::Entry;
+    let (copy, altered) = rewritten_journal(c, "rewritten.log", |entry| {
+        let Entry::SurvivorsConfirmed { signatures, .. } = entry else {
+            return false;
+        };
+        let signature = signatures.get_mut("bank-b").unwrap();
+        let first = if signature.starts_with('0') { "1" } else { "0" };
+        signature.replace_range(..1, first);
+        true
+    });
+    let refused = c.verify_journal(&copy);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&format!("record {altered}:")) && stderr.contains("bank-b"),
+        "{stderr}"
+    );
+    // Dropping bank-a's signature keeps the quorum, and the journal
+    // verifies; bank-a's own ledger check finds the release it did not sign.
+    let (copy, _) = rewritten_journal(c, "unsigned.log", |entry| {
+        let Entry::SurvivorsConfirmed { signatures, .. } = entry else {
+            return false;
+        };
+        signatures.remove("bank-a").is_some()
+    });
+    assert!(c.verify_journal(&copy).status.success());
+    let out = ledger_verify_against(c, "bank-a", &copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("round 0 of") && stdout.contains("bank-a did not sign"),
+        "{stdout}"
+    );
+}
+
 fn check_journal(c: &Consortium, rounds: &[Value]) {
     let journal = c.path().join("journal.log");
     let verify = |file: &std::path::Path| c.verify_journal(file);
@@ -152,9 +231,21 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(out.contains("signed by coordinator coordinator"), "{out}");
+    // Every release's survivor set carries every survivor's signature.
+    let signatures: usize = rounds
+        .iter()
+        .map(|r| r["survivors"].as_array().unwrap().len())
+        .sum();
     assert!(
-        String::from_utf8_lossy(&verified.stdout).contains("signed by coordinator coordinator")
+        out.contains(&format!(
+            "{} releases co-signed by their survivors, {signatures} survivor signatures verified",
+            rounds.len()
+        )),
+        "{out}"
     );
+    check_survivor_signatures_cannot_be_rewritten(c);
 
     let released: Vec<Value> = c
         .journal_records()
@@ -275,9 +366,15 @@ fn too_few_survivors_release_nothing() {
 fn a_restarted_participant_rejoins_only_at_the_next_key_epoch() {
     // bank-c hangs at its first mask request and stays silent, so every
     // phase that waits for it runs into the 2 s deadline: time enough for
-    // bank-d, killed at the same point, to come back.
-    let c = consortium(4, 4, 2, Some(2), 2.0);
+    // bank-d, killed at the same point, to come back. Three of five remain,
+    // the quorum of survivor signatures when no member is assumed to
+    // collude.
+    let c = consortium(5, 4, 2, Some(2), 2.0);
+    let job = c.path().join("job.toml");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(&job, text + "collusion = 0\n").unwrap();
     let mut coordinator = c.run_coordinator();
+    let _e = c.run_participant("bank-e", None);
     let _a = c.run_participant("bank-a", None);
     let _b = c.run_participant("bank-b", None);
     let _c = c.run_participant("bank-c", Some("masked-input"));
@@ -298,4 +395,21 @@ fn a_restarted_participant_rejoins_only_at_the_next_key_epoch() {
         "{}",
         restarted.log_text()
     );
+}
+
+#[test]
+fn a_quorum_below_the_collusion_bound_refuses_the_job_at_start_up() {
+    // Five sites, one assumed colluder: a survivor set needs (5 + 1)/2 + 1
+    // = 4 signatures; 3 would let the coordinator and the colluder confirm
+    // two sets of one round.
+    let c = consortium(5, 1, 1, None, 5.0);
+    let job = c.path().join("job.toml");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(&job, text + "\n[cohort]\ncollusion = 1\nquorum = 3\n").unwrap();
+    let mut coordinator = c.run_coordinator();
+    let status = coordinator.wait(std::time::Duration::from_secs(30));
+    assert!(!status.success());
+    let log = coordinator.log_text();
+    assert!(log.contains("cohort.quorum"), "{log}");
+    assert!(!c.path().join("journal.log").exists());
 }

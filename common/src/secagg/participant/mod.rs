@@ -2,6 +2,8 @@
 //! [`start_epoch`] → [`AwaitingRoster`] → [`AwaitingShares`] → [`ReadyEpoch`],
 //! which then masks and unmasks the epoch's rounds in order.
 
+mod ready;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -13,13 +15,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::error::{Phase, SecAggError};
 use super::kdf::DerivedKey;
 use super::messages::{
-    EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, MaskedInput, RevealedShare,
-    SealedShares, ShareBundle, ShareDelivery, ShareValue, UnmaskRequest, UnmaskResponse,
+    EpochRoster, EpochStart, KeyAdvertisement, SealedShares, ShareBundle, ShareDelivery,
 };
-use super::prg::{self, Sign};
 use super::sealed::{SealContext, ShareChannel};
 use super::shamir;
-use super::{JobParams, pairwise_key, pairwise_sign, self_mask_key, share_x, strictly_sorted};
+use super::signing::{self, Membership, SignerKeys};
+use super::{JobParams, pairwise_key, share_x, strictly_sorted};
+
+pub use ready::ReadyEpoch;
+use ready::RoundState;
 
 /// Bytes of one round's shares in a sealed bundle: mask-key share then
 /// self-mask-seed share, 32 bytes each.
@@ -50,18 +54,13 @@ struct HeldShares {
     self_seed: Vec<Scalar>,
 }
 
-/// Which kind of share of an owner was revealed in a round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Disclosure {
-    SelfSeed,
-    MaskKey,
-}
-
-/// Begins epoch set-up: draws fresh secrets and advertises their public keys.
+/// Begins epoch set-up: draws fresh secrets and advertises their public
+/// keys, signed with the member's certificate key.
 pub fn start_epoch<R: CryptoRng + ?Sized>(
     params: Arc<JobParams>,
     me: u32,
     start: EpochStart,
+    membership: Arc<Membership>,
     rng: &mut R,
 ) -> Result<(KeyAdvertisement, AwaitingRoster), SecAggError> {
     if me >= params.participants() {
@@ -88,7 +87,7 @@ pub fn start_epoch<R: CryptoRng + ?Sized>(
         mask_keys: (0..start.rounds).map(|_| Scalar::random(rng)).collect(),
         self_seeds: (0..start.rounds).map(|_| Scalar::random(rng)).collect(),
     };
-    let advertisement = KeyAdvertisement {
+    let mut advertisement = KeyAdvertisement {
         epoch: start.epoch,
         encryption_key: PublicKey::from(&secrets.encryption_secret()).to_bytes(),
         mask_keys: secrets
@@ -96,7 +95,14 @@ pub fn start_epoch<R: CryptoRng + ?Sized>(
             .iter()
             .map(|k| PublicKey::from(&mask_secret(k)).to_bytes())
             .collect(),
+        certificate: membership.credential.certificate().to_vec(),
+        signature: [0; 64],
     };
+    advertisement.signature = membership.credential.sign(&signing::advertisement_message(
+        &params.job_id,
+        me,
+        &advertisement,
+    ));
     Ok((
         advertisement.clone(),
         AwaitingRoster {
@@ -105,6 +111,7 @@ pub fn start_epoch<R: CryptoRng + ?Sized>(
             start,
             secrets,
             advertisement,
+            membership,
         },
     ))
 }
@@ -116,6 +123,7 @@ pub struct AwaitingRoster {
     start: EpochStart,
     secrets: EpochSecrets,
     advertisement: KeyAdvertisement,
+    membership: Arc<Membership>,
 }
 
 impl AwaitingRoster {
@@ -125,7 +133,10 @@ impl AwaitingRoster {
     }
 
     /// Checks the roster, then shares this epoch's secrets among the holders
-    /// that advertised, sealing each holder's shares to it.
+    /// that advertised, sealing each holder's shares to it. Every
+    /// neighbour's advertisement must be its own (certificate and signature,
+    /// [`signing::check_advertisement`]); a single one that is not refuses
+    /// the whole roster, the coordinator being at fault.
     pub fn receive_roster<R: CryptoRng + ?Sized>(
         self,
         roster: EpochRoster,
@@ -172,6 +183,15 @@ impl AwaitingRoster {
             .into_iter()
             .filter(|h| roster.keys_of(*h).is_some())
             .collect();
+        let mut signers = SignerKeys::default();
+        for &h in holders.iter().filter(|&&h| h != self.me) {
+            let keys = roster.keys_of(h).expect("holder advertised");
+            let trust = &self.membership.trust;
+            signers.insert(
+                h,
+                signing::check_advertisement(trust, &self.params.job_id, h, keys)?,
+            );
+        }
         let t = self.params.t();
         if holders.len() < t {
             return Err(SecAggError::TooFewParticipants {
@@ -236,6 +256,8 @@ impl AwaitingRoster {
                 secrets: self.secrets,
                 channels,
                 held,
+                membership: self.membership,
+                signers,
             },
         ))
     }
@@ -278,6 +300,8 @@ pub struct AwaitingShares {
     /// members seal theirs back over them.
     channels: HashMap<u32, ShareChannel>,
     held: BTreeMap<u32, HeldShares>,
+    membership: Arc<Membership>,
+    signers: SignerKeys,
 }
 
 impl AwaitingShares {
@@ -332,6 +356,8 @@ impl AwaitingShares {
             held: self.held,
             rounds: rounds_state,
             disclosures: HashMap::new(),
+            membership: self.membership,
+            signers: self.signers,
         })
     }
 }
@@ -368,216 +394,5 @@ impl AwaitingShares {
                     .collect()
             })
             .collect()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RoundState {
-    Pending,
-    Masked { members: Vec<u32> },
-    Skipped,
-}
-
-/// Key set-up done: masks and unmasks the epoch's rounds, each at most once
-/// and in increasing order.
-pub struct ReadyEpoch {
-    params: Arc<JobParams>,
-    me: u32,
-    roster: EpochRoster,
-    secrets: EpochSecrets,
-    held: BTreeMap<u32, HeldShares>,
-    rounds: Vec<RoundState>,
-    disclosures: HashMap<(u32, u64), Disclosure>,
-    /// Per round of the epoch: the pairwise mask key with each neighbour.
-    pairwise: Vec<BTreeMap<u32, DerivedKey>>,
-}
-
-impl ReadyEpoch {
-    /// The epoch this state serves.
-    pub fn start(&self) -> &EpochStart {
-        &self.roster.start
-    }
-
-    /// Members whose shares this member holds (its neighbours that completed
-    /// the share phase, and itself).
-    pub fn held_owners(&self) -> impl Iterator<Item = u32> + '_ {
-        self.held.keys().copied()
-    }
-
-    fn round_index(&self, round: u64) -> Result<usize, SecAggError> {
-        if !self.roster.start.covers(round) {
-            return Err(SecAggError::RoundUnavailable {
-                round,
-                reason: "outside the current key epoch",
-            });
-        }
-        Ok((round - self.roster.start.first_round) as usize)
-    }
-
-    /// Masks this member's encoded `input` for the round `request` opens.
-    /// Each round can be masked once; rounds skipped over are never used.
-    pub fn mask(
-        &mut self,
-        request: &MaskRequest,
-        input: &[u64],
-    ) -> Result<MaskedInput, SecAggError> {
-        let r = self.round_index(request.round)?;
-        if self.rounds[r] != RoundState::Pending {
-            return Err(SecAggError::RoundUnavailable {
-                round: request.round,
-                reason: "already used",
-            });
-        }
-        if input.len() != request.length {
-            return Err(SecAggError::LengthMismatch {
-                expected: request.length,
-                got: input.len(),
-            });
-        }
-        let members = &request.members;
-        if !strictly_sorted(members) {
-            return Err(SecAggError::Malformed {
-                from: u32::MAX,
-                reason: "member list is not sorted".into(),
-            });
-        }
-        if members.binary_search(&self.me).is_err() {
-            return Err(SecAggError::NotMember {
-                who: self.me,
-                phase: Phase::MaskedInput,
-            });
-        }
-        if members.len() < self.params.t() {
-            return Err(SecAggError::TooFewParticipants {
-                have: members.len(),
-                need: self.params.t(),
-                phase: Phase::MaskedInput,
-            });
-        }
-        let mut peers = Vec::new();
-        for &member in members {
-            if self.roster.keys_of(member).is_none() {
-                return Err(SecAggError::NotMember {
-                    who: member,
-                    phase: Phase::MaskedInput,
-                });
-            }
-            if member != self.me && self.params.graph.are_neighbours(self.me, member) {
-                let key = self.pairwise[r]
-                    .get(&member)
-                    .ok_or(SecAggError::MissingShares(member))?;
-                peers.push((member, key));
-            }
-        }
-        let job = &self.params.job_id;
-        let mut words = input.to_vec();
-        prg::apply_mask(
-            &mut words,
-            &self_mask_key(job, request.round, self.me, &self.secrets.self_seeds[r]),
-            Sign::Plus,
-        );
-        for (peer, key) in peers {
-            prg::apply_mask(&mut words, key, pairwise_sign(self.me, peer));
-        }
-        for earlier in &mut self.rounds[..r] {
-            if *earlier == RoundState::Pending {
-                *earlier = RoundState::Skipped;
-            }
-        }
-        self.rounds[r] = RoundState::Masked {
-            members: members.clone(),
-        };
-        Ok(MaskedInput {
-            round: request.round,
-            words,
-        })
-    }
-
-    /// Reveals the shares that unmask a round this member masked: for each
-    /// owner it holds shares of, the self-mask share if the owner survived,
-    /// the mask-key share if it dropped. A repeated request (a retry) gets
-    /// the same answer; one that would reveal the other kind of share of any
-    /// owner for the same round is refused, so no owner is ever unmasked.
-    pub fn unmask(&mut self, request: &UnmaskRequest) -> Result<UnmaskResponse, SecAggError> {
-        let r = self.round_index(request.round)?;
-        let members = match &self.rounds[r] {
-            RoundState::Masked { members } => members.clone(),
-            RoundState::Pending | RoundState::Skipped => {
-                return Err(SecAggError::OutOfPhase {
-                    expected: Phase::MaskedInput,
-                    got: Phase::Unmask,
-                });
-            }
-        };
-        let (survivors, dropped) = (&request.survivors, &request.dropped);
-        if !strictly_sorted(survivors) || !strictly_sorted(dropped) {
-            return Err(SecAggError::InconsistentUnmask(
-                "member lists are not sorted",
-            ));
-        }
-        let mut union: Vec<u32> = survivors.iter().chain(dropped).copied().collect();
-        union.sort_unstable();
-        if union != members {
-            return Err(SecAggError::InconsistentUnmask(
-                "survivors and dropped do not partition the round's members",
-            ));
-        }
-        if survivors.binary_search(&self.me).is_err() {
-            return Err(SecAggError::InconsistentUnmask(
-                "this member is not listed as a survivor",
-            ));
-        }
-        if survivors.len() < self.params.t() {
-            return Err(SecAggError::TooFewParticipants {
-                have: survivors.len(),
-                need: self.params.t(),
-                phase: Phase::Unmask,
-            });
-        }
-        let mut response = UnmaskResponse {
-            round: request.round,
-            self_mask_shares: Vec::new(),
-            mask_key_shares: Vec::new(),
-        };
-        let mut granted = Vec::new();
-        for (&owner, shares) in &self.held {
-            let kind = if survivors.binary_search(&owner).is_ok() {
-                Disclosure::SelfSeed
-            } else if dropped.binary_search(&owner).is_ok() {
-                Disclosure::MaskKey
-            } else {
-                continue;
-            };
-            if self
-                .disclosures
-                .get(&(owner, request.round))
-                .is_some_and(|&earlier| earlier != kind)
-            {
-                return Err(SecAggError::DisclosureRefused {
-                    owner,
-                    round: request.round,
-                });
-            }
-            granted.push((owner, kind));
-            match kind {
-                Disclosure::SelfSeed => response.self_mask_shares.push(RevealedShare {
-                    owner,
-                    value: ShareValue(shares.self_seed[r]),
-                }),
-                Disclosure::MaskKey => response.mask_key_shares.push(RevealedShare {
-                    owner,
-                    value: ShareValue(shares.mask_key[r]),
-                }),
-            }
-        }
-        for (owner, kind) in granted {
-            self.disclosures.insert((owner, request.round), kind);
-        }
-        Ok(response)
-    }
-
-    /// Whether the epoch's last round has been used, so no round is left.
-    pub fn is_exhausted(&self) -> bool {
-        self.rounds.last() != Some(&RoundState::Pending)
     }
 }

@@ -1,25 +1,27 @@
 //! The coordinator's side of the protocol, as states consumed by value:
 //! [`start_epoch`] → [`KeyCollection`] → [`ShareCollection`] → [`Epoch`];
 //! each round then goes [`Epoch::open_round`] → [`InputCollection`] →
-//! [`UnmaskCollection`] → the released sum. Every state takes any member
+//! [`ConfirmCollection`] → [`UnmaskCollection`] → the released sum. Every state takes any member
 //! message through one `handle` and rejects the wrong phase, round or sender
 //! with a typed error; closing a phase consumes it, so a late message can
 //! only reach the next state, which refuses it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+mod round;
 
-use curve25519_dalek::Scalar;
-use x25519_dalek::{PublicKey, StaticSecret};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::error::{Phase, SecAggError};
 use super::messages::{
-    EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, PublicKeyBytes, RevealedShare,
-    SealedShares, ShareDelivery, ToCoordinator, UnmaskRequest,
+    EpochRoster, EpochStart, KeyAdvertisement, MaskRequest, PublicKeyBytes, SealedShares,
+    ShareDelivery, ToCoordinator,
 };
-use super::prg;
-use super::shamir::Interpolator;
-use super::{JobParams, pairwise_key, pairwise_sign, self_mask_key, share_x, strictly_sorted};
+use super::signing;
+use super::{JobParams, strictly_sorted};
+use crate::certs;
+use crate::keys::VerifyingKey;
+
+pub use round::{ConfirmCollection, InputCollection, UnmaskCollection};
 
 fn expect_phase(expected: Phase, message: &ToCoordinator) -> Result<(), SecAggError> {
     if message.phase() != expected {
@@ -94,6 +96,7 @@ pub fn start_epoch(
             params,
             start,
             keys: BTreeMap::new(),
+            signers: HashMap::new(),
         },
     ))
 }
@@ -104,10 +107,13 @@ pub struct KeyCollection {
     params: Arc<JobParams>,
     start: EpochStart,
     keys: BTreeMap<u32, KeyAdvertisement>,
+    signers: HashMap<u32, VerifyingKey>,
 }
 
 impl KeyCollection {
-    /// Accepts one member's advertisement.
+    /// Accepts one member's advertisement, signed with the key of the
+    /// certificate it carries. (Whether that certificate is the member's is
+    /// every other member's to check: they do not rely on this one.)
     pub fn handle(&mut self, from: u32, message: ToCoordinator) -> Result<(), SecAggError> {
         expect_phase(Phase::AdvertiseKeys, &message)?;
         let ToCoordinator::Keys(keys) = message else {
@@ -137,7 +143,13 @@ impl KeyCollection {
                 phase: Phase::AdvertiseKeys,
             });
         }
+        let malformed = |reason: String| SecAggError::Malformed { from, reason };
+        let key = certs::key_unchecked(&keys.certificate).map_err(|e| malformed(e.to_string()))?;
+        let message = signing::advertisement_message(&self.params.job_id, from, &keys);
+        key.verify(&message, &keys.signature)
+            .map_err(|_| malformed("the advertisement's signature does not verify".into()))?;
         self.keys.insert(from, keys);
+        self.signers.insert(from, key);
         Ok(())
     }
 
@@ -159,6 +171,7 @@ impl KeyCollection {
                 params: self.params,
                 roster,
                 bundles: BTreeMap::new(),
+                signers: self.signers,
             },
         ))
     }
@@ -170,6 +183,7 @@ pub struct ShareCollection {
     params: Arc<JobParams>,
     roster: EpochRoster,
     bundles: BTreeMap<u32, Vec<SealedShares>>,
+    signers: HashMap<u32, VerifyingKey>,
 }
 
 impl ShareCollection {
@@ -261,11 +275,14 @@ impl ShareCollection {
             .into_iter()
             .map(|(m, shares)| (m, ShareDelivery { epoch, shares }))
             .collect();
+        let mut signers = self.signers;
+        signers.retain(|m, _| members.binary_search(m).is_ok());
         let state = Epoch {
             params: self.params,
             start: self.roster.start,
             members,
             mask_keys,
+            signers: Arc::new(signers),
             next_round: 0,
         };
         Ok((deliveries, state))
@@ -279,6 +296,8 @@ pub struct Epoch {
     start: EpochStart,
     members: Vec<u32>,
     mask_keys: HashMap<u32, Vec<PublicKeyBytes>>,
+    /// Keys that sign the members' survivor-set signatures.
+    signers: Arc<HashMap<u32, VerifyingKey>>,
     next_round: u64,
 }
 
@@ -337,275 +356,8 @@ impl Epoch {
                 members,
                 length,
                 inputs: BTreeMap::new(),
+                signers: self.signers.clone(),
             },
         ))
-    }
-}
-
-/// Collecting masked inputs of one round.
-#[derive(Debug)]
-pub struct InputCollection {
-    params: Arc<JobParams>,
-    round: u64,
-    members: Vec<u32>,
-    length: usize,
-    inputs: BTreeMap<u32, Vec<u64>>,
-}
-
-impl InputCollection {
-    /// The round.
-    pub fn round(&self) -> u64 {
-        self.round
-    }
-
-    /// Accepts one member's masked input.
-    pub fn handle(&mut self, from: u32, message: ToCoordinator) -> Result<(), SecAggError> {
-        expect_phase(Phase::MaskedInput, &message)?;
-        let ToCoordinator::Masked(input) = message else {
-            unreachable!("phase checked")
-        };
-        check_round_message(
-            Phase::MaskedInput,
-            (self.round, input.round),
-            &self.members,
-            from,
-            self.inputs.contains_key(&from),
-        )?;
-        if input.words.len() != self.length {
-            return Err(SecAggError::LengthMismatch {
-                expected: self.length,
-                got: input.words.len(),
-            });
-        }
-        self.inputs.insert(from, input.words);
-        Ok(())
-    }
-
-    /// Whether every member has sent its input.
-    pub fn is_complete(&self) -> bool {
-        self.inputs.len() == self.members.len()
-    }
-
-    /// Ends the phase: those who sent an input are the survivors. Fails,
-    /// releasing nothing, when fewer than the threshold survived.
-    pub fn close(self) -> Result<(UnmaskRequest, UnmaskCollection), SecAggError> {
-        require_threshold(self.inputs.len(), &self.params, Phase::MaskedInput)?;
-        let survivors: Vec<u32> = self.inputs.keys().copied().collect();
-        let dropped: Vec<u32> = self
-            .members
-            .iter()
-            .copied()
-            .filter(|m| !self.inputs.contains_key(m))
-            .collect();
-        let request = UnmaskRequest {
-            round: self.round,
-            survivors: survivors.clone(),
-            dropped: dropped.clone(),
-        };
-        let collection = UnmaskCollection {
-            params: self.params,
-            round: self.round,
-            survivors,
-            dropped,
-            inputs: self.inputs,
-            self_shares: BTreeMap::new(),
-            key_shares: BTreeMap::new(),
-            responders: BTreeSet::new(),
-        };
-        Ok((request, collection))
-    }
-}
-
-/// Collecting the shares that unmask one round.
-#[derive(Debug)]
-pub struct UnmaskCollection {
-    params: Arc<JobParams>,
-    round: u64,
-    survivors: Vec<u32>,
-    dropped: Vec<u32>,
-    inputs: BTreeMap<u32, Vec<u64>>,
-    self_shares: BTreeMap<u32, Vec<(u32, Scalar)>>,
-    key_shares: BTreeMap<u32, Vec<(u32, Scalar)>>,
-    responders: BTreeSet<u32>,
-}
-
-impl UnmaskCollection {
-    /// The round.
-    pub fn round(&self) -> u64 {
-        self.round
-    }
-
-    /// Members whose input is in the sum.
-    pub fn survivors(&self) -> &[u32] {
-        &self.survivors
-    }
-
-    /// Members whose input is not.
-    pub fn dropped(&self) -> &[u32] {
-        &self.dropped
-    }
-
-    /// Accepts one survivor's shares.
-    pub fn handle(&mut self, from: u32, message: ToCoordinator) -> Result<(), SecAggError> {
-        expect_phase(Phase::Unmask, &message)?;
-        let ToCoordinator::Unmask(response) = message else {
-            unreachable!("phase checked")
-        };
-        check_round_message(
-            Phase::Unmask,
-            (self.round, response.round),
-            &self.survivors,
-            from,
-            self.responders.contains(&from),
-        )?;
-        let graph = &self.params.graph;
-        let holds = |owner: u32| owner == from || graph.are_neighbours(from, owner);
-        let check = |shares: &[RevealedShare], allowed: &[u32]| -> Result<(), SecAggError> {
-            let owners: Vec<u32> = shares.iter().map(|s| s.owner).collect();
-            if !strictly_sorted(&owners)
-                || owners
-                    .iter()
-                    .any(|&o| !holds(o) || allowed.binary_search(&o).is_err())
-            {
-                return Err(SecAggError::Malformed {
-                    from,
-                    reason: "shares for owners the sender does not hold or of the wrong kind"
-                        .into(),
-                });
-            }
-            Ok(())
-        };
-        check(&response.self_mask_shares, &self.survivors)?;
-        check(&response.mask_key_shares, &self.dropped)?;
-        let x = share_x(from);
-        for share in response.self_mask_shares {
-            self.self_shares
-                .entry(share.owner)
-                .or_default()
-                .push((x, share.value.0));
-        }
-        for share in response.mask_key_shares {
-            self.key_shares
-                .entry(share.owner)
-                .or_default()
-                .push((x, share.value.0));
-        }
-        self.responders.insert(from);
-        Ok(())
-    }
-
-    /// Whether every survivor has answered.
-    pub fn is_complete(&self) -> bool {
-        self.responders.len() == self.survivors.len()
-    }
-
-    fn dropped_with_surviving_neighbours(&self) -> impl Iterator<Item = u32> + '_ {
-        let graph = &self.params.graph;
-        self.dropped.iter().copied().filter(|&j| {
-            graph
-                .neighbours(j)
-                .iter()
-                .any(|i| self.survivors.binary_search(i).is_ok())
-        })
-    }
-
-    /// Whether enough shares arrived to unmask the round already.
-    pub fn can_finish(&self) -> bool {
-        let t = self.params.t();
-        let enough = |shares: &BTreeMap<u32, Vec<(u32, Scalar)>>, owner: u32| {
-            shares.get(&owner).is_some_and(|s| s.len() >= t)
-        };
-        self.survivors.iter().all(|&i| enough(&self.self_shares, i))
-            && self
-                .dropped_with_surviving_neighbours()
-                .all(|j| enough(&self.key_shares, j))
-    }
-
-    /// Unmasks the round: the sum of the survivors' inputs. Fails, releasing
-    /// nothing, when any needed secret has fewer than t shares.
-    pub fn finish(self, epoch: &Epoch) -> Result<Vec<u64>, SecAggError> {
-        let job = &self.params.job_id;
-        let round = self.round;
-        let r = (round - epoch.start.first_round) as usize;
-        let mut reconstructor = Reconstructor::new(self.params.t());
-        let self_seeds: Vec<(u32, Scalar)> = self
-            .survivors
-            .iter()
-            .map(|&i| Ok((i, reconstructor.secret(i, self.self_shares.get(&i))?)))
-            .collect::<Result<_, SecAggError>>()?;
-        let mask_keys: Vec<(u32, Scalar)> = self
-            .dropped_with_surviving_neighbours()
-            .map(|j| Ok((j, reconstructor.secret(j, self.key_shares.get(&j))?)))
-            .collect::<Result<_, SecAggError>>()?;
-
-        let length = self.inputs.values().next().map_or(0, Vec::len);
-        let mut sum = vec![0u64; length];
-        for words in self.inputs.values() {
-            sum.iter_mut()
-                .zip(words)
-                .for_each(|(s, w)| *s = s.wrapping_add(*w));
-        }
-        for (i, seed) in &self_seeds {
-            prg::apply_mask(
-                &mut sum,
-                &self_mask_key(job, round, *i, seed),
-                prg::Sign::Minus,
-            );
-        }
-        for (j, key) in &mask_keys {
-            let secret = StaticSecret::from(key.to_bytes());
-            for &i in self.params.graph.neighbours(*j) {
-                if self.survivors.binary_search(&i).is_err() {
-                    continue;
-                }
-                let shared = secret.diffie_hellman(&PublicKey::from(epoch.mask_keys[&i][r]));
-                let key = pairwise_key(job, round, i, *j, &shared);
-                // Survivor i applied the mask with its own sign; take it back.
-                prg::apply_mask(&mut sum, &key, pairwise_sign(i, *j).flip());
-            }
-        }
-        Ok(sum)
-    }
-}
-
-/// Reconstructs secrets with Lagrange coefficients cached per holder set:
-/// in complete graphs every secret has the same first t holders.
-struct Reconstructor {
-    threshold: usize,
-    cache: HashMap<Vec<u32>, Interpolator>,
-}
-
-impl Reconstructor {
-    fn new(threshold: usize) -> Self {
-        Self {
-            threshold,
-            cache: HashMap::new(),
-        }
-    }
-
-    fn secret(
-        &mut self,
-        owner: u32,
-        shares: Option<&Vec<(u32, Scalar)>>,
-    ) -> Result<Scalar, SecAggError> {
-        let mut shares = shares.cloned().unwrap_or_default();
-        if shares.len() < self.threshold {
-            return Err(SecAggError::NotEnoughShares {
-                owner,
-                have: shares.len(),
-                need: self.threshold,
-            });
-        }
-        shares.sort_unstable_by_key(|(x, _)| *x);
-        shares.truncate(self.threshold);
-        let xs: Vec<u32> = shares.iter().map(|(x, _)| *x).collect();
-        let interpolator = match self.cache.get(&xs) {
-            Some(found) => found,
-            None => {
-                let built = Interpolator::new(&xs)?;
-                self.cache.entry(xs).or_insert(built)
-            }
-        };
-        Ok(interpolator.interpolate(shares.iter().map(|(_, y)| y)))
     }
 }

@@ -1,0 +1,139 @@
+//! The engine against members that leave, decline, answer late, twice or
+//! with an old answer, or refuse blaming the coordinator: every released
+//! sum is exact over exactly its survivors.
+
+use super::*;
+
+#[tokio::test]
+async fn honest_members_get_every_sum_released() {
+    let f = Fixture::new(3, 3);
+    let report = f.run(&mut f.journal("journal.log"), &[]).await.unwrap();
+    let rounds = check_sums(&report);
+    assert_eq!(rounds, vec![(ids(&MEMBERS), vec![]); 3]);
+    assert!(report.rejected_messages.is_empty());
+}
+
+#[tokio::test]
+async fn a_member_that_leaves_at_any_phase_is_left_out_from_then_on() {
+    let all = ids(&MEMBERS);
+    let rest = ids(&MEMBERS[..3]);
+    // (phase, round 0 survivors and dropped, later rounds' survivors and
+    // dropped): leaving at the masked input makes it a dropped member of
+    // that round; leaving at the unmasking leaves its input in the sum,
+    // which the others' shares unmask.
+    let cases = [
+        (Phase::Offer, (&rest, vec![]), &rest),
+        (Phase::AdvertiseKeys, (&rest, vec![]), &rest),
+        (Phase::ShareKeys, (&rest, vec![]), &rest),
+        (Phase::MaskedInput, (&rest, ids(&["bank-d"])), &rest),
+        (Phase::Unmask, (&all, vec![]), &rest),
+    ];
+    for (phase, first, later) in cases {
+        let f = Fixture::new(3, 3);
+        let faults = [("bank-d", Fault::Leave(phase, 0))];
+        let report = f
+            .run(&mut f.journal("journal.log"), &faults)
+            .await
+            .unwrap_or_else(|e| panic!("{phase:?}: {e}"));
+        let rounds = check_sums(&report);
+        assert_eq!(rounds[0], (first.0.clone(), first.1), "{phase:?}");
+        for r in &rounds[1..] {
+            assert_eq!(&r.0, later, "{phase:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_member_that_leaves_below_the_threshold_aborts_the_round_and_nothing_is_released() {
+    let f = Fixture::new(2, 4);
+    let faults = [("bank-b", Fault::Leave(Phase::MaskedInput, 0))];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    assert!(
+        report
+            .rounds
+            .iter()
+            .all(|r| r.outcome == "aborted" && r.sum.is_none())
+    );
+    assert!(
+        !journal
+            .records()
+            .iter()
+            .any(|r| matches!(r.entry, Entry::AggregateReleased { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_that_blames_the_coordinator_is_journaled() {
+    let f = Fixture::new(2, 3);
+    let faults = [(
+        "bank-b",
+        Fault::BlameCoordinator(Phase::ConfirmSurvivors, 0),
+    )];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    let reported: Vec<_> = journal
+        .records()
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::FaultReported {
+                participant,
+                fault,
+                round,
+                ..
+            } => Some((participant.clone(), fault.clone(), *round)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reported, vec![("bank-b".into(), "coordinator".into(), 0)]);
+    // Its input is in round 0 (it survived the masked input); the other
+    // three signed the survivor set, the quorum for four members.
+    let rounds = check_sums(&report);
+    assert_eq!(rounds[0].0, ids(&MEMBERS));
+    let confirmed = journal.records().iter().find_map(|r| match &r.entry {
+        Entry::SurvivorsConfirmed { signatures, .. } => Some(signatures.len()),
+        _ => None,
+    });
+    assert_eq!(confirmed, Some(3));
+}
+
+#[tokio::test]
+async fn a_late_masked_input_is_refused_and_its_member_counted_as_dropped() {
+    let f = Fixture::new(2, 3);
+    let faults = [("bank-c", Fault::Late(Phase::MaskedInput, 0))];
+    let report = f.run(&mut f.journal("journal.log"), &faults).await.unwrap();
+    let rounds = check_sums(&report);
+    assert_eq!(
+        rounds[0],
+        (ids(&["bank-a", "bank-b", "bank-d"]), ids(&["bank-c"]))
+    );
+    // It arrived during the unmasking, which takes no masked input.
+    assert_eq!(report.rejected_messages.get("out_of_phase"), Some(&1));
+    // The member is back in the next round, with its own round's keys.
+    assert_eq!(rounds[1], (ids(&MEMBERS), vec![]));
+}
+
+#[tokio::test]
+async fn replayed_messages_are_refused_and_change_no_sum() {
+    let cases = [
+        (Fault::Duplicate(Phase::MaskedInput, 0), "duplicate"),
+        (Fault::Duplicate(Phase::Unmask, 1), "duplicate"),
+        (Fault::Duplicate(Phase::AdvertiseKeys, 2), "duplicate"),
+        (Fault::ReplayPrevious(Phase::MaskedInput, 1), "wrong_round"),
+        (Fault::ReplayPrevious(Phase::Unmask, 1), "wrong_round"),
+    ];
+    for (fault, code) in cases {
+        let f = Fixture::new(3, 3);
+        let report = f
+            .run(&mut f.journal("journal.log"), &[("bank-a", fault)])
+            .await
+            .unwrap();
+        let rounds = check_sums(&report);
+        assert_eq!(rounds, vec![(ids(&MEMBERS), vec![]); 3], "{fault:?}");
+        assert_eq!(
+            report.rejected_messages,
+            BTreeMap::from([(code, 1)]),
+            "{fault:?}"
+        );
+    }
+}
