@@ -434,6 +434,18 @@ pub struct Contribution {
     pub label_holder_only: ModelQuality,
     /// Holdout customers in the intersection.
     pub holdout_count: u64,
+    /// Joint AUC minus the label holder's own.
+    #[serde(default)]
+    pub auc_difference: f64,
+    /// Its standard error, from the two AUCs' (Hanley and McNeil) as if
+    /// independent: conservative, since both are measured on the same
+    /// customers.
+    #[serde(default)]
+    pub auc_difference_standard_error: f64,
+    /// Whether the difference exceeds twice its standard error: below it,
+    /// the partner's columns add nothing measurable on this holdout.
+    #[serde(default)]
+    pub measurable: bool,
 }
 
 /// Holdout quality of a model.
@@ -445,4 +457,7 @@ pub struct ModelQuality {
     pub log_loss: f64,
     /// Conversion of the top-scoring tenth over the holdout's.
     pub top_decile_lift: f64,
+    /// Standard error of the AUC (Hanley and McNeil).
+    #[serde(default)]
+    pub auc_standard_error: f64,
 }

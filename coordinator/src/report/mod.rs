@@ -324,6 +324,25 @@ pub fn vertical_summary(result: &fedseg_common::result::VerticalJobResult) -> St
             "\n  holdout AUC {:.3} joint vs {:.3} {} alone ({} holdout customers)",
             c.joint.auc, c.label_holder_only.auc, v.label_holder, c.holdout_count
         );
+        let verdict = if !c.measurable {
+            "the partners' columns add nothing measurable on this holdout"
+        } else if c.auc_difference > 0.0 {
+            "the partners' columns raise the AUC"
+        } else {
+            "the joint model does worse than the bank's own"
+        };
+        let _ = write!(
+            out,
+            "\n  {verdict}: difference {:+.3}, standard error {:.3} ({} steps{})",
+            c.auc_difference,
+            c.auc_difference_standard_error,
+            v.steps,
+            if v.converged {
+                ", converged"
+            } else {
+                ", NOT converged"
+            }
+        );
     }
     out
 }

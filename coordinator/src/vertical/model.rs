@@ -132,11 +132,18 @@ fn contribution(report: &proto::VerticalReport) -> Option<Contribution> {
             auc: q.auc,
             log_loss: q.log_loss,
             top_decile_lift: q.top_decile_lift,
+            auc_standard_error: q.auc_standard_error,
         })
     };
+    let (joint, own) = (quality(&report.joint)?, quality(&report.label_holder_only)?);
+    let difference = joint.auc - own.auc;
+    let se = joint.auc_standard_error.hypot(own.auc_standard_error);
     Some(Contribution {
-        joint: quality(&report.joint)?,
-        label_holder_only: quality(&report.label_holder_only)?,
         holdout_count: report.holdout_count,
+        auc_difference: difference,
+        auc_difference_standard_error: se,
+        measurable: difference.abs() > 2.0 * se,
+        joint,
+        label_holder_only: own,
     })
 }

@@ -330,6 +330,7 @@ fn conclude(
             auc: e.auc,
             log_loss: e.log_loss,
             top_decile_lift: e.top_decile_lift,
+            auc_standard_error: e.auc_standard_error,
         })
     };
     send(vertical_up::Body::Report(proto::VerticalReport {

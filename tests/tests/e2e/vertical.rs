@@ -435,6 +435,11 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
         own_eval.auc
     );
     assert!(v["converged"].as_bool().unwrap(), "{v}");
+    // The demo partner's columns carry signal: the joint model does better.
+    assert!(
+        contribution["auc_difference"].as_f64().unwrap() > 0.0,
+        "{contribution}"
+    );
     // Coefficients and per-customer values never reach the result.
     let text = fs::read_to_string(c.path().join("out/result.json")).unwrap();
     assert!(!text.contains("coefficients") && !text.contains("C3e8-"));
@@ -476,6 +481,45 @@ fn a_coordinator_killed_mid_model_restarts_the_vertical_job_cleanly() {
     assert_journal_has_no_ids(&c);
     c.assert_ledger_verifies("bank-a");
     c.assert_ledger_verifies("fintech-x");
+}
+
+#[test]
+fn a_partner_whose_columns_are_noise_is_reported_as_adding_nothing_measurable() {
+    let c = Consortium::vertical(600, 20.0);
+    // The same customers, with values that have nothing to do with them.
+    let text = fs::read_to_string(c.path().join("sites/fintech-x/features.csv")).unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let rows: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!(
+                "{},{},{:.2},{}",
+                f[0],
+                (noise() * 30.0) as u32,
+                noise() * 500.0,
+                f[3]
+            )
+        })
+        .collect();
+    c.write_features("fintech-x", &rows);
+    let (mut coordinator, _parties) = run(&c);
+    coordinator.expect_success(1);
+    let result = c.result();
+    let contribution = &result["vertical"]["contribution"];
+    let difference = contribution["auc_difference"].as_f64().unwrap();
+    let se = contribution["auc_difference_standard_error"]
+        .as_f64()
+        .unwrap();
+    assert!(se > 0.0 && difference.abs() <= 2.0 * se, "{contribution}");
+    assert_eq!(contribution["measurable"], false, "{contribution}");
 }
 
 #[test]
