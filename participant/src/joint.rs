@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use fedseg_common::features;
+use fedseg_common::features::{self, DEFAULT_BOUNDS};
 use fedseg_common::mpc::eval::{self, Evaluation};
 use fedseg_common::mpc::plain;
 use fedseg_common::propensity::{self, is_holdout};
@@ -18,6 +18,12 @@ use serde::Serialize;
 
 use crate::partner::PartnerRows;
 use crate::rfmlt::Features;
+
+/// z-scores are clipped to ±this before the fit (winsorised at three
+/// standard deviations): the linear predictor then stays inside the secure
+/// sigmoid's domain (|η| ≤ 24) for any sensible coefficients, where a
+/// heavy-tailed column would otherwise take a few customers far outside it.
+pub const Z_CLIP: f64 = 3.0;
 
 /// Names of the label holder's columns: x of the horizontal model.
 pub const LABEL_HOLDER_COLUMNS: [&str; 5] = ["R", "log1p_F", "log1p_M", "L", "T"];
@@ -52,9 +58,16 @@ impl LocalDesign {
         fraction: f64,
     ) -> Self {
         let customers: Vec<_> = rows.iter().map(|r| &features.customers[r.index]).collect();
+        // x as in the horizontal model: transformed, then clipped to the
+        // default bounds.
         let raw: Vec<Vec<f64>> = customers
             .iter()
-            .map(|c| features::transform([c.r, c.f, c.m, c.l, c.t]).to_vec())
+            .map(|c| {
+                let x = features::transform([c.r, c.f, c.m, c.l, c.t]);
+                (0..x.len())
+                    .map(|j| x[j].clamp(DEFAULT_BOUNDS[j].0, DEFAULT_BOUNDS[j].1))
+                    .collect()
+            })
             .collect();
         let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
         let labels = customers.iter().map(|c| c.converted).collect();
@@ -103,12 +116,14 @@ impl LocalDesign {
                 dropped.push(name);
             }
         }
+        // z-scores clipped to ±Z_CLIP: a heavy tail would otherwise take the
+        // linear predictor out of the secure sigmoid's domain.
         let z = raw
             .iter()
             .flat_map(|r| {
                 kept.iter()
                     .enumerate()
-                    .map(|(k, &j)| (r[j] - mean[k]) / std[k])
+                    .map(|(k, &j)| ((r[j] - mean[k]) / std[k]).clamp(-Z_CLIP, Z_CLIP))
                     .collect::<Vec<_>>()
             })
             .collect();

@@ -8,13 +8,15 @@
 //! `y ← y (2 − s y)` from the public start `1 / (2 cosh(L/2) + 1)`, which
 //! converges for every `s` in range.
 //!
-//! Accuracy (checked in the tests): |error| below 1e-6 (5.6e-7 measured on
-//! a 0.01 grid) for `|η| ≤ L = 16`,
-//! the range the protocol guarantees (`σ(16) = 1 − 1.1e-7`). Beyond it the
-//! reciprocal's start is no longer below `2 / s` and the result is wrong
-//! (a secure clip needs a comparison protocol, not built yet: a model whose
-//! joint predictor leaves ±16 on a training customer is out of scope).
-//! Cost per call: `K + 2·NR + 2` openings of length n (46 with the defaults).
+//! Accuracy (checked in the tests): |error| below 1e-6 for `|η| ≤ 16`, and
+//! the result stays a probability up to `|η| ≤ L = 24`, the range the
+//! protocol guarantees (`a + b ≤ 2 cosh 12 ≈ 1.6e5`: raw products stay
+//! below 2^99, so each truncation fails with probability below 2^-28).
+//! Beyond it the reciprocal's start is no longer below `2 / s` and the
+//! result is wrong (a secure clip needs a comparison protocol, not built
+//! yet; the parties clip their z-scores so a sensible model stays inside).
+//! Cost per call: `2K + 2·NR + 3` openings of length n (67 with the
+//! defaults; 23 Newton–Raphson iterations from the start for L = 24).
 
 use super::engine::{DealerLink, Party, PeerLink};
 use super::error::MpcError;
@@ -22,8 +24,8 @@ use super::ring;
 
 /// Squarings of the exp limit.
 pub const SQUARINGS: u32 = 10;
-/// Largest |η| for which the secure sigmoid is accurate.
-pub const RANGE: f64 = 16.0;
+/// Largest |η| for which the secure sigmoid is defined.
+pub const RANGE: f64 = 24.0;
 
 /// Newton–Raphson iterations needed from the public start for `s` down
 /// to 2: the relative error `1 − s·y` squares each time.

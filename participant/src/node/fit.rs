@@ -68,14 +68,14 @@ pub(crate) struct Site<'a> {
 }
 
 /// Most Newton steps of the joint model.
-pub const MAX_STEPS: u32 = 100;
+pub const MAX_STEPS: u32 = 200;
 
 /// The joint model stops when the per-customer Newton decrement falls
 /// below this.
 pub const TOLERANCE: f64 = 1e-11;
 
 /// Heavy-ball momentum of the joint model's steps (see `FitParams`).
-pub const MOMENTUM: f64 = 0.6;
+pub const MOMENTUM: f64 = 0.8;
 
 /// The joint model's state at a site.
 pub(crate) enum Model {
@@ -295,7 +295,7 @@ fn run(job: FitJob, rx: Receiver<Inbound>, outbox: &Outbox) -> Result<(), MpcErr
     info!(
         steps = output.steps,
         converged = output.converged,
-        last_decrements = ?&output.decrements[output.decrements.len().saturating_sub(3)..],
+        decrements = ?&output.decrements,
         "joint model: trained"
     );
     conclude(&job.design, &output, l2, &job.output, &send)

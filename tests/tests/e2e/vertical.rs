@@ -303,9 +303,15 @@ fn standardise(rows: &[Vec<f64>], train: &[bool]) -> (Vec<Vec<f64>>, Vec<f64>, V
             (ss / n).sqrt()
         })
         .collect();
+    // Winsorised at the parties' documented ±3 standard deviations.
+    let clip = fedseg_participant::joint::Z_CLIP;
     let z = rows
         .iter()
-        .map(|r| (0..d).map(|j| (r[j] - mean[j]) / sd[j]).collect())
+        .map(|r| {
+            (0..d)
+                .map(|j| ((r[j] - mean[j]) / sd[j]).clamp(-clip, clip))
+                .collect()
+        })
         .collect();
     (z, mean, sd)
 }
@@ -332,7 +338,14 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
         .into_iter()
         .filter_map(|b| {
             let p = partner.get(&b.id)?;
-            let x = vec![b.r, b.f.ln_1p(), b.m.ln_1p(), b.l, b.t];
+            let x = [b.r, b.f.ln_1p(), b.m.ln_1p(), b.l, b.t];
+            // Clipped to the default bounds, as in the horizontal model.
+            let bounds = fedseg_common::features::DEFAULT_BOUNDS;
+            let x = x
+                .iter()
+                .zip(bounds)
+                .map(|(v, (lo, hi))| v.clamp(lo, hi))
+                .collect();
             Some((b.id, x, *p, b.converted))
         })
         .collect();
