@@ -53,8 +53,14 @@ pub fn conclude(
         ),
         Produced::Vertical(result) => {
             write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
+            let report_path = write("report.md", report::vertical_markdown(result))?;
             let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
-            (path, Some(crate::report::vertical_summary(result)))
+            let shown = format!(
+                "{}\nreport: {}",
+                report::vertical_summary(result),
+                report_path.display()
+            );
+            (path, Some(shown))
         }
         Produced::Segmentation(result) => {
             write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;

@@ -6,6 +6,7 @@
 
 mod charts;
 mod html;
+mod vertical;
 
 use std::fmt::Write;
 
@@ -15,6 +16,7 @@ use crate::propensity::{Evaluation, PropensityResult};
 use crate::result::JobResult;
 
 pub use html::html;
+pub use vertical::{vertical_markdown, vertical_summary};
 
 /// What a coefficient of column `name` means.
 fn segment_meaning(result: &JobResult, name: &str) -> String {
@@ -293,55 +295,6 @@ pub fn summary(result: &JobResult) -> String {
             s.name,
             s.size,
             100.0 * s.conversion_rate
-        );
-    }
-    out
-}
-
-/// The terminal summary of a vertical job.
-pub fn vertical_summary(result: &fedseg_common::result::VerticalJobResult) -> String {
-    let v = &result.vertical;
-    let sizes: Vec<String> = v
-        .set_sizes
-        .iter()
-        .map(|(party, n)| format!("{party} {n}"))
-        .collect();
-    let mut out = format!(
-        "job {}: {} and {} share {} customers (sets: {})",
-        result.job_id,
-        v.label_holder,
-        v.partners.join(", "),
-        v.intersection
-            .map_or("fewer than min_overlap".to_string(), |n| n.to_string()),
-        sizes.join(", ")
-    );
-    if v.overlap_only {
-        out.push_str("\n  overlap only: no party learned which customers");
-    }
-    if let Some(c) = &v.contribution {
-        let _ = write!(
-            out,
-            "\n  holdout AUC {:.3} joint vs {:.3} {} alone ({} holdout customers)",
-            c.joint.auc, c.label_holder_only.auc, v.label_holder, c.holdout_count
-        );
-        let verdict = if !c.measurable {
-            "the partners' columns add nothing measurable on this holdout"
-        } else if c.auc_difference > 0.0 {
-            "the partners' columns raise the AUC"
-        } else {
-            "the joint model does worse than the bank's own"
-        };
-        let _ = write!(
-            out,
-            "\n  {verdict}: difference {:+.3}, standard error {:.3} ({} steps{})",
-            c.auc_difference,
-            c.auc_difference_standard_error,
-            v.steps,
-            if v.converged {
-                ", converged"
-            } else {
-                ", NOT converged"
-            }
         );
     }
     out

@@ -561,6 +561,12 @@ fn demo_vertical_runs_a_whole_vertical_job_in_one_command() {
         result["vertical"]["contribution"]["joint"]["auc"].is_number(),
         "{result}"
     );
+    let report = fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(
+        report.contains("## What the partners' data adds"),
+        "{report}"
+    );
+    assert!(report.contains("measurable"), "{report}");
     for site in ["bank-a", "fintech-x"] {
         let job = fs::read_dir(dir.path().join("sites").join(site).join("out"))
             .unwrap()
