@@ -23,21 +23,7 @@ init_s=$(echo "$(date +%s.%N) - $started" | bc)
 cd "$work"
 sed -i 's/phase_timeout_s = 10.0/phase_timeout_s = 120.0/' coordinator.toml
 printf '%b\n' "${JOB_EXTRA:-}" >> job.toml
-started=$(date +%s.%N)
-/usr/bin/time -f "%e %M" -o coordinator.time "$bin/fedseg-coordinator" run \
-  --config coordinator.toml --job job.toml --out out > coordinator.log 2>&1 &
-coordinator=$!
-pids=()
-for dir in sites/*/; do
-  site=$(basename "$dir")
-  /usr/bin/time -f "%e %M" -o "$site.time" "$bin/fedseg-participant" run \
-    --config "$dir/participant.toml" > "$site.log" 2>&1 &
-  pids+=($!)
-done
-wait "$coordinator"
-job_s=$(echo "$(date +%s.%N) - $started" | bc)
-for pid in "${pids[@]}"; do pkill -TERM -P "$pid" || true; done
-wait || true
+. "$root/bench/run-consortium.sh"
 python3 - "$work" "$init_s" "$job_s" <<'PY'
 import json, os, re, sys
 work, init_s, job_s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])

@@ -23,21 +23,7 @@ rm -rf "$work"
 cd "$work"
 sed -i 's/phase_timeout_s = 10.0/phase_timeout_s = 600.0/' coordinator.toml
 [ "$mode" = overlap ] && sed -i 's/overlap_only = false/overlap_only = true/' job.toml
-started=$(date +%s.%N)
-/usr/bin/time -f "%e %M %U %S" -o coordinator.time "$bin/fedseg-coordinator" run \
-  --config coordinator.toml --job job.toml --out out > coordinator.log 2>&1 &
-coordinator=$!
-pids=()
-for dir in sites/*/; do
-  site=$(basename "$dir")
-  /usr/bin/time -f "%e %M %U %S" -o "$site.time" "$bin/fedseg-participant" run \
-    --config "$dir/participant.toml" > "$site.log" 2>&1 &
-  pids+=($!)
-done
-wait "$coordinator"
-job_s=$(echo "$(date +%s.%N) - $started" | bc)
-for pid in "${pids[@]}"; do pkill -TERM -P "$pid" || true; done
-wait || true
+. "$root/bench/run-consortium.sh"
 "$bin/fedseg-coordinator" journal show --json --journal journal.log > journal.jsonl
 python3 - "$work" "$job_s" "$(nproc)" <<'PY'
 import json, os, sys
