@@ -23,6 +23,11 @@ pub struct JobConfig {
     /// Job identifier; derived from the configuration hash when absent.
     #[serde(default)]
     pub job_id: Option<String>,
+    /// What the job is for, in the analyst's words: shown to every site
+    /// with the offer and journaled. Required of a job an analyst submits;
+    /// optional in a job file run by the operator (older files have none).
+    #[serde(default)]
+    pub purpose: Option<String>,
     /// Seed of everything random and public in the job (contract key).
     pub seed: u64,
     /// Reference date for every site, ISO `YYYY-MM-DD` (contract key).
@@ -49,6 +54,52 @@ pub struct JobConfig {
     /// a label holder and its feature partners, who share customers.
     pub vertical: Option<VerticalSettings>,
 }
+
+/// What a job computes from a site's data: the vocabulary of site
+/// policies (`participant.toml`'s `[policy] kinds`) and of the job service.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// The joint segmentation (standardisation, AHP, k-means).
+    Segmentation,
+    /// The propensity model fitted after a segmentation.
+    Propensity,
+    /// A named vector summed round after round (`[secure_sum]`).
+    SecureSum,
+    /// A vertical job: PSI and a joint model with feature partners.
+    Vertical,
+}
+
+impl JobKind {
+    /// Every kind, in the order shown.
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Segmentation,
+        JobKind::Propensity,
+        JobKind::SecureSum,
+        JobKind::Vertical,
+    ];
+
+    /// The name used in configuration files and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Segmentation => "segmentation",
+            JobKind::Propensity => "propensity",
+            JobKind::SecureSum => "secure-sum",
+            JobKind::Vertical => "vertical",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest `purpose` accepted, in characters.
+pub const MAX_PURPOSE_CHARS: usize = 2000;
 
 /// `[vertical]` of `job.toml` (contract keys).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -310,6 +361,20 @@ impl JobConfig {
         toml::from_str(text)
     }
 
+    /// What this job computes from a site's data, in [`JobKind::ALL`]
+    /// order: a site's policy must allow every one of them.
+    pub fn kinds(&self) -> Vec<JobKind> {
+        if self.vertical.is_some() {
+            vec![JobKind::Vertical]
+        } else if self.secure_sum.is_some() {
+            vec![JobKind::SecureSum]
+        } else if self.propensity.enabled {
+            vec![JobKind::Segmentation, JobKind::Propensity]
+        } else {
+            vec![JobKind::Segmentation]
+        }
+    }
+
     /// The reference date.
     pub fn as_of_date(&self) -> Option<time::Date> {
         let format = time::macros::format_description!("[year]-[month]-[day]");
@@ -321,6 +386,14 @@ impl JobConfig {
     pub fn check(&self) -> Result<(), Fault> {
         if self.as_of_date().is_none() {
             return fault("as_of", format!("{:?} is not an ISO date", self.as_of));
+        }
+        if let Some(purpose) = &self.purpose
+            && (purpose.trim().is_empty() || purpose.chars().count() > MAX_PURPOSE_CHARS)
+        {
+            return fault(
+                "purpose",
+                format!("must be 1 to {MAX_PURPOSE_CHARS} characters of text"),
+            );
         }
         if !(0.0..1.0).contains(&self.holdout_fraction) {
             return fault("holdout_fraction", "must be in [0, 1)".into());
@@ -503,6 +576,31 @@ mod tests {
         }
         let job = JobConfig::parse(&JOB.replace("2026-11-01", "2026-13-01")).unwrap();
         assert_eq!(job.check().unwrap_err().0, "as_of");
+    }
+
+    #[test]
+    fn a_job_names_what_it_computes_and_its_purpose_is_checked() {
+        let kinds = |extra: &str| JobConfig::parse(&format!("{JOB}{extra}")).unwrap().kinds();
+        assert_eq!(kinds(""), [JobKind::Segmentation, JobKind::Propensity]);
+        assert_eq!(
+            kinds("[propensity]\nenabled = false\n"),
+            [JobKind::Segmentation]
+        );
+        let sum = "[secure_sum]\nvector = \"v\"\nlength = 3\nrounds = 1\nlo = 0\nhi = 1\n";
+        assert_eq!(kinds(sum), [JobKind::SecureSum]);
+        let vertical = "[vertical]\nlabel_holder = \"a\"\npartners = [\"b\"]\n";
+        assert_eq!(kinds(vertical), [JobKind::Vertical]);
+        let with = |purpose: &str| {
+            JobConfig::parse(&format!("purpose = {purpose:?}\n{JOB}"))
+                .unwrap()
+                .check()
+        };
+        assert_eq!(with("Q1 retention campaign"), Ok(()));
+        assert_eq!(with("  ").unwrap_err().0, "purpose");
+        assert_eq!(
+            with(&"x".repeat(MAX_PURPOSE_CHARS + 1)).unwrap_err().0,
+            "purpose"
+        );
     }
 
     #[test]
