@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "fedseg/v1/secagg.proto",
         "fedseg/v1/coordinator.proto",
         "fedseg/v1/vertical.proto",
+        "fedseg/v1/jobs.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={proto_root}/{file}");

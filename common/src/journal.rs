@@ -30,6 +30,7 @@ use crate::certs;
 use crate::identity::Role;
 use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
 mod cosigned;
+mod submitted;
 
 pub use cosigned::CoSigned;
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,33 @@ pub enum Entry {
         config_hash: String,
         /// The configuration text.
         config: String,
+    },
+    /// An analyst queued a job on the job service (before its
+    /// [`Entry::JobSubmitted`], written when it starts to run).
+    JobQueued {
+        /// Job identifier.
+        job_id: String,
+        /// The analyst, as its certificate names it.
+        analyst: String,
+        /// What the job is for, in the analyst's words.
+        purpose: String,
+        /// SHA-256 of the job configuration, hex.
+        config_hash: String,
+        /// The configuration text.
+        config: String,
+        /// The analyst's certificate, DER, hex.
+        certificate: String,
+        /// Its signature over the text (`submission::message`), hex.
+        signature: String,
+    },
+    /// A job was cancelled: nothing of it is released after this record.
+    JobCancelled {
+        /// Job identifier.
+        job_id: String,
+        /// Who cancelled it.
+        by: String,
+        /// Their reason.
+        reason: String,
     },
     /// A coordinator restarted an unfinished job from its journal.
     JobResumed {
@@ -274,6 +302,32 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The job the entry belongs to (none for the journal's first record).
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            Entry::JournalOpened { .. } => None,
+            Entry::JobQueued { job_id, .. }
+            | Entry::JobCancelled { job_id, .. }
+            | Entry::JobSubmitted { job_id, .. }
+            | Entry::JobResumed { job_id, .. }
+            | Entry::CohortFixed { job_id, .. }
+            | Entry::KeySetupDone { job_id, .. }
+            | Entry::RoundOpened { job_id, .. }
+            | Entry::PhaseCompleted { job_id, .. }
+            | Entry::AggregateReleased { job_id, .. }
+            | Entry::RoundAborted { job_id, .. }
+            | Entry::PrivacyBudget { job_id, .. }
+            | Entry::PrivacySpent { job_id, .. }
+            | Entry::ParticipantDeclined { job_id, .. }
+            | Entry::MemberCertificates { job_id, .. }
+            | Entry::SurvivorsConfirmed { job_id, .. }
+            | Entry::FaultReported { job_id, .. }
+            | Entry::VerticalMessage { job_id, .. }
+            | Entry::IntersectionDone { job_id, .. }
+            | Entry::JobFinished { job_id, .. } => Some(job_id),
+        }
+    }
+
     /// The numeric kind written in the record header.
     pub fn kind_code(&self) -> u8 {
         match self {
@@ -295,6 +349,8 @@ impl Entry {
             Entry::FaultReported { .. } => 16,
             Entry::VerticalMessage { .. } => 17,
             Entry::IntersectionDone { .. } => 18,
+            Entry::JobQueued { .. } => 25,
+            Entry::JobCancelled { .. } => 26,
         }
     }
 }
@@ -504,6 +560,8 @@ pub struct VerifiedJournal {
     pub records: Vec<Record>,
     /// The releases whose survivor sets the survivors signed, checked.
     pub cosigned: CoSigned,
+    /// Jobs queued by analysts whose signatures were checked.
+    pub submissions: usize,
 }
 
 /// Decodes a whole journal: record 0 first, then `signer` picks the key
@@ -534,11 +592,17 @@ pub fn verify(journal: &[u8], ca_pem: &[u8]) -> Result<VerifiedJournal, JournalE
         Ok(((id, key.algorithm()), key))
     })?;
     let cosigned = cosigned::verify(&records, ca_pem)?;
+    let ca_der = certs::pem_to_der(ca_pem).map_err(|e| JournalError {
+        record: 0,
+        reason: format!("CA: {e}"),
+    })?;
+    let submissions = submitted::verify(&records, &ca_der)?;
     Ok(VerifiedJournal {
         coordinator,
         algorithm,
         records,
         cosigned,
+        submissions,
     })
 }
 

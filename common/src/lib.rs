@@ -42,4 +42,5 @@ pub mod proto;
 pub mod psi;
 pub mod result;
 pub mod secagg;
+pub mod submission;
 pub mod wire;

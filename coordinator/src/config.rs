@@ -187,13 +187,40 @@ pub struct Job {
     pub text: String,
     /// SHA-256 of the text, hex.
     pub config_hash: String,
+    /// The analyst who submitted it to the job service; none for a job the
+    /// operator runs from a file.
+    pub submission: Option<Submission>,
+}
+
+/// Who submitted a job, with the proof every site checks on the offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// The analyst's identity.
+    pub analyst: String,
+    /// Its certificate, DER.
+    pub certificate: Vec<u8>,
+    /// Its signature over the job's text (`fedseg_common::submission`).
+    pub signature: Vec<u8>,
 }
 
 impl Job {
     /// Reads and checks `job.toml`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let (config, text): (JobConfig, _) = read_toml(path)?;
-        let invalid = invalid(path);
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_text(text, path)
+    }
+
+    /// Checks a job's text; errors name `origin` (its file, or where it
+    /// came from) and the key at fault.
+    pub fn from_text(text: String, origin: &Path) -> Result<Self, ConfigError> {
+        let config = JobConfig::parse(&text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let invalid = invalid(origin);
         config.check().map_err(|(key, why)| invalid(&key, why))?;
         let seg = &config.segmentation;
         crate::ahp::weights(fedseg_common::features::DIM, &seg.ahp_judgments)
@@ -221,6 +248,7 @@ impl Job {
             id,
             text,
             config_hash,
+            submission: None,
         })
     }
 

@@ -19,6 +19,7 @@ fn time(unix_ms: i64) -> String {
 /// kind, so a new kind cannot be left out of `journal show`.
 fn summary(entry: &Entry) -> (String, String, String) {
     match entry {
+        Entry::JobQueued { .. } | Entry::JobCancelled { .. } => queue_event(entry),
         Entry::JournalOpened { .. }
         | Entry::JobSubmitted { .. }
         | Entry::CohortFixed { .. }
@@ -36,6 +37,32 @@ fn summary(entry: &Entry) -> (String, String, String) {
         Entry::MemberCertificates { .. }
         | Entry::SurvivorsConfirmed { .. }
         | Entry::FaultReported { .. } => signed_event(entry),
+    }
+}
+
+/// The job service's queue: who asked for a job and why, who cancelled it.
+fn queue_event(entry: &Entry) -> (String, String, String) {
+    match entry {
+        Entry::JobQueued {
+            job_id,
+            analyst,
+            purpose,
+            config_hash,
+            ..
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!(
+                "queued by analyst {analyst} (signed), config {}: {purpose}",
+                &config_hash[..12.min(config_hash.len())]
+            ),
+        ),
+        Entry::JobCancelled { job_id, by, reason } => (
+            job_id.clone(),
+            String::new(),
+            format!("cancelled by {by}: {reason}"),
+        ),
+        other => (String::new(), String::new(), format!("{other:?}")),
     }
 }
 

@@ -49,36 +49,13 @@ fn kind_name(entry: &Entry) -> String {
         .unwrap_or_default()
 }
 
-fn job_of(entry: &Entry) -> Option<&str> {
-    match entry {
-        Entry::JournalOpened { .. } => None,
-        Entry::JobSubmitted { job_id, .. }
-        | Entry::JobResumed { job_id, .. }
-        | Entry::CohortFixed { job_id, .. }
-        | Entry::KeySetupDone { job_id, .. }
-        | Entry::RoundOpened { job_id, .. }
-        | Entry::PhaseCompleted { job_id, .. }
-        | Entry::AggregateReleased { job_id, .. }
-        | Entry::RoundAborted { job_id, .. }
-        | Entry::PrivacyBudget { job_id, .. }
-        | Entry::PrivacySpent { job_id, .. }
-        | Entry::ParticipantDeclined { job_id, .. }
-        | Entry::MemberCertificates { job_id, .. }
-        | Entry::SurvivorsConfirmed { job_id, .. }
-        | Entry::FaultReported { job_id, .. }
-        | Entry::VerticalMessage { job_id, .. }
-        | Entry::IntersectionDone { job_id, .. }
-        | Entry::JobFinished { job_id, .. } => Some(job_id),
-    }
-}
-
 /// Every job the journal holds, in the order they were submitted, with
 /// its end (a job submitted again under the same identifier continues the
 /// same entry).
 pub fn job_ends(records: &[Record]) -> Vec<JobEnd> {
     let mut jobs: Vec<JobEnd> = Vec::new();
     for record in records {
-        let Some(job_id) = job_of(&record.entry) else {
+        let Some(job_id) = record.entry.job_id() else {
             continue;
         };
         let at = match jobs.iter().position(|j| j.job_id == job_id) {

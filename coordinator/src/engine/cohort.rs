@@ -166,6 +166,18 @@ impl<'a> Engine<'a> {
             neighbours: self.neighbours(),
             graph_seed: self.job.graph_seed().to_vec(),
             quorum: self.params.quorum,
+            analyst_certificate: self
+                .job
+                .submission
+                .as_ref()
+                .map(|s| s.certificate.clone())
+                .unwrap_or_default(),
+            analyst_signature: self
+                .job
+                .submission
+                .as_ref()
+                .map(|s| s.signature.clone())
+                .unwrap_or_default(),
         };
         self.send(member, coordinator_message::Body::JobOffer(offer))
             .await;

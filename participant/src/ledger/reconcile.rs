@@ -414,6 +414,7 @@ mod tests {
             coordinator: "coordinator".into(),
             algorithm: KeyAlgorithm::Ed25519,
             cosigned: Default::default(),
+            submissions: 0,
             records: entries
                 .into_iter()
                 .enumerate()

@@ -186,6 +186,7 @@ mod tests {
             neighbours: 2,
             graph_seed: vec![7; 32],
             quorum: 2,
+            ..Default::default()
         }
     }
 

@@ -77,6 +77,7 @@ fn a_bank_refuses_a_roster_with_substituted_keys_and_blames_the_coordinator() {
                 neighbours: 2,
                 graph_seed: job.graph_seed().to_vec(),
                 quorum: 2,
+                ..Default::default()
             };
             send(id.clone(), Down::JobOffer(offer)).await;
         }
