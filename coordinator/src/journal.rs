@@ -2,10 +2,17 @@
 //! `fedseg_common::journal`). Each record is signed with the coordinator's
 //! key from the PKI (ECDSA P-256 or Ed25519) and reaches the disk (fsync) before the effect it
 //! records becomes visible to anyone.
+//!
+//! One process appends through any number of handles ([`JournalWriter::share`]):
+//! the running job's engine and the job service, which journals submissions
+//! and cancellations while a job runs. Each append takes the file's lock
+//! for the write alone, so records keep one order and one hash chain.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use fedseg_common::journal::{self, Entry, JournalError, Record};
 use fedseg_common::keys::{KeyError, SigningKey};
@@ -70,18 +77,35 @@ fn must_sync(entry: &Entry) -> bool {
     )
 }
 
-/// The open journal.
+/// The open journal: a handle on the file every handle appends to.
 pub struct JournalWriter {
     path: PathBuf,
+    core: Arc<Mutex<Core>>,
+    /// The bytes of the record this handle appended last.
+    last_written: Vec<u8>,
+    /// Whether this handle refuses appending from now on.
+    read_only: bool,
+}
+
+/// What every handle shares: the file, the key, and the chain so far.
+struct Core {
     file: File,
     key: SigningKey,
     next_sequence: u64,
     prev_hash: [u8; 32],
     records: Vec<Record>,
-    /// The bytes of the record this process appended last.
-    last_written: Vec<u8>,
-    /// Whether appending is refused from now on.
-    read_only: bool,
+}
+
+/// The journal's records, read under its lock (drop it before appending
+/// through another handle).
+pub struct Records<'a>(MutexGuard<'a, Core>);
+
+impl Deref for Records<'_> {
+    type Target = [Record];
+
+    fn deref(&self) -> &[Record] {
+        &self.0.records
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalWriteError + '_ {
@@ -140,17 +164,20 @@ impl JournalWriter {
             .append(true)
             .open(path)
             .map_err(io(path))?;
+        let empty = records.is_empty();
         let mut writer = Self {
             path: path.to_path_buf(),
-            file,
-            key,
-            next_sequence: records.len() as u64,
-            prev_hash: records.last().map_or([0u8; 32], |r| r.hash),
-            records,
+            core: Arc::new(Mutex::new(Core {
+                file,
+                key,
+                next_sequence: records.len() as u64,
+                prev_hash: records.last().map_or([0u8; 32], |r| r.hash),
+                records,
+            })),
             last_written: Vec::new(),
             read_only: false,
         };
-        if writer.records.is_empty() {
+        if empty {
             let certificate = std::fs::read_to_string(cert_pem).map_err(io(cert_pem))?;
             writer.append(Entry::JournalOpened {
                 coordinator: coordinator.to_string(),
@@ -169,65 +196,52 @@ impl JournalWriter {
                 path: self.path.clone(),
             });
         }
+        let mut core = self.lock();
         let unix_ms = now_ms();
         let bytes = journal::encode_record(
-            &self.key,
-            self.next_sequence,
+            &core.key,
+            core.next_sequence,
             unix_ms,
-            &self.prev_hash,
+            &core.prev_hash,
             &entry,
         );
-        self.file.write_all(&bytes).map_err(io(&self.path))?;
+        core.file.write_all(&bytes).map_err(io(&self.path))?;
         if must_sync(&entry) {
-            self.file.sync_data().map_err(io(&self.path))?;
+            core.file.sync_data().map_err(io(&self.path))?;
         }
         let hash = journal::record_hash(&bytes);
-        self.records.push(Record {
-            sequence: self.next_sequence,
+        let sequence = core.next_sequence;
+        core.records.push(Record {
+            sequence,
             unix_ms,
             hash,
             entry,
         });
-        self.next_sequence += 1;
-        self.prev_hash = hash;
+        core.next_sequence += 1;
+        core.prev_hash = hash;
+        crash_if_planned(&core.records);
+        drop(core);
         self.last_written = bytes;
-        self.crash_if_planned();
         Ok(())
     }
 
-    fn crash_if_planned(&self) {
-        let Ok(plan) = std::env::var(CRASH_AFTER_ENV) else {
-            return;
-        };
-        let Some((kind, n)) = plan.split_once(':') else {
-            return;
-        };
-        let Some(last) = self.records.last() else {
-            return;
-        };
-        let kind_of = |r: &Record| {
-            serde_json::to_value(&r.entry)
-                .ok()
-                .and_then(|v| v["kind"].as_str().map(str::to_string))
-        };
-        if kind_of(last).as_deref() != Some(kind) {
-            return;
+    /// Another handle on the same journal, appending to the same chain
+    /// (writable, whatever this one is).
+    pub fn share(&self) -> Self {
+        Self {
+            path: self.path.clone(),
+            core: self.core.clone(),
+            last_written: Vec::new(),
+            read_only: false,
         }
-        let count = self
-            .records
-            .iter()
-            .filter(|r| kind_of(r).as_deref() == Some(kind))
-            .count();
-        if n.parse() == Ok(count) {
-            tracing::warn!(kind, count, "fault injection: killing the coordinator");
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg(std::process::id().to_string())
-                .status();
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while appending leaves at worst a record written and not
+        // remembered; the file stays the truth a restart reads.
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The exact bytes of record `sequence`, read back from the file.
@@ -253,8 +267,45 @@ impl JournalWriter {
         &self.last_written
     }
 
-    /// Every record, including those written before this process started.
-    pub fn records(&self) -> &[Record] {
-        &self.records
+    /// Every record, including those written before this process started
+    /// and those other handles appended.
+    pub fn records(&self) -> Records<'_> {
+        Records(self.lock())
+    }
+}
+
+/// The crash tests' fault injection ([`CRASH_AFTER_ENV`]), after `records`
+/// grew by one.
+fn crash_if_planned(records: &[Record]) {
+    let Ok(plan) = std::env::var(CRASH_AFTER_ENV) else {
+        return;
+    };
+    let Some((kind, n)) = plan.split_once(':') else {
+        return;
+    };
+    let Some(last) = records.last() else {
+        return;
+    };
+    let kind_of = |r: &Record| {
+        serde_json::to_value(&r.entry)
+            .ok()
+            .and_then(|v| v["kind"].as_str().map(str::to_string))
+    };
+    if kind_of(last).as_deref() != Some(kind) {
+        return;
+    }
+    let count = records
+        .iter()
+        .filter(|r| kind_of(r).as_deref() == Some(kind))
+        .count();
+    if n.parse() == Ok(count) {
+        tracing::warn!(kind, count, "fault injection: killing the coordinator");
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(std::process::id().to_string())
+            .status();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
     }
 }

@@ -357,3 +357,79 @@ const KAT_SIGNATURE: &str = concat!(
     "881beb4d1521863f37f8fb3edfa20065e2b7cfc82804ff8b21f3f5101ec4505c",
     "459811336fc2d07ba8b723a066560485590700b5a1f4f2cdf8d576600bd22d24"
 );
+
+/// A `job_queued` record for `config`, signed by the analyst of `dir`.
+fn queued(dir: &Path, config: &str) -> Entry {
+    use fedseg_common::secagg::signing::Credential;
+    use sha2::Digest;
+    let key_pem = std::fs::read_to_string(dir.join("analyst.key")).unwrap();
+    let cert =
+        fedseg_common::certs::pem_to_der(&std::fs::read(dir.join("analyst.crt")).unwrap()).unwrap();
+    let key = keys::SigningKey::from_pkcs8_pem(&key_pem).unwrap();
+    let analyst = Credential::new(key, cert.clone()).unwrap();
+    Entry::JobQueued {
+        job_id: "job-q".into(),
+        analyst: "analyst".into(),
+        purpose: "retention study".into(),
+        config_hash: hex::encode(sha2::Sha256::digest(config.as_bytes())),
+        config: config.into(),
+        certificate: hex::encode(&cert),
+        signature: hex::encode(fedseg_common::submission::sign(&analyst, config)),
+    }
+}
+
+#[test]
+fn two_handles_append_to_one_chain_and_queued_jobs_carry_a_checked_analyst_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    pki_dir_with(dir.path(), KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP256);
+    let d = dir.path();
+    let (key, cert) = (d.join("coordinator.key"), d.join("coordinator.crt"));
+    let path = d.join("shared.journal");
+    let mut engine = JournalWriter::open(&path, &key, &cert, "coordinator").unwrap();
+    let mut service = engine.share();
+    let config = "purpose = \"retention study\"\nseed = 1\n";
+    let mut rest = entries().into_iter();
+    engine.append(rest.next().unwrap()).unwrap();
+    service.append(queued(d, config)).unwrap();
+    for entry in rest {
+        engine.append(entry).unwrap();
+    }
+    assert_eq!(engine.records().len(), 2 + entries().len());
+    let bytes = std::fs::read(&path).unwrap();
+    let verified = journal::verify(&bytes, &ca(d)).unwrap();
+    assert_eq!(verified.submissions, 1);
+    assert!(matches!(verified.records[2].entry, Entry::JobQueued { .. }));
+
+    // The coordinator's own key can re-sign a record, but not the
+    // analyst's signature: naming another analyst, or changing the job's
+    // text under the same signature, is caught.
+    for (name, tampered) in [
+        ("other analyst", {
+            let mut e = queued(d, config);
+            if let Entry::JobQueued { analyst, .. } = &mut e {
+                *analyst = "analyst-b".into();
+            }
+            e
+        }),
+        ("other text", {
+            let mut e = queued(d, config);
+            if let Entry::JobQueued {
+                config,
+                config_hash,
+                ..
+            } = &mut e
+            {
+                *config = config.replace("seed = 1", "seed = 2");
+                *config_hash =
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(config.as_bytes()));
+            }
+            e
+        }),
+    ] {
+        let path = d.join(format!("{}.journal", name.replace(' ', "-")));
+        let mut writer = JournalWriter::open(&path, &key, &cert, "coordinator").unwrap();
+        writer.append(tampered).unwrap();
+        let error = journal::verify(&std::fs::read(&path).unwrap(), &ca(d)).unwrap_err();
+        assert_eq!(error.record, 1, "{name}: {error}");
+    }
+}

@@ -211,7 +211,7 @@ fn submit(
     job: &Job,
     budget: Option<PrivacyBudget>,
 ) -> Result<Resume, EngineError> {
-    let resume = Resume::from_journal(journal.records(), job)?;
+    let resume = Resume::from_journal(&journal.records(), job)?;
     match &resume {
         None => {
             journal.append(Entry::JobSubmitted {

@@ -84,7 +84,7 @@ pub async fn run_job(
     // A job the journal shows finished is retraced from its journaled
     // rounds, so a rerun writes its outputs again. (A vertical job's result
     // is not in its rounds: it is not retraced.)
-    let finished = Resume::read(journal.records(), job)?
+    let finished = Resume::read(&journal.records(), job)?
         .filter(|r| r.finished && job.config.vertical.is_none());
     let mut engine = match finished {
         Some(resume) => Engine::retrace(transport, config.rounds.clone(), job, journal, resume)?,

@@ -430,7 +430,7 @@ impl Fixture {
     /// Retraces the job from `journal`, which shows it finished, with
     /// nobody connected.
     async fn retrace(&self, journal: &mut JournalWriter) -> Result<JobReport, EngineError> {
-        let resume = super::Resume::read(journal.records(), &self.job)?.expect("journaled");
+        let resume = super::Resume::read(&journal.records(), &self.job)?.expect("journaled");
         assert!(resume.finished);
         let sessions = InProcess::new(&[], &[]);
         let engine = Engine::retrace(sessions, settings(), &self.job, journal, resume)?;

@@ -90,7 +90,7 @@ async fn a_job_resumed_from_its_journal_cut_after_any_record_releases_what_the_j
     for n in 1..whole.records().len() {
         let last = kind(&whole.records()[n].entry);
         let what = format!("cut after {last} (record {n})");
-        let mut journal = cut(&f, whole.records(), n, &format!("cut-{n}.log"));
+        let mut journal = cut(&f, &whole.records(), n, &format!("cut-{n}.log"));
         // Every member is back and honest.
         let resumed = f.run(&mut journal, &[]).await;
         if last == "job_finished" {
@@ -100,7 +100,7 @@ async fn a_job_resumed_from_its_journal_cut_after_any_record_releases_what_the_j
             );
         } else {
             let resumed = resumed.unwrap_or_else(|e| panic!("{what}: {e}"));
-            check_resumed(&first, whole.records(), n, &resumed, &what);
+            check_resumed(&first, &whole.records(), n, &resumed, &what);
             if last == "aggregate_released" {
                 resumed_journal = Some((journal, n));
             }
@@ -115,11 +115,11 @@ async fn a_job_resumed_from_its_journal_cut_after_any_record_releases_what_the_j
         .iter()
         .position(|r| matches!(r.entry, Entry::JobResumed { .. }))
         .expect("journaled");
-    let mut journal = cut(&f, twice.records(), at, "twice.log");
+    let mut journal = cut(&f, &twice.records(), at, "twice.log");
     let resumed = f.run(&mut journal, &[]).await.unwrap();
     check_resumed(
         &first,
-        whole.records(),
+        &whole.records(),
         n,
         &resumed,
         "cut after job_resumed",
@@ -208,7 +208,7 @@ async fn retraced_as_run(faults: &[(&str, Fault)], shows: impl Fn(&JobReport) ->
 
     // A job whose steps leave journaled rounds unused is not retraced, and
     // still nothing is appended.
-    let resume = super::super::Resume::read(journal.records(), &f.job)
+    let resume = super::super::Resume::read(&journal.records(), &f.job)
         .unwrap()
         .unwrap();
     let nobody = InProcess::new(&[], &[]);
