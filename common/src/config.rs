@@ -65,3 +65,21 @@ pub fn invalid(path: &Path) -> impl Fn(&str, String) -> ConfigError + '_ {
 pub fn base_dir(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
+
+/// Checks the keys every member that connects out to the coordinator has:
+/// its own `id`, `coordinator_id`, and the `coordinator` URL.
+pub fn check_connecting_member(
+    path: &Path,
+    id: &str,
+    coordinator_id: &str,
+    coordinator: &str,
+) -> Result<(), ConfigError> {
+    let invalid = invalid(path);
+    crate::identity::validate_id(id).map_err(|e| invalid("id", e.to_string()))?;
+    crate::identity::validate_id(coordinator_id)
+        .map_err(|e| invalid("coordinator_id", e.to_string()))?;
+    if !coordinator.starts_with("https://") {
+        return Err(invalid("coordinator", "must be an https:// URL".into()));
+    }
+    Ok(())
+}

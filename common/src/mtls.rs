@@ -141,6 +141,19 @@ impl TlsFiles {
     }
 }
 
+/// Connects out to the coordinator at `url` (`https://host:port`) over
+/// mutual TLS with `tls`, giving up after five seconds.
+pub async fn connect(
+    url: &str,
+    tls: ClientTlsConfig,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(url.to_string())?
+        .tls_config(tls)?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

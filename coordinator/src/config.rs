@@ -36,6 +36,14 @@ pub struct CoordinatorConfig {
     /// Auditor identities admitted to the audit service.
     #[serde(default)]
     pub auditors: Vec<String>,
+    /// Analyst identities admitted to the job service (`serve`): they
+    /// submit, follow, cancel and fetch jobs.
+    #[serde(default)]
+    pub analysts: Vec<String>,
+    /// Where the job service writes each job's result directory
+    /// (`<results>/<job_id>/`); `results/` beside the journal by default.
+    #[serde(default)]
+    pub results: Option<PathBuf>,
     /// Where to serve Prometheus `/metrics` and `/healthz` over plain HTTP
     /// (`host:port`); off when absent.
     pub metrics_listen: Option<SocketAddr>,
@@ -151,8 +159,14 @@ impl CoordinatorConfig {
         let (mut config, _): (Self, _) = read_toml(path)?;
         let invalid = invalid(path);
         identity::validate_id(&config.id).map_err(|e| invalid("id", e.to_string()))?;
-        for id in config.participants.iter().chain(&config.auditors) {
-            identity::validate_id(id).map_err(|e| invalid("participants", e.to_string()))?;
+        for (key, ids) in [
+            ("participants", &config.participants),
+            ("auditors", &config.auditors),
+            ("analysts", &config.analysts),
+        ] {
+            for id in ids {
+                identity::validate_id(id).map_err(|e| invalid(key, e.to_string()))?;
+            }
         }
         if config.participants.is_empty() {
             return Err(invalid("participants", "lists nobody".into()));
@@ -171,8 +185,16 @@ impl CoordinatorConfig {
             .map_err(|(key, why)| invalid(&format!("rounds.{key}"), why.into()))?;
         let base = base_dir(path);
         config.journal = base.join(&config.journal);
+        config.results = config.results.map(|r| base.join(r));
         config.tls = config.tls.relative_to(&base);
         Ok(config)
+    }
+
+    /// Where the job service writes each job's result directory.
+    pub fn results_dir(&self) -> PathBuf {
+        self.results
+            .clone()
+            .unwrap_or_else(|| base_dir(&self.journal).join("results"))
     }
 }
 

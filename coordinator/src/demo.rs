@@ -74,7 +74,8 @@ pub fn job(private: Option<(f64, u64)>) -> String {
         text.push_str(&format!("job_id = \"demo-dp-{run}\"\n"));
     }
     text.push_str(
-        "seed = 42\n\
+        "purpose = \"Customer segments and a propensity model for the next campaign\"\n\
+         seed = 42\n\
          as_of = \"2026-11-01\"\n\
          holdout_fraction = 0.2\n\
          l2 = 1.0\n\n\
@@ -143,6 +144,7 @@ pub fn vertical_job(min_overlap: u64) -> String {
     format!(
         "# A vertical job of the demo consortium: {VERTICAL_BANK} holds the label,\n\
          # {VERTICAL_PARTNER} app and wallet features of many of the same customers.\n\
+         purpose = \"What the partner's data adds to the bank's propensity model\"\n\
          seed = 42\n\
          as_of = \"2026-11-01\"\n\
          holdout_fraction = 0.2\n\
@@ -200,7 +202,10 @@ const CANONICAL_TABLES: &str = "[data]\n\
      interactions = \"interactions.csv\"\n\
      customers = \"customers.csv\"\n";
 
-/// The PKI (CA, coordinator, sites `ids`, an auditor) and
+/// The demo's analyst, who may submit jobs to a running `serve`.
+pub const ANALYST_ID: &str = "analyst";
+
+/// The PKI (CA, coordinator, sites `ids`, an auditor, an analyst) and
 /// `coordinator.toml` listing `ids`, under a `dir` without a consortium.
 fn start(dir: &Path, ids: &[String], listen: &str) -> Result<(), DemoError> {
     if dir.join("coordinator.toml").exists() {
@@ -214,6 +219,21 @@ fn start(dir: &Path, ids: &[String], listen: &str) -> Result<(), DemoError> {
         pki::issue(&pki_dir, id, Role::Participant, year)?;
     }
     pki::issue(&pki_dir, "auditor", Role::Auditor, year)?;
+    pki::issue(&pki_dir, ANALYST_ID, Role::Analyst, year)?;
+    write(
+        &dir.join("analyst.toml"),
+        &format!(
+            "# The demo analyst, for `fedseg-coordinator job ... --config analyst.toml`\n\
+             # against a running `serve`.\n\
+             id = \"{ANALYST_ID}\"\n\
+             coordinator = \"https://{listen}\"\n\
+             coordinator_id = \"{COORDINATOR_ID}\"\n\n\
+             [tls]\n\
+             ca = \"pki/ca.crt\"\n\
+             cert = \"pki/{ANALYST_ID}.crt\"\n\
+             key = \"pki/{ANALYST_ID}.key\"\n"
+        ),
+    )?;
     let listed = ids
         .iter()
         .map(|id| format!("{id:?}"))
@@ -227,7 +247,8 @@ fn start(dir: &Path, ids: &[String], listen: &str) -> Result<(), DemoError> {
              journal = \"journal.log\"\n\
              id = \"{COORDINATOR_ID}\"\n\
              participants = [{listed}]\n\
-             auditors = [\"auditor\"]\n\n\
+             auditors = [\"auditor\"]\n\
+             analysts = [\"{ANALYST_ID}\"]\n\n\
              [tls]\n\
              ca = \"pki/ca.crt\"\n\
              cert = \"pki/{COORDINATOR_ID}.crt\"\n\

@@ -31,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod job;
+pub mod jobs;
 pub mod journal;
 pub mod journal_view;
 pub mod metrics;

@@ -12,6 +12,10 @@ use fedseg_coordinator::bench::{self, SecureSumConfig};
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
 use fedseg_coordinator::engine::HubTransport;
 use fedseg_coordinator::job::{check_out, conclude, run_job};
+use fedseg_coordinator::jobs::{
+    self,
+    client::{self, Analyst, AnalystConfig},
+};
 use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::pki::{self, Validity};
 use fedseg_coordinator::{demo, journal_view, server};
@@ -91,6 +95,61 @@ enum Command {
     /// The coordinator's signed journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// An analyst's jobs on a running `serve` (certificate role analyst).
+    #[command(subcommand)]
+    Job(JobCommand),
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Sign job.toml with the analyst's key and queue it; prints its id.
+    Submit {
+        /// analyst.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// job.toml (it must state its `purpose`)
+        #[arg(long)]
+        job: PathBuf,
+    },
+    /// The queued and running jobs (with --all, every job ever run).
+    List {
+        /// analyst.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// Every job the coordinator's journal holds.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One job: state, phase, rounds, cohort, who declined and why.
+    Show {
+        /// analyst.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's id.
+        id: String,
+    },
+    /// Cancel a job you submitted: nothing of it is released afterwards.
+    Cancel {
+        /// analyst.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's id.
+        id: String,
+        /// Why (journaled).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// A finished job's result.json and reports, written under DIR.
+    Result {
+        /// analyst.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's id.
+        id: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +336,10 @@ fn main() -> Result<()> {
                 "{} releases co-signed by their survivors, {} survivor signatures verified",
                 verified.cosigned.releases, verified.cosigned.signatures
             );
+            println!(
+                "{} jobs queued by analysts, each analyst's signature verified",
+                verified.submissions
+            );
             if !complete {
                 // Distinct from a failed check (1): every record verifies,
                 // but the journal does not show every job's end.
@@ -294,6 +357,7 @@ fn main() -> Result<()> {
             })?;
             print!("{}", journal_view::render(&records, json)?);
         }
+        Command::Job(command) => runtime()?.block_on(job_command(command))?,
         Command::Bench(BenchCommand::Sweep) => {
             println!("{}", bench::SWEEP_HEADER);
             for (graph, config) in bench::sweep_configs() {
@@ -325,12 +389,17 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
     if let Some((_, out)) = &job {
         writable_out(out)?;
     }
-    let running = server::start(&config, fedseg_common::process::shutdown_signal()).await?;
+    let mut journal = JournalWriter::for_coordinator(&config)?;
+    let running = server::start_with(
+        &config,
+        fedseg_common::process::shutdown_signal(),
+        Some(&journal),
+    )
+    .await?;
+    let mut events = running.events;
     if let Some((job, out)) = job {
         // A finished job is retraced from the journal: its outputs are
         // written again, nobody is asked anything.
-        let mut journal = JournalWriter::for_coordinator(&config)?;
-        let mut events = running.events;
         let sessions = HubTransport::new(running.hub.clone(), &mut events);
         let outcome = run_job(sessions, &config, &job, &mut journal).await;
         match conclude(outcome, &mut journal, &config, job.id.clone(), out) {
@@ -341,7 +410,55 @@ async fn serve(config_path: &Path, job: Option<(&Path, &Path)>) -> Result<()> {
             }
         }
     }
-    running.task.await??;
+    // The analysts' jobs, one after another, on a writable handle (a
+    // retraced job leaves its own read-only), until the server stops. (A
+    // job's future is not `Send`: it runs on this task, not a spawned one.)
+    match running.jobs {
+        Some((queue, cancels)) => {
+            let scheduler =
+                jobs::scheduler::run(queue, running.hub.clone(), events, journal.share(), cancels);
+            tokio::select! {
+                stopped = running.task => stopped??,
+                () = scheduler => {}
+            }
+        }
+        None => running.task.await??,
+    }
+    Ok(())
+}
+
+/// `job ...`: one call of the job service as the analyst of `--config`.
+async fn job_command(command: JobCommand) -> Result<()> {
+    let config = match &command {
+        JobCommand::Submit { config, .. }
+        | JobCommand::List { config, .. }
+        | JobCommand::Show { config, .. }
+        | JobCommand::Cancel { config, .. }
+        | JobCommand::Result { config, .. } => config,
+    };
+    let mut analyst = Analyst::connect(AnalystConfig::load(config)?).await?;
+    match command {
+        JobCommand::Submit { job, .. } => {
+            let queued = analyst.submit(&job).await?;
+            println!("{}", queued.job_id);
+            eprintln!("queued with {} job(s) ahead of it", queued.position);
+        }
+        JobCommand::List { all, .. } => {
+            println!("{}", client::LIST_HEADER);
+            for job in analyst.list(all).await? {
+                println!("{}", client::line(&job));
+            }
+        }
+        JobCommand::Show { id, .. } => print!("{}", client::details(&analyst.show(&id).await?)),
+        JobCommand::Cancel { id, reason, .. } => {
+            print!("{}", client::details(&analyst.cancel(&id, &reason).await?))
+        }
+        JobCommand::Result { id, out, .. } => {
+            for path in analyst.result(&id, &out).await? {
+                println!("{}", path.display());
+            }
+        }
+    }
     Ok(())
 }
 

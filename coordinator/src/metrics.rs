@@ -35,8 +35,12 @@ pub struct Metrics {
     dropouts: Counter,
     rejected: Family<Labels, Counter>,
     rejected_connections: Family<Labels, Counter>,
+    jobs: Family<Labels, Counter>,
+    job_seconds: Histogram,
     /// Participants with an open session.
     pub connected: Gauge,
+    /// Jobs of the job service waiting to run.
+    pub jobs_queued: Gauge,
     /// Protobuf bytes received from participants.
     pub bytes_in: Counter,
     /// Protobuf bytes sent to participants.
@@ -98,6 +102,25 @@ impl Default for Metrics {
             "Messages on participant sessions, by direction",
             messages.clone(),
         );
+        let jobs = Family::<Labels, Counter>::default();
+        registry.register(
+            "jobs",
+            "Jobs of the job service that ended, by outcome (finished, failed, cancelled)",
+            jobs.clone(),
+        );
+        // Buckets from one second to about nine hours.
+        let job_seconds = Histogram::new(exponential_buckets(1.0, 2.0, 16));
+        registry.register(
+            "job_duration_seconds",
+            "Wall time of each job the job service ran, start to end",
+            job_seconds.clone(),
+        );
+        let jobs_queued = Gauge::default();
+        registry.register(
+            "jobs_queued",
+            "Jobs of the job service waiting to run",
+            jobs_queued.clone(),
+        );
         // One statement per counter: the family's lock guard lives until
         // the end of its statement, and the next insertion needs the lock.
         let direction = |d: &str| vec![("direction".to_string(), d.to_string())];
@@ -117,6 +140,9 @@ impl Default for Metrics {
             rejected,
             rejected_connections,
             connected,
+            jobs,
+            job_seconds,
+            jobs_queued,
         }
     }
 }
@@ -128,6 +154,16 @@ impl Metrics {
             .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
             .inc();
         self.dropouts.inc_by(dropped as u64);
+    }
+
+    /// Counts a job's end by `outcome`, with its wall time if it ran.
+    pub fn job_ended(&self, outcome: &str, seconds: Option<f64>) {
+        self.jobs
+            .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+            .inc();
+        if let Some(seconds) = seconds {
+            self.job_seconds.observe(seconds);
+        }
     }
 
     /// Records how long a phase took.

@@ -21,8 +21,11 @@ use tracing::info;
 
 use crate::audit::AuditService;
 use crate::config::CoordinatorConfig;
+use crate::jobs::{Cancel, JobQueue, JobsService};
+use crate::journal::JournalWriter;
 use crate::service::{Admission, CoordinatorService, Event, Hub};
 use crate::tls_accept::{self, AcceptError};
+use fedseg_common::proto::jobs_server::JobsServer;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -42,6 +45,9 @@ pub enum ServerError {
         /// Error.
         source: std::io::Error,
     },
+    /// The job service cannot start.
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::QueueError),
     /// The TLS settings were refused.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -61,16 +67,30 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// Resolves when the server has stopped.
     pub task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The job service's queue and the cancellations for its scheduler,
+    /// when the server offers the job service.
+    pub jobs: Option<(Arc<JobQueue>, UnboundedReceiver<Cancel>)>,
 }
 
 const EVERY_MEMBER: &[Role] = &[Role::Participant, Role::Auditor];
 const PARTICIPANTS: &[Role] = &[Role::Participant];
 const AUDITORS: &[Role] = &[Role::Auditor];
+const ANALYSTS: &[Role] = &[Role::Analyst];
 
 /// Binds `config.listen` and serves until `shutdown` resolves.
 pub async fn start(
     config: &CoordinatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, ServerError> {
+    start_with(config, shutdown, None).await
+}
+
+/// [`start`], offering the job service over the queue `journal` holds
+/// when one is given (`serve`).
+pub async fn start_with(
+    config: &CoordinatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    journal: Option<&JournalWriter>,
 ) -> Result<Running, ServerError> {
     let tls = Arc::new(tls_accept::server_config(&config.tls)?);
     let listener = TcpListener::bind(config.listen)
@@ -84,7 +104,7 @@ pub async fn start(
         source,
     })?;
     let (hub, events) = Hub::new();
-    let admission = Admission::new(&config.participants, &config.auditors, hub.metrics.clone());
+    let admission = Admission::new(config, hub.metrics.clone());
     let status = Arc::new(Mutex::new(JobStatusResponse::default()));
     let limit = config.rounds.max_message_bytes;
     let coordinator = CoordinatorServer::new(CoordinatorService::new(
@@ -118,6 +138,17 @@ pub async fn start(
                 .max_encoding_message_size(limit),
             admission.interceptor(AUDITORS),
         ));
+    let jobs = journal
+        .map(|journal| JobQueue::new(config, journal, hub.metrics.clone()))
+        .transpose()?;
+    let router = router.add_optional_service(jobs.as_ref().map(|(queue, _)| {
+        InterceptedService::new(
+            JobsServer::new(JobsService::new(queue.clone(), limit))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+            admission.interceptor(ANALYSTS),
+        )
+    }));
     let metrics_addr = match config.metrics_listen {
         None => None,
         Some(wanted) => {
@@ -152,5 +183,6 @@ pub async fn start(
         addr,
         metrics_addr,
         task,
+        jobs,
     })
 }

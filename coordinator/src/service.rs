@@ -200,16 +200,19 @@ impl Hub {
 pub struct Admission {
     participants: HashSet<String>,
     auditors: HashSet<String>,
+    analysts: HashSet<String>,
     metrics: Arc<Metrics>,
 }
 
 impl Admission {
-    /// Admits the listed participants and auditors; refusals are counted
-    /// in `metrics` (`not_admitted`).
-    pub fn new(participants: &[String], auditors: &[String], metrics: Arc<Metrics>) -> Arc<Self> {
+    /// Admits the participants, auditors and analysts `config` lists;
+    /// refusals are counted in `metrics` (`not_admitted`).
+    pub fn new(config: &crate::config::CoordinatorConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        let set = |ids: &[String]| ids.iter().cloned().collect();
         Arc::new(Self {
-            participants: participants.iter().cloned().collect(),
-            auditors: auditors.iter().cloned().collect(),
+            participants: set(&config.participants),
+            auditors: set(&config.auditors),
+            analysts: set(&config.analysts),
             metrics,
         })
     }
@@ -227,8 +230,8 @@ impl Admission {
         let listed = match member.role {
             Role::Participant => self.participants.contains(&member.id),
             Role::Auditor => self.auditors.contains(&member.id),
-            // No service admits analysts yet (the job service will).
-            Role::Coordinator | Role::Analyst => false,
+            Role::Analyst => self.analysts.contains(&member.id),
+            Role::Coordinator => false,
         };
         if !listed {
             self.metrics.rejected_connection("not_admitted");

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use fedseg_common::config::ConfigError;
-use fedseg_common::config::{base_dir, invalid, read_toml};
-use fedseg_common::identity;
+use fedseg_common::config::{base_dir, check_connecting_member, invalid, read_toml};
 use fedseg_common::mtls::TlsFiles;
 use serde::Deserialize;
 
@@ -344,12 +343,12 @@ impl ParticipantConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let (mut config, _): (Self, _) = read_toml(path)?;
         let invalid = invalid(path);
-        identity::validate_id(&config.id).map_err(|e| invalid("id", e.to_string()))?;
-        identity::validate_id(&config.coordinator_id)
-            .map_err(|e| invalid("coordinator_id", e.to_string()))?;
-        if !config.coordinator.starts_with("https://") {
-            return Err(invalid("coordinator", "must be an https:// URL".into()));
-        }
+        check_connecting_member(
+            path,
+            &config.id,
+            &config.coordinator_id,
+            &config.coordinator,
+        )?;
         if config.reconnect.initial_ms == 0 || config.reconnect.max_ms < config.reconnect.initial_ms
         {
             return Err(invalid("reconnect", "need 0 < initial_ms <= max_ms".into()));

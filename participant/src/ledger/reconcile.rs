@@ -84,7 +84,9 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
         .enumerate()
         .filter(|(_, e)| journaled_kind(&e.kind) && !used.contains_key(&e.seq))
     {
-        if let Some(evidence) = crash_evidence(at, ledger, &used, journal) {
+        if let Some(evidence) = crash_evidence(at, ledger, &used, journal)
+            .or_else(|| cancel_evidence(&ledger[at], journal))
+        {
             found
                 .in_flight
                 .push(format!("{}: {evidence}", describe(entry)));
@@ -295,6 +297,34 @@ fn crash_evidence(
     ))
 }
 
+/// Why `line` is not in the journal when its job was cancelled while its
+/// round was open: the coordinator stopped the round, journaled the
+/// cancellation, and released nothing of it (a round the journal shows
+/// released or aborted gets no such excuse).
+fn cancel_evidence(line: &LedgerEntry, journal: &VerifiedJournal) -> Option<String> {
+    let round = line.round?;
+    let ended = journal.records.iter().any(|r| match &r.entry {
+        Entry::AggregateReleased {
+            job_id, round: n, ..
+        }
+        | Entry::RoundAborted {
+            job_id, round: n, ..
+        } => *job_id == line.job_id && *n == round,
+        _ => false,
+    });
+    if ended {
+        return None;
+    }
+    journal.records.iter().find_map(|r| match &r.entry {
+        Entry::JobCancelled { job_id, by, .. } if *job_id == line.job_id => Some(format!(
+            "sent in round {round}, which the job's cancellation by {by} (journal record {}) \
+             cut short: nothing of that round was released",
+            r.sequence
+        )),
+        _ => None,
+    })
+}
+
 /// The journal record of `line`'s phase that lists `site` as silent, if
 /// any: the coordinator states it did not accept that message.
 fn silent_in(line: &LedgerEntry, site: &str, journal: &VerifiedJournal) -> Option<u64> {
@@ -432,6 +462,33 @@ mod tests {
     const MASKED: (&str, Option<u64>, &str) = ("masked-input", Some(0), "d2");
     const HELLO: (&str, Option<u64>, &str) = ("hello", None, "h");
     const ADV_AGAIN: (&str, Option<u64>, &str) = ("advertise-keys", Some(1), "d3");
+
+    #[test]
+    fn a_message_of_a_round_a_cancellation_cut_short_is_in_flight_not_tampering() {
+        let cancelled = |released: bool| {
+            let mut entries = vec![phase(0, Phase::AdvertiseKeys, Some("d1"))];
+            if released {
+                entries.push(Entry::AggregateReleased {
+                    job_id: "j".into(),
+                    round: 0,
+                    survivors: vec![SITE.into()],
+                    values: vec![1.0],
+                });
+            }
+            entries.push(Entry::JobCancelled {
+                job_id: "j".into(),
+                by: "analyst-a".into(),
+                reason: "wrong quarter".into(),
+            });
+            journal(entries)
+        };
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, MASKED]), &cancelled(false));
+        assert!(found.agrees(), "{found:?}");
+        assert!(found.in_flight[0].contains("cancellation by analyst-a"));
+        // A round the journal shows released gets no such excuse.
+        let found = reconcile(SITE, &ledger(&[HELLO, ADV, MASKED]), &cancelled(true));
+        assert!(!found.agrees() && found.unaccounted.len() == 1, "{found:?}");
+    }
 
     #[test]
     fn a_message_sent_to_a_coordinator_that_crashed_is_told_apart_from_tampering() {

@@ -26,7 +26,6 @@ use rand::RngExt;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 use tracing::{info, warn};
 
 use crate::config::ParticipantConfig;
@@ -195,11 +194,7 @@ async fn session(
     ceiling: &mut u64,
 ) -> Result<(), NodeError> {
     let tls = config.tls.client_config(&config.coordinator_id)?;
-    let channel = Endpoint::from_shared(config.coordinator.clone())?
-        .tls_config(tls)?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await?;
+    let channel = fedseg_common::mtls::connect(&config.coordinator, tls).await?;
     let mut client = CoordinatorClient::new(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);

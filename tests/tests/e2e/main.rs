@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod golden;
 mod independent_client;
+mod jobs;
 mod journal_end;
 mod malicious;
 mod metrics;
