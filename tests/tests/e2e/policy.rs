@@ -246,3 +246,40 @@ fn a_site_takes_job_after_job_on_one_session_and_declines_while_paused() {
         assert!(shown.contains(&format!("    {}: ", job.id)), "{shown}");
     }
 }
+
+#[test]
+fn a_bank_answers_no_more_rounds_of_a_job_than_its_policy_allows() {
+    let c = Consortium::with_customers(3, 600, 10.0, 4);
+    c.write_segmentation_job(
+        3,
+        "k_min = 2\nk_max = 2\nrestarts = 1\nmax_iterations = 3\nmin_segment_size = 5\n",
+    );
+    append(
+        &c,
+        "bank-c",
+        "[policy]\nrequire_purpose = false\nmax_rounds = 2\n",
+    );
+    let participants = c.run_job();
+    // bank-c sent two masked inputs, then refused the third request in
+    // its words; the others carried the job to its end.
+    let inputs = ledger(&c, "bank-c")
+        .iter()
+        .filter(|l| l["kind"] == "masked-input")
+        .count();
+    assert_eq!(inputs, 2);
+    let log = participants[2].log_text();
+    assert!(
+        log.contains("this site answers at most 2 secure-sum rounds per job and has answered 2"),
+        "{log}"
+    );
+    let result = c.result();
+    let rounds = result["rounds"].as_array().unwrap();
+    assert!(rounds.len() > 2, "{result:#}");
+    let last = rounds.last().unwrap();
+    assert_eq!(
+        last["survivors"],
+        serde_json::json!(["bank-a", "bank-b"]),
+        "{result:#}"
+    );
+    assert!(result["segmentation"]["centroids"].is_array());
+}
