@@ -88,6 +88,7 @@ fn kinds_cohort_purpose_dp_and_rounds() {
     assert_eq!(admits(&segmentation_only, None, &without_model, 3), Ok(()));
     let both = policy("kinds = [\"segmentation\", \"propensity\"]");
     assert_eq!(admits(&both, None, SEGMENTATION, 3), Ok(()));
+    // (A secure-sum job cannot be private: its kind is checked first.)
     let sum = format!(
         "{SEGMENTATION}[secure_sum]\nvector = \"v\"\nlength = 4\nrounds = 12\nfrac_bits = 16\n\
          lo = -1.0\nhi = 1.0\n"
@@ -236,4 +237,69 @@ fn policy_errors_name_the_key() {
     let config = load("[privacy]\nmax_epsilon_per_job = 1.5\n").unwrap();
     assert_eq!(config.privacy.map(|p| p.max_epsilon_per_job), Some(1.5));
     assert!(config.policy.is_none());
+}
+
+/// The worked example of the README's "Site policies".
+const BANK_POLICY: &str = "[policy]\nanalysts = [\"analyst-a\"]\nkinds = [\"segmentation\", \"propensity\"]\n\
+                           min_cohort = 3\nmax_rounds = 200\nrequire_dp = true\n\n\
+                           [policy.privacy]\nmax_epsilon_per_job = 2.0\nmax_delta = 1e-6\n\
+                           max_epsilon_per_period = 6.0\nperiod_days = 90\n";
+
+#[test]
+fn the_readme_example_admits_and_declines_as_documented() {
+    let config = load(BANK_POLICY).unwrap();
+    let policy = config.policy.as_ref().unwrap();
+    assert!(!policy.operator_jobs());
+    let private = |epsilon: f64| {
+        format!(
+            "{SEGMENTATION}[privacy]\nepsilon = {epsilon:?}\ndelta = 1e-6\n\
+             clip = [1095.0, 100.0, 20000.0, 1825.0, 50.0]\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = crate::ledger::Ledger::open(&dir.path().join("ledger.log")).unwrap();
+    // Admitted by the policy, then held to the privacy limits.
+    let privacy_of = |text: &str| {
+        let budget = crate::privacy::declared(job(text).privacy.as_ref()).unwrap();
+        crate::privacy::admit(config.privacy.as_ref(), budget.as_ref(), &ledger, 0)
+    };
+    let within = private(2.0);
+    assert_eq!(admits(policy, Some("analyst-a"), &within, 3), Ok(()));
+    assert_eq!(privacy_of(&within), Ok(()));
+    let over = private(4.0);
+    assert_eq!(admits(policy, Some("analyst-a"), &over, 3), Ok(()));
+    assert_eq!(
+        privacy_of(&over).unwrap_err(),
+        "the job's privacy budget ε = 4, δ = 1e-6 exceeds this site's policy of ε = 2, δ = 1e-6 per job"
+    );
+    // (A secure-sum job cannot be private: its kind is checked first.)
+    let sum = format!(
+        "{SEGMENTATION}[secure_sum]\nvector = \"v\"\nlength = 4\nrounds = 2\nfrac_bits = 16\nlo = -1.0\nhi = 1.0\n"
+    );
+    let declines = [
+        (
+            Some("analyst-a"),
+            sum.as_str(),
+            "this site does not take part in secure-sum jobs (it admits segmentation, propensity)",
+        ),
+        (
+            Some("analyst-b"),
+            within.as_str(),
+            "this site does not take jobs from analyst analyst-b (it admits analyst-a)",
+        ),
+        (
+            None,
+            within.as_str(),
+            "this site takes only jobs signed by an analyst it admits; this job carries no analyst signature",
+        ),
+        (
+            Some("analyst-a"),
+            SEGMENTATION,
+            "the job asks for no differential privacy; this site requires a [privacy] budget",
+        ),
+    ];
+    for (analyst, text, reason) in declines {
+        assert_eq!(admits(policy, analyst, text, 3).unwrap_err(), reason);
+    }
+    assert!(admits(policy, Some("analyst-a"), &within, 2).is_err());
 }
