@@ -5,7 +5,8 @@
 //! others carry the job. And a site takes one job after another on one
 //! session (the real coordinator server and round engine, in process, run
 //! three jobs in a row): paused, it declines; resumed, it takes the next
-//! job without a restart.
+//! job without a restart, with the data refreshed while it was paused. And
+//! a bank answers no more rounds of a job than its `max_rounds`.
 
 use std::fs;
 use std::path::PathBuf;
@@ -196,9 +197,13 @@ fn a_site_takes_job_after_job_on_one_session_and_declines_while_paused() {
         let mut journal = JournalWriter::for_coordinator(&config).unwrap();
         let mut reports = Vec::new();
         for (n, job) in jobs.iter().enumerate() {
-            // Between jobs, bank-c's data team resumes it, then pauses it.
+            // Between jobs, bank-c's data team refreshes its data and
+            // resumes it, then pauses it.
             match n {
-                1 => participant(&c, "bank-c", &["resume"]),
+                1 => {
+                    c.write_vector("bank-c", &[10.0, 1.0]);
+                    participant(&c, "bank-c", &["resume"])
+                }
                 2 => participant(&c, "bank-c", &["pause"]),
                 _ => String::new(),
             };
@@ -214,7 +219,7 @@ fn a_site_takes_job_after_job_on_one_session_and_declines_while_paused() {
     let took_part: Vec<Vec<String>> = reports.iter().map(|r| r.took_part.clone()).collect();
     let pair = vec!["bank-a".to_string(), "bank-b".to_string()];
     assert_eq!(took_part, [pair.clone(), c.sites.clone(), pair]);
-    for (report, want) in reports.iter().zip([3.0, 6.0, 3.0]) {
+    for (report, want) in reports.iter().zip([3.0, 13.0, 3.0]) {
         for round in &report.rounds {
             assert_eq!(round.sum.as_ref().unwrap()[0], want, "{}", report.job_id);
         }
