@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::PrivacyPolicy;
 
 /// `[policy]` of `participant.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SitePolicy {
     /// Analysts (certificate identities) whose signed jobs this site takes;
