@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::database;
 use crate::partner::{self, FeatureColumn, FeatureTable, PartnerRows};
+use crate::policy::SitePolicy;
 use crate::rfmlt::{
     self, BadRowPolicy, ColumnNames, DAYS_AFTER_AS_OF, DataError, EARLIEST_DATE, Features,
     MaxBadRows, OnBadRow, Tables,
@@ -50,8 +51,12 @@ pub struct ParticipantConfig {
     pub output: PathBuf,
     /// The most privacy loss this site accepts. Without it the site takes
     /// part in any job, with or without differential privacy; with it, only
-    /// in jobs whose declared budget fits.
+    /// in jobs whose declared budget fits. Written as `[policy.privacy]` (or,
+    /// as before `[policy]` existed, a top-level `[privacy]`); after
+    /// [`ParticipantConfig::load`] it is here either way.
     pub privacy: Option<PrivacyPolicy>,
+    /// `[policy]`: which jobs this site takes part in (`policy.rs`).
+    pub policy: Option<SitePolicy>,
 }
 
 /// A site's privacy policy: (ε, δ) it accepts per job and per rolling
@@ -318,6 +323,34 @@ fn block_on<T>(
     }
 }
 
+/// Checks a privacy policy written under `table`; the key at fault and why.
+fn check_privacy(policy: &PrivacyPolicy, table: &str) -> Result<(), (String, String)> {
+    let positive = |key: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err((
+                format!("{table}.{key}"),
+                format!("must be a positive number, got {value}"),
+            ))
+        }
+    };
+    positive("max_epsilon_per_job", policy.max_epsilon_per_job)?;
+    if let Some(period) = policy.max_epsilon_per_period {
+        positive("max_epsilon_per_period", period)?;
+    }
+    if !(policy.max_delta > 0.0 && policy.max_delta < 1.0) {
+        return Err((
+            format!("{table}.max_delta"),
+            format!("must lie in (0, 1), got {}", policy.max_delta),
+        ));
+    }
+    if policy.period_days == 0 {
+        return Err((format!("{table}.period_days"), "must be at least 1".into()));
+    }
+    Ok(())
+}
+
 /// How the participant retries a lost connection: exponential back-off with
 /// full jitter between `initial_ms` and `max_ms`.
 #[derive(Debug, Clone, Deserialize)]
@@ -363,30 +396,23 @@ impl ParticipantConfig {
             data.check().map_err(|(key, why)| invalid(&key, why))?;
             data.relative_to(&base);
         }
-        if let Some(policy) = &config.privacy {
-            let positive = |key: &str, value: f64| {
-                if value.is_finite() && value > 0.0 {
-                    Ok(())
-                } else {
-                    Err(invalid(
-                        key,
-                        format!("must be a positive number, got {value}"),
-                    ))
+        // Where the privacy limits were written, for the errors.
+        let mut table = "privacy";
+        if let Some(policy) = &mut config.policy {
+            policy.check().map_err(|(key, why)| invalid(&key, why))?;
+            if let Some(privacy) = policy.privacy.take() {
+                if config.privacy.is_some() {
+                    return Err(invalid(
+                        "policy.privacy",
+                        "the top-level [privacy] says the same; keep one of them".into(),
+                    ));
                 }
-            };
-            positive("privacy.max_epsilon_per_job", policy.max_epsilon_per_job)?;
-            if let Some(period) = policy.max_epsilon_per_period {
-                positive("privacy.max_epsilon_per_period", period)?;
+                config.privacy = Some(privacy);
+                table = "policy.privacy";
             }
-            if !(policy.max_delta > 0.0 && policy.max_delta < 1.0) {
-                return Err(invalid(
-                    "privacy.max_delta",
-                    format!("must lie in (0, 1), got {}", policy.max_delta),
-                ));
-            }
-            if policy.period_days == 0 {
-                return Err(invalid("privacy.period_days", "must be at least 1".into()));
-            }
+        }
+        if let Some(privacy) = &config.privacy {
+            check_privacy(privacy, table).map_err(|(key, why)| invalid(&key, why))?;
         }
         config.output = base.join(&config.output);
         if let Some(file) = &mut config.metrics_file {

@@ -7,7 +7,7 @@
 //! Format: one JSON object per line; `prev` is the SHA-256 (hex) of the
 //! previous line's bytes (64 zeros for the first line).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,10 +16,13 @@ use fedseg_common::secagg::Phase;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::SiteMetrics;
+use crate::policy::Origin;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod per_job;
 mod reconcile;
+pub use per_job::{JobSent, by_analyst, per_job};
 pub use reconcile::{END_RECORD_KIND, Reconciliation, reconcile};
 
 /// Why the ledger cannot be used.
@@ -82,6 +85,11 @@ pub struct LedgerEntry {
     /// with JobFinished; `bytes` and `sha256` are its length and hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_record: Option<String>,
+    /// On the job-answer line by which the site accepted a job: the
+    /// analyst who asked for it (none for an operator's job) and its stated
+    /// purpose. Absent from lines written before sites recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Origin>,
 }
 
 /// What `ledger verify` checks of a line of `kind` against the journal:
@@ -107,6 +115,20 @@ own word, guarded by the hash chain alone, which whoever can rewrite this file c
 recompute): seq, unix ms, bytes, rho and prev of every line, and every `local` line \
 (hello, job-answer, task-failed).";
 
+/// The kind of the line of a job answer, accepting or not.
+pub const ACCEPTANCE_KIND: &str = "job-answer";
+
+/// What one line records, before its place in the chain.
+struct Line<'a> {
+    job_id: &'a str,
+    round: Option<u64>,
+    kind: &'a str,
+    bytes: &'a [u8],
+    rho: Option<f64>,
+    journal_record: Option<String>,
+    accepted: Option<Origin>,
+}
+
 /// The open ledger.
 pub struct Ledger {
     path: PathBuf,
@@ -118,6 +140,8 @@ pub struct Ledger {
     spends: Vec<(i64, String, f64)>,
     /// Jobs this site sent a protocol message for.
     contributed: HashSet<String>,
+    /// Masked inputs sent, per job.
+    masked: HashMap<String, u64>,
     /// SHA-256 of every job end record kept.
     ends: HashSet<String>,
 }
@@ -205,6 +229,13 @@ impl Ledger {
                 .filter(|e| e.kind == END_RECORD_KIND)
                 .map(|e| e.sha256.clone())
                 .collect(),
+            masked: entries
+                .iter()
+                .filter(|e| e.kind == Phase::MaskedInput.name())
+                .fold(HashMap::new(), |mut counts, e| {
+                    *counts.entry(e.job_id.clone()).or_default() += 1;
+                    counts
+                }),
         })
     }
 
@@ -226,6 +257,12 @@ impl Ledger {
             .sum()
     }
 
+    /// Masked inputs this site sent for `job_id`, in this session or
+    /// earlier ones.
+    pub fn masked_inputs_of(&self, job_id: &str) -> u64 {
+        self.masked.get(job_id).copied().unwrap_or(0)
+    }
+
     /// Records a message about to be sent: its encoded bytes' size and
     /// digest, and the privacy it spends, if any. Returns once the line is
     /// on disk.
@@ -237,15 +274,51 @@ impl Ledger {
         encoded: &[u8],
         rho: Option<f64>,
     ) -> Result<(), LedgerError> {
-        let unix_ms = self.append(job_id, round, kind, encoded, rho, None)?;
+        self.record_line(Line {
+            job_id,
+            round,
+            kind,
+            bytes: encoded,
+            rho,
+            journal_record: None,
+            accepted: None,
+        })
+    }
+
+    /// Records the job answer (`encoded`) by which the site accepts
+    /// `job_id`, with who asked for the job and why.
+    pub fn record_acceptance(
+        &mut self,
+        job_id: &str,
+        encoded: &[u8],
+        origin: Origin,
+    ) -> Result<(), LedgerError> {
+        self.record_line(Line {
+            job_id,
+            round: None,
+            kind: ACCEPTANCE_KIND,
+            bytes: encoded,
+            rho: None,
+            journal_record: None,
+            accepted: Some(origin),
+        })
+    }
+
+    /// Appends a sent message's line and keeps count of what it means.
+    fn record_line(&mut self, line: Line<'_>) -> Result<(), LedgerError> {
+        let (job_id, kind, rho, size) = (line.job_id, line.kind, line.rho, line.bytes.len());
+        let unix_ms = self.append(line)?;
         if Phase::from_name(kind).is_some() {
             self.contributed.insert(job_id.to_string());
+        }
+        if kind == Phase::MaskedInput.name() {
+            *self.masked.entry(job_id.to_string()).or_default() += 1;
         }
         if let Some(rho) = rho {
             self.spends.push((unix_ms, job_id.to_string(), rho));
         }
         if let Some(metrics) = &self.metrics
-            && let Err(error) = metrics.sent(kind, encoded.len() as u64, self.next)
+            && let Err(error) = metrics.sent(kind, size as u64, self.next)
         {
             // Monitoring must not stop the protocol.
             tracing::warn!(%error, "could not write the metrics file");
@@ -261,14 +334,15 @@ impl Ledger {
         if !self.ends.insert(hex::encode(Sha256::digest(record))) {
             return Ok(());
         }
-        self.append(
+        self.append(Line {
             job_id,
-            None,
-            END_RECORD_KIND,
-            record,
-            None,
-            Some(hex::encode(record)),
-        )
+            round: None,
+            kind: END_RECORD_KIND,
+            bytes: record,
+            rho: None,
+            journal_record: Some(hex::encode(record)),
+            accepted: None,
+        })
         .map(|_| ())
     }
 
@@ -279,15 +353,16 @@ impl Ledger {
     }
 
     /// Writes one line and returns its time once it is on disk.
-    fn append(
-        &mut self,
-        job_id: &str,
-        round: Option<u64>,
-        kind: &str,
-        bytes: &[u8],
-        rho: Option<f64>,
-        journal_record: Option<String>,
-    ) -> Result<i64, LedgerError> {
+    fn append(&mut self, line: Line<'_>) -> Result<i64, LedgerError> {
+        let Line {
+            job_id,
+            round,
+            kind,
+            bytes,
+            rho,
+            journal_record,
+            accepted,
+        } = line;
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -302,6 +377,7 @@ impl Ledger {
             prev: self.prev.clone(),
             rho,
             journal_record,
+            accepted,
         };
         let line = serde_json::to_string(&entry).expect("ledger entries serialize");
         self.file

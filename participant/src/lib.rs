@@ -12,6 +12,8 @@
 //! - [`output`]: this site's local results (segments, scores).
 //! - [`scoring`]: a job's final model applied to this site's customers.
 //! - [`summary`]: the local summary `features` prints.
+//! - [`policy`]: which job offers this site takes (`[policy]`).
+//! - [`pause`]: a site paused between jobs.
 
 pub mod config;
 pub mod database;
@@ -21,6 +23,8 @@ pub mod metrics;
 pub mod node;
 pub mod output;
 pub mod partner;
+pub mod pause;
+pub mod policy;
 pub mod privacy;
 pub mod rfmlt;
 pub mod scoring;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{ledger, node, rfmlt, scoring, summary, tasks};
+use fedseg_participant::{ledger, node, pause, rfmlt, scoring, summary, tasks};
 use fedseg_synth as synth;
 
 /// The fedseg participant node.
@@ -24,6 +24,22 @@ struct Cli {
 enum Command {
     /// Connect out to the coordinator and serve its jobs until stopped.
     Run {
+        /// participant.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// Start paused: connected, declining new offers until `resume`.
+        #[arg(long)]
+        pause: bool,
+    },
+    /// Pause this site: its running node stays connected but declines new
+    /// job offers ("paused by the site"); a job already running continues.
+    Pause {
+        /// participant.toml
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Resume a paused site: new offers are considered again, no restart.
+    Resume {
         /// participant.toml
         #[arg(long)]
         config: PathBuf,
@@ -105,13 +121,18 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     fedseg_common::process::init_logging(cli.log_json);
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, pause } => {
             let config = ParticipantConfig::load(&config)?;
+            if pause {
+                set_paused(&config, true)?;
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(node::run(config, fedseg_common::process::shutdown_signal()))?;
         }
+        Command::Pause { config } => set_paused(&ParticipantConfig::load(&config)?, true)?,
+        Command::Resume { config } => set_paused(&ParticipantConfig::load(&config)?, false)?,
         Command::Features {
             config,
             as_of,
@@ -151,6 +172,25 @@ fn main() -> Result<()> {
         Command::Ledger(LedgerCommand::Verify { config, journal }) => {
             ledger_verify(&ParticipantConfig::load(&config)?, &journal)?
         }
+    }
+    Ok(())
+}
+
+/// Pauses or resumes the site (the marker file beside its ledger).
+fn set_paused(config: &ParticipantConfig, paused: bool) -> Result<()> {
+    let marker = pause::marker(&config.ledger);
+    let context = || format!("writing {}", marker.display());
+    if paused {
+        pause::pause(&config.ledger).with_context(context)?;
+        println!(
+            "{} is paused: new job offers are declined until `fedseg-participant resume` ({})",
+            config.id,
+            marker.display()
+        );
+    } else if pause::resume(&config.ledger).with_context(context)? {
+        println!("{} resumed: new job offers are considered", config.id);
+    } else {
+        println!("{} was not paused", config.id);
     }
     Ok(())
 }
@@ -258,8 +298,38 @@ fn ledger_show(config: &ParticipantConfig) -> Result<()> {
             fedseg_common::dp::epsilon_for(rho, delta)
         );
     }
+    show_per_job(&entries, delta);
     println!("{}", ledger::COVERAGE_NOTE);
     Ok(())
+}
+
+/// What was sent per analyst and job.
+fn show_per_job(entries: &[ledger::LedgerEntry], delta: f64) {
+    let jobs = ledger::per_job(entries);
+    if jobs.is_empty() {
+        return;
+    }
+    println!("sent per analyst and job:");
+    for (analyst, jobs) in ledger::by_analyst(&jobs) {
+        println!("  analyst {analyst}:");
+        for job in jobs {
+            let epsilon = if job.rho > 0.0 {
+                format!(
+                    ", epsilon = {:.3} at delta = {delta:e}",
+                    fedseg_common::dp::epsilon_for(job.rho, delta)
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "    {}: {} messages, {} bytes{epsilon}; purpose: {}",
+                job.job_id,
+                job.messages,
+                job.bytes,
+                job.purpose.as_deref().unwrap_or("(none stated)")
+            );
+        }
+    }
 }
 
 fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Result<()> {

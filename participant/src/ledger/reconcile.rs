@@ -413,6 +413,7 @@ mod tests {
                 prev: String::new(),
                 rho: None,
                 journal_record: None,
+                accepted: None,
             })
             .collect()
     }

@@ -20,23 +20,27 @@ pub(super) fn of_job(
     if let Some(membership) = &job.membership {
         return Ok(membership.clone());
     }
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
     let tls = &config.tls;
     let key_pem = String::from_utf8(read(&tls.key)?)
         .map_err(|_| format!("{}: not PEM text", tls.key.display()))?;
     let key =
         SigningKey::from_pkcs8_pem(&key_pem).map_err(|e| format!("{}: {e}", tls.key.display()))?;
-    let der = |path: &std::path::Path| {
-        certs::pem_to_der(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let credential = Credential::new(key, der(&tls.cert)?)
+    let credential = Credential::new(key, read_der(&tls.cert)?)
         .map_err(|e| format!("{} and {}: {e}", tls.key.display(), tls.cert.display()))?;
     let membership = Arc::new(Membership {
         credential,
-        trust: CohortTrust::new(der(&tls.ca)?, job.cohort.clone()),
+        trust: CohortTrust::new(read_der(&tls.ca)?, job.cohort.clone()),
     });
     job.membership = Some(membership.clone());
     Ok(membership)
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The first certificate of a PEM file, DER; the reason, naming the file,
+/// when it cannot be read.
+pub(super) fn read_der(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    certs::pem_to_der(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
 }

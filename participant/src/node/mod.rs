@@ -31,6 +31,7 @@ use tracing::{info, warn};
 use crate::config::ParticipantConfig;
 use crate::ledger::{Ledger, LedgerError};
 use crate::output;
+use crate::policy::{self as site_policy, Origin};
 use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
@@ -95,6 +96,9 @@ pub(super) struct JobState {
     pub(super) budget: Option<JobBudget>,
     /// A vertical job's state, when the job is one.
     pub(super) vertical: Option<vertical::VerticalJob>,
+    /// Masked inputs this site sent for the job (this session or earlier
+    /// ones), held against its policy's `max_rounds`.
+    pub(super) rounds_answered: u64,
 }
 
 /// Runs CPU-bound local work without stalling the session's other tasks.
@@ -114,6 +118,9 @@ pub(super) enum Reply {
     SendAll(Vec<participant_message::Body>),
     /// A masked input that spends this much ρ of the site's privacy.
     Spend(participant_message::Body, f64),
+    /// The site accepts the job offered; who asked for it and why go to
+    /// the ledger with the answer.
+    Accepted(Origin),
     Nothing,
     Stall,
 }
@@ -157,10 +164,11 @@ async fn send(
     round: Option<u64>,
     body: participant_message::Body,
     rho: Option<f64>,
+    origin: Option<Origin>,
 ) -> Result<bool, NodeError> {
     let kind = match &body {
         participant_message::Body::Hello(_) => "hello",
-        participant_message::Body::JobAnswer(_) => "job-answer",
+        participant_message::Body::JobAnswer(_) => crate::ledger::ACCEPTANCE_KIND,
         participant_message::Body::KeyAdvertisement(_) => Phase::AdvertiseKeys.name(),
         participant_message::Body::ShareBundle(_) => Phase::ShareKeys.name(),
         participant_message::Body::MaskedInput(_) => Phase::MaskedInput.name(),
@@ -170,7 +178,11 @@ async fn send(
         participant_message::Body::Vertical(v) => vertical::ledger_kind(v),
     };
     let message = ParticipantMessage { body: Some(body) };
-    ledger.record(job_id, round, kind, &message.encode_to_vec(), rho)?;
+    let encoded = message.encode_to_vec();
+    match origin {
+        Some(origin) => ledger.record_acceptance(job_id, &encoded, origin)?,
+        None => ledger.record(job_id, round, kind, &encoded, rho)?,
+    }
     Ok(tx.send(message).await.is_ok())
 }
 
@@ -211,6 +223,7 @@ async fn session(
         None,
         participant_message::Body::Hello(hello),
         None,
+        None,
     )
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
@@ -225,7 +238,7 @@ async fn session(
             },
             Some((job_id, body)) = produced.recv() => {
                 let job_id: String = job_id;
-                if !send(&tx, ledger, &job_id, None, body, None).await? {
+                if !send(&tx, ledger, &job_id, None, body, None, None).await? {
                     break;
                 }
                 continue;
@@ -235,13 +248,13 @@ async fn session(
         keep_end_record(ledger, &message)?;
         match handle(config, &mut job, message, stall_at, ledger, &outbox)? {
             Reply::Send(body) => {
-                if !send(&tx, ledger, &job_id, round, body, None).await? {
+                if !send(&tx, ledger, &job_id, round, body, None, None).await? {
                     break;
                 }
             }
             Reply::SendAll(bodies) => {
                 for body in bodies {
-                    if !send(&tx, ledger, &job_id, round, body, None).await? {
+                    if !send(&tx, ledger, &job_id, round, body, None, None).await? {
                         return Ok(());
                     }
                 }
@@ -250,7 +263,16 @@ async fn session(
                 if let Some(budget) = job.as_mut().and_then(|j| j.budget.as_mut()) {
                     budget.spend(round.unwrap_or_default(), rho);
                 }
-                if !send(&tx, ledger, &job_id, round, body, Some(rho)).await? {
+                if !send(&tx, ledger, &job_id, round, body, Some(rho), None).await? {
+                    break;
+                }
+            }
+            Reply::Accepted(origin) => {
+                let body = participant_message::Body::JobAnswer(proto::JobAnswer {
+                    accept: true,
+                    reason: String::new(),
+                });
+                if !send(&tx, ledger, &job_id, round, body, None, Some(origin)).await? {
                     break;
                 }
             }
@@ -541,6 +563,10 @@ fn mask(
             "the request names no computation".into(),
         );
     };
+    if let Some(reason) = site_policy::rounds_refused(config.policy.as_ref(), job.rounds_answered) {
+        warn!(round = request.round, %reason, "refused a round");
+        return failed(request.round, proto::FaultKind::Policy, reason);
+    }
     let length = request.length as usize;
     let privacy = match privacy::check_release(
         job.budget.as_ref(),
@@ -573,6 +599,7 @@ fn mask(
     }
     match ready.mask(&wire::mask_request_from_wire(request), &encoded.words) {
         Ok(masked) => {
+            job.rounds_answered += 1;
             let body = participant_message::Body::MaskedInput((&masked).into());
             match privacy {
                 Some((_, rho)) => Reply::Spend(body, rho),

@@ -1,5 +1,6 @@
-//! A job offer: whether this site takes part (its privacy policy, the job's
-//! settings, its own data) and, when it does, the job's state on this
+//! A job offer: whether this site takes part (paused or not, its policy,
+//! the analyst's signature, its privacy limits, the job's settings, its own
+//! data) and, when it does, the job's state on this
 //! session. An offer repeated while the coordinator forms the cohort keeps
 //! the state it already has.
 
@@ -13,9 +14,10 @@ use tracing::{info, warn};
 use super::{EpochState, JobState, Reply, blocking};
 use crate::config::ParticipantConfig;
 use crate::ledger::Ledger;
+use crate::policy::{self, Origin};
 use crate::rfmlt::DataError;
 use crate::tasks::Site;
-use crate::{output, privacy};
+use crate::{output, pause, privacy};
 
 /// Answers `offer` of job `job_id`: accepts (setting `job`) or declines
 /// with the reason.
@@ -48,6 +50,11 @@ pub(super) fn accept_offer(
             reason: String::new(),
         }));
     }
+    // A paused site takes no new job; one it has already sent data for (a
+    // job resumed after a coordinator restart) it finishes.
+    if pause::is_paused(&config.ledger) && !ledger.contributed_to(job_id) {
+        return decline(pause::PAUSED.into());
+    }
     let Ok(seed) = <[u8; 32]>::try_from(offer.graph_seed.as_slice()) else {
         return decline("the graph seed is not 32 bytes".into());
     };
@@ -58,8 +65,21 @@ pub(super) fn accept_offer(
         },
         Err(_) => return decline("the job config does not parse".into()),
     };
-    // The privacy policy first: a job this site will not take part in
+    // The site's policy first: a job this site will not take part in
     // does not get its data read.
+    let ca = || super::membership::read_der(&config.tls.ca);
+    let analyst = match policy::analyst_of(&offer, ca, fedseg_common::certs::unix_now()) {
+        Ok(analyst) => analyst,
+        Err(reason) => return decline(reason),
+    };
+    if let Err(reason) = policy::admit(
+        config.policy.as_ref(),
+        analyst.as_deref(),
+        &offer,
+        &job_config,
+    ) {
+        return decline(reason);
+    }
     let budget = match privacy::declared(job_config.privacy.as_ref()) {
         // A job resumed after a coordinator restart has spent before: the
         // ledger remembers what this session does not.
@@ -136,7 +156,19 @@ pub(super) fn accept_offer(
         .and_then(|p| p.with_quorum(offer.quorum))
     {
         Ok(params) => {
-            info!(job = %job_id, index = offer.index, cohort = offer.cohort.len(), quorum = params.quorum, "joined the job");
+            let origin = Origin {
+                analyst,
+                purpose: job_config.purpose.clone(),
+            };
+            info!(
+                job = %job_id,
+                index = offer.index,
+                cohort = offer.cohort.len(),
+                quorum = params.quorum,
+                analyst = origin.analyst.as_deref().unwrap_or("(operator)"),
+                purpose = origin.purpose.as_deref().unwrap_or("(none stated)"),
+                "joined the job"
+            );
             *job = Some(JobState {
                 id: job_id.to_string(),
                 params: Arc::new(params),
@@ -147,11 +179,9 @@ pub(super) fn accept_offer(
                 site,
                 budget,
                 vertical,
+                rounds_answered: ledger.masked_inputs_of(job_id),
             });
-            Reply::Send(participant_message::Body::JobAnswer(proto::JobAnswer {
-                accept: true,
-                reason: String::new(),
-            }))
+            Reply::Accepted(origin)
         }
         Err(error) => decline(error.to_string()),
     }
@@ -190,7 +220,8 @@ mod tests {
         }
     }
 
-    /// A site without data whose results go to `output`.
+    /// A site without data whose results go to `output` and whose ledger
+    /// is beside it.
     fn config(output: &std::path::Path) -> ParticipantConfig {
         let mut config: ParticipantConfig = toml::from_str(
             "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\n\
@@ -199,7 +230,139 @@ mod tests {
         )
         .unwrap();
         config.output = output.to_path_buf();
+        // The pause marker lives beside the ledger: in the test's directory.
+        config.ledger = output.with_file_name("ledger.log");
         config
+    }
+
+    /// Whether `reply` accepts the offer.
+    fn accepted(reply: &Reply) -> bool {
+        match reply {
+            Reply::Accepted(_) => true,
+            Reply::Send(participant_message::Body::JobAnswer(a)) => a.accept,
+            _ => false,
+        }
+    }
+
+    /// The reason `reply` declines with.
+    fn declined(reply: &Reply) -> String {
+        match reply {
+            Reply::Send(participant_message::Body::JobAnswer(a)) if !a.accept => a.reason.clone(),
+            _ => panic!("not a decline"),
+        }
+    }
+
+    /// Base64 of `bytes`, for a PEM file.
+    fn base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= chunk.len() {
+                    ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_signed_offer_is_taken_from_an_admitted_analyst_only_and_its_origin_kept() {
+        use fedseg_common::secagg::consortium::Consortium;
+        let dir = tempfile::tempdir().unwrap();
+        let consortium = Consortium::for_cohort(
+            vec!["bank-a".into()],
+            fedseg_common::keys::KeyAlgorithm::EcdsaP256,
+        );
+        let mut config = config(&dir.path().join("out"));
+        config.tls.ca = dir.path().join("ca.crt");
+        std::fs::write(
+            &config.tls.ca,
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                base64(&consortium.ca)
+            ),
+        )
+        .unwrap();
+        let mut policy: policy::SitePolicy = toml::from_str("analysts = [\"analyst-a\"]").unwrap();
+        policy.check().unwrap();
+        config.policy = Some(policy);
+        let ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
+        let text = format!("purpose = \"churn study\"\n{}", offer().config);
+        let signed_by = |id: &str, text: &str| {
+            let analyst = consortium.issue(id, "analyst").credential;
+            proto::JobOffer {
+                config: text.to_string(),
+                analyst_certificate: analyst.certificate().to_vec(),
+                analyst_signature: fedseg_common::submission::sign(&analyst, text).to_vec(),
+                ..offer()
+            }
+        };
+        let mut job = None;
+        let reply = accept_offer(
+            &config,
+            &mut job,
+            "job-1",
+            signed_by("analyst-a", &text),
+            &ledger,
+        );
+        match reply {
+            Reply::Accepted(origin) => assert_eq!(
+                origin,
+                Origin {
+                    analyst: Some("analyst-a".into()),
+                    purpose: Some("churn study".into())
+                }
+            ),
+            _ => panic!("analyst-a's job was not accepted"),
+        }
+        let mut job = None;
+        let reply = accept_offer(
+            &config,
+            &mut job,
+            "job-2",
+            signed_by("analyst-b", &text),
+            &ledger,
+        );
+        assert!(declined(&reply).contains("analyst analyst-b"));
+        // The operator's unsigned job, and a job changed after signing.
+        let unsigned = proto::JobOffer {
+            config: text.clone(),
+            ..offer()
+        };
+        let reply = accept_offer(&config, &mut job, "job-3", unsigned, &ledger);
+        assert!(declined(&reply).contains("no analyst signature"));
+        let mut changed = signed_by("analyst-a", &text);
+        changed.config = text.replace("seed = 1", "seed = 9");
+        let reply = accept_offer(&config, &mut job, "job-4", changed, &ledger);
+        assert!(declined(&reply).contains("analyst signature does not verify"));
+        assert!(job.is_none());
+    }
+
+    #[test]
+    fn a_paused_site_declines_new_jobs_and_takes_them_again_once_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&dir.path().join("out"));
+        let ledger = Ledger::open(&dir.path().join("ledger.log")).unwrap();
+        pause::pause(&config.ledger).unwrap();
+        let mut job = None;
+        let reply = accept_offer(&config, &mut job, "job-1", offer(), &ledger);
+        assert_eq!(declined(&reply), "paused by the site");
+        pause::resume(&config.ledger).unwrap();
+        let reply = accept_offer(&config, &mut job, "job-1", offer(), &ledger);
+        assert!(accepted(&reply));
+        // Paused while the job runs: the job's own offer, repeated, stands.
+        pause::pause(&config.ledger).unwrap();
+        let reply = accept_offer(&config, &mut job, "job-1", offer(), &ledger);
+        assert!(accepted(&reply));
+        let reply = accept_offer(&config, &mut job, "job-2", offer(), &ledger);
+        assert_eq!(declined(&reply), "paused by the site");
     }
 
     #[test]
@@ -225,9 +388,11 @@ mod tests {
         let mut job = None;
         let offer_job = |job: &mut Option<JobState>, id: &str| {
             let reply = accept_offer(&config, job, id, offer(), &ledger);
-            assert!(
-                matches!(reply, Reply::Send(participant_message::Body::JobAnswer(a)) if a.accept)
-            );
+            assert!(matches!(
+                reply,
+                Reply::Accepted(_) | Reply::Send(participant_message::Body::JobAnswer(_))
+            ));
+            assert!(accepted(&reply));
         };
         offer_job(&mut job, "job-1");
         // Mark the state; a second offer must not replace it.

@@ -15,6 +15,7 @@ mod journal_end;
 mod malicious;
 mod metrics;
 mod misbehaviour;
+mod policy;
 mod pooled;
 mod postgres;
 mod privacy;
