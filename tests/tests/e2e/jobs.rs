@@ -111,7 +111,13 @@ fn released(analyst: &Path, id: &str) -> u64 {
 /// A consortium of three banks with an analyst listed, the coordinator
 /// serving and every bank connected.
 fn serving() -> (Consortium, Process, Vec<Process>, PathBuf) {
+    serving_with(|_| {})
+}
+
+/// [`serving`], with `prepare` run on the consortium before anything starts.
+fn serving_with(prepare: impl FnOnce(&Consortium)) -> (Consortium, Process, Vec<Process>, PathBuf) {
     let c = Consortium::new(3, 5.0, 16);
+    prepare(&c);
     let analyst = analyst_config(&c, "analyst-a", "analyst");
     let config = c.path().join("coordinator.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(
@@ -277,4 +283,49 @@ fn show_state_from_journal(c: &Consortium, id: &str) -> &'static str {
     } else {
         "started"
     }
+}
+
+#[test]
+fn a_bank_whose_policy_excludes_the_analyst_declines_and_the_reason_is_journaled() {
+    let policy = |c: &Consortium, site: &str, table: &str| {
+        let path = c.path().join("sites").join(site).join("participant.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n{table}")).unwrap();
+    };
+    let (c, _serve, _banks, analyst) = serving_with(|c| {
+        policy(
+            c,
+            "bank-a",
+            "[policy]\nanalysts = [\"analyst-a\"]\nkinds = [\"secure-sum\"]\n",
+        );
+        policy(c, "bank-c", "[policy]\nanalysts = [\"analyst-b\"]\n");
+    });
+    let id = submit(&analyst, &write_sum_job(&c, "sum-p", 2));
+    await_state(&analyst, &id, "finished", 120);
+    let shown = show(&analyst, &id);
+    assert_eq!(
+        shown.get("declined bank-c").map(String::as_str),
+        Some("this site does not take jobs from analyst analyst-a (it admits analyst-b)"),
+        "{shown:?}"
+    );
+    assert!(!shown.contains_key("declined bank-a"), "{shown:?}");
+    // (The engine may offer again while it forms the cohort; the answer
+    // stands, and each is journaled.)
+    let declined: std::collections::BTreeSet<_> = c
+        .declines()
+        .iter()
+        .map(|d| d["entry"]["participant"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(declined.into_iter().collect::<Vec<_>>(), ["bank-c"]);
+    // bank-a's ledger groups what it sent under the analyst who asked.
+    let ledger = Command::new(binary("fedseg-participant"))
+        .args(["ledger", "show", "--config"])
+        .arg(c.path().join("sites/bank-a/participant.toml"))
+        .output()
+        .unwrap();
+    let said = text(&ledger);
+    assert!(
+        ledger.status.success() && said.contains("analyst-a"),
+        "{said}"
+    );
 }
