@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
+use fedseg_coordinator::jobs::client::AnalystConfig;
 use fedseg_participant::config::ParticipantConfig;
 
 fn deploy() -> PathBuf {
@@ -17,6 +18,12 @@ fn every_sample_config_loads() {
     assert!(coordinator.metrics_listen.is_some());
     let job = Job::load(&config.join("job.toml")).unwrap();
     assert_eq!(job.id, "segmentation-2026-11");
+    assert!(
+        job.config.purpose.is_some(),
+        "a submitted job states its purpose"
+    );
+    let analyst = AnalystConfig::load(&config.join("analyst.toml")).unwrap();
+    assert!(coordinator.analysts.contains(&analyst.id));
     let mut participants = 0;
     for entry in std::fs::read_dir(&config).unwrap() {
         let path = entry.unwrap().path();
@@ -47,6 +54,22 @@ fn deployment_files_mount_configs_that_exist() {
         {
             assert!(base.join(reference).exists(), "{file} mounts {reference}");
         }
+    }
+    // The coordinator is a long-running job service: no job is baked in.
+    for file in [
+        "compose.yaml",
+        "k8s/coordinator.yaml",
+        "k8s/kustomization.yaml",
+    ] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        assert!(
+            text.contains("serve") || file.ends_with("kustomization.yaml"),
+            "{file}"
+        );
+        assert!(
+            !text.contains("\"--job\"") && !text.contains("job.toml=../"),
+            "{file} bakes in a job"
+        );
     }
     for file in ["coordinator.Dockerfile", "participant.Dockerfile"] {
         let text = std::fs::read_to_string(deploy.join(file)).unwrap();
