@@ -20,7 +20,7 @@ use fedseg_coordinator::journal::JournalWriter;
 use fedseg_coordinator::pki::{self, Validity};
 use fedseg_coordinator::{demo, journal_view, server};
 use tokio::sync::oneshot;
-use tracing::info;
+use tracing::{Instrument, info};
 
 /// The fedseg coordinator.
 #[derive(Parser)]
@@ -486,8 +486,9 @@ async fn run(config_path: &Path, job_path: &Path, out: &Path) -> Result<()> {
     let mut journal = JournalWriter::for_coordinator(&config)?;
     let job_id = job.id.clone();
     let sessions = HubTransport::new(running.hub.clone(), &mut events);
+    let span = tracing::info_span!("job", job = %job_id);
     let outcome = tokio::select! {
-        outcome = run_job(sessions, &config, &job, &mut journal) => outcome,
+        outcome = run_job(sessions, &config, &job, &mut journal).instrument(span) => outcome,
         _ = fedseg_common::process::shutdown_signal() => bail!("interrupted before the job finished"),
     };
     running.hub.close_all();

@@ -141,7 +141,8 @@ fn records_of(c: &Consortium, kind: &str, job: &str) -> Vec<u64> {
 
 #[test]
 fn three_jobs_run_in_order_one_is_cancelled_and_results_are_fetched() {
-    let (c, _serve, _banks, analyst) = serving();
+    let mut metrics_port = 0;
+    let (c, _serve, _banks, analyst) = serving_with(|c| metrics_port = c.enable_metrics());
     let first = submit(&analyst, &write_sum_job(&c, "sum-1", 3));
     let second = submit(&analyst, &write_sum_job(&c, "sum-2", 400));
     let third = submit(&analyst, &write_sum_job(&c, "sum-3", 2));
@@ -208,6 +209,16 @@ fn three_jobs_run_in_order_one_is_cancelled_and_results_are_fetched() {
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "{said}");
     assert!(said.contains("3 jobs queued by analysts"), "{said}");
+    // The queue's outcomes and durations are in /metrics.
+    let (_, scraped) = fedseg_tests::http_get(metrics_port, "/metrics");
+    for line in [
+        "fedseg_jobs_total{outcome=\"finished\"} 2",
+        "fedseg_jobs_total{outcome=\"cancelled\"} 1",
+        "fedseg_jobs_queued 0",
+        "fedseg_job_duration_seconds_count 3",
+    ] {
+        assert!(scraped.contains(line), "{line} missing in\n{scraped}");
+    }
     // Each bank stayed connected and took all three jobs on one session.
     for site in &c.sites {
         c.assert_ledger_verifies(site);
