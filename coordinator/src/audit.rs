@@ -53,42 +53,18 @@ impl Audit for AuditService {
         &self,
         _: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let mut jobs: BTreeMap<String, JobSummary> = BTreeMap::new();
-        for record in self.records()? {
-            match record.entry {
-                Entry::JobSubmitted {
-                    job_id,
-                    config_hash,
-                    ..
-                } => {
-                    jobs.insert(
-                        job_id.clone(),
-                        JobSummary {
-                            job_id,
-                            config_hash,
-                            state: "running".into(),
-                            rounds: 0,
-                        },
-                    );
-                }
-                Entry::AggregateReleased { job_id, .. } | Entry::RoundAborted { job_id, .. } => {
-                    if let Some(job) = jobs.get_mut(&job_id) {
-                        job.rounds += 1;
-                    }
-                }
-                Entry::JobFinished {
-                    job_id, success, ..
-                } => {
-                    if let Some(job) = jobs.get_mut(&job_id) {
-                        job.state = if success { "finished" } else { "failed" }.into();
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(Response::new(ListJobsResponse {
-            jobs: jobs.into_values().collect(),
-        }))
+        // Every job the journal holds, as the job service tells it.
+        let jobs = crate::jobs::view::jobs(&self.records()?)
+            .iter()
+            .map(|job| JobSummary {
+                job_id: job.job_id.clone(),
+                config_hash: job.config_hash.clone(),
+                state: job.state.as_str().into(),
+                rounds: job.released + job.aborted,
+                details: Some(job.to_proto()),
+            })
+            .collect();
+        Ok(Response::new(ListJobsResponse { jobs }))
     }
 
     async fn list_rounds(

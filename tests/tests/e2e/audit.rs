@@ -31,6 +31,10 @@ async fn auditors_read_the_journal_and_nobody_else_does() {
         .jobs;
     assert_eq!(jobs.len(), 1);
     assert_eq!((jobs[0].state.as_str(), jobs[0].rounds), ("finished", 2));
+    // The same job as the job service shows it: the cohort that ran it.
+    let details = jobs[0].details.as_ref().expect("the job's details");
+    assert_eq!(details.cohort, c.sites);
+    assert_eq!((details.rounds_released, details.analyst.as_str()), (2, ""));
     let rounds = auditor
         .list_rounds(ListRoundsRequest {
             job_id: jobs[0].job_id.clone(),
