@@ -69,6 +69,11 @@ impl Running<'_> {
         if let Some(cancel) = self.await_cohort(job).await {
             return self.cancel(job, cancel, started).await;
         }
+        // Connections and messages from before this job (the last job's
+        // late answers, the sessions that opened meanwhile) mean nothing to
+        // it: the engine starts from who is connected now, and would
+        // otherwise offer the job again to each of them.
+        while self.events.try_recv().is_ok() {}
         let out = self.queue.result_dir(&job.id);
         if let Err(e) = check_out(&out) {
             error!(error = %e, "the job's result directory is not writable; the job fails");
