@@ -10,7 +10,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -94,18 +93,6 @@ struct Core {
     next_sequence: u64,
     prev_hash: [u8; 32],
     records: Vec<Record>,
-}
-
-/// The journal's records, read under its lock (drop it before appending
-/// through another handle).
-pub struct Records<'a>(MutexGuard<'a, Core>);
-
-impl Deref for Records<'_> {
-    type Target = [Record];
-
-    fn deref(&self) -> &[Record] {
-        &self.0.records
-    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> JournalWriteError + '_ {
@@ -268,9 +255,11 @@ impl JournalWriter {
     }
 
     /// Every record, including those written before this process started
-    /// and those other handles appended.
-    pub fn records(&self) -> Records<'_> {
-        Records(self.lock())
+    /// and those other handles appended: a copy, so that no caller holds
+    /// the journal's lock (a held lock and an append on the same thread
+    /// would wait for each other forever).
+    pub fn records(&self) -> Vec<Record> {
+        self.lock().records.clone()
     }
 }
 
