@@ -116,7 +116,9 @@ pub enum Entry {
     },
     /// A participant refused a request and named who is at fault (journaled
     /// when it names the coordinator: a forged key, an unconfirmed or
-    /// second survivor set).
+    /// second survivor set), or the coordinator refused a participant's
+    /// message and names it (`fault` is then `participant`: keys advertised
+    /// with a certificate other than its session's).
     FaultReported {
         /// Job identifier.
         job_id: String,

@@ -115,7 +115,11 @@ fn signed_event(entry: &Entry) -> (String, String, String) {
         } => (
             job_id.clone(),
             round.to_string(),
-            format!("{participant} refused, at fault: {fault}: {reason}"),
+            if fault == "participant" {
+                format!("{participant} at fault (found by the coordinator): {reason}")
+            } else {
+                format!("{participant} refused, at fault: {fault}: {reason}")
+            },
         ),
         other => round_event(other),
     }

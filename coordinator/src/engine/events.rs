@@ -147,10 +147,15 @@ impl Engine<'_> {
                 }
                 Some(ToEngine::Gone)
             }
-            Some(Body::KeyAdvertisement(k)) => match k.try_into() {
-                Ok(k) => protocol(ToCoordinator::Keys(k)),
-                Err(e) => self.reject_wire(id, e),
-            },
+            Some(Body::KeyAdvertisement(k)) => {
+                if let Err(reason) = self.check_advertised_certificate(id, &k.certificate) {
+                    return self.refuse_certificate(id, reason);
+                }
+                match k.try_into() {
+                    Ok(k) => protocol(ToCoordinator::Keys(k)),
+                    Err(e) => self.reject_wire(id, e),
+                }
+            }
             Some(Body::ShareBundle(b)) => protocol(ToCoordinator::Shares(b.into())),
             Some(Body::MaskedInput(m)) => match m.try_into() {
                 Ok(m) => protocol(ToCoordinator::Masked(m)),
@@ -173,6 +178,51 @@ impl Engine<'_> {
             }
         };
         Ok(decoded)
+    }
+
+    /// Whether `certificate` (DER), which `id` advertised its keys with, is
+    /// the identity of its session: a participant certificate naming `id`
+    /// and, when the transport knows it, the very certificate `id`'s TLS
+    /// session was opened with. Every member checks the roster's
+    /// certificates itself; this check finds the culprit first, so the
+    /// members never have a forged roster to blame the coordinator for.
+    fn check_advertised_certificate(&self, id: &str, certificate: &[u8]) -> Result<(), String> {
+        let member = fedseg_common::identity::member_of(certificate)
+            .map_err(|e| format!("the certificate it advertised its keys with: {e}"))?;
+        if member.id != id || member.role != fedseg_common::identity::Role::Participant {
+            return Err(format!(
+                "it advertised its keys with the certificate of {} ({}), not its own",
+                member.id, member.role
+            ));
+        }
+        match self.transport.session_certificate(id) {
+            Some(tls) if tls != certificate => Err(
+                "it advertised its keys with a certificate other than the one its TLS session \
+                 was opened with"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a key advertisement whose certificate is not its sender's
+    /// session identity: journaled with the sender at fault, counted, and
+    /// the sender left out of the epoch.
+    fn refuse_certificate(
+        &mut self,
+        id: &str,
+        reason: String,
+    ) -> Result<Option<ToEngine>, EngineError> {
+        warn!(participant = %id, %reason, "refused a key advertisement");
+        self.journal.append(Entry::FaultReported {
+            job_id: self.job.id.clone(),
+            round: 0,
+            participant: id.to_string(),
+            fault: "participant".into(),
+            reason,
+        })?;
+        self.reject("foreign_certificate", id);
+        Ok(None)
     }
 
     /// Counts a refused message under `code`.

@@ -137,3 +137,39 @@ async fn replayed_messages_are_refused_and_change_no_sum() {
         );
     }
 }
+
+#[tokio::test]
+async fn keys_advertised_with_another_identitys_certificate_are_refused_and_journaled() {
+    let f = Fixture::new(2, 3);
+    let faults = [("bank-b", Fault::ForeignCertificate(0))];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    let reported: Vec<_> = journal
+        .records()
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::FaultReported {
+                participant,
+                fault,
+                reason,
+                ..
+            } => Some((participant.clone(), fault.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    // The coordinator names the sender, before any honest member sees a
+    // roster with a certificate that is not its member's (which they would
+    // refuse, blaming the coordinator, and the epoch would fail).
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0].0, "bank-b");
+    assert_eq!(reported[0].1, "participant");
+    assert!(reported[0].2.contains("bank-z"), "{reported:?}");
+    assert_eq!(
+        report.rejected_messages.get("foreign_certificate"),
+        Some(&1)
+    );
+    // The epoch goes on without it; every sum is exact over the rest.
+    let rounds = check_sums(&report);
+    let rest = ids(&["bank-a", "bank-c", "bank-d"]);
+    assert!(rounds.iter().all(|(survivors, _)| *survivors == rest));
+}
