@@ -274,8 +274,9 @@ fn main() -> Result<()> {
             let (verdict, complete) = fedseg_coordinator::job::verdict(&verified);
             println!("{}: {verdict}", journal.display());
             println!(
-                "{} releases co-signed by their survivors, {} survivor signatures verified",
-                verified.cosigned.releases, verified.cosigned.signatures
+                "{} releases co-signed by their survivors, {} survivor signatures verified, \
+                 {} signatures of survivors on their own masked inputs verified",
+                verified.cosigned.releases, verified.cosigned.signatures, verified.cosigned.inputs
             );
             if !complete {
                 // Distinct from a failed check (1): every record verifies,

@@ -19,7 +19,9 @@ use crate::metrics::SiteMetrics;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod inputs;
 mod reconcile;
+pub use inputs::inputs_unsigned;
 pub use reconcile::{END_RECORD_KIND, Reconciliation, reconcile};
 
 /// Why the ledger cannot be used.
@@ -82,6 +84,20 @@ pub struct LedgerEntry {
     /// with JobFinished; `bytes` and `sha256` are its length and hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_record: Option<String>,
+    /// On a masked-input line: SHA-256 (hex) of the masked words, the
+    /// digest this site signed (`secagg::signing::input_digest`), which
+    /// the journal must hold with its signature for every release that
+    /// counts this input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
+}
+
+/// What a line holds besides its message's size and digest.
+#[derive(Debug, Default)]
+struct Extras {
+    rho: Option<f64>,
+    journal_record: Option<String>,
+    input_sha256: Option<String>,
 }
 
 /// What `ledger verify` checks of a line of `kind` against the journal:
@@ -237,7 +253,41 @@ impl Ledger {
         encoded: &[u8],
         rho: Option<f64>,
     ) -> Result<(), LedgerError> {
-        let unix_ms = self.append(job_id, round, kind, encoded, rho, None)?;
+        let extras = Extras {
+            rho,
+            ..Extras::default()
+        };
+        self.record_sent(job_id, round, kind, encoded, extras)
+    }
+
+    /// Records a masked input of `round` as [`Ledger::record`] does, with
+    /// the digest of its masked words this site signed.
+    pub fn record_masked_input(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        encoded: &[u8],
+        rho: Option<f64>,
+        input_sha256: String,
+    ) -> Result<(), LedgerError> {
+        let extras = Extras {
+            rho,
+            input_sha256: Some(input_sha256),
+            ..Extras::default()
+        };
+        self.record_sent(job_id, round, Phase::MaskedInput.name(), encoded, extras)
+    }
+
+    fn record_sent(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        kind: &str,
+        encoded: &[u8],
+        extras: Extras,
+    ) -> Result<(), LedgerError> {
+        let rho = extras.rho;
+        let unix_ms = self.append(job_id, round, kind, encoded, extras)?;
         if Phase::from_name(kind).is_some() {
             self.contributed.insert(job_id.to_string());
         }
@@ -261,15 +311,12 @@ impl Ledger {
         if !self.ends.insert(hex::encode(Sha256::digest(record))) {
             return Ok(());
         }
-        self.append(
-            job_id,
-            None,
-            END_RECORD_KIND,
-            record,
-            None,
-            Some(hex::encode(record)),
-        )
-        .map(|_| ())
+        let extras = Extras {
+            journal_record: Some(hex::encode(record)),
+            ..Extras::default()
+        };
+        self.append(job_id, None, END_RECORD_KIND, record, extras)
+            .map(|_| ())
     }
 
     /// Whether this site sent any protocol message of `job_id` (so took
@@ -285,8 +332,7 @@ impl Ledger {
         round: Option<u64>,
         kind: &str,
         bytes: &[u8],
-        rho: Option<f64>,
-        journal_record: Option<String>,
+        extras: Extras,
     ) -> Result<i64, LedgerError> {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -300,8 +346,9 @@ impl Ledger {
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(bytes)),
             prev: self.prev.clone(),
-            rho,
-            journal_record,
+            rho: extras.rho,
+            journal_record: extras.journal_record,
+            input_sha256: extras.input_sha256,
         };
         let line = serde_json::to_string(&entry).expect("ledger entries serialize");
         self.file

@@ -56,6 +56,7 @@ impl<'a> Engine<'a> {
             threshold: params.threshold,
             neighbours: params.graph.neighbours(0).len() as u32,
             quorum: params.quorum,
+            signed_inputs: true,
         })?;
         let n = cohort.len() as u32;
         let mut engine =

@@ -311,6 +311,7 @@ fn wire() {
         P::MaskedInput(proto::MaskedInput {
             round: 1,
             words: vec![1; 24],
+            signature: vec![5; 64],
         }),
     );
     participant(

@@ -383,6 +383,7 @@ mod tests {
                 prev: String::new(),
                 rho: None,
                 journal_record: None,
+                input_sha256: None,
             })
             .collect()
     }

@@ -23,6 +23,7 @@ use fedseg_common::secagg::{Fault, JobParams, Phase, SecAggError};
 use fedseg_common::wire;
 use prost::Message;
 use rand::RngExt;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -170,8 +171,17 @@ async fn send(
         participant_message::Body::TaskFailed(_) => "task-failed",
         participant_message::Body::Vertical(v) => vertical::ledger_kind(v),
     };
+    // The digest of a masked input's words is what this site signed in it.
+    let input_sha256 = match &body {
+        participant_message::Body::MaskedInput(m) => Some(hex::encode(Sha256::digest(&m.words))),
+        _ => None,
+    };
     let message = ParticipantMessage { body: Some(body) };
-    ledger.record(job_id, round, kind, &message.encode_to_vec(), rho)?;
+    let encoded = message.encode_to_vec();
+    match input_sha256 {
+        Some(digest) => ledger.record_masked_input(job_id, round, &encoded, rho, digest)?,
+        None => ledger.record(job_id, round, kind, &encoded, rho)?,
+    }
     Ok(tx.send(message).await.is_ok())
 }
 

@@ -65,6 +65,7 @@ async fn rogue(c: &Consortium) {
                 let out_of_phase = proto::MaskedInput {
                     round: 0,
                     words: vec![0; 32],
+                    ..Default::default()
                 };
                 tx.send(send(participant_message::Body::MaskedInput(out_of_phase)))
                     .await
@@ -72,6 +73,7 @@ async fn rogue(c: &Consortium) {
                 let ragged = proto::MaskedInput {
                     round: 0,
                     words: vec![0; 7],
+                    ..Default::default()
                 };
                 tx.send(send(participant_message::Body::MaskedInput(ragged)))
                     .await
