@@ -8,6 +8,7 @@ mod audit;
 mod bench_cli;
 mod demo;
 mod deploy;
+mod equivocation;
 mod golden;
 mod independent_client;
 mod journal_end;
