@@ -143,6 +143,7 @@ impl<'a> Engine<'a> {
             connected: BTreeSet::new(),
             accepted: BTreeSet::new(),
             declined: BTreeMap::new(),
+            hung: BTreeMap::new(),
             rejected: BTreeMap::new(),
             journal,
             replay: resume.completed.into(),

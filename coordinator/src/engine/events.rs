@@ -85,6 +85,7 @@ impl Engine<'_> {
                     // may take part again from the next key epoch.
                     self.connected.insert(m);
                     self.accepted.remove(&m);
+                    self.hung.remove(&m);
                     self.offer(m).await;
                     continue;
                 }
@@ -95,6 +96,11 @@ impl Engine<'_> {
                 self.reject("not_in_cohort", &id);
                 continue;
             };
+            if message.is_some()
+                && let Some(heard) = self.hung.get_mut(&from)
+            {
+                *heard = true;
+            }
             let Some(message) = message else {
                 self.connected.remove(&from);
                 self.accepted.remove(&from);
@@ -225,6 +231,25 @@ impl Engine<'_> {
         Ok(None)
     }
 
+    /// Leaves out of every round from now on the members of `silent` still
+    /// connected: they let the deadline of `phase` pass without a word, and
+    /// waiting for them again each round would cost a deadline a round.
+    /// They rejoin at the next key set-up once heard from again (a late
+    /// answer, anything), or at once with a new session.
+    fn suspend_hung(&mut self, phase: Phase, round: u64, silent: &BTreeSet<u32>) {
+        for &m in silent {
+            if self.connected.contains(&m) && self.hung.insert(m, false).is_none() {
+                warn!(
+                    participant = %self.cohort[m as usize],
+                    round,
+                    phase = phase.name(),
+                    "connected but silent past the phase deadline: left out until it is heard \
+                     from again and the next key set-up"
+                );
+            }
+        }
+    }
+
     /// Counts a refused message under `code`.
     pub(super) fn reject(&mut self, code: &'static str, from: &str) {
         *self.rejected.entry(code).or_default() += 1;
@@ -266,8 +291,10 @@ impl Engine<'_> {
         let started = Instant::now();
         let mut answered = BTreeMap::new();
         let deadline = Deadline::now() + self.settings.phase_timeout();
+        let mut timed_out = false;
         while !waiting.is_empty() && !state.is_complete() {
             let Some((from, event)) = self.next_event(deadline).await? else {
+                timed_out = true;
                 break;
             };
             match event {
@@ -292,6 +319,9 @@ impl Engine<'_> {
                 }
                 ToEngine::Answered => {}
             }
+        }
+        if timed_out {
+            self.suspend_hung(phase, round, &waiting);
         }
         let silent = asked
             .iter()

@@ -10,6 +10,7 @@ mod demo;
 mod deploy;
 mod equivocation;
 mod golden;
+mod hung;
 mod independent_client;
 mod journal_end;
 mod malicious;

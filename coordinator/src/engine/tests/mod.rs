@@ -81,6 +81,9 @@ enum Fault {
     /// with another identity's certificate (a valid one of the consortium,
     /// whose key it holds), signed with that key.
     ForeignCertificate(u64),
+    /// From then on it answers nothing, though its session stays open (a
+    /// process stopped, a machine frozen).
+    Hang(Phase, u64),
 }
 
 /// The round (or first round of the key set-up) a request is for.
@@ -114,6 +117,8 @@ struct Member {
     pki: Arc<Consortium>,
     membership: Option<Arc<Membership>>,
     connected: bool,
+    /// Answers nothing any more (see [`Fault::Hang`]).
+    hung: bool,
     fault: Option<Fault>,
     params: Option<(Arc<JobParams>, u32)>,
     keys: KeyState,
@@ -248,6 +253,7 @@ impl InProcess {
                     pki: pki.clone(),
                     membership: None,
                     connected: true,
+                    hung: false,
                     fault: faults.iter().find(|(f, _)| f == id).map(|&(_, f)| f),
                     params: None,
                     keys: KeyState::None,
@@ -283,7 +289,8 @@ impl InProcess {
                 | Fault::Late(p, r)
                 | Fault::Duplicate(p, r)
                 | Fault::ReplayPrevious(p, r)
-                | Fault::BlameCoordinator(p, r) => (p, r),
+                | Fault::BlameCoordinator(p, r)
+                | Fault::Hang(p, r) => (p, r),
                 Fault::ForeignCertificate(r) => (Phase::AdvertiseKeys, r),
                 Fault::Decline => (Phase::Offer, 0),
             };
@@ -296,6 +303,12 @@ impl InProcess {
         if let Some(Fault::Leave(..)) = fault {
             member.connected = false;
             queue.push_back(Event::Disconnected(id.to_string()));
+            return true;
+        }
+        if let Some(Fault::Hang(..)) = fault {
+            member.hung = true;
+        }
+        if member.hung {
             return true;
         }
         let answer = match fault {
