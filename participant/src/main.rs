@@ -299,6 +299,9 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
     for line in &found.not_received {
         println!("not accepted by the coordinator: {line}");
     }
+    for line in &found.unconfirmed {
+        println!("released after this site dropped out: {line}");
+    }
     for line in &found.unfinished {
         println!("the journal does not show this job's end: {line}");
     }

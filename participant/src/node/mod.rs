@@ -53,6 +53,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// hung.
 pub const STALL_AT_ENV: &str = "FEDSEG_FAULT_STALL_AT";
 
+/// Environment variable for fault-injection tests: the ledger kind (e.g.
+/// `masked-input`) after whose first ledger line the process dies before
+/// sending the message, as if killed between the two.
+pub const DIE_AFTER_LEDGER_ENV: &str = "FEDSEG_FAULT_DIE_AFTER_LEDGER";
+
 /// Why a session ended.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -181,6 +186,13 @@ async fn send(
     match input_sha256 {
         Some(digest) => ledger.record_masked_input(job_id, round, &encoded, rho, digest)?,
         None => ledger.record(job_id, round, kind, &encoded, rho)?,
+    }
+    if std::env::var(DIE_AFTER_LEDGER_ENV).is_ok_and(|k| k == kind) {
+        warn!(
+            kind,
+            "fault injection: dying between the ledger line and the send"
+        );
+        std::process::abort();
     }
     Ok(tx.send(message).await.is_ok())
 }

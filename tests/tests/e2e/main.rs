@@ -13,6 +13,7 @@ mod golden;
 mod hung;
 mod independent_client;
 mod journal_end;
+mod killed;
 mod malicious;
 mod metrics;
 mod misbehaviour;
