@@ -14,16 +14,14 @@ use std::time::Duration;
 use fedseg_common::journal::Entry;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{
-    self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
+    self, CoordinatorMessage, coordinator_message::Body, participant_message,
 };
 use fedseg_common::secagg::messages::UnmaskRequest;
 use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
 use fedseg_common::secagg::signing::Membership;
 use fedseg_common::secagg::{Fault, JobParams, Phase, SecAggError};
 use fedseg_common::wire;
-use prost::Message;
 use rand::RngExt;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -37,11 +35,14 @@ use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
 mod catch_up;
+mod egress;
 mod fit;
 mod membership;
 mod offer;
 pub(crate) mod vertical;
 use catch_up::catch_up;
+pub use egress::DIE_AFTER_LEDGER_ENV;
+use egress::send;
 use offer::accept_offer;
 
 /// Wire protocol version this node speaks.
@@ -52,11 +53,6 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// `unmask`) at whose first request the node stops answering, as if it had
 /// hung.
 pub const STALL_AT_ENV: &str = "FEDSEG_FAULT_STALL_AT";
-
-/// Environment variable for fault-injection tests: the ledger kind (e.g.
-/// `masked-input`) after whose first ledger line the process dies before
-/// sending the message, as if killed between the two.
-pub const DIE_AFTER_LEDGER_ENV: &str = "FEDSEG_FAULT_DIE_AFTER_LEDGER";
 
 /// Why a session ended.
 #[derive(Debug, Error)]
@@ -154,47 +150,6 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
         }
     }
-}
-
-/// Records `body` in the ledger, then sends it: nothing leaves unrecorded.
-async fn send(
-    tx: &mpsc::Sender<ParticipantMessage>,
-    ledger: &mut Ledger,
-    job_id: &str,
-    round: Option<u64>,
-    body: participant_message::Body,
-    rho: Option<f64>,
-) -> Result<bool, NodeError> {
-    let kind = match &body {
-        participant_message::Body::Hello(_) => "hello",
-        participant_message::Body::JobAnswer(_) => "job-answer",
-        participant_message::Body::KeyAdvertisement(_) => Phase::AdvertiseKeys.name(),
-        participant_message::Body::ShareBundle(_) => Phase::ShareKeys.name(),
-        participant_message::Body::MaskedInput(_) => Phase::MaskedInput.name(),
-        participant_message::Body::SurvivorSignature(_) => Phase::ConfirmSurvivors.name(),
-        participant_message::Body::UnmaskResponse(_) => Phase::Unmask.name(),
-        participant_message::Body::TaskFailed(_) => "task-failed",
-        participant_message::Body::Vertical(v) => vertical::ledger_kind(v),
-    };
-    // The digest of a masked input's words is what this site signed in it.
-    let input_sha256 = match &body {
-        participant_message::Body::MaskedInput(m) => Some(hex::encode(Sha256::digest(&m.words))),
-        _ => None,
-    };
-    let message = ParticipantMessage { body: Some(body) };
-    let encoded = message.encode_to_vec();
-    match input_sha256 {
-        Some(digest) => ledger.record_masked_input(job_id, round, &encoded, rho, digest)?,
-        None => ledger.record(job_id, round, kind, &encoded, rho)?,
-    }
-    if std::env::var(DIE_AFTER_LEDGER_ENV).is_ok_and(|k| k == kind) {
-        warn!(
-            kind,
-            "fault injection: dying between the ledger line and the send"
-        );
-        std::process::abort();
-    }
-    Ok(tx.send(message).await.is_ok())
 }
 
 /// The round a coordinator request concerns (a key epoch's first round for
