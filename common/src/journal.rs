@@ -118,6 +118,10 @@ pub enum Entry {
         /// journals written before survivor sets were signed).
         #[serde(default, skip_serializing_if = "is_zero")]
         quorum: u32,
+        /// Whether every survivor's masked input carries its signature
+        /// (false in journals written before inputs were signed).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        signed_inputs: bool,
     },
     /// The certificates the members advertised their keys with for a key
     /// epoch, so that their signatures can be checked offline.
@@ -141,10 +145,16 @@ pub enum Entry {
         /// Signature (64 bytes, hex) by signer identity, over
         /// `secagg::signing::survivors_message` of the survivors' indices.
         signatures: std::collections::BTreeMap<String, String>,
+        /// Each survivor's masked input as it signed it, by identity (in
+        /// jobs whose cohort was fixed with `signed_inputs`).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        inputs: std::collections::BTreeMap<String, SignedInputRecord>,
     },
     /// A participant refused a request and named who is at fault (journaled
     /// when it names the coordinator: a forged key, an unconfirmed or
-    /// second survivor set).
+    /// second survivor set), or the coordinator refused a participant's
+    /// message and names it (`fault` is then `participant`: keys advertised
+    /// with a certificate other than its session's).
     FaultReported {
         /// Job identifier.
         job_id: String,
@@ -353,6 +363,16 @@ impl Entry {
             Entry::JobCancelled { .. } => 26,
         }
     }
+}
+
+/// A survivor's signature on its masked input, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedInputRecord {
+    /// SHA-256 (hex) of the masked words (`secagg::signing::input_digest`).
+    pub digest: String,
+    /// Its signature (64 bytes, hex) over `secagg::signing::input_message`.
+    pub signature: String,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -258,6 +258,7 @@ impl From<&MaskedInput> for proto::MaskedInput {
         Self {
             round: m.round,
             words: words_to_bytes(&m.words),
+            signature: m.signature.to_vec(),
         }
     }
 }
@@ -268,6 +269,7 @@ impl TryFrom<proto::MaskedInput> for MaskedInput {
         Ok(Self {
             round: m.round,
             words: bytes_to_words(&m.words)?,
+            signature: signature(&m.signature, "MaskedInput.signature")?,
         })
     }
 }

@@ -381,3 +381,41 @@ fn a_member_signs_one_survivor_set_per_round() {
     assert_eq!(refused.fault(), Fault::Coordinator);
     assert_eq!(again.round, 0);
 }
+
+#[test]
+fn an_input_its_sender_did_not_sign_is_not_summed() {
+    let setup = advertise(4, 3, 3, 1);
+    let (_, mut epoch, mut ready) = honest_epoch(setup);
+    let everyone = vec![0, 1, 2, 3];
+    let (request, mut inputs) = epoch.open_round(0, everyone, 2).unwrap();
+    let masked: Vec<_> = (0..4u64)
+        .map(|m| ready[m as usize].mask(&request, &[m, 1]).unwrap())
+        .collect();
+    // Member 1's words altered on the way, and member 0's signed input
+    // passed off as member 1's: neither is accepted from member 1.
+    let mut altered = masked[1].clone();
+    altered.words[0] ^= 1;
+    for forged in [altered, masked[0].clone()] {
+        let refused = inputs.handle(1, ToCoordinator::Masked(forged)).unwrap_err();
+        assert!(
+            matches!(refused, SecAggError::Malformed { from: 1, .. }),
+            "{refused}"
+        );
+    }
+    for (m, input) in masked.iter().enumerate() {
+        inputs
+            .handle(m as u32, ToCoordinator::Masked(input.clone()))
+            .unwrap();
+    }
+    // What the coordinator journals: each survivor's digest and signature.
+    let (_, confirm) = inputs.close().unwrap();
+    let signed = confirm.signed_inputs();
+    assert_eq!(signed.len(), 4);
+    for (m, input) in masked.iter().enumerate() {
+        assert_eq!(
+            signed[&(m as u32)].digest,
+            signing::input_digest(&input.words)
+        );
+        assert_eq!(signed[&(m as u32)].signature, input.signature);
+    }
+}

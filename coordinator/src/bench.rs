@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+pub mod cosign;
+
 use fedseg_common::job::CohortSettings;
 use fedseg_common::keys::KeyAlgorithm;
 use fedseg_common::secagg::consortium::Consortium;
@@ -69,6 +71,9 @@ pub struct SecureSumReport {
     pub keystream_s: f64,
     /// participant_mask_s_total / keystream_s.
     pub mask_over_keystream: f64,
+    /// What co-signing (signed keys, inputs and survivor sets) adds, per
+    /// member and round ([`cosign`]).
+    pub cosign: cosign::CosignCost,
 }
 
 fn seconds(d: Duration) -> f64 {
@@ -152,6 +157,13 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
     let t = &sim.timings;
     let mask_total: Duration = t.participant_mask.iter().sum();
     let keystream = keystream_time(t.mask_words * 8);
+    let cosign = cosign::cost(
+        n,
+        params.graph.neighbours(0).len() as u32,
+        n - dropped as u32,
+        params.quorum,
+        length,
+    )?;
     Ok(SecureSumReport {
         participants: n,
         length,
@@ -169,6 +181,7 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
         coordinator_unmask_s: seconds(t.coordinator_unmask),
         keystream_s: seconds(keystream),
         mask_over_keystream: seconds(mask_total) / seconds(keystream).max(1e-12),
+        cosign,
     })
 }
 

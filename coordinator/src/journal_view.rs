@@ -124,13 +124,19 @@ fn signed_event(entry: &Entry) -> (String, String, String) {
             round,
             survivors,
             signatures,
+            inputs,
         } => (
             job_id.clone(),
             round.to_string(),
             format!(
-                "survivors {} signed by {}",
+                "survivors {} signed by {}{}",
                 list(survivors),
-                signatures.keys().cloned().collect::<Vec<_>>().join(",")
+                signatures.keys().cloned().collect::<Vec<_>>().join(","),
+                if inputs.is_empty() {
+                    String::new()
+                } else {
+                    format!("; inputs signed by {}", inputs.len())
+                }
             ),
         ),
         Entry::FaultReported {
@@ -142,7 +148,11 @@ fn signed_event(entry: &Entry) -> (String, String, String) {
         } => (
             job_id.clone(),
             round.to_string(),
-            format!("{participant} refused, at fault: {fault}: {reason}"),
+            if fault == "participant" {
+                format!("{participant} at fault (found by the coordinator): {reason}")
+            } else {
+                format!("{participant} refused, at fault: {fault}: {reason}")
+            },
         ),
         other => round_event(other),
     }
@@ -176,12 +186,18 @@ fn job_event(entry: &Entry) -> (String, String, String) {
             threshold,
             neighbours,
             quorum,
+            signed_inputs,
         } => (
             job_id.clone(),
             String::new(),
             format!(
-                "cohort {} (t={threshold}, k={neighbours}, quorum={quorum})",
-                list(cohort)
+                "cohort {} (t={threshold}, k={neighbours}, quorum={quorum}{})",
+                list(cohort),
+                if *signed_inputs {
+                    ", signed inputs"
+                } else {
+                    ""
+                }
             ),
         ),
         Entry::JobResumed {

@@ -333,8 +333,9 @@ fn main() -> Result<()> {
             let (verdict, complete) = fedseg_coordinator::job::verdict(&verified);
             println!("{}: {verdict}", journal.display());
             println!(
-                "{} releases co-signed by their survivors, {} survivor signatures verified",
-                verified.cosigned.releases, verified.cosigned.signatures
+                "{} releases co-signed by their survivors, {} survivor signatures verified, \
+                 {} signatures of survivors on their own masked inputs verified",
+                verified.cosigned.releases, verified.cosigned.signatures, verified.cosigned.inputs
             );
             println!(
                 "{} jobs queued by analysts, each analyst's signature verified",

@@ -48,6 +48,10 @@ type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
 /// Connected participants and the engine's event queue.
 pub struct Hub {
     links: Mutex<HashMap<String, (u64, Outbox)>>,
+    /// The TLS client certificate (DER) of each identity's live session,
+    /// so the engine can check that what a member signs with is what it
+    /// connected with.
+    certificates: Mutex<HashMap<String, Vec<u8>>>,
     /// Messages for members' next sessions (the ends of the last jobs).
     kept: Mutex<VecDeque<(HashSet<String>, CoordinatorMessage)>>,
     events: mpsc::UnboundedSender<Event>,
@@ -88,6 +92,7 @@ impl Hub {
         let (events, receiver) = mpsc::unbounded_channel();
         let hub = Arc::new(Self {
             links: Mutex::new(HashMap::new()),
+            certificates: Mutex::new(HashMap::new()),
             kept: Mutex::new(VecDeque::new()),
             events,
             next_session: AtomicU64::new(1),
@@ -104,6 +109,15 @@ impl Hub {
             .keys()
             .cloned()
             .collect()
+    }
+
+    /// The TLS client certificate (DER) `id`'s session was opened with.
+    pub fn session_certificate(&self, id: &str) -> Option<Vec<u8>> {
+        self.certificates
+            .lock()
+            .expect("certificates lock")
+            .get(id)
+            .cloned()
     }
 
     /// Sends `message` to `id`; false when it has no open session.
@@ -159,7 +173,7 @@ impl Hub {
     /// session with the same identity is refused (and counted), never
     /// allowed to take over the first. A session whose stream is gone
     /// (its peer left, or missed a keep-alive ping) is replaced.
-    fn register(&self, id: &str, outbox: Outbox) -> Result<u64, Status> {
+    fn register(&self, id: &str, outbox: Outbox, certificate: Vec<u8>) -> Result<u64, Status> {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let mut links = self.links.lock().expect("hub lock");
         if links.get(id).is_some_and(|(_, live)| !live.is_closed()) {
@@ -177,6 +191,10 @@ impl Hub {
             }
         }
         links.insert(id.to_string(), (session, outbox));
+        self.certificates
+            .lock()
+            .expect("certificates lock")
+            .insert(id.to_string(), certificate);
         self.metrics.connected.set(links.len() as i64);
         drop(links);
         let _ = self.events.send(Event::Connected(id.to_string()));
@@ -188,6 +206,10 @@ impl Hub {
         // A newer session of the same participant stays.
         if links.get(id).is_some_and(|(s, _)| *s == session) {
             links.remove(id);
+            self.certificates
+                .lock()
+                .expect("certificates lock")
+                .remove(id);
             self.metrics.connected.set(links.len() as i64);
             drop(links);
             let _ = self.events.send(Event::Disconnected(id.to_string()));
@@ -303,6 +325,10 @@ impl Coordinator for CoordinatorService {
         if member.role != Role::Participant {
             return Err(Status::permission_denied("only participants open sessions"));
         }
+        let certificate = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
+            .unwrap_or_default();
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.hello_timeout, inbound.message()).await;
         let hello = match first {
@@ -338,7 +364,7 @@ impl Coordinator for CoordinatorService {
         tx.send(Ok(welcome))
             .await
             .map_err(|_| Status::unavailable("session closed"))?;
-        let session = self.hub.register(&member.id, tx)?;
+        let session = self.hub.register(&member.id, tx, certificate)?;
         info!(identity = %member.id, software = %hello.software, "participant connected");
         let hub = self.hub.clone();
         tokio::spawn(async move {

@@ -62,6 +62,7 @@ fn entries() -> Vec<Entry> {
             neighbours: 1,
             // A journal from before survivor sets were signed.
             quorum: 0,
+            signed_inputs: false,
         },
         Entry::AggregateReleased {
             job_id: job(),

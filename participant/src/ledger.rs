@@ -20,8 +20,10 @@ use crate::policy::Origin;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod inputs;
 mod per_job;
 mod reconcile;
+pub use inputs::inputs_unsigned;
 pub use per_job::{JobSent, by_analyst, per_job};
 pub use reconcile::{END_RECORD_KIND, Reconciliation, reconcile};
 
@@ -90,6 +92,21 @@ pub struct LedgerEntry {
     /// purpose. Absent from lines written before sites recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Origin>,
+    /// On a masked-input line: SHA-256 (hex) of the masked words, the
+    /// digest this site signed (`secagg::signing::input_digest`), which
+    /// the journal must hold with its signature for every release that
+    /// counts this input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
+}
+
+/// What a line holds besides its message's size and digest.
+#[derive(Debug, Default)]
+struct Extras {
+    rho: Option<f64>,
+    journal_record: Option<String>,
+    input_sha256: Option<String>,
+    accepted: Option<Origin>,
 }
 
 /// What `ledger verify` checks of a line of `kind` against the journal:
@@ -117,17 +134,6 @@ recompute): seq, unix ms, bytes, rho and prev of every line, and every `local` l
 
 /// The kind of the line of a job answer, accepting or not.
 pub const ACCEPTANCE_KIND: &str = "job-answer";
-
-/// What one line records, before its place in the chain.
-struct Line<'a> {
-    job_id: &'a str,
-    round: Option<u64>,
-    kind: &'a str,
-    bytes: &'a [u8],
-    rho: Option<f64>,
-    journal_record: Option<String>,
-    accepted: Option<Origin>,
-}
 
 /// The open ledger.
 pub struct Ledger {
@@ -274,15 +280,11 @@ impl Ledger {
         encoded: &[u8],
         rho: Option<f64>,
     ) -> Result<(), LedgerError> {
-        self.record_line(Line {
-            job_id,
-            round,
-            kind,
-            bytes: encoded,
+        let extras = Extras {
             rho,
-            journal_record: None,
-            accepted: None,
-        })
+            ..Extras::default()
+        };
+        self.record_sent(job_id, round, kind, encoded, extras)
     }
 
     /// Records the job answer (`encoded`) by which the site accepts
@@ -293,21 +295,42 @@ impl Ledger {
         encoded: &[u8],
         origin: Origin,
     ) -> Result<(), LedgerError> {
-        self.record_line(Line {
-            job_id,
-            round: None,
-            kind: ACCEPTANCE_KIND,
-            bytes: encoded,
-            rho: None,
-            journal_record: None,
+        let extras = Extras {
             accepted: Some(origin),
-        })
+            ..Extras::default()
+        };
+        self.record_sent(job_id, None, ACCEPTANCE_KIND, encoded, extras)
+    }
+
+    /// Records a masked input of `round` as [`Ledger::record`] does, with
+    /// the digest of its masked words this site signed.
+    pub fn record_masked_input(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        encoded: &[u8],
+        rho: Option<f64>,
+        input_sha256: String,
+    ) -> Result<(), LedgerError> {
+        let extras = Extras {
+            rho,
+            input_sha256: Some(input_sha256),
+            ..Extras::default()
+        };
+        self.record_sent(job_id, round, Phase::MaskedInput.name(), encoded, extras)
     }
 
     /// Appends a sent message's line and keeps count of what it means.
-    fn record_line(&mut self, line: Line<'_>) -> Result<(), LedgerError> {
-        let (job_id, kind, rho, size) = (line.job_id, line.kind, line.rho, line.bytes.len());
-        let unix_ms = self.append(line)?;
+    fn record_sent(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        kind: &str,
+        encoded: &[u8],
+        extras: Extras,
+    ) -> Result<(), LedgerError> {
+        let (rho, size) = (extras.rho, encoded.len());
+        let unix_ms = self.append(job_id, round, kind, encoded, extras)?;
         if Phase::from_name(kind).is_some() {
             self.contributed.insert(job_id.to_string());
         }
@@ -334,16 +357,12 @@ impl Ledger {
         if !self.ends.insert(hex::encode(Sha256::digest(record))) {
             return Ok(());
         }
-        self.append(Line {
-            job_id,
-            round: None,
-            kind: END_RECORD_KIND,
-            bytes: record,
-            rho: None,
+        let extras = Extras {
             journal_record: Some(hex::encode(record)),
-            accepted: None,
-        })
-        .map(|_| ())
+            ..Extras::default()
+        };
+        self.append(job_id, None, END_RECORD_KIND, record, extras)
+            .map(|_| ())
     }
 
     /// Whether this site sent any protocol message of `job_id` (so took
@@ -353,16 +372,14 @@ impl Ledger {
     }
 
     /// Writes one line and returns its time once it is on disk.
-    fn append(&mut self, line: Line<'_>) -> Result<i64, LedgerError> {
-        let Line {
-            job_id,
-            round,
-            kind,
-            bytes,
-            rho,
-            journal_record,
-            accepted,
-        } = line;
+    fn append(
+        &mut self,
+        job_id: &str,
+        round: Option<u64>,
+        kind: &str,
+        bytes: &[u8],
+        extras: Extras,
+    ) -> Result<i64, LedgerError> {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -375,9 +392,10 @@ impl Ledger {
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(bytes)),
             prev: self.prev.clone(),
-            rho,
-            journal_record,
-            accepted,
+            rho: extras.rho,
+            journal_record: extras.journal_record,
+            input_sha256: extras.input_sha256,
+            accepted: extras.accepted,
         };
         let line = serde_json::to_string(&entry).expect("ledger entries serialize");
         self.file

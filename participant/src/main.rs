@@ -339,7 +339,21 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
     let verified = fedseg_common::journal::verify(&bytes, &ca).map_err(|e| {
         anyhow::anyhow!("{}: journal verification failed at {e}", journal.display())
     })?;
-    let found = ledger::reconcile(&config.id, &entries, &verified);
+    let mut found = ledger::reconcile(&config.id, &entries, &verified);
+    // Checked with this site's own key, not a certificate the journal holds.
+    let own = std::fs::read(&config.tls.cert)
+        .map_err(anyhow::Error::from)
+        .and_then(|pem| Ok(fedseg_common::certs::pem_to_der(&pem)?))
+        .and_then(|der| Ok(fedseg_common::certs::key_unchecked(&der)?))
+        .with_context(|| {
+            format!(
+                "reading this site's certificate {}",
+                config.tls.cert.display()
+            )
+        })?;
+    found.unsigned.extend(ledger::inputs_unsigned(
+        &config.id, &own, &entries, &verified,
+    ));
     let failures = found
         .mismatched
         .iter()
@@ -354,6 +368,9 @@ fn ledger_verify(config: &ParticipantConfig, journal: &std::path::Path) -> Resul
     }
     for line in &found.not_received {
         println!("not accepted by the coordinator: {line}");
+    }
+    for line in &found.unconfirmed {
+        println!("released after this site dropped out: {line}");
     }
     for line in &found.unfinished {
         println!("the journal does not show this job's end: {line}");

@@ -185,6 +185,7 @@ async fn plain_client(config: ParticipantConfig) {
             let input = proto::MaskedInput {
                 round: request.round,
                 words: wire::words_to_bytes(&words),
+                ..Default::default()
             };
             let body = participant_message::Body::MaskedInput(input);
             if tx

@@ -5,11 +5,13 @@
 //! member, and was valid when the signatures were journaled. The
 //! coordinator's key cannot make these signatures, so a compliance officer
 //! at one bank can check who took part in every release without trusting
-//! the coordinator.
+//! the coordinator. In a job whose cohort was fixed with `signed_inputs`,
+//! every survivor also signed the digest of the masked input the release
+//! sums, and each of those signatures must verify too.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Entry, JournalError, Record};
+use super::{Entry, JournalError, Record, SignedInputRecord};
 use crate::certs;
 use crate::secagg::signing::{self, CohortTrust, Signature};
 
@@ -20,12 +22,15 @@ pub struct CoSigned {
     pub releases: usize,
     /// Survivor signatures verified.
     pub signatures: usize,
+    /// Signatures of survivors on their own masked input verified.
+    pub inputs: usize,
 }
 
 #[derive(Default)]
 struct JobSigners {
     cohort: Vec<String>,
     quorum: u32,
+    signed_inputs: bool,
     certificates: HashMap<String, Vec<u8>>,
     /// Survivor sets confirmed, by round.
     confirmed: HashMap<u64, Vec<String>>,
@@ -49,11 +54,13 @@ pub fn verify(records: &[Record], ca_pem: &[u8]) -> Result<CoSigned, JournalErro
                 job_id,
                 cohort,
                 quorum,
+                signed_inputs,
                 ..
             } => {
                 let job = jobs.entry(job_id.clone()).or_default();
                 job.cohort = cohort.clone();
                 job.quorum = *quorum;
+                job.signed_inputs = *signed_inputs;
             }
             Entry::MemberCertificates {
                 job_id,
@@ -71,6 +78,7 @@ pub fn verify(records: &[Record], ca_pem: &[u8]) -> Result<CoSigned, JournalErro
                 round,
                 survivors,
                 signatures,
+                inputs,
             } => {
                 let job = jobs.entry(job_id.clone()).or_default();
                 let trust =
@@ -79,6 +87,8 @@ pub fn verify(records: &[Record], ca_pem: &[u8]) -> Result<CoSigned, JournalErro
                     check_confirmation(job, &trust, (job_id, *round), survivors, signatures)
                         .map_err(bad)?;
                 found.signatures += valid;
+                found.inputs +=
+                    check_inputs(job, &trust, (job_id, *round), survivors, inputs).map_err(bad)?;
                 job.confirmed.insert(*round, survivors.clone());
             }
             Entry::AggregateReleased {
@@ -132,13 +142,7 @@ fn check_confirmation(
                 "round {round}: {signer} signed but is not a survivor"
             ));
         }
-        let der = job
-            .certificates
-            .get(signer)
-            .ok_or_else(|| format!("round {round}: no certificate of {signer} in the journal"))?;
-        let key = trust
-            .member_key(index(signer)?, der)
-            .map_err(|e| format!("round {round}: the certificate of {signer}: {e}"))?;
+        let key = signer_key(job, trust, round, signer)?;
         let signature: Signature = hex::decode(signature)
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -155,6 +159,73 @@ fn check_confirmation(
         ));
     }
     Ok(signatures.len())
+}
+
+/// The member's key from the certificate the journal holds for it,
+/// checked against the CA and the cohort.
+fn signer_key(
+    job: &JobSigners,
+    trust: &CohortTrust,
+    round: u64,
+    signer: &str,
+) -> Result<crate::keys::VerifyingKey, String> {
+    let index = job
+        .cohort
+        .iter()
+        .position(|c| c == signer)
+        .ok_or_else(|| format!("round {round}: {signer} is not in the cohort"))?;
+    let der = job
+        .certificates
+        .get(signer)
+        .ok_or_else(|| format!("round {round}: no certificate of {signer} in the journal"))?;
+    trust
+        .member_key(index as u32, der)
+        .map_err(|e| format!("round {round}: the certificate of {signer}: {e}"))
+}
+
+/// The number of survivors' signatures on their own masked inputs, once
+/// each survivor of a job with signed inputs has one that verifies (and
+/// nobody else has one).
+fn check_inputs(
+    job: &JobSigners,
+    trust: &CohortTrust,
+    (job_id, round): (&str, u64),
+    survivors: &[String],
+    inputs: &BTreeMap<String, SignedInputRecord>,
+) -> Result<usize, String> {
+    if !job.signed_inputs {
+        return Ok(0);
+    }
+    if let Some(stranger) = inputs.keys().find(|id| !survivors.contains(id)) {
+        return Err(format!(
+            "round {round}: {stranger} has a signed input but is not a survivor"
+        ));
+    }
+    for survivor in survivors {
+        let signed = inputs.get(survivor).ok_or_else(|| {
+            format!("round {round}: the masked input of {survivor} carries no signature of its own")
+        })?;
+        let digest: [u8; 32] = hex::decode(&signed.digest)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                format!("round {round}: the input digest of {survivor} is not 32 bytes")
+            })?;
+        let signature: Signature = hex::decode(&signed.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                format!("round {round}: the input signature of {survivor} is not 64 bytes")
+            })?;
+        signer_key(job, trust, round, survivor)?
+            .verify(&signing::input_message(job_id, round, &digest), &signature)
+            .map_err(|_| {
+                format!(
+                    "round {round}: the signature of {survivor} on its masked input does not verify"
+                )
+            })?;
+    }
+    Ok(survivors.len())
 }
 
 #[cfg(test)]
@@ -180,6 +251,7 @@ mod tests {
                 threshold: 2,
                 neighbours: 2,
                 quorum,
+                signed_inputs: true,
             },
             Entry::MemberCertificates {
                 job_id: JOB.into(),
@@ -199,6 +271,20 @@ mod tests {
                     .map(|i| {
                         let signature = pki.members[i].credential.sign(&message);
                         (pki.cohort[i].clone(), hex::encode(signature))
+                    })
+                    .collect(),
+                inputs: (0..3)
+                    .map(|i| {
+                        let digest = signing::input_digest(&[i as u64, 7]);
+                        let signed = SignedInputRecord {
+                            digest: hex::encode(digest),
+                            signature: hex::encode(
+                                pki.members[i]
+                                    .credential
+                                    .sign(&signing::input_message(JOB, 3, &digest)),
+                            ),
+                        };
+                        (pki.cohort[i].clone(), signed)
                     })
                     .collect(),
             },
@@ -237,7 +323,8 @@ mod tests {
             verify(&honest, ca.as_bytes()),
             Ok(CoSigned {
                 releases: 1,
-                signatures: 3
+                signatures: 3,
+                inputs: 3
             })
         );
         // One signature altered.
@@ -263,6 +350,42 @@ mod tests {
         let rogue = Consortium::generate(3, KeyAlgorithm::EcdsaP256);
         let error = verify(&honest, pem(&rogue.ca).as_bytes()).unwrap_err();
         assert!(error.reason.contains("not issued"), "{error}");
+    }
+
+    fn inputs(record: &mut Record) -> &mut BTreeMap<String, SignedInputRecord> {
+        match &mut record.entry {
+            Entry::SurvivorsConfirmed { inputs, .. } => inputs,
+            _ => panic!("not a confirmation"),
+        }
+    }
+
+    #[test]
+    fn every_survivors_signature_on_its_own_input_is_checked() {
+        let pki = Consortium::generate(3, KeyAlgorithm::Ed25519);
+        let ca = pem(&pki.ca);
+        // Another digest than the one p2 signed.
+        let mut records = journal(&pki, 2);
+        inputs(&mut records[2]).get_mut("p2").unwrap().digest = hex::encode([1; 32]);
+        let error = verify(&records, ca.as_bytes()).unwrap_err();
+        assert_eq!(error.record, 3, "{error}");
+        assert!(error.reason.contains("p2 on its masked input"), "{error}");
+        // A survivor whose input carries no signature.
+        let mut records = journal(&pki, 2);
+        inputs(&mut records[2]).remove("p0");
+        let error = verify(&records, ca.as_bytes()).unwrap_err();
+        assert!(error.reason.contains("p0 carries no signature"), "{error}");
+        // p1's signature presented as p0's.
+        let mut records = journal(&pki, 2);
+        let p1 = inputs(&mut records[2])["p1"].clone();
+        inputs(&mut records[2]).insert("p0".into(), p1);
+        assert!(verify(&records, ca.as_bytes()).is_err());
+        // A job fixed without signed inputs needs none.
+        let mut records = journal(&pki, 2);
+        inputs(&mut records[2]).clear();
+        if let Entry::CohortFixed { signed_inputs, .. } = &mut records[0].entry {
+            *signed_inputs = false;
+        }
+        assert_eq!(verify(&records, ca.as_bytes()).unwrap().inputs, 0);
     }
 
     #[test]

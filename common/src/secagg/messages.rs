@@ -112,6 +112,9 @@ pub struct MaskedInput {
     pub round: u64,
     /// Input plus self mask plus pairwise masks, modulo 2^64.
     pub words: Vec<u64>,
+    /// The member's signature on the words' digest for this round and job
+    /// ([`super::signing::input_message`]).
+    pub signature: Signature,
 }
 
 /// Coordinator → survivors: the members whose masked input arrived, for

@@ -39,6 +39,8 @@ pub type Signature = [u8; SIGNATURE_LEN];
 pub const ADVERTISEMENT_CONTEXT: &[u8] = b"fedseg/secagg/keys/v1\0";
 /// Prefix of every signed survivor set.
 pub const SURVIVORS_CONTEXT: &[u8] = b"fedseg/secagg/survivors/v1\0";
+/// Prefix of every signed masked input.
+pub const INPUT_CONTEXT: &[u8] = b"fedseg/secagg/input/v1\0";
 
 /// The fewest signatures on a survivor set that keep two different sets of
 /// one round from both being confirmed when up to `collusion` of `n`
@@ -81,6 +83,31 @@ pub fn survivors_message(job_id: &str, round: u64, survivors: &[u32]) -> Vec<u8>
     for s in survivors {
         out.extend_from_slice(&s.to_le_bytes());
     }
+    out
+}
+
+/// The digest a member signs of its masked input: SHA-256 of its words as
+/// they travel (little-endian u64s, the `words` bytes of `MaskedInput`).
+pub fn input_digest(words: &[u64]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for w in words {
+        hash.update(w.to_le_bytes());
+    }
+    hash.finalize().into()
+}
+
+/// The bytes a member signs for its masked input of `round`:
+/// context | job (u32 length, UTF-8) | round u64 | input digest (32 bytes).
+/// The coordinator journals the signature with the release, so anyone can
+/// check offline which inputs a sum covers, and each member that the
+/// journal credits with an input sent exactly that one.
+pub fn input_message(job_id: &str, round: u64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(72 + job_id.len());
+    out.extend_from_slice(INPUT_CONTEXT);
+    put_str(&mut out, job_id);
+    out.extend_from_slice(&round.to_le_bytes());
+    out.extend_from_slice(digest);
     out
 }
 
@@ -265,6 +292,14 @@ mod tests {
         expected.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 0]);
         expected.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0]);
         assert_eq!(survivors_message("jb", 17, &[0, 1, 4]), expected);
+        let mut expected = b"fedseg/secagg/input/v1\0".to_vec();
+        expected.extend_from_slice(&[1, 0, 0, 0, b'j', 5, 0, 0, 0, 0, 0, 0, 0]);
+        expected.extend_from_slice(&[0xab; 32]);
+        assert_eq!(input_message("j", 5, &[0xab; 32]), expected);
+        // The digest is of the little-endian words, as they travel.
+        let bytes: Vec<u8> = [1u64, 2].iter().flat_map(|w| w.to_le_bytes()).collect();
+        use sha2::Digest;
+        assert_eq!(input_digest(&[1, 2])[..], sha2::Sha256::digest(&bytes)[..]);
         // The job id is length-prefixed: no two jobs share a byte string.
         assert_ne!(
             survivors_message("a", 1, &[1]),

@@ -56,6 +56,7 @@ impl<'a> Engine<'a> {
             threshold: params.threshold,
             neighbours: params.graph.neighbours(0).len() as u32,
             quorum: params.quorum,
+            signed_inputs: true,
         })?;
         let n = cohort.len() as u32;
         let mut engine =
@@ -142,6 +143,7 @@ impl<'a> Engine<'a> {
             connected: BTreeSet::new(),
             accepted: BTreeSet::new(),
             declined: BTreeMap::new(),
+            hung: BTreeMap::new(),
             rejected: BTreeMap::new(),
             journal,
             replay: resume.completed.into(),

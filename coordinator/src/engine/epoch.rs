@@ -19,6 +19,10 @@ impl Engine<'_> {
         first_round: u64,
         rounds: u32,
     ) -> Result<Epoch, EngineError> {
+        // A hung member heard from since rejoins here; one still silent
+        // stays out, so it costs the job one phase deadline, not one per
+        // key set-up.
+        self.hung.retain(|_, heard| !*heard);
         let invited: Vec<u32> = self.present().into_iter().collect();
         let (start, mut keys) = role::start_epoch(
             self.params.clone(),

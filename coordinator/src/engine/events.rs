@@ -85,6 +85,7 @@ impl Engine<'_> {
                     // may take part again from the next key epoch.
                     self.connected.insert(m);
                     self.accepted.remove(&m);
+                    self.hung.remove(&m);
                     self.offer(m).await;
                     continue;
                 }
@@ -95,6 +96,11 @@ impl Engine<'_> {
                 self.reject("not_in_cohort", &id);
                 continue;
             };
+            if message.is_some()
+                && let Some(heard) = self.hung.get_mut(&from)
+            {
+                *heard = true;
+            }
             let Some(message) = message else {
                 self.connected.remove(&from);
                 self.accepted.remove(&from);
@@ -147,10 +153,15 @@ impl Engine<'_> {
                 }
                 Some(ToEngine::Gone)
             }
-            Some(Body::KeyAdvertisement(k)) => match k.try_into() {
-                Ok(k) => protocol(ToCoordinator::Keys(k)),
-                Err(e) => self.reject_wire(id, e),
-            },
+            Some(Body::KeyAdvertisement(k)) => {
+                if let Err(reason) = self.check_advertised_certificate(id, &k.certificate) {
+                    return self.refuse_certificate(id, reason);
+                }
+                match k.try_into() {
+                    Ok(k) => protocol(ToCoordinator::Keys(k)),
+                    Err(e) => self.reject_wire(id, e),
+                }
+            }
             Some(Body::ShareBundle(b)) => protocol(ToCoordinator::Shares(b.into())),
             Some(Body::MaskedInput(m)) => match m.try_into() {
                 Ok(m) => protocol(ToCoordinator::Masked(m)),
@@ -173,6 +184,70 @@ impl Engine<'_> {
             }
         };
         Ok(decoded)
+    }
+
+    /// Whether `certificate` (DER), which `id` advertised its keys with, is
+    /// the identity of its session: a participant certificate naming `id`
+    /// and, when the transport knows it, the very certificate `id`'s TLS
+    /// session was opened with. Every member checks the roster's
+    /// certificates itself; this check finds the culprit first, so the
+    /// members never have a forged roster to blame the coordinator for.
+    fn check_advertised_certificate(&self, id: &str, certificate: &[u8]) -> Result<(), String> {
+        let member = fedseg_common::identity::member_of(certificate)
+            .map_err(|e| format!("the certificate it advertised its keys with: {e}"))?;
+        if member.id != id || member.role != fedseg_common::identity::Role::Participant {
+            return Err(format!(
+                "it advertised its keys with the certificate of {} ({}), not its own",
+                member.id, member.role
+            ));
+        }
+        match self.transport.session_certificate(id) {
+            Some(tls) if tls != certificate => Err(
+                "it advertised its keys with a certificate other than the one its TLS session \
+                 was opened with"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a key advertisement whose certificate is not its sender's
+    /// session identity: journaled with the sender at fault, counted, and
+    /// the sender left out of the epoch.
+    fn refuse_certificate(
+        &mut self,
+        id: &str,
+        reason: String,
+    ) -> Result<Option<ToEngine>, EngineError> {
+        warn!(participant = %id, %reason, "refused a key advertisement");
+        self.journal.append(Entry::FaultReported {
+            job_id: self.job.id.clone(),
+            round: 0,
+            participant: id.to_string(),
+            fault: "participant".into(),
+            reason,
+        })?;
+        self.reject("foreign_certificate", id);
+        Ok(None)
+    }
+
+    /// Leaves out of every round from now on the members of `silent` still
+    /// connected: they let the deadline of `phase` pass without a word, and
+    /// waiting for them again each round would cost a deadline a round.
+    /// They rejoin at the next key set-up once heard from again (a late
+    /// answer, anything), or at once with a new session.
+    fn suspend_hung(&mut self, phase: Phase, round: u64, silent: &BTreeSet<u32>) {
+        for &m in silent {
+            if self.connected.contains(&m) && self.hung.insert(m, false).is_none() {
+                warn!(
+                    participant = %self.cohort[m as usize],
+                    round,
+                    phase = phase.name(),
+                    "connected but silent past the phase deadline: left out until it is heard \
+                     from again and the next key set-up"
+                );
+            }
+        }
     }
 
     /// Counts a refused message under `code`.
@@ -216,8 +291,10 @@ impl Engine<'_> {
         let started = Instant::now();
         let mut answered = BTreeMap::new();
         let deadline = Deadline::now() + self.settings.phase_timeout();
+        let mut timed_out = false;
         while !waiting.is_empty() && !state.is_complete() {
             let Some((from, event)) = self.next_event(deadline).await? else {
+                timed_out = true;
                 break;
             };
             match event {
@@ -242,6 +319,9 @@ impl Engine<'_> {
                 }
                 ToEngine::Answered => {}
             }
+        }
+        if timed_out {
+            self.suspend_hung(phase, round, &waiting);
         }
         let silent = asked
             .iter()

@@ -209,6 +209,10 @@ pub struct Engine<'a> {
     accepted: BTreeSet<u32>,
     /// Members that declined the job, with their reasons.
     declined: BTreeMap<String, String>,
+    /// Members connected that let a phase's deadline pass without a word,
+    /// left out of every round from then on; `true` once they were heard
+    /// from again, so they rejoin at the next key set-up ([`events`]).
+    hung: BTreeMap<u32, bool>,
     rejected: BTreeMap<&'static str, u64>,
     journal: &'a mut JournalWriter,
     /// Rounds the journal says already ran, handed back in order before
@@ -283,11 +287,12 @@ impl Engine<'_> {
         }
     }
 
-    /// Members connected that accepted the job.
+    /// Members connected that accepted the job and are not hung.
     fn present(&self) -> BTreeSet<u32> {
         self.connected
             .intersection(&self.accepted)
             .copied()
+            .filter(|m| !self.hung.contains_key(m))
             .collect()
     }
 

@@ -63,7 +63,21 @@ impl Resume {
                 r.epoch = opened.get(&round).map(|(epoch, _)| *epoch);
                 r
             };
+        // When each round started, by the journal's clock: the time of the
+        // record before its first one (the previous round's last record, or
+        // the cohort's, for a round that opens the job or a key set-up), as
+        // the live engine times a round from the end of the one before.
+        let mut last_ms = records[start].unix_ms;
+        let mut started: BTreeMap<u64, i64> = BTreeMap::new();
         for record in &records[start..] {
+            if let Some(round) = round_of(&record.entry, &job.id) {
+                started.entry(round).or_insert(last_ms);
+            }
+            last_ms = record.unix_ms;
+            let took = |round: &u64| {
+                let from = started.get(round).copied().unwrap_or(record.unix_ms);
+                (record.unix_ms - from).max(0) as f64 / 1000.0
+            };
             match &record.entry {
                 Entry::JobFinished {
                     job_id, success, ..
@@ -111,6 +125,7 @@ impl Resume {
                             .collect()
                     });
                     r.sum = Some(values.clone());
+                    r.duration_s = took(round);
                     resume.completed.push(r);
                 }
                 Entry::PrivacySpent {
@@ -138,6 +153,7 @@ impl Resume {
                     seen(*round, &mut resume);
                     let mut r = empty(*round, "aborted", &opened);
                     r.reason = Some(reason.clone());
+                    r.duration_s = took(round);
                     resume.completed.push(r);
                 }
                 Entry::PhaseCompleted { job_id, round, .. } if *job_id == job.id => {
@@ -155,5 +171,25 @@ impl Resume {
             }
         }
         Ok(Some(resume))
+    }
+}
+
+/// The round a record of job `job_id` belongs to, for the records a round
+/// writes (its key set-up's phases included).
+fn round_of(entry: &Entry, job_id: &str) -> Option<u64> {
+    match entry {
+        Entry::RoundOpened {
+            job_id: j, round, ..
+        }
+        | Entry::PhaseCompleted {
+            job_id: j, round, ..
+        }
+        | Entry::AggregateReleased {
+            job_id: j, round, ..
+        }
+        | Entry::RoundAborted {
+            job_id: j, round, ..
+        } if j == job_id => Some(*round),
+        _ => None,
     }
 }

@@ -7,7 +7,7 @@ use fedseg_common::secagg::Phase;
 use std::time::Instant;
 
 use fedseg_common::fixed_point::FixedPointEncoder;
-use fedseg_common::journal::Entry;
+use fedseg_common::journal::{Entry, SignedInputRecord};
 use fedseg_common::privacy;
 use fedseg_common::proto::{self, coordinator_message};
 use tracing::{info, warn};
@@ -143,12 +143,24 @@ impl Engine<'_> {
             .iter()
             .map(|(m, s)| (self.cohort[*m as usize].clone(), hex::encode(s)))
             .collect();
+        let inputs = confirm
+            .signed_inputs()
+            .iter()
+            .map(|(m, s)| {
+                let signed = SignedInputRecord {
+                    digest: hex::encode(s.digest),
+                    signature: hex::encode(s.signature),
+                };
+                (self.cohort[*m as usize].clone(), signed)
+            })
+            .collect();
         let (unmask_request, mut unmask) = confirm.close()?;
         self.journal.append(Entry::SurvivorsConfirmed {
             job_id: self.job.id.clone(),
             round,
             survivors: record.survivors.clone(),
             signatures,
+            inputs,
         })?;
         let request = coordinator_message::Body::UnmaskRequest((&unmask_request).into());
         self.ask(Phase::Unmask, round, &mut unmask, &survivors, request)

@@ -47,6 +47,13 @@ pub trait Transport: Send {
     /// The coordinator's metrics.
     fn metrics(&self) -> &Metrics;
 
+    /// The TLS client certificate (DER) `id`'s session was opened with, when
+    /// the transport knows it.
+    fn session_certificate(&self, id: &str) -> Option<Vec<u8>> {
+        let _ = id;
+        None
+    }
+
     /// Keeps `message` for `members`, to be sent on each one's next
     /// session (a job's end, for a member that was not connected when it
     /// was sent). Nothing by default.
@@ -97,5 +104,9 @@ impl Transport for HubTransport<'_> {
 
     fn keep_for_reconnects(&self, members: &[String], message: CoordinatorMessage) {
         self.hub.keep_for_reconnects(members, message);
+    }
+
+    fn session_certificate(&self, id: &str) -> Option<Vec<u8>> {
+        self.hub.session_certificate(id)
     }
 }

@@ -164,6 +164,8 @@ fn wire() {
                     participant: p,
                     encryption_key: key.clone(),
                     mask_keys: vec![key.clone(); 2],
+                    certificate: vec![0x30; 40],
+                    signature: vec![6; 64],
                 })
                 .collect(),
         }),
@@ -185,6 +187,10 @@ fn wire() {
             round: 3,
             survivors: vec![0, 2],
             dropped: vec![1],
+            signatures: vec![proto::MemberSignature {
+                participant: 0,
+                signature: vec![7; 64],
+            }],
         }),
     );
     coordinator(
@@ -293,6 +299,8 @@ fn wire() {
             epoch: 1,
             encryption_key: key.clone(),
             mask_keys: vec![key.clone(); 2],
+            certificate: vec![0x30; 40],
+            signature: vec![6; 64],
         }),
     );
     participant(
@@ -311,6 +319,7 @@ fn wire() {
         P::MaskedInput(proto::MaskedInput {
             round: 1,
             words: vec![1; 24],
+            signature: vec![5; 64],
         }),
     );
     participant(

@@ -45,6 +45,12 @@ pub struct Reconciliation {
     /// Releases the journal says include this site's input, released over
     /// a survivor set that does not carry this site's signature.
     pub unsigned: Vec<String>,
+    /// Releases with this site's input over a survivor set it did not
+    /// sign because its signature never arrived (the journal lists it
+    /// silent in that round's confirmation: it dropped out after masking,
+    /// and the quorum of the others confirmed the set): reported, not a
+    /// failure.
+    pub unconfirmed: Vec<String>,
 }
 
 impl Reconciliation {
@@ -110,7 +116,7 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
                 .push(format!("ledger line {}: {problem}", entry.seq + 1)),
         }
     }
-    found.unsigned = releases_without_signature(site, journal);
+    (found.unsigned, found.unconfirmed) = releases_without_signature(site, journal);
     found.unfinished = journal::unfinished(&journal.records)
         .iter()
         .map(ToString::to_string)
@@ -119,11 +125,15 @@ pub fn reconcile(site: &str, ledger: &[LedgerEntry], journal: &VerifiedJournal) 
 }
 
 /// The releases of `journal` over a survivor set with `site`, in a job whose
-/// survivor sets are signed, that `site` did not sign.
-fn releases_without_signature(site: &str, journal: &VerifiedJournal) -> Vec<String> {
+/// survivor sets are signed, that `site` did not sign: those it was not
+/// asked to sign or whose signature the journal does not show missing
+/// (failures), and those whose confirmation the journal lists it silent in
+/// (it dropped out after masking; reported).
+fn releases_without_signature(site: &str, journal: &VerifiedJournal) -> (Vec<String>, Vec<String>) {
     let mut signed_jobs = std::collections::BTreeSet::new();
     let mut signed = std::collections::BTreeSet::new();
-    let mut missing = Vec::new();
+    let mut silent = std::collections::BTreeSet::new();
+    let (mut missing, mut unconfirmed) = (Vec::new(), Vec::new());
     for record in &journal.records {
         match &record.entry {
             Entry::CohortFixed { job_id, quorum, .. } if *quorum > 0 => {
@@ -137,6 +147,15 @@ fn releases_without_signature(site: &str, journal: &VerifiedJournal) -> Vec<Stri
             } if signatures.contains_key(site) => {
                 signed.insert((job_id.clone(), *round));
             }
+            Entry::PhaseCompleted {
+                job_id,
+                round,
+                phase: Phase::ConfirmSurvivors,
+                silent: quiet,
+                ..
+            } if quiet.iter().any(|s| s == site) => {
+                silent.insert((job_id.clone(), *round));
+            }
             Entry::AggregateReleased {
                 job_id,
                 round,
@@ -146,16 +165,24 @@ fn releases_without_signature(site: &str, journal: &VerifiedJournal) -> Vec<Stri
                 && survivors.iter().any(|s| s == site)
                 && !signed.contains(&(job_id.clone(), *round)) =>
             {
-                missing.push(format!(
+                let what = format!(
                     "journal record {}: round {round} of {job_id} was released with {site}'s \
                      input over a survivor set {site} did not sign",
                     record.sequence
-                ));
+                );
+                if silent.contains(&(job_id.clone(), *round)) {
+                    unconfirmed.push(format!(
+                        "{what}: its signature never reached the coordinator (silent in the \
+                         round's confirmation) and the quorum of the others confirmed the set"
+                    ));
+                } else {
+                    missing.push(what);
+                }
             }
             _ => {}
         }
     }
-    missing
+    (missing, unconfirmed)
 }
 
 fn describe(e: &LedgerEntry) -> String {
@@ -414,6 +441,7 @@ mod tests {
                 rho: None,
                 journal_record: None,
                 accepted: None,
+                input_sha256: None,
             })
             .collect()
     }
@@ -548,5 +576,46 @@ mod tests {
             "{found:?}"
         );
         assert!(found.agrees());
+    }
+
+    #[test]
+    fn a_release_after_this_site_dropped_out_unsigned_is_reported_not_failed() {
+        let entries = |silent: bool| {
+            let mut entries = vec![
+                Entry::CohortFixed {
+                    job_id: "j".into(),
+                    cohort: vec![SITE.into(), "b".into(), "c".into(), "d".into()],
+                    threshold: 3,
+                    neighbours: 3,
+                    quorum: 3,
+                    signed_inputs: true,
+                },
+                phase(0, Phase::AdvertiseKeys, Some("d1")),
+                phase(0, Phase::MaskedInput, Some("d2")),
+            ];
+            if silent {
+                entries.push(phase(0, Phase::ConfirmSurvivors, None));
+            }
+            entries.push(Entry::AggregateReleased {
+                job_id: "j".into(),
+                round: 0,
+                survivors: vec![SITE.into(), "b".into(), "c".into(), "d".into()],
+                values: vec![1.0],
+            });
+            journal(entries)
+        };
+        let lines = [HELLO, ADV, MASKED, ("confirm-survivors", Some(0), "d4")];
+        let found = reconcile(SITE, &ledger(&lines), &entries(true));
+        assert_eq!(
+            (found.unsigned.len(), found.unconfirmed.len()),
+            (0, 1),
+            "{found:?}"
+        );
+        assert!(found.agrees(), "{found:?}");
+        // Not listed silent: the coordinator released it unsigned, which
+        // nothing excuses.
+        let found = reconcile(SITE, &ledger(&lines[..3]), &entries(false));
+        assert_eq!(found.unsigned.len(), 1, "{found:?}");
+        assert!(!found.agrees());
     }
 }

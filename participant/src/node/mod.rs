@@ -14,14 +14,13 @@ use std::time::Duration;
 use fedseg_common::journal::Entry;
 use fedseg_common::proto::coordinator_client::CoordinatorClient;
 use fedseg_common::proto::{
-    self, CoordinatorMessage, ParticipantMessage, coordinator_message::Body, participant_message,
+    self, CoordinatorMessage, coordinator_message::Body, participant_message,
 };
 use fedseg_common::secagg::messages::UnmaskRequest;
 use fedseg_common::secagg::participant::{self, AwaitingRoster, AwaitingShares, ReadyEpoch};
 use fedseg_common::secagg::signing::Membership;
 use fedseg_common::secagg::{Fault, JobParams, Phase, SecAggError};
 use fedseg_common::wire;
-use prost::Message;
 use rand::RngExt;
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -36,11 +35,14 @@ use crate::privacy::{self, JobBudget};
 use crate::tasks::{self, Site};
 
 mod catch_up;
+mod egress;
 mod fit;
 mod membership;
 mod offer;
 pub(crate) mod vertical;
 use catch_up::catch_up;
+pub use egress::DIE_AFTER_LEDGER_ENV;
+use egress::send;
 use offer::accept_offer;
 
 /// Wire protocol version this node speaks.
@@ -154,36 +156,6 @@ pub async fn run(
             _ = &mut shutdown => return Ok(()),
         }
     }
-}
-
-/// Records `body` in the ledger, then sends it: nothing leaves unrecorded.
-async fn send(
-    tx: &mpsc::Sender<ParticipantMessage>,
-    ledger: &mut Ledger,
-    job_id: &str,
-    round: Option<u64>,
-    body: participant_message::Body,
-    rho: Option<f64>,
-    origin: Option<Origin>,
-) -> Result<bool, NodeError> {
-    let kind = match &body {
-        participant_message::Body::Hello(_) => "hello",
-        participant_message::Body::JobAnswer(_) => crate::ledger::ACCEPTANCE_KIND,
-        participant_message::Body::KeyAdvertisement(_) => Phase::AdvertiseKeys.name(),
-        participant_message::Body::ShareBundle(_) => Phase::ShareKeys.name(),
-        participant_message::Body::MaskedInput(_) => Phase::MaskedInput.name(),
-        participant_message::Body::SurvivorSignature(_) => Phase::ConfirmSurvivors.name(),
-        participant_message::Body::UnmaskResponse(_) => Phase::Unmask.name(),
-        participant_message::Body::TaskFailed(_) => "task-failed",
-        participant_message::Body::Vertical(v) => vertical::ledger_kind(v),
-    };
-    let message = ParticipantMessage { body: Some(body) };
-    let encoded = message.encode_to_vec();
-    match origin {
-        Some(origin) => ledger.record_acceptance(job_id, &encoded, origin)?,
-        None => ledger.record(job_id, round, kind, &encoded, rho)?,
-    }
-    Ok(tx.send(message).await.is_ok())
 }
 
 /// The round a coordinator request concerns (a key epoch's first round for

@@ -18,6 +18,16 @@ fn a_rerun_of_a_finished_job_writes_its_result_again_from_the_journal() {
     );
     let participants = c.run_job();
     let reference = fs::read_to_string(c.path().join("out/result.json")).unwrap();
+    let durations = |c: &Consortium| -> Vec<f64> {
+        let text = fs::read_to_string(c.path().join("out/rounds.json")).unwrap();
+        let rounds: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rounds = rounds.as_array().or(rounds["rounds"].as_array()).unwrap();
+        rounds
+            .iter()
+            .map(|r| r["duration_s"].as_f64().unwrap())
+            .collect()
+    };
+    let live = durations(&c);
 
     // The same job again, killed right after its job_finished record is on
     // disk: nothing was written under out/.
@@ -42,6 +52,17 @@ fn a_rerun_of_a_finished_job_writes_its_result_again_from_the_journal() {
     for file in ["rounds.json", "report.md", "report.html"] {
         assert!(c.path().join("out").join(file).exists(), "{file}");
     }
+    // The rebuilt rounds keep their durations, from the journal's clock:
+    // none is zero, and the job's total is the live run's within a few
+    // milliseconds a round (timestamps are whole milliseconds).
+    let rebuilt = durations(&c);
+    assert_eq!(rebuilt.len(), live.len());
+    assert!(rebuilt.iter().all(|&d| d > 0.0), "{rebuilt:?}");
+    let (a, b): (f64, f64) = (live.iter().sum(), rebuilt.iter().sum());
+    assert!(
+        (a - b).abs() < 0.01 * live.len() as f64 + 0.1 * a,
+        "live {a:.3} s, rebuilt {b:.3} s: {live:?} {rebuilt:?}"
+    );
     assert_eq!(fs::read(c.path().join("journal.log")).unwrap(), journal);
 }
 

@@ -154,8 +154,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// The job's journal verifies offline with only the CA certificate, records
 /// exactly the released sums, and a flipped byte is caught.
 /// A copy of the journal rewritten and re-signed by the coordinator's own
-/// key, `edit` applied to the first entry it changes (returns whether it
-/// did); the copy and that record's number.
+/// key, `edit` applied to every entry (it returns whether it changed it);
+/// the copy and the number of the first record changed.
 fn rewritten_journal(
     c: &Consortium,
     name: &str,
@@ -175,7 +175,7 @@ fn rewritten_journal(
     let mut altered = None;
     for (i, record) in records.into_iter().enumerate().skip(1) {
         let mut entry = record.entry;
-        if altered.is_none() && edit(&mut entry) {
+        if edit(&mut entry) && altered.is_none() {
             altered = Some(i);
         }
         writer.append(entry).unwrap();
@@ -183,15 +183,19 @@ fn rewritten_journal(
     (copy, altered.expect("an entry to alter"))
 }
 
-/// A coordinator that rewrites its journal, re-signing every record with
-/// its own key, cannot alter a bank's signature on a survivor set: the copy
+/// A coordinator that rewrites its journal (`edit` sees every entry and
+/// says whether it changed it), re-signing every record with its own key, cannot alter a bank's signature on a survivor set: the copy
 /// fails verification at that record, naming the bank.
 fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
     use fedseg_common::journal::Entry;
+    let mut once = true;
     let (copy, altered) = rewritten_journal(c, "rewritten.log", |entry| {
         let Entry::SurvivorsConfirmed { signatures, .. } = entry else {
             return false;
         };
+        if !std::mem::take(&mut once) {
+            return false;
+        }
         let signature = signatures.get_mut("bank-b").unwrap();
         let first = if signature.starts_with('0') { "1" } else { "0" };
         signature.replace_range(..1, first);
@@ -206,11 +210,12 @@ fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
     );
     // Dropping bank-a's signature keeps the quorum, and the journal
     // verifies; bank-a's own ledger check finds the release it did not sign.
+    let mut once = true;
     let (copy, _) = rewritten_journal(c, "unsigned.log", |entry| {
         let Entry::SurvivorsConfirmed { signatures, .. } = entry else {
             return false;
         };
-        signatures.remove("bank-a").is_some()
+        std::mem::take(&mut once) && signatures.remove("bank-a").is_some()
     });
     assert!(c.verify_journal(&copy).status.success());
     let out = ledger_verify_against(c, "bank-a", &copy);
@@ -218,6 +223,52 @@ fn check_survivor_signatures_cannot_be_rewritten(c: &Consortium) {
     assert!(!out.status.success());
     assert!(
         stdout.contains("round 0 of") && stdout.contains("bank-a did not sign"),
+        "{stdout}"
+    );
+    check_input_signatures_cannot_be_rewritten(c);
+}
+
+/// Nor can it change the digest of a bank's masked input, or strip the
+/// banks' signatures on their inputs from the job: the verifier finds the
+/// first, and each bank's ledger check the second.
+fn check_input_signatures_cannot_be_rewritten(c: &Consortium) {
+    use fedseg_common::journal::Entry;
+    let mut once = true;
+    let (copy, altered) = rewritten_journal(c, "input-digest.log", |entry| {
+        let Entry::SurvivorsConfirmed { inputs, .. } = entry else {
+            return false;
+        };
+        if !std::mem::take(&mut once) {
+            return false;
+        }
+        inputs.get_mut("bank-b").unwrap().digest = "00".repeat(32);
+        true
+    });
+    let refused = c.verify_journal(&copy);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains(&format!("record {altered}:"))
+            && stderr.contains("bank-b on its masked input"),
+        "{stderr}"
+    );
+    let (copy, _) = rewritten_journal(c, "inputs-stripped.log", |entry| match entry {
+        Entry::CohortFixed { signed_inputs, .. } => {
+            *signed_inputs = false;
+            true
+        }
+        Entry::SurvivorsConfirmed { inputs, .. } => {
+            inputs.clear();
+            false
+        }
+        _ => false,
+    });
+    assert!(c.verify_journal(&copy).status.success());
+    let out = ledger_verify_against(c, "bank-a", &copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("round 0 of") && stdout.contains("holds no signature of it on that input"),
         "{stdout}"
     );
 }
@@ -240,7 +291,8 @@ fn check_journal(c: &Consortium, rounds: &[Value]) {
         .sum();
     assert!(
         out.contains(&format!(
-            "{} releases co-signed by their survivors, {signatures} survivor signatures verified",
+            "{} releases co-signed by their survivors, {signatures} survivor signatures verified, \
+             {signatures} signatures of survivors on their own masked inputs verified",
             rounds.len()
         )),
         "{out}"

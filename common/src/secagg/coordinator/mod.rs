@@ -21,7 +21,7 @@ use super::{JobParams, strictly_sorted};
 use crate::certs;
 use crate::keys::VerifyingKey;
 
-pub use round::{ConfirmCollection, InputCollection, UnmaskCollection};
+pub use round::{ConfirmCollection, InputCollection, SignedInput, UnmaskCollection};
 
 fn expect_phase(expected: Phase, message: &ToCoordinator) -> Result<(), SecAggError> {
     if message.phase() != expected {
@@ -357,6 +357,7 @@ impl Epoch {
                 length,
                 inputs: BTreeMap::new(),
                 signers: self.signers.clone(),
+                signed: BTreeMap::new(),
             },
         ))
     }

@@ -27,6 +27,18 @@ pub struct InputCollection {
     pub(super) length: usize,
     pub(super) inputs: BTreeMap<u32, Vec<u64>>,
     pub(super) signers: Arc<HashMap<u32, VerifyingKey>>,
+    /// Each input's digest and its sender's signature on it.
+    pub(super) signed: BTreeMap<u32, SignedInput>,
+}
+
+/// A member's signature on the digest of its masked input
+/// ([`signing::input_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedInput {
+    /// SHA-256 of the masked words.
+    pub digest: [u8; 32],
+    /// The member's signature.
+    pub signature: Signature,
 }
 
 impl InputCollection {
@@ -54,6 +66,28 @@ impl InputCollection {
                 got: input.words.len(),
             });
         }
+        // An input nobody can prove its sender sent is not summed: the
+        // journal would credit the member with what it may not have sent.
+        let key = self.signers.get(&from).ok_or(SecAggError::NotMember {
+            who: from,
+            phase: Phase::MaskedInput,
+        })?;
+        let digest = signing::input_digest(&input.words);
+        key.verify(
+            &signing::input_message(&self.params.job_id, self.round, &digest),
+            &input.signature,
+        )
+        .map_err(|_| SecAggError::Malformed {
+            from,
+            reason: "the signature on its masked input does not verify".into(),
+        })?;
+        self.signed.insert(
+            from,
+            SignedInput {
+                digest,
+                signature: input.signature,
+            },
+        );
         self.inputs.insert(from, input.words);
         Ok(())
     }
@@ -95,6 +129,7 @@ impl InputCollection {
             dropped,
             inputs: self.inputs,
             signers: self.signers,
+            signed: self.signed,
             message,
             signatures: BTreeMap::new(),
         };
@@ -111,6 +146,7 @@ pub struct ConfirmCollection {
     dropped: Vec<u32>,
     inputs: BTreeMap<u32, Vec<u64>>,
     signers: Arc<HashMap<u32, VerifyingKey>>,
+    signed: BTreeMap<u32, SignedInput>,
     message: Vec<u8>,
     signatures: BTreeMap<u32, Signature>,
 }
@@ -160,6 +196,11 @@ impl ConfirmCollection {
     /// The signatures collected, by signer.
     pub fn signatures(&self) -> &BTreeMap<u32, Signature> {
         &self.signatures
+    }
+
+    /// Each survivor's signature on the digest of its masked input.
+    pub fn signed_inputs(&self) -> &BTreeMap<u32, SignedInput> {
+        &self.signed
     }
 
     /// Ends the phase: the unmask request carries the quorum of signatures

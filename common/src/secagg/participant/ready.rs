@@ -146,9 +146,15 @@ impl ReadyEpoch {
             members: members.clone(),
             signed: None,
         };
+        let digest = signing::input_digest(&words);
+        let signature =
+            self.membership
+                .credential
+                .sign(&signing::input_message(job, request.round, &digest));
         Ok(MaskedInput {
             round: request.round,
             words,
+            signature,
         })
     }
 

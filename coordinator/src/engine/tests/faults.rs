@@ -99,18 +99,49 @@ async fn a_refusal_that_blames_the_coordinator_is_journaled() {
 
 #[tokio::test]
 async fn a_late_masked_input_is_refused_and_its_member_counted_as_dropped() {
-    let f = Fixture::new(2, 3);
+    let f = Fixture::new(3, 3);
     let faults = [("bank-c", Fault::Late(Phase::MaskedInput, 0))];
     let report = f.run(&mut f.journal("journal.log"), &faults).await.unwrap();
     let rounds = check_sums(&report);
-    assert_eq!(
-        rounds[0],
-        (ids(&["bank-a", "bank-b", "bank-d"]), ids(&["bank-c"]))
-    );
+    let rest = ids(&["bank-a", "bank-b", "bank-d"]);
+    assert_eq!(rounds[0], (rest.clone(), ids(&["bank-c"])));
     // It arrived during the unmasking, which takes no masked input.
     assert_eq!(report.rejected_messages.get("out_of_phase"), Some(&1));
-    // The member is back in the next round, with its own round's keys.
-    assert_eq!(rounds[1], (ids(&MEMBERS), vec![]));
+    // Silent past a deadline, it is not asked again in its key epoch
+    // (rounds 0 and 1); heard from since, it is back at the next key
+    // set-up, with new keys.
+    assert_eq!(rounds[1], (rest, vec![]));
+    assert_eq!(rounds[2], (ids(&MEMBERS), vec![]));
+}
+
+#[tokio::test]
+async fn a_connected_member_that_hangs_is_not_waited_for_again() {
+    let f = Fixture::new(4, 3);
+    let faults = [("bank-d", Fault::Hang(Phase::MaskedInput, 0))];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    let rounds = check_sums(&report);
+    let rest = ids(&["bank-a", "bank-b", "bank-c"]);
+    assert_eq!(rounds[0], (rest.clone(), ids(&["bank-d"])));
+    // Never asked again: not in round 1 of its epoch, and not invited to
+    // the key set-up of rounds 2 and 3, where it would cost a deadline.
+    for r in &rounds[1..] {
+        assert_eq!(*r, (rest.clone(), vec![]));
+    }
+    let silent: Vec<(u64, String)> = journal
+        .records()
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::PhaseCompleted {
+                round,
+                phase,
+                silent,
+                ..
+            } if !silent.is_empty() => Some((*round, phase.name().to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(silent, vec![(0, "masked-input".to_string())]);
 }
 
 #[tokio::test]
@@ -136,4 +167,40 @@ async fn replayed_messages_are_refused_and_change_no_sum() {
             "{fault:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn keys_advertised_with_another_identitys_certificate_are_refused_and_journaled() {
+    let f = Fixture::new(2, 3);
+    let faults = [("bank-b", Fault::ForeignCertificate(0))];
+    let mut journal = f.journal("journal.log");
+    let report = f.run(&mut journal, &faults).await.unwrap();
+    let reported: Vec<_> = journal
+        .records()
+        .iter()
+        .filter_map(|r| match &r.entry {
+            Entry::FaultReported {
+                participant,
+                fault,
+                reason,
+                ..
+            } => Some((participant.clone(), fault.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    // The coordinator names the sender, before any honest member sees a
+    // roster with a certificate that is not its member's (which they would
+    // refuse, blaming the coordinator, and the epoch would fail).
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0].0, "bank-b");
+    assert_eq!(reported[0].1, "participant");
+    assert!(reported[0].2.contains("bank-z"), "{reported:?}");
+    assert_eq!(
+        report.rejected_messages.get("foreign_certificate"),
+        Some(&1)
+    );
+    // The epoch goes on without it; every sum is exact over the rest.
+    let rounds = check_sums(&report);
+    let rest = ids(&["bank-a", "bank-c", "bank-d"]);
+    assert!(rounds.iter().all(|(survivors, _)| *survivors == rest));
 }

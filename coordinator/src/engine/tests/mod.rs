@@ -77,6 +77,13 @@ enum Fault {
     /// It refuses the request, reporting the coordinator at fault (as for
     /// a forged key or an unconfirmed survivor set).
     BlameCoordinator(Phase, u64),
+    /// It advertises its keys of the key set-up starting at this round
+    /// with another identity's certificate (a valid one of the consortium,
+    /// whose key it holds), signed with that key.
+    ForeignCertificate(u64),
+    /// From then on it answers nothing, though its session stays open (a
+    /// process stopped, a machine frozen).
+    Hang(Phase, u64),
 }
 
 /// The round (or first round of the key set-up) a request is for.
@@ -110,6 +117,8 @@ struct Member {
     pki: Arc<Consortium>,
     membership: Option<Arc<Membership>>,
     connected: bool,
+    /// Answers nothing any more (see [`Fault::Hang`]).
+    hung: bool,
     fault: Option<Fault>,
     params: Option<(Arc<JobParams>, u32)>,
     keys: KeyState,
@@ -190,6 +199,26 @@ impl Member {
     }
 }
 
+impl Member {
+    /// Its advertisement for the key set-up `body` starts, made with the
+    /// certificate and key of `other` in place of its own.
+    fn advertise_as(&mut self, other: &str, body: Down) -> Option<Up> {
+        let Down::EpochStart(start) = body else {
+            return None;
+        };
+        let (params, index) = self.params.clone()?;
+        let membership = Arc::new(Membership {
+            credential: self.pki.issue(other, "participant").credential,
+            trust: self.membership.as_ref()?.trust.clone(),
+        });
+        let (advert, next) =
+            participant::start_epoch(params, index, start.into(), membership, &mut rand::rng())
+                .ok()?;
+        self.keys = KeyState::AwaitingRoster(next);
+        Some(Up::KeyAdvertisement((&advert).into()))
+    }
+}
+
 fn encoder() -> FixedPointEncoder {
     FixedPointEncoder::new(16, vec![ClipRange::new(-1e6, 1e6)]).expect("valid encoding")
 }
@@ -224,6 +253,7 @@ impl InProcess {
                     pki: pki.clone(),
                     membership: None,
                     connected: true,
+                    hung: false,
                     fault: faults.iter().find(|(f, _)| f == id).map(|&(_, f)| f),
                     params: None,
                     keys: KeyState::None,
@@ -259,7 +289,9 @@ impl InProcess {
                 | Fault::Late(p, r)
                 | Fault::Duplicate(p, r)
                 | Fault::ReplayPrevious(p, r)
-                | Fault::BlameCoordinator(p, r) => (p, r),
+                | Fault::BlameCoordinator(p, r)
+                | Fault::Hang(p, r) => (p, r),
+                Fault::ForeignCertificate(r) => (Phase::AdvertiseKeys, r),
                 Fault::Decline => (Phase::Offer, 0),
             };
             Some(p) == phase && round >= r
@@ -273,6 +305,12 @@ impl InProcess {
             queue.push_back(Event::Disconnected(id.to_string()));
             return true;
         }
+        if let Some(Fault::Hang(..)) = fault {
+            member.hung = true;
+        }
+        if member.hung {
+            return true;
+        }
         let answer = match fault {
             Some(Fault::Decline) => Some(Up::JobAnswer(proto::JobAnswer {
                 accept: false,
@@ -283,6 +321,7 @@ impl InProcess {
                 fault: proto::FaultKind::Coordinator as i32,
                 reason: "the survivor set carries too few signatures".into(),
             })),
+            Some(Fault::ForeignCertificate(_)) => member.advertise_as("bank-z", body),
             _ => member.answer(&message.job_id, body),
         };
         let Some(answer) = answer else {
