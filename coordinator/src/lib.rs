@@ -27,6 +27,7 @@
 pub mod ahp;
 pub mod audit;
 pub mod bench;
+pub mod campaign;
 pub mod config;
 pub mod demo;
 pub mod engine;

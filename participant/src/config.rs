@@ -98,6 +98,11 @@ pub struct DataConfig {
     pub customers: Option<PathBuf>,
     /// A feature partner's table: `customer_id` and the offered columns.
     pub features: Option<PathBuf>,
+    /// A campaign's outcomes table, a CSV or Parquet file even when the
+    /// other tables are queries: `customer_id`, `contacted`,
+    /// `converted_after` (booleans), read by campaign evaluation jobs under
+    /// the same bad-row policy.
+    pub outcomes: Option<PathBuf>,
     /// `[data.feature_columns]`: the columns this site offers, each with
     /// `clip = [lo, hi]` and an optional `transform = "log1p"`.
     #[serde(default)]
@@ -284,6 +289,10 @@ impl DataConfig {
 
     /// Paths relative to the config file's directory (not queries).
     fn relative_to(&mut self, base: &Path) {
+        // The outcomes table is a file even beside a database.
+        if let Some(file) = &mut self.outcomes {
+            *file = base.join(&*file);
+        }
         if self.postgres.is_some() {
             return;
         }

@@ -2,6 +2,7 @@
 //! `main.rs` only parses arguments.
 //!
 //! - [`config`]: the `participant.toml` file.
+//! - [`campaign`]: a campaign's contact list and its measured outcomes.
 //! - [`tasks`]: the local computations a round may ask for.
 //! - [`node`]: the outbound session with the coordinator.
 //! - [`metrics`]: a Prometheus text file of what the site sent.
@@ -13,6 +14,7 @@
 //! - [`scoring`]: a job's final model applied to this site's customers.
 //! - [`summary`]: the local summary `features` prints.
 
+pub mod campaign;
 pub mod config;
 pub mod database;
 pub mod joint;

@@ -13,6 +13,7 @@ pub mod kmeans;
 pub mod local_epochs;
 pub mod newton;
 pub mod profile;
+pub mod uplift;
 
 use thiserror::Error;
 

@@ -442,7 +442,8 @@ fn skipped_note(result: &JobResult) -> String {
 }
 
 /// Escapes text for HTML.
-fn esc(text: &str) -> String {
+/// `text` escaped for HTML.
+pub(crate) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -6,6 +6,7 @@
 mod admission;
 mod audit;
 mod bench_cli;
+mod campaign;
 mod demo;
 mod deploy;
 mod golden;
