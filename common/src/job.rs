@@ -56,6 +56,10 @@ pub struct JobConfig {
     /// A campaign evaluation (`[campaign]`): the plan the sites drew their
     /// contact lists from, and the outcomes they recorded since.
     pub campaign: Option<crate::campaign::CampaignSettings>,
+    /// The series a segmentation job belongs to: its segments are matched
+    /// to the previous job's of the series, and migration is measured.
+    #[serde(default)]
+    pub series: Option<String>,
 }
 
 /// What a job computes from a site's data: the vocabulary of site
@@ -475,6 +479,21 @@ impl JobConfig {
         }
         if let Some(vertical) = &self.vertical {
             self.check_vertical(vertical)?;
+        }
+        if let Some(series) = &self.series {
+            if !crate::campaign::is_plain_name(series) {
+                return fault(
+                    "series",
+                    "must be 1 to 128 letters, digits, '-', '_' or '.', not starting with '.'"
+                        .into(),
+                );
+            }
+            if self.secure_sum.is_some() || self.vertical.is_some() || self.campaign.is_some() {
+                return fault(
+                    "series",
+                    "only a segmentation job belongs to a series".into(),
+                );
+            }
         }
         if let Some(campaign) = &self.campaign {
             campaign.check()?;

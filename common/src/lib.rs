@@ -43,4 +43,5 @@ pub mod proto;
 pub mod psi;
 pub mod result;
 pub mod secagg;
+pub mod series;
 pub mod wire;

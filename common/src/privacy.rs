@@ -18,7 +18,8 @@
 use thiserror::Error;
 
 use crate::computation::{
-    activity, campaign, census, evaluation, feature_stats, kmeans, newton, profile, uplift,
+    activity, campaign, census, evaluation, feature_stats, kmeans, migration, newton, profile,
+    uplift,
 };
 use crate::dp;
 use crate::features::{self, DIM, Space};
@@ -208,6 +209,20 @@ pub fn customer_bounds(
         }
         Kind::Propensity(p) => propensity_bounds(p)?,
         Kind::Uplift(u) => uplift::customer_bounds(uplift_segments(u)?),
+        Kind::Migration(m) => {
+            let k = m.centroids.as_ref().map_or(0, |c| c.k as usize);
+            let p = m.previous_segments as usize;
+            if k == 0
+                || k > crate::campaign::MAX_SEGMENTS
+                || p == 0
+                || p > crate::campaign::MAX_SEGMENTS
+            {
+                return Err(PrivacyError::Request(format!(
+                    "a migration of {p} to {k} segments"
+                )));
+            }
+            migration::customer_bounds(p, k)
+        }
     };
     b.entries.extend(entries);
     if b.entries.len() != length {

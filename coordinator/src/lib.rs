@@ -12,6 +12,8 @@
 //!   knowing nothing of what they compute.
 //! - [`release`]: the release client (encoding, privacy noise, retries) and
 //!   the job's release plan under differential privacy.
+//! - [`campaign`]: the campaign evaluation job (measured uplift).
+//! - [`series`]: series of segmentation jobs and segment migration.
 //! - [`ahp`]: AHP feature weights from pairwise judgments.
 //! - [`playbook`]: segment names and the 4P marketing playbook.
 //! - [`segmentation`]: the joint segmentation's steps on secure sums.
@@ -42,6 +44,7 @@ pub mod release;
 pub mod report;
 pub mod result;
 pub mod segmentation;
+pub mod series;
 pub mod server;
 pub mod service;
 pub mod tls_accept;

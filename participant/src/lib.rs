@@ -11,6 +11,7 @@
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
 //! - [`partner`]: a feature partner's table for vertical jobs.
 //! - [`output`]: this site's local results (segments, scores).
+//! - [`series`]: segment migration since a series' previous job.
 //! - [`scoring`]: a job's final model applied to this site's customers.
 //! - [`summary`]: the local summary `features` prints.
 
@@ -26,5 +27,6 @@ pub mod partner;
 pub mod privacy;
 pub mod rfmlt;
 pub mod scoring;
+pub mod series;
 pub mod summary;
 pub mod tasks;

@@ -255,6 +255,7 @@ pub fn compute(
             kmeans_step(data, &space, &runs)
         }
         Kind::Propensity(p) => propensity(site(data, &p.as_of)?, p)?,
+        Kind::Migration(m) => crate::series::migration(config, site(data, &m.as_of)?, m)?,
         Kind::Uplift(u) => {
             let observed = site(data, &u.as_of)?.campaign.as_ref();
             match observed {

@@ -89,6 +89,7 @@ pub fn conclude(
                 report_path.display()
             );
             let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
+            crate::series::History::record(config, result).map_err(super::PipelineError::from)?;
             (path, Some(shown))
         }
     };

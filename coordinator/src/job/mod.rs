@@ -83,6 +83,8 @@ pub async fn run_job(
     journal: &mut JournalWriter,
 ) -> Result<Finished, JobError> {
     let budget = ReleasePlan::of(job).map(|plan| plan.budget());
+    // A series job's predecessors, read before any round.
+    let history = crate::series::History::load(config, job).map_err(PipelineError::from)?;
     let listed = match &job.config.vertical {
         Some(vertical) => vertical.parties(),
         None => config.participants.clone(),
@@ -122,7 +124,7 @@ pub async fn run_job(
         let (report, result) = end(engine, run).await?;
         return Ok((report, Produced::Campaign(Box::new(result))));
     }
-    let run = pipeline::run(&mut engine, job).await;
+    let run = pipeline::run(&mut engine, job, history.as_ref()).await;
     let (report, result) = end(engine, run).await?;
     Ok((report, Produced::Segmentation(Box::new(result))))
 }

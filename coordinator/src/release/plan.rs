@@ -46,6 +46,10 @@ impl ReleasePlan {
         let propensity = &job.config.propensity;
         // Census, activity, statistics, the Lloyd steps, profiles.
         let mut planned = 1 + 1 + 1 + lloyd_steps + 1;
+        if job.config.series.is_some() {
+            // The migration matrix.
+            planned += 1;
+        }
         if propensity.enabled {
             planned += propensity.max_iterations + 1;
             if job.config.holdout_fraction > 0.0 {

@@ -382,6 +382,9 @@ pub fn markdown(result: &JobResult) -> String {
             let _ = writeln!(out, "{}", campaign_table(result, e).markdown());
         }
     }
+    if let Some(m) = &result.migration {
+        let _ = writeln!(out, "{}", crate::series::report::markdown(m));
+    }
     let _ = writeln!(
         out,
         "## Rounds\n\n{}\n\n{}",

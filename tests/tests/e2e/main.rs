@@ -24,5 +24,6 @@ mod recovery;
 mod rerun;
 mod rounds;
 mod segmentation;
+mod series;
 mod sessions;
 mod vertical;
