@@ -12,6 +12,7 @@
 //!   knowing nothing of what they compute.
 //! - [`release`]: the release client (encoding, privacy noise, retries) and
 //!   the job's release plan under differential privacy.
+//! - [`demo_loop`]: `demo --months`, the marketing loop on the demo.
 //! - [`campaign`]: the campaign evaluation job (measured uplift).
 //! - [`series`]: series of segmentation jobs and segment migration.
 //! - [`ahp`]: AHP feature weights from pairwise judgments.
@@ -32,6 +33,7 @@ pub mod bench;
 pub mod campaign;
 pub mod config;
 pub mod demo;
+pub mod demo_loop;
 pub mod engine;
 pub mod job;
 pub mod journal;

@@ -331,3 +331,150 @@ fn read_contacts(
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The campaign as the job's `[campaign]` table states it.
+    fn settings() -> CampaignSettings {
+        let job = fedseg_common::job::JobConfig::parse(
+            "seed = 1\nas_of = \"2026-11-01\"\nholdout_fraction = 0.2\nl2 = 1.0\n\
+             [campaign]\nname = \"spring\"\nmodel = \"job-1\"\nsegments = [\"a\", \"b\"]\n\
+             top_deciles = 2\ncontrol = 0.5\nseed = 3\n",
+        )
+        .unwrap();
+        job.campaign.unwrap()
+    }
+
+    /// A site with a drawn list of 40 customers, `outcomes` as its
+    /// outcomes table and `data` as extra `[data]` keys.
+    fn site(dir: &Path, outcomes: &str, data: &str) -> ParticipantConfig {
+        let s = settings();
+        let mut list = String::from("customer_id,segment,segment_name,score,decile,group\n");
+        for i in 0..40 {
+            let id = format!("c{i}");
+            let group = if s.in_control(&id) {
+                "control"
+            } else {
+                "treatment"
+            };
+            list.push_str(&format!("{id},{},x,0.5,{},{group}\n", i % 2, 9 + i % 2));
+        }
+        write_plan(dir, &list);
+        std::fs::write(dir.join("outcomes.csv"), outcomes).unwrap();
+        let mut config: ParticipantConfig = toml::from_str(&format!(
+            "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\n\
+             coordinator_id = \"coordinator\"\nledger = \"ledger.log\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+             [data]\noutcomes = {:?}\n{data}",
+            dir.join("outcomes.csv")
+        ))
+        .unwrap();
+        config.output = dir.to_path_buf();
+        config
+    }
+
+    fn write_plan(dir: &Path, list: &str) {
+        let plan_dir = dir.join("campaigns/spring");
+        std::fs::create_dir_all(&plan_dir).unwrap();
+        std::fs::write(plan_dir.join("contacts.csv"), list).unwrap();
+        let plan = Plan {
+            campaign: settings(),
+            as_of: "2026-11-01".into(),
+            chosen: 40,
+            treatment: 0,
+            control: 0,
+            contacts_sha256: hex::encode(Sha256::digest(list.as_bytes())),
+        };
+        std::fs::write(
+            plan_dir.join("plan.json"),
+            serde_json::to_string(&plan).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn outcomes(bad: &str) -> String {
+        let mut text = String::from("customer_id,contacted,converted_after\n");
+        for i in 0..39 {
+            text.push_str(&format!("c{i},yes,{}\n", i % 3 == 0));
+        }
+        text.push_str(bad);
+        text.push_str("stranger,1,1\n");
+        text
+    }
+
+    #[test]
+    fn the_list_joins_its_outcomes_and_sums_by_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = site(dir.path(), &outcomes(""), "");
+        let observed = observe(&config, &settings()).unwrap();
+        assert_eq!(observed.rows.len(), 40);
+        assert_eq!(observed.unlisted_outcomes, 1);
+        let counts = uplift::decode(&observed.vector(), 2).unwrap();
+        assert_eq!(counts.missing_outcomes, 1.0, "c39 has no outcome row");
+        let total = counts.total();
+        assert_eq!(total.treated.customers + total.control.customers, 39.0);
+        assert_eq!(total.treated.converted + total.control.converted, 13.0);
+        assert_eq!(
+            counts.segment(1).treated.customers + counts.segment(1).control.customers,
+            19.0
+        );
+    }
+
+    #[test]
+    fn a_bad_outcome_row_stops_the_site_unless_its_policy_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = site(dir.path(), &outcomes("c39,maybe,no\n"), "");
+        let error = observe(&config, &settings()).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                CampaignError::Data(DataError::BadValue { line: 41, .. })
+            ),
+            "{error}"
+        );
+        let config = site(
+            dir.path(),
+            &outcomes("c39,maybe,no\n"),
+            "on_bad_row = \"skip\"\nmax_bad_rows = 5\n",
+        );
+        let observed = observe(&config, &settings()).unwrap();
+        assert_eq!(observed.skipped.total(), 1);
+        assert_eq!(
+            uplift::decode(&observed.vector(), 2)
+                .unwrap()
+                .missing_outcomes,
+            1.0
+        );
+    }
+
+    #[test]
+    fn a_changed_list_or_other_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = site(dir.path(), &outcomes(""), "");
+        let other = CampaignSettings {
+            seed: 4,
+            ..settings()
+        };
+        assert!(matches!(
+            observe(&config, &other),
+            Err(CampaignError::Mismatch(_))
+        ));
+        // A list edited after the draw, even with its hash redone: the
+        // seed gives c0 another group.
+        let path = dir.path().join("campaigns/spring/contacts.csv");
+        let list = std::fs::read_to_string(&path).unwrap();
+        let flipped = if list.contains("c0,0,x,0.5,9,control") {
+            list.replace("c0,0,x,0.5,9,control", "c0,0,x,0.5,9,treatment")
+        } else {
+            list.replace("c0,0,x,0.5,9,treatment", "c0,0,x,0.5,9,control")
+        };
+        std::fs::write(&path, &flipped).unwrap();
+        let error = observe(&config, &settings()).unwrap_err().to_string();
+        assert!(error.contains("SHA-256"), "{error}");
+        write_plan(dir.path(), &flipped);
+        let error = observe(&config, &settings()).unwrap_err().to_string();
+        assert!(error.contains("the seed puts it elsewhere"), "{error}");
+    }
+}

@@ -184,3 +184,47 @@ fn a_monthly_series_releases_the_migration_its_banks_files_show() {
     let md = fs::read_to_string(c.path().join("out/report.md")).unwrap();
     assert!(md.contains("Customers who moved"), "{md}");
 }
+
+#[test]
+fn demo_months_runs_a_series_and_a_campaign_evaluation_in_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"))
+        .args(["demo", "--customers", "3000", "--months", "3", "--listen"])
+        .arg(format!("127.0.0.1:{}", fedseg_tests::free_port()))
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |path: &str| -> Value {
+        serde_json::from_str(&fs::read_to_string(dir.path().join(path)).unwrap()).unwrap()
+    };
+    let (second, third) = (
+        read("out/month-2/result.json"),
+        read("out/month-3/result.json"),
+    );
+    assert_eq!(third["migration"]["previous_job"], second["job_id"]);
+    assert_eq!(third["migration"]["history"].as_array().unwrap().len(), 3);
+    let campaign = read("out/campaign/result.json");
+    assert_eq!(campaign["kind"], "campaign-evaluation");
+    assert_eq!(campaign["campaign"]["settings"]["model"], third["job_id"]);
+    // The demo simulates a 10-point lift in the first targeted segment.
+    let target = campaign["campaign"]["settings"]["target"][0].clone();
+    let lifted = campaign["campaign"]["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == target)
+        .unwrap();
+    let ci = &lifted["uplift_ci"];
+    assert!(
+        ci[0].as_f64().unwrap() < 0.10 && 0.10 < ci[1].as_f64().unwrap(),
+        "{lifted}"
+    );
+    assert!(said.contains("== campaign demo-campaign"), "{said}");
+}
