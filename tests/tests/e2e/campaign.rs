@@ -235,6 +235,10 @@ fn a_campaigns_measured_uplift_recovers_the_planted_one() {
     assert_eq!(segment(&result, 2)["verdict"], "suppressed");
     assert!(segment(&result, 2)["treated"].is_null());
     assert!(result["campaign"]["noise"].is_null());
+    // Every bank's ledger matches the journal's record of the release.
+    for site in &c.sites {
+        c.assert_ledger_verifies(site);
+    }
     let report = fs::read_to_string(c.path().join("out/report.md")).unwrap();
     assert!(report.contains("did nothing measurable"), "{report}");
     assert!(report.contains(&format!("Segment {}: the campaign raised", names[0])));

@@ -138,9 +138,17 @@ fn a_monthly_series_releases_the_migration_its_banks_files_show() {
             matched.iter().filter(|x| !x.is_null()).count() >= 3,
             "{matched:?}"
         );
+        let pooled = pooled_matrix(&c, &ids[month - 1], &ids[month]);
         for (j, previous) in matched.iter().enumerate() {
             if let Some(i) = previous.as_u64() {
                 assert_eq!(now[j]["name"], before[i as usize]["name"], "month {month}");
+                // The match is the previous segment most of its customers
+                // came from.
+                let from = |i: usize| pooled.get(&(Some(i), Some(j))).copied().unwrap_or(0.0);
+                let most = (0..before.as_array().unwrap().len())
+                    .max_by(|a, b| from(*a).total_cmp(&from(*b)))
+                    .unwrap();
+                assert_eq!(i as usize, most, "month {month}, segment {j}");
             }
         }
         // The planted lapses show as customers changing segment.
