@@ -4,7 +4,9 @@
 //! bank's table), so they drift from active behaviour towards lapsing. The
 //! test pools the banks' local segment files (each job's `scores.csv`) and
 //! checks the released migration matrix against the matrix computed from
-//! them, that continuing segments keep their names, and the report.
+//! them, that continuing segments keep their names, and the report. Before
+//! the third month a tenth of the customers withdraw their consent: they
+//! are counted as having left.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -48,6 +50,26 @@ fn plant_lapses(c: &Consortium, site: &str) {
         }
     }
     fs::write(path, out).unwrap();
+}
+
+/// A tenth of the customers withdraw their consent: they leave the
+/// segmentation (counted as "left" from their previous segment).
+fn withdraw_consent(c: &Consortium, site: &str) {
+    let path = c.path().join(format!("sites/{site}/customers.csv"));
+    let text = fs::read_to_string(&path).unwrap();
+    let out: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let id = line.split(',').next().unwrap();
+            let digest = Sha256::digest(format!("withdraw/{id}").as_bytes());
+            if digest[0] < 26 {
+                line.replacen(",true,", ",false,", 1)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    fs::write(path, out.join("\n") + "\n").unwrap();
 }
 
 /// `customer_id → segment` of a site's scores file of `job`.
@@ -109,9 +131,11 @@ fn a_monthly_series_releases_the_migration_its_banks_files_show() {
     let c = Consortium::with_customers(3, 3000, 10.0, 16);
     let mut results: Vec<Value> = vec![];
     for (month, as_of) in MONTHS.iter().enumerate() {
-        if month == 1 {
-            for site in &c.sites {
-                plant_lapses(&c, site);
+        for site in &c.sites {
+            match month {
+                1 => plant_lapses(&c, site),
+                2 => withdraw_consent(&c, site),
+                _ => {}
             }
         }
         write_job(&c, as_of);
@@ -176,6 +200,13 @@ fn a_monthly_series_releases_the_migration_its_banks_files_show() {
         "{moved:?}"
     );
     let last = &results[2]["migration"];
+    let left: f64 = last["left"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .sum();
+    assert!(left > 100.0, "customers who withdrew consent left: {left}");
     assert_eq!(last["history"].as_array().unwrap().len(), 3);
     for r in &results[1..] {
         eprintln!("{}\n{}", r["migration"]["matrix"], r["migration"]["movers"]);
