@@ -101,10 +101,23 @@ impl History {
         }
     }
 
-    /// The previous job of the series for job `job_id` (a job run again
-    /// is not its own predecessor).
+    /// The previous job of the series for job `job_id`: the one recorded
+    /// before it when the job is run again, else the last one.
     pub fn previous(&self, job_id: &str) -> Option<&Entry> {
-        self.jobs.iter().rev().find(|e| e.job_id != job_id)
+        match self.jobs.iter().position(|e| e.job_id == job_id) {
+            Some(at) => at.checked_sub(1).map(|p| &self.jobs[p]),
+            None => self.jobs.last(),
+        }
+    }
+
+    /// The jobs before `job_id` (all of them when it is not recorded).
+    fn before(&self, job_id: &str) -> &[Entry] {
+        let end = self
+            .jobs
+            .iter()
+            .position(|e| e.job_id == job_id)
+            .unwrap_or(self.jobs.len());
+        &self.jobs[..end]
     }
 
     /// Records a finished job of the series (replacing an earlier record of
@@ -125,10 +138,9 @@ impl History {
                 jobs: vec![],
             },
         };
-        history.jobs.retain(|e| e.job_id != result.job_id);
         let seg = &result.segmentation;
         let st = &result.standardization;
-        history.jobs.push(Entry {
+        let entry = Entry {
             job_id: result.job_id.clone(),
             as_of: result.as_of.clone(),
             segments: seg.segments.iter().map(|s| s.name.clone()).collect(),
@@ -142,7 +154,12 @@ impl History {
                 lo: st.clip_lo,
                 hi: st.clip_hi,
             },
-        });
+        };
+        // A job run again keeps its place in the series.
+        match history.jobs.iter().position(|e| e.job_id == result.job_id) {
+            Some(at) => history.jobs[at] = entry,
+            None => history.jobs.push(entry),
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
         }
@@ -165,9 +182,8 @@ pub async fn migrate(
     let k = segmentation.segments.len();
     let min = job.config.segmentation.min_segment_size;
     let mut history_sizes: Vec<SeriesSizes> = history
-        .jobs
+        .before(&job.id)
         .iter()
-        .filter(|e| e.job_id != job.id)
         .map(|e| SeriesSizes {
             job_id: e.job_id.clone(),
             as_of: e.as_of.clone(),
@@ -272,4 +288,37 @@ fn movers(block: &Migration, previous: &Entry, now: &SegmentationResult) -> Vec<
     }
     out.sort_by(|a, b| b.customers.total_cmp(&a.customers));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_run_again_keeps_its_predecessor() {
+        let entry = |id: &str| Entry {
+            job_id: id.into(),
+            as_of: "2026-01-01".into(),
+            segments: vec![],
+            groups: vec![],
+            sizes: vec![],
+            centroids: vec![],
+            space: Space {
+                mean: [0.0; DIM],
+                std: [1.0; DIM],
+                scale: [1.0; DIM],
+                lo: [0.0; DIM],
+                hi: [1.0; DIM],
+            },
+        };
+        let history = History {
+            series: "s".into(),
+            jobs: vec![entry("a"), entry("b"), entry("c")],
+        };
+        assert_eq!(history.previous("b").unwrap().job_id, "a");
+        assert!(history.previous("a").is_none());
+        assert_eq!(history.previous("d").unwrap().job_id, "c");
+        assert_eq!(history.before("c").len(), 2);
+        assert_eq!(history.before("d").len(), 3);
+    }
 }

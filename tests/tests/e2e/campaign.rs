@@ -235,6 +235,21 @@ fn a_campaigns_measured_uplift_recovers_the_planted_one() {
     assert_eq!(segment(&result, 2)["verdict"], "suppressed");
     assert!(segment(&result, 2)["treated"].is_null());
     assert!(result["campaign"]["noise"].is_null());
+    // Run again with no bank connected: the result comes back from the
+    // journal alone, the same to the byte (crash recovery's path).
+    let reference = fs::read_to_string(c.path().join("out/result.json")).unwrap();
+    fs::remove_dir_all(c.path().join("out")).unwrap();
+    let mut rerun = c.run_coordinator();
+    rerun.expect_success(60);
+    assert!(
+        rerun.log_text().contains("retracing"),
+        "{}",
+        rerun.log_text()
+    );
+    assert_eq!(
+        fs::read_to_string(c.path().join("out/result.json")).unwrap(),
+        reference
+    );
     // Every bank's ledger matches the journal's record of the release.
     for site in &c.sites {
         c.assert_ledger_verifies(site);
