@@ -11,7 +11,6 @@
 //! `treatment` or `control`) and `campaigns/<name>/plan.json` (the agreed
 //! settings, the counts and the list's SHA-256).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use fedseg_common::campaign::{CampaignSettings, DECILES};
@@ -22,8 +21,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::config::ParticipantConfig;
-use crate::rfmlt::reader::Reader;
-use crate::rfmlt::{DataError, Reason, SkippedRows, Tally};
+use crate::rfmlt::{DataError, SkippedRows};
 use crate::scoring::{SavedModel, ScoreError};
 use crate::tasks::Site;
 
@@ -232,37 +230,14 @@ pub fn observe(
         )));
     }
     let listed = read_contacts(&contacts, settings)?;
-    let data = config.data.as_ref();
-    let Some(outcomes) = data.and_then(|d| d.outcomes.clone()) else {
-        return Err(CampaignError::File {
-            path: "participant.toml".into(),
-            reason: "names no [data] outcomes table".into(),
-        });
-    };
-    let policy = data.expect("outcomes come from [data]").policy();
-    let mut reader = Reader::open(
-        &outcomes,
-        &Default::default(),
-        &["customer_id", "contacted", "converted_after"],
-        &[],
-    )?;
-    let mut outcome: HashMap<String, (bool, bool)> = HashMap::with_capacity(listed.len());
-    let (_, skips) = reader.for_each(Tally::new(&policy, "outcomes"), |row| {
-        let id = row.text("customer_id")?;
-        let value = (row.boolean("contacted")?, row.boolean("converted_after")?);
-        if outcome.insert(id.to_string(), value).is_some() {
-            return Err(row.bad(
-                Reason::DuplicateCustomer,
-                "customer_id",
-                format!("{id:?} appears twice"),
-            ));
-        }
-        Ok(())
+    let data = config.data.as_ref().ok_or_else(|| CampaignError::File {
+        path: "participant.toml".into(),
+        reason: "has no [data] table".into(),
     })?;
-    let mut skipped = SkippedRows::default();
-    if skips.1.total() > 0 {
-        skipped.tables.insert(skips.0, skips.1);
-    }
+    let crate::outcomes::Outcomes {
+        by_id: outcome,
+        skipped,
+    } = data.outcomes_table()?;
     let mut on_list = 0u64;
     let rows = listed
         .into_iter()

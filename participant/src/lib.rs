@@ -10,6 +10,7 @@
 //! - [`database`]: RFMLT computed inside a bank's PostgreSQL database.
 //! - [`rfmlt`]: RFMLT features from the canonical tables.
 //! - [`partner`]: a feature partner's table for vertical jobs.
+//! - [`outcomes`]: a campaign's outcomes table (file or database).
 //! - [`output`]: this site's local results (segments, scores).
 //! - [`series`]: segment migration since a series' previous job.
 //! - [`scoring`]: a job's final model applied to this site's customers.
@@ -22,6 +23,7 @@ pub mod joint;
 pub mod ledger;
 pub mod metrics;
 pub mod node;
+pub mod outcomes;
 pub mod output;
 pub mod partner;
 pub mod privacy;

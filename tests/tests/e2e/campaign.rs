@@ -301,3 +301,68 @@ fn a_campaigns_measured_uplift_recovers_the_planted_one() {
     let result = c.result();
     assert_eq!(result["took_part"], serde_json::json!(["bank-b", "bank-c"]));
 }
+
+#[test]
+fn an_outcomes_table_from_the_database_gives_the_file_rows() {
+    let Some(db) = fedseg_tests::Postgres::start() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have PostgreSQL");
+        eprintln!("skipped: PostgreSQL is not installed (apt-get install postgresql)");
+        return;
+    };
+    let rows = [("c1", "yes", "true"), ("c2", "no", "f"), ("c3", "1", "0")];
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("customer_id,contacted,converted_after\n");
+    assert!(
+        db.psql("CREATE TABLE results (cust text, reached text, sold text)")
+            .status
+            .success()
+    );
+    let insert = |id: &str, reached: &str, sold: &str| {
+        let sql = format!("INSERT INTO results VALUES ('{id}', '{reached}', '{sold}')");
+        assert!(db.psql(&sql).status.success(), "{sql}");
+    };
+    for (id, reached, sold) in rows {
+        csv.push_str(&format!("{id},{reached},{sold}\n"));
+        insert(id, reached, sold);
+    }
+    fs::write(dir.path().join("outcomes.csv"), csv).unwrap();
+    let config = |data: &str| {
+        let path = dir.path().join("participant.toml");
+        fs::write(
+            &path,
+            format!(
+                "id = \"bank-a\"\ncoordinator = \"https://127.0.0.1:1\"\ncoordinator_id = \"coordinator\"\n\
+                 ledger = \"ledger.log\"\n[tls]\nca = \"ca.crt\"\ncert = \"x.crt\"\nkey = \"x.key\"\n\
+                 [data]\ntransactions = \"t\"\ninteractions = \"i\"\ncustomers = \"c\"\n{data}"
+            ),
+        )
+        .unwrap();
+        fedseg_participant::config::ParticipantConfig::load(&path)
+            .unwrap()
+            .data
+            .unwrap()
+    };
+    let from_file = config("outcomes = \"outcomes.csv\"\n")
+        .outcomes_table()
+        .unwrap();
+    let query =
+        "SELECT cust AS customer_id, reached AS contacted, sold AS converted_after FROM results";
+    let database = |policy: &str| {
+        config(&format!(
+            "postgres = \"{}\"\noutcomes = \"{query}\"\n{policy}",
+            db.connection()
+        ))
+        .outcomes_table()
+    };
+    let from_db = database("").unwrap();
+    assert_eq!(from_db.by_id, from_file.by_id);
+    assert_eq!(from_db.by_id["c1"], (true, true));
+    // A bad boolean stops the site, or is skipped and counted under the
+    // policy.
+    insert("c4", "perhaps", "no");
+    let error = database("").unwrap_err().to_string();
+    assert!(error.contains("bad_boolean"), "{error}");
+    let skipped = database("on_bad_row = \"skip\"\nmax_bad_rows = 1\n").unwrap();
+    assert_eq!(skipped.skipped.total(), 1);
+    assert_eq!(skipped.by_id, from_file.by_id);
+}
