@@ -147,6 +147,77 @@ fn segment(result: &Value, i: usize) -> &Value {
     &result["campaign"]["segments"][i]
 }
 
+/// Draws `site`'s list and checks it: the top nine deciles of every
+/// segment, the seed's half held back, the same list when drawn twice.
+fn check_list(c: &Consortium, site: &str, model_id: &str) {
+    let said = plan(c, site);
+    assert!(said.contains("held back as control"), "{said}");
+    let first = contacts(c, site);
+    plan(c, site);
+    assert_eq!(contacts(c, site), first, "the draw is reproducible");
+    assert!(first.iter().all(|(_, _, decile, _)| *decile >= 2));
+    let scores = fs::read_to_string(
+        c.path()
+            .join(format!("sites/{site}/out/{model_id}/scores.csv")),
+    )
+    .unwrap();
+    let top_nine = scores
+        .lines()
+        .skip(1)
+        .filter(|l| l.rsplit(',').next().unwrap().parse::<u8>().unwrap() >= 2)
+        .count();
+    assert_eq!(first.len(), top_nine, "{site}: every top-nine customer");
+    let held = first.iter().filter(|r| r.3).count() as f64 / first.len() as f64;
+    assert!((0.4..0.6).contains(&held), "{site}: {held} held back");
+}
+
+/// The campaign job under a budget: the one release carries noise and
+/// says how much; segment 0's treated count is near `treated`.
+fn check_private_run(c: &Consortium, job: &str, treated_pooled: f64) {
+    let private = job.replace(
+        "[campaign]",
+        "[privacy]\nepsilon = 1.0\ndelta = 1e-6\n\n[campaign]",
+    );
+    fs::write(c.path().join("job.toml"), private).unwrap();
+    drop(c.run_job());
+    let noisy = c.result();
+    let sd = noisy["campaign"]["noise"]["count_sd"].as_f64().unwrap();
+    eprintln!("DP run: count noise sd {sd}");
+    assert!(sd > 0.5 && sd < 50.0, "{sd}");
+    assert_eq!(noisy["privacy"]["dp"], true);
+    let treated = segment(&noisy, 0)["treated"].as_f64().unwrap();
+    // A segment's count adds up 9 noisy deciles.
+    assert!(
+        (treated - treated_pooled).abs() < 6.0 * sd * 3.0,
+        "{treated}"
+    );
+}
+
+/// A list changed after it was drawn: the bank refuses the job, which
+/// goes on without it.
+fn check_changed_list_is_refused(c: &Consortium, model_id: &str, names: &[String]) {
+    let path = c
+        .path()
+        .join("sites/bank-a/out/campaigns/spring-offer/contacts.csv");
+    let text = fs::read_to_string(&path).unwrap();
+    let flipped = match text.find(",treatment\n") {
+        Some(_) => text.replacen(",treatment\n", ",control\n", 1),
+        None => unreachable!("half the list is treated"),
+    };
+    fs::write(&path, flipped).unwrap();
+    fs::write(
+        c.path().join("job.toml"),
+        campaign_job(model_id, names, "job_id = \"tampered\"\n"),
+    )
+    .unwrap();
+    let mut coordinator = c.run_coordinator();
+    let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
+    coordinator.expect_success(120);
+    c.assert_only_declined("bank-a", "does not match");
+    let result = c.result();
+    assert_eq!(result["took_part"], serde_json::json!(["bank-b", "bank-c"]));
+}
+
 #[test]
 fn a_campaigns_measured_uplift_recovers_the_planted_one() {
     let c = Consortium::with_customers(3, 4000, 10.0, 16);
@@ -163,28 +234,8 @@ fn a_campaigns_measured_uplift_recovers_the_planted_one() {
     let job = campaign_job(&model_id, &names, "");
     fs::write(c.path().join("campaign.toml"), &job).unwrap();
 
-    // The lists: the top nine deciles of every segment, the seed's half
-    // held back, the same list when drawn twice.
     for site in &c.sites {
-        let said = plan(&c, site);
-        assert!(said.contains("held back as control"), "{said}");
-        let first = contacts(&c, site);
-        plan(&c, site);
-        assert_eq!(contacts(&c, site), first, "the draw is reproducible");
-        assert!(first.iter().all(|(_, _, decile, _)| *decile >= 2));
-        let scores = fs::read_to_string(
-            c.path()
-                .join(format!("sites/{site}/out/{model_id}/scores.csv")),
-        )
-        .unwrap();
-        let top_nine = scores
-            .lines()
-            .skip(1)
-            .filter(|l| l.rsplit(',').next().unwrap().parse::<u8>().unwrap() >= 2)
-            .count();
-        assert_eq!(first.len(), top_nine, "{site}: every top-nine customer");
-        let held = first.iter().filter(|r| r.3).count() as f64 / first.len() as f64;
-        assert!((0.4..0.6).contains(&held), "{site}: {held} held back");
+        check_list(&c, site, &model_id);
         record_outcomes(&c, site);
     }
 
@@ -220,6 +271,13 @@ fn a_campaigns_measured_uplift_recovers_the_planted_one() {
         let v = &segment(&result, s)["uplift_ci"];
         [v[0].as_f64().unwrap(), v[1].as_f64().unwrap()]
     };
+    for s in [0, 1] {
+        let e = segment(&result, s);
+        eprintln!(
+            "segment {s}: treated {} control {} uplift {} interval {}",
+            e["treated"], e["control"], e["uplift"], e["uplift_ci"]
+        );
+    }
     let [lo, hi] = ci(0);
     assert!(
         lo < PLANTED_UPLIFT && PLANTED_UPLIFT < hi && lo > 0.0,
@@ -260,46 +318,8 @@ fn a_campaigns_measured_uplift_recovers_the_planted_one() {
     let html = fs::read_to_string(c.path().join("out/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("Uplift per segment"));
 
-    // Under a budget, the one release carries noise and says how much.
-    let private = job.replace(
-        "[campaign]",
-        "[privacy]\nepsilon = 1.0\ndelta = 1e-6\n\n[campaign]",
-    );
-    fs::write(c.path().join("job.toml"), private).unwrap();
-    drop(c.run_job());
-    let noisy = c.result();
-    let sd = noisy["campaign"]["noise"]["count_sd"].as_f64().unwrap();
-    assert!(sd > 0.5 && sd < 50.0, "{sd}");
-    assert_eq!(noisy["privacy"]["dp"], true);
-    let treated = segment(&noisy, 0)["treated"].as_f64().unwrap();
-    // A segment's count adds up 9 noisy deciles.
-    assert!(
-        (treated - pooled[&0][0]).abs() < 6.0 * sd * 3.0,
-        "{treated}"
-    );
-
-    // A list changed after it was drawn: the bank refuses the job, which
-    // goes on without it.
-    let path = c
-        .path()
-        .join("sites/bank-a/out/campaigns/spring-offer/contacts.csv");
-    let text = fs::read_to_string(&path).unwrap();
-    let flipped = match text.find(",treatment\n") {
-        Some(_) => text.replacen(",treatment\n", ",control\n", 1),
-        None => unreachable!("half the list is treated"),
-    };
-    fs::write(&path, flipped).unwrap();
-    fs::write(
-        c.path().join("job.toml"),
-        campaign_job(&model_id, &names, "job_id = \"tampered\"\n"),
-    )
-    .unwrap();
-    let mut coordinator = c.run_coordinator();
-    let _participants: Vec<_> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
-    coordinator.expect_success(120);
-    c.assert_only_declined("bank-a", "does not match");
-    let result = c.result();
-    assert_eq!(result["took_part"], serde_json::json!(["bank-b", "bank-c"]));
+    check_private_run(&c, &job, pooled[&0][0]);
+    check_changed_list_is_refused(&c, &model_id, &names);
 }
 
 #[test]
