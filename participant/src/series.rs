@@ -66,7 +66,14 @@ pub fn migration(
         return Err(TaskError::Request("the previous job's id".into()));
     }
     let path = config.output.join(&request.previous_job).join("scores.csv");
-    let mut previous = previous_segments(&path, p)?;
+    // A site that did not take part in the previous job has no record of
+    // it: its customers are counted as having joined, and the series job
+    // goes on for everyone.
+    let mut previous = if path.exists() {
+        previous_segments(&path, p)?
+    } else {
+        HashMap::new()
+    };
     let mut out = vec![0.0; migration::length(p, k)];
     for (i, customer) in site.features.customers.iter().enumerate() {
         let now = features::nearest(&space.project(site.point(i)), &run.centroids).0;

@@ -72,10 +72,11 @@ fn withdraw_consent(c: &Consortium, site: &str) {
     fs::write(path, out.join("\n") + "\n").unwrap();
 }
 
-/// `customer_id → segment` of a site's scores file of `job`.
+/// `customer_id → segment` of a site's scores file of `job` (none when
+/// the site has no record of the job).
 fn segments_of(c: &Consortium, site: &str, job: &str) -> BTreeMap<String, usize> {
     fs::read_to_string(c.path().join(format!("sites/{site}/out/{job}/scores.csv")))
-        .unwrap()
+        .unwrap_or_default()
         .lines()
         .skip(1)
         .map(|l| {
@@ -222,6 +223,27 @@ fn a_monthly_series_releases_the_migration_its_banks_files_show() {
     assert!(html.contains("Segment sizes over the series"));
     let md = fs::read_to_string(c.path().join("out/report.md")).unwrap();
     assert!(md.contains("Customers who moved"), "{md}");
+
+    // A bank without its record of the previous job: its customers count
+    // as joined, and the job goes on for everyone.
+    fs::remove_dir_all(c.path().join(format!("sites/bank-c/out/{}", ids[2]))).unwrap();
+    write_job(&c, "2026-11-15");
+    drop(c.run_job());
+    let fourth = c.result();
+    let m = &fourth["migration"];
+    assert_eq!(m["previous_job"].as_str(), Some(ids[2].as_str()));
+    let next = fourth["job_id"].as_str().unwrap();
+    check_against_pooled(&c, m, &ids[2], next);
+    let joined: f64 = m["joined"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .sum();
+    assert!(
+        joined >= segments_of(&c, "bank-c", next).len() as f64 * 0.9,
+        "{joined}"
+    );
 }
 
 #[test]
