@@ -78,11 +78,20 @@ fn table_rows(result: &CampaignResult) -> Vec<[String; 9]> {
         .map(|s| row(s.name.clone(), &s.estimate))
         .collect();
     rows.push(row("all customers on the lists".into(), &c.total));
+    // The chosen score deciles, highest first.
+    let lowest = fedseg_common::campaign::DECILES + 1 - c.settings.top_deciles as usize;
+    rows.extend(
+        c.deciles
+            .iter()
+            .rev()
+            .filter(|d| d.decile >= lowest)
+            .map(|d| row(format!("score decile {}", d.decile), &d.estimate)),
+    );
     rows
 }
 
 const HEADERS: [&str; 9] = [
-    "segment",
+    "segment or decile",
     "treated",
     "control",
     "conversion (treated)",
@@ -145,7 +154,7 @@ pub fn markdown(result: &CampaignResult) -> String {
     }
     let _ = write!(
         out,
-        "\n## Uplift per segment\n\n| {} |\n|",
+        "\n## Uplift per segment and score decile\n\n| {} |\n|",
         HEADERS.join(" | ")
     );
     out.push_str(&"---|".repeat(HEADERS.len()));
