@@ -31,6 +31,10 @@ pub struct Migration {
     pub left: Vec<Option<f64>>,
     /// The smallest count released.
     pub min_cell: u64,
+    /// Under differential privacy, the standard deviation of the noise on
+    /// each count of the matrix.
+    #[serde(default)]
+    pub noise_sd: Option<f64>,
     /// Customers who moved between segments, largest flows first, each
     /// with the playbook that applies to them.
     pub movers: Vec<Movers>,

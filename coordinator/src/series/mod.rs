@@ -202,6 +202,7 @@ pub async fn migrate(
         joined: vec![],
         left: vec![],
         min_cell: min,
+        noise_sd: None,
         movers: vec![],
         history: vec![],
     };
@@ -220,7 +221,7 @@ pub async fn migrate(
         block.match_distance = matches.iter().map(|m| m.map(|(_, d)| d)).collect();
         let p = previous.segments.len();
         let released = releases
-            .sum(
+            .release(
                 "migration",
                 Kind::Migration(proto::Migration {
                     as_of: job.config.as_of.clone(),
@@ -235,7 +236,8 @@ pub async fn migrate(
                 vec![ClipRange::new(0.0, 1e9); migration::length(p, k)],
             )
             .await?;
-        let matrix = migration::decode(&released, p, k)?;
+        block.noise_sd = released.count_noise_sd;
+        let matrix = migration::decode(&released.sums, p, k)?;
         let shown = |v: f64| {
             let v = v.round().max(0.0);
             (v >= min as f64).then_some(v)

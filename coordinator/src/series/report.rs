@@ -45,6 +45,12 @@ pub fn markdown(m: &Migration) -> String {
     }
     let joined: Vec<String> = m.joined.iter().map(|v| cell(*v)).collect();
     let _ = writeln!(out, "| joined | {} | |", joined.join(" | "));
+    if let Some(sd) = m.noise_sd {
+        let _ = writeln!(
+            out,
+            "\nEvery count carries differential-privacy noise of standard deviation {sd:.2}."
+        );
+    }
     out.push_str("\nSegments now and what they continue: ");
     let continued: Vec<String> = m
         .segments

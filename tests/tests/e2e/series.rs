@@ -150,6 +150,43 @@ fn check_bank_without_record(c: &Consortium, previous: &str) {
     );
 }
 
+/// A job of the series under differential privacy: the matrix carries
+/// noise and says how much.
+fn check_private_migration(c: &Consortium) {
+    let before = c.result()["job_id"].as_str().unwrap().to_string();
+    fs::write(
+        c.path().join("job.toml"),
+        format!(
+            "series = \"monthly\"\nseed = 5\nas_of = \"2026-11-20\"\nholdout_fraction = 0.2\n\
+             l2 = 1.0\n\n[segmentation]\nk_min = 4\nk_max = 4\nrestarts = 2\nmax_iterations = 10\n\
+             min_segment_size = {MIN_CELL}\n\n[propensity]\nenabled = false\n\n\
+             [privacy]\nepsilon = 5.0\ndelta = 1e-6\n"
+        ),
+    )
+    .unwrap();
+    drop(c.run_job());
+    let result = c.result();
+    let m = &result["migration"];
+    assert_eq!(m["previous_job"].as_str(), Some(before.as_str()));
+    let sd = m["noise_sd"].as_f64().expect("the noise is reported");
+    eprintln!("private migration: noise sd {sd}");
+    assert!(sd > 0.1 && sd < 100.0, "{sd}");
+    // The released cells add up to about the customers of both jobs.
+    let pooled: f64 = pooled_matrix(c, &before, result["job_id"].as_str().unwrap())
+        .values()
+        .sum();
+    let released: f64 = m["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().filter_map(Value::as_f64))
+        .sum();
+    assert!(
+        released <= pooled + 30.0 * sd && released > 0.5 * pooled,
+        "{released} {pooled}"
+    );
+}
+
 #[test]
 fn a_monthly_series_releases_the_migration_its_banks_files_show() {
     let c = Consortium::with_customers(3, 3000, 10.0, 16);
@@ -248,6 +285,7 @@ fn a_monthly_series_releases_the_migration_its_banks_files_show() {
     assert!(md.contains("Customers who moved"), "{md}");
 
     check_bank_without_record(&c, &ids[2]);
+    check_private_migration(&c);
 }
 
 #[test]
