@@ -48,7 +48,7 @@ pub fn clip(x: &[f64; DIM], lo: &[f64; DIM], hi: &[f64; DIM]) -> [f64; DIM] {
 /// The clustering space: x is clipped to `[lo, hi]`, then
 /// `c_j = (x_j - mean_j) / std_j * scale_j`, and 0 for a feature whose
 /// pooled standard deviation is 0.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Space {
     /// Pooled mean of x.
     pub mean: [f64; DIM],

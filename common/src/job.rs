@@ -53,6 +53,13 @@ pub struct JobConfig {
     /// A vertical job (design.md, "Vertical joint modelling contract"):
     /// a label holder and its feature partners, who share customers.
     pub vertical: Option<VerticalSettings>,
+    /// A campaign evaluation (`[campaign]`): the plan the sites drew their
+    /// contact lists from, and the outcomes they recorded since.
+    pub campaign: Option<crate::campaign::CampaignSettings>,
+    /// The series a segmentation job belongs to: its segments are matched
+    /// to the previous job's of the series, and migration is measured.
+    #[serde(default)]
+    pub series: Option<String>,
 }
 
 /// What a job computes from a site's data: the vocabulary of site
@@ -70,15 +77,19 @@ pub enum JobKind {
     SecureSum,
     /// A vertical job: PSI and a joint model with feature partners.
     Vertical,
+    /// A campaign's measured uplift: treated and control customers and
+    /// their conversions, per segment and score decile (`[campaign]`).
+    CampaignEvaluation,
 }
 
 impl JobKind {
     /// Every kind, in the order shown.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Segmentation,
         JobKind::Propensity,
         JobKind::SecureSum,
         JobKind::Vertical,
+        JobKind::CampaignEvaluation,
     ];
 
     /// The name used in configuration files and listings.
@@ -88,6 +99,7 @@ impl JobKind {
             JobKind::Propensity => "propensity",
             JobKind::SecureSum => "secure-sum",
             JobKind::Vertical => "vertical",
+            JobKind::CampaignEvaluation => "campaign-evaluation",
         }
     }
 }
@@ -366,6 +378,8 @@ impl JobConfig {
     pub fn kinds(&self) -> Vec<JobKind> {
         if self.vertical.is_some() {
             vec![JobKind::Vertical]
+        } else if self.campaign.is_some() {
+            vec![JobKind::CampaignEvaluation]
         } else if self.secure_sum.is_some() {
             vec![JobKind::SecureSum]
         } else if self.propensity.enabled {
@@ -465,6 +479,30 @@ impl JobConfig {
         }
         if let Some(vertical) = &self.vertical {
             self.check_vertical(vertical)?;
+        }
+        if let Some(series) = &self.series {
+            if !crate::campaign::is_plain_name(series) {
+                return fault(
+                    "series",
+                    "must be 1 to 128 letters, digits, '-', '_' or '.', not starting with '.'"
+                        .into(),
+                );
+            }
+            if self.secure_sum.is_some() || self.vertical.is_some() || self.campaign.is_some() {
+                return fault(
+                    "series",
+                    "only a segmentation job belongs to a series".into(),
+                );
+            }
+        }
+        if let Some(campaign) = &self.campaign {
+            campaign.check()?;
+            if self.secure_sum.is_some() || self.vertical.is_some() {
+                return fault(
+                    "campaign",
+                    "a campaign evaluation has no [secure_sum] and no [vertical] section".into(),
+                );
+            }
         }
         if let Some(privacy) = &self.privacy {
             if privacy.epsilon > MAX_EPSILON {

@@ -23,6 +23,7 @@
 //!   (ECDH over ristretto255 in a hub, sealed end to end), as plain types
 //!   and state machines with no networking, plus an in-process runner.
 
+pub mod campaign;
 pub mod certs;
 pub mod computation;
 pub mod config;
@@ -42,5 +43,6 @@ pub mod proto;
 pub mod psi;
 pub mod result;
 pub mod secagg;
+pub mod series;
 pub mod submission;
 pub mod wire;

@@ -18,7 +18,8 @@
 use thiserror::Error;
 
 use crate::computation::{
-    activity, campaign, census, evaluation, feature_stats, kmeans, newton, profile,
+    activity, campaign, census, evaluation, feature_stats, kmeans, migration, newton, profile,
+    uplift,
 };
 use crate::dp;
 use crate::features::{self, DIM, Space};
@@ -207,6 +208,21 @@ pub fn customer_bounds(
             profile::customer_bounds(&space(p.space.as_ref())?, k)
         }
         Kind::Propensity(p) => propensity_bounds(p)?,
+        Kind::Uplift(u) => uplift::customer_bounds(uplift_segments(u)?),
+        Kind::Migration(m) => {
+            let k = m.centroids.as_ref().map_or(0, |c| c.k as usize);
+            let p = m.previous_segments as usize;
+            if k == 0
+                || k > crate::campaign::MAX_SEGMENTS
+                || p == 0
+                || p > crate::campaign::MAX_SEGMENTS
+            {
+                return Err(PrivacyError::Request(format!(
+                    "a migration of {p} to {k} segments"
+                )));
+            }
+            migration::customer_bounds(p, k)
+        }
     };
     b.entries.extend(entries);
     if b.entries.len() != length {
@@ -217,6 +233,17 @@ pub fn customer_bounds(
     }
     b.l2 = squared.sqrt();
     Ok(b)
+}
+
+/// The segments of an uplift request, within the layout's bound.
+fn uplift_segments(u: &proto::Uplift) -> Result<usize, PrivacyError> {
+    match u.segments as usize {
+        s @ 1..=crate::campaign::MAX_SEGMENTS => Ok(s),
+        s => Err(PrivacyError::Request(format!(
+            "a campaign of {s} segments (1 to {} allowed)",
+            crate::campaign::MAX_SEGMENTS
+        ))),
+    }
 }
 
 /// Bounds of the propensity computations, and the squared L2 bound.

@@ -371,6 +371,9 @@ pub struct JobResult {
     pub segmentation: SegmentationResult,
     /// The propensity model (absent when the job turns it off).
     pub propensity: Option<PropensityResult>,
+    /// How customers moved since the previous job of the job's series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<crate::series::Migration>,
     /// Differential privacy.
     pub privacy: Privacy,
     /// Secure-sum rounds the job took.

@@ -12,6 +12,9 @@
 //!   knowing nothing of what they compute.
 //! - [`release`]: the release client (encoding, privacy noise, retries) and
 //!   the job's release plan under differential privacy.
+//! - [`demo_loop`]: `demo --months`, the marketing loop on the demo.
+//! - [`campaign`]: the campaign evaluation job (measured uplift).
+//! - [`series`]: series of segmentation jobs and segment migration.
 //! - [`ahp`]: AHP feature weights from pairwise judgments.
 //! - [`playbook`]: segment names and the 4P marketing playbook.
 //! - [`segmentation`]: the joint segmentation's steps on secure sums.
@@ -27,8 +30,10 @@
 pub mod ahp;
 pub mod audit;
 pub mod bench;
+pub mod campaign;
 pub mod config;
 pub mod demo;
+pub mod demo_loop;
 pub mod engine;
 pub mod job;
 pub mod jobs;
@@ -42,6 +47,7 @@ pub mod release;
 pub mod report;
 pub mod result;
 pub mod segmentation;
+pub mod series;
 pub mod server;
 pub mod service;
 pub mod tls_accept;

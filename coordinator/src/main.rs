@@ -88,6 +88,11 @@ enum Command {
         /// one fintech feature partner that share customers.
         #[arg(long, conflicts_with_all = ["epsilon", "sites"])]
         vertical: bool,
+        /// The marketing loop: this many monthly segmentation jobs of one
+        /// series (the last with the propensity model), a campaign drawn at
+        /// every bank, simulated outcomes and the campaign's evaluation.
+        #[arg(long, conflicts_with_all = ["epsilon", "vertical", "init_only"])]
+        months: Option<usize>,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -284,6 +289,7 @@ fn main() -> Result<()> {
             listen,
             epsilon,
             vertical,
+            months,
         } => {
             if (init_only || !dir.join("coordinator.toml").exists()) && vertical {
                 demo::init_vertical(&dir, customers, &listen)?;
@@ -308,7 +314,9 @@ fn main() -> Result<()> {
                 std::fs::write(&path, demo::job(Some((epsilon, run))))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            if !init_only {
+            if let Some(months) = months {
+                runtime()?.block_on(run_loop(&dir, months))?;
+            } else if !init_only {
                 runtime()?.block_on(run_demo(&dir))?;
             }
         }
@@ -510,6 +518,78 @@ fn show(shown: Option<String>) {
 /// `fedseg-participant` binary beside this one) and the job run here, all
 /// over mutual TLS on loopback; everything stops at the end.
 async fn run_demo(dir: &Path) -> Result<()> {
+    fresh_journal(dir)?;
+    run_with_sites(dir, &dir.join("job.toml"), &dir.join("out")).await
+}
+
+/// Moves an earlier demo run's journal (and the loop's series history)
+/// aside: a finished job stays in its journal; the demo starts a fresh one
+/// each time so that replaced data files are used.
+fn fresh_journal(dir: &Path) -> Result<()> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    for (old, new) in [
+        ("journal.log", format!("journal.{stamp}.log")),
+        ("series", format!("series.{stamp}")),
+    ] {
+        if dir.join(old).exists() {
+            std::fs::rename(dir.join(old), dir.join(new))?;
+        }
+    }
+    Ok(())
+}
+
+/// `demo --months N` (module `demo_loop`): the series, the campaign plan
+/// at every bank, simulated outcomes and the campaign's evaluation.
+async fn run_loop(dir: &Path, months: usize) -> Result<()> {
+    use fedseg_coordinator::demo_loop;
+    anyhow::ensure!(
+        months >= 2,
+        "--months needs at least 2 months for a migration"
+    );
+    fresh_journal(dir)?;
+    let jobs = dir.join("jobs");
+    std::fs::create_dir_all(&jobs)?;
+    let mut last = PathBuf::new();
+    for m in 0..months {
+        let job = jobs.join(format!("month-{}.toml", m + 1));
+        std::fs::write(&job, demo_loop::month_job(m, months))?;
+        last = dir.join("out").join(format!("month-{}", m + 1));
+        println!("== month {} of {months} ==", m + 1);
+        run_with_sites(dir, &job, &last).await?;
+    }
+    let text = std::fs::read_to_string(last.join("result.json"))?;
+    let model: fedseg_common::result::JobResult = serde_json::from_str(&text)?;
+    let settings = demo_loop::campaign(&model);
+    let job = jobs.join("campaign.toml");
+    std::fs::write(&job, demo_loop::campaign_job(&settings, &model.as_of))?;
+    let participant = participant_binary()?;
+    for site in std::fs::read_dir(dir.join("sites"))? {
+        let site = site?.path();
+        let status = std::process::Command::new(&participant)
+            .args(["campaign", "plan", "--config"])
+            .arg(site.join("participant.toml"))
+            .arg("--job")
+            .arg(&job)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "campaign plan failed at {}",
+            site.display()
+        );
+        demo_loop::simulate_outcomes(&site, &settings)?;
+    }
+    println!(
+        "== campaign {} (simulated outcomes: +{:.0} points in {}, none elsewhere) ==",
+        settings.name,
+        100.0 * demo_loop::SIMULATED_UPLIFT,
+        settings.target.first().map_or("", String::as_str)
+    );
+    run_with_sites(dir, &job, &dir.join("out").join("campaign")).await
+}
+
+fn participant_binary() -> Result<PathBuf> {
     let participant = std::env::current_exe()?.with_file_name(format!(
         "fedseg-participant{}",
         std::env::consts::EXE_SUFFIX
@@ -519,15 +599,12 @@ async fn run_demo(dir: &Path) -> Result<()> {
         "{} is missing: build both binaries first (cargo build --release)",
         participant.display()
     );
-    // A finished job stays in its journal; the demo starts a fresh one each
-    // time so that replaced data files are used.
-    let journal = dir.join("journal.log");
-    if journal.exists() {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs();
-        std::fs::rename(&journal, dir.join(format!("journal.{stamp}.log")))?;
-    }
+    Ok(participant)
+}
+
+/// Runs `job` into `out` with one participant process per site.
+async fn run_with_sites(dir: &Path, job: &Path, out: &Path) -> Result<()> {
+    let participant = participant_binary()?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let mut sites: Vec<PathBuf> = std::fs::read_dir(dir.join("sites"))
@@ -555,12 +632,7 @@ async fn run_demo(dir: &Path) -> Result<()> {
         info!(site = %site, "participant started (log in {}/{site}.log)", logs.display());
         children.push(child);
     }
-    let outcome = run(
-        &dir.join("coordinator.toml"),
-        &dir.join("job.toml"),
-        &dir.join("out"),
-    )
-    .await;
+    let outcome = run(&dir.join("coordinator.toml"), job, out).await;
     for child in &mut children {
         let _ = child.start_kill();
     }

@@ -102,6 +102,11 @@ pub struct DataConfig {
     pub customers: Option<PathBuf>,
     /// A feature partner's table: `customer_id` and the offered columns.
     pub features: Option<PathBuf>,
+    /// A campaign's outcomes table (CSV or Parquet, or a query with
+    /// `postgres`): `customer_id`, `contacted`, `converted_after`
+    /// (booleans), read by campaign evaluation jobs under the same bad-row
+    /// policy.
+    pub outcomes: Option<PathBuf>,
     /// `[data.feature_columns]`: the columns this site offers, each with
     /// `clip = [lo, hi]` and an optional `transform = "log1p"`.
     #[serde(default)]
@@ -188,6 +193,22 @@ impl DataConfig {
             Some(connection) => {
                 block_on(database::partner_rows(connection, &table, &self.policy()))
             }
+        }
+    }
+
+    /// The campaign outcomes table, from the file or the bank's database.
+    pub fn outcomes_table(&self) -> Result<crate::outcomes::Outcomes, DataError> {
+        let source = self.outcomes.as_ref().ok_or_else(|| DataError::Read {
+            path: "participant.toml".into(),
+            reason: "names no [data] outcomes table".into(),
+        })?;
+        match &self.postgres {
+            None => crate::outcomes::read_file(source, &self.policy()),
+            Some(connection) => block_on(crate::outcomes::read_sql(
+                connection,
+                &source.to_string_lossy(),
+                &self.policy(),
+            )),
         }
     }
 
@@ -296,6 +317,7 @@ impl DataConfig {
             &mut self.interactions,
             &mut self.customers,
             &mut self.features,
+            &mut self.outcomes,
         ]
         .into_iter()
         .flatten()

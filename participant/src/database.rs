@@ -119,7 +119,7 @@ const FEATURES: &str = "\
            coalesce(ia.save, 0)::float8, coalesce(ia.search, 0)::float8 \
     FROM k CROSS JOIN site LEFT JOIN ta USING (id) LEFT JOIN ia USING (id)";
 
-fn failed(reason: String) -> DataError {
+pub(crate) fn failed(reason: String) -> DataError {
     DataError::Read {
         path: "postgres".into(),
         reason,
@@ -129,7 +129,7 @@ fn failed(reason: String) -> DataError {
 /// The bad rows found by [`BAD_ROWS`] under the site's policy: the first
 /// stops the site by default; skipped, each table's count is held against
 /// `max_bad_rows` (`rows` gives a table's row count).
-fn judge_bad_rows(
+pub(crate) fn judge_bad_rows(
     bad: &[(String, String, i64, Option<String>)],
     policy: &BadRowPolicy,
     rows: impl Fn(&str) -> u64,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{ledger, node, pause, rfmlt, scoring, summary, tasks};
+use fedseg_participant::{campaign, ledger, node, pause, rfmlt, scoring, summary, tasks};
 use fedseg_synth as synth;
 
 /// The fedseg participant node.
@@ -78,6 +78,9 @@ enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Campaigns: draw this site's contact list with a control group.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
     /// Write synthetic canonical tables for one bank.
     Synth {
         /// Directory for customers.csv, transactions.csv, interactions.csv.
@@ -92,6 +95,43 @@ enum Command {
         /// Mix of customer behaviours: retail, fintech or private.
         #[arg(long, default_value = "retail")]
         profile: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Draw this site's contact list from a propensity job's scores: the
+    /// customers of the chosen segments in the top score deciles, with a
+    /// seeded random control group held back. Writes
+    /// `<output>/campaigns/<name>/contacts.csv` and `plan.json`; nothing is
+    /// sent. The settings come from the `[campaign]` table of the campaign's
+    /// job file (`--job`, so every site draws the same way) or the flags.
+    Plan {
+        /// participant.toml
+        #[arg(long)]
+        config: PathBuf,
+        /// The campaign evaluation's job.toml, whose `[campaign]` table
+        /// holds the agreed settings.
+        #[arg(long, conflicts_with_all = ["name", "model", "segments", "top_deciles", "control", "seed"])]
+        job: Option<PathBuf>,
+        /// Campaign name (without --job).
+        #[arg(long, required_unless_present = "job")]
+        name: Option<String>,
+        /// Propensity job id whose result this site keeps (without --job).
+        #[arg(long, required_unless_present = "job")]
+        model: Option<String>,
+        /// Segment names to draw from, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        segments: Vec<String>,
+        /// Top score deciles taken, 1 to 10 (without --job).
+        #[arg(long, required_unless_present = "job")]
+        top_deciles: Option<u8>,
+        /// Share held back as control (without --job).
+        #[arg(long, required_unless_present = "job")]
+        control: Option<f64>,
+        /// Seed of the control group's draw (without --job).
+        #[arg(long, required_unless_present = "job")]
+        seed: Option<u64>,
     },
 }
 
@@ -149,6 +189,52 @@ fn main() -> Result<()> {
             &out,
             as_of.as_deref(),
         )?,
+        Command::Campaign(CampaignCommand::Plan {
+            config,
+            job,
+            name,
+            model,
+            segments,
+            top_deciles,
+            control,
+            seed,
+        }) => {
+            let config = ParticipantConfig::load(&config)?;
+            let settings = match job {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let job = fedseg_common::job::JobConfig::parse(&text)
+                        .with_context(|| format!("{}", path.display()))?;
+                    job.campaign
+                        .with_context(|| format!("{} has no [campaign] table", path.display()))?
+                }
+                None => {
+                    let model = model.context("--model")?;
+                    fedseg_common::campaign::CampaignSettings {
+                        name: name.context("--name")?,
+                        segments: model_segments(&config, &model)?,
+                        model,
+                        target: segments,
+                        top_deciles: top_deciles.context("--top-deciles")?,
+                        control: control.context("--control")?,
+                        seed: seed.context("--seed")?,
+                        confidence: 0.95,
+                    }
+                }
+            };
+            let plan = campaign::plan(&config, &settings)?;
+            println!(
+                "campaign {}: {} customers chosen, {} to contact, {} held back as control; list in {}",
+                settings.name,
+                plan.chosen,
+                plan.treatment,
+                plan.control,
+                campaign::dir(&config, &settings.name)
+                    .join("contacts.csv")
+                    .display()
+            );
+        }
         Command::Synth {
             out,
             customers,
@@ -259,6 +345,21 @@ fn score(
         out.display()
     );
     Ok(())
+}
+
+/// The segment names of the model job this site keeps.
+fn model_segments(config: &ParticipantConfig, model: &str) -> Result<Vec<String>> {
+    let path = config.output.join(model).join("result.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let result: fedseg_common::result::JobResult =
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(result
+        .segmentation
+        .segments
+        .into_iter()
+        .map(|s| s.name)
+        .collect())
 }
 
 fn ledger_show(config: &ParticipantConfig) -> Result<()> {

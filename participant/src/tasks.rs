@@ -95,6 +95,9 @@ pub struct Site {
     assignment: Option<(Vec<f64>, Vec<u32>)>,
     /// The holdout split last asked for: (seed, fraction, per customer).
     split: Option<(u64, f64, Vec<bool>)>,
+    /// A campaign evaluation job's list and outcomes, read when the job
+    /// was accepted.
+    pub campaign: Option<crate::campaign::Observed>,
 }
 
 impl Site {
@@ -116,6 +119,7 @@ impl Site {
             points,
             assignment: None,
             split: None,
+            campaign: None,
         }
     }
 }
@@ -251,6 +255,19 @@ pub fn compute(
             kmeans_step(data, &space, &runs)
         }
         Kind::Propensity(p) => propensity(site(data, &p.as_of)?, p)?,
+        Kind::Migration(m) => crate::series::migration(config, site(data, &m.as_of)?, m)?,
+        Kind::Uplift(u) => {
+            let observed = site(data, &u.as_of)?.campaign.as_ref();
+            match observed {
+                Some(o) if o.name == u.campaign && o.segments == u.segments as usize => o.vector(),
+                _ => {
+                    return Err(TaskError::Request(format!(
+                        "campaign {:?} of {} segments is not the one this site accepted",
+                        u.campaign, u.segments
+                    )));
+                }
+            }
+        }
         Kind::SegmentProfile(p) => {
             let data = site(data, &p.as_of)?;
             let space = space(p.space.as_ref())?;

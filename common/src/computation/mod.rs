@@ -11,8 +11,10 @@ pub mod evaluation;
 pub mod feature_stats;
 pub mod kmeans;
 pub mod local_epochs;
+pub mod migration;
 pub mod newton;
 pub mod profile;
+pub mod uplift;
 
 use thiserror::Error;
 

@@ -62,6 +62,20 @@ pub fn conclude(
             );
             (path, Some(shown))
         }
+        Produced::Campaign(result) => {
+            write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
+            write("report.md", crate::campaign::report::markdown(result))?;
+            let html = crate::campaign::report::html(result)
+                .map_err(|e| JobError::Report(e.to_string()))?;
+            let report_path = write("report.html", html)?;
+            let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
+            let shown = format!(
+                "{}\nreport: {}",
+                crate::campaign::report::summary(result),
+                report_path.display()
+            );
+            (path, Some(shown))
+        }
         Produced::Segmentation(result) => {
             write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
             write("report.md", report::markdown(result))?;
@@ -75,6 +89,7 @@ pub fn conclude(
                 report_path.display()
             );
             let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
+            crate::series::History::record(config, result).map_err(super::PipelineError::from)?;
             (path, Some(shown))
         }
     };

@@ -1,6 +1,7 @@
 //! Jobs from start to end: [`run_job`] starts the engine on the sessions
 //! and runs the job's kind to its end ([`vector_sums`] for a
-//! `[secure_sum]` job, else the segmentation [`pipeline`]); [`conclude`]
+//! `[secure_sum]` job, [`crate::campaign`] for a `[campaign]` job, else the
+//! segmentation [`pipeline`]); [`conclude`]
 //! writes a finished job's result and reports, or journals a failed job's
 //! end.
 
@@ -47,6 +48,9 @@ pub enum JobError {
     /// The vertical job failed.
     #[error(transparent)]
     Vertical(#[from] crate::vertical::VerticalError),
+    /// The campaign evaluation failed.
+    #[error(transparent)]
+    Campaign(#[from] crate::campaign::CampaignJobError),
     /// The HTML report could not be drawn.
     #[error("drawing the report: {0}")]
     Report(String),
@@ -65,6 +69,8 @@ pub enum Produced {
     Segmentation(Box<JobResult>),
     /// A vertical job's result.
     Vertical(Box<VerticalJobResult>),
+    /// A campaign evaluation's result.
+    Campaign(Box<crate::campaign::CampaignResult>),
 }
 
 /// Runs `job` to its end over `transport`: a `[secure_sum]` job, or the
@@ -77,6 +83,8 @@ pub async fn run_job(
     journal: &mut JournalWriter,
 ) -> Result<Finished, JobError> {
     let budget = ReleasePlan::of(job).map(|plan| plan.budget());
+    // A series job's predecessors, read before any round.
+    let history = crate::series::History::load(config, job).map_err(PipelineError::from)?;
     let listed = match &job.config.vertical {
         Some(vertical) => vertical.parties(),
         None => config.participants.clone(),
@@ -111,7 +119,12 @@ pub async fn run_job(
         let (report, result) = end(engine, run).await?;
         return Ok((report, Produced::Vertical(Box::new(result))));
     }
-    let run = pipeline::run(&mut engine, job).await;
+    if job.config.campaign.is_some() {
+        let run = crate::campaign::run(&mut engine, job).await;
+        let (report, result) = end(engine, run).await?;
+        return Ok((report, Produced::Campaign(Box::new(result))));
+    }
+    let run = pipeline::run(&mut engine, job, history.as_ref()).await;
     let (report, result) = end(engine, run).await?;
     Ok((report, Produced::Segmentation(Box::new(result))))
 }

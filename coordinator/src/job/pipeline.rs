@@ -27,10 +27,18 @@ pub enum PipelineError {
     /// The propensity model failed.
     #[error(transparent)]
     Propensity(#[from] PropensityError),
+    /// The series step (matching, migration) failed.
+    #[error(transparent)]
+    Series(#[from] crate::series::SeriesError),
 }
 
-/// Runs the segmentation (and propensity model) of `job` on `engine`.
-pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, PipelineError> {
+/// Runs the segmentation (and propensity model) of `job` on `engine`;
+/// for a job of a series, with `series`' history.
+pub async fn run(
+    engine: &mut Engine<'_>,
+    job: &Job,
+    series: Option<&crate::series::History>,
+) -> Result<JobResult, PipelineError> {
     let settings = &job.config.segmentation;
     let ahp = ahp::weights(DIM, &settings.ahp_judgments).map_err(SegmentationError::from)?;
     let mut releases = Releases::new(engine, job);
@@ -70,11 +78,25 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
         &ahp.weights,
     )
     .await?;
-    let segmentation = SegmentationResult {
+    let mut segmentation = SegmentationResult {
         candidates: kmeans.candidates,
         k_choice: kmeans.k_choice.to_string(),
         suppressed,
         ..described
+    };
+    let migration = match series {
+        Some(history) => Some(
+            crate::series::migrate(
+                &mut releases,
+                job,
+                &space,
+                &chosen.centroids,
+                &mut segmentation,
+                history,
+            )
+            .await?,
+        ),
+        None => None,
     };
     let propensity = if job.config.propensity.enabled {
         let base_rate = (census.converted, census.customers);
@@ -114,6 +136,7 @@ pub async fn run(engine: &mut Engine<'_>, job: &Job) -> Result<JobResult, Pipeli
         },
         segmentation,
         propensity,
+        migration,
         privacy: crate::result::privacy_spent(releases.privacy.as_ref(), releases.privacy_spent()),
         secure_sum_rounds: rounds.len(),
         rounds,

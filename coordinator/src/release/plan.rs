@@ -2,7 +2,7 @@
 //! evenly over a number of releases fixed by its settings (census,
 //! statistics, at most `segmentation.max_iterations` Lloyd steps in all,
 //! profiles, then at most `propensity.max_iterations + 1` Newton steps,
-//! evaluation and campaign), so no loop of the job can spend more than the
+//! evaluation and campaign; a campaign evaluation job's one sum), so no loop of the job can spend more than the
 //! budget.
 
 use fedseg_common::dp;
@@ -31,10 +31,25 @@ impl ReleasePlan {
     /// The plan of `job`, if it asks for differential privacy.
     pub fn of(job: &Job) -> Option<Self> {
         let settings = job.config.privacy.clone()?;
+        if job.config.campaign.is_some() {
+            // A campaign evaluation releases one sum, and nothing else.
+            let rho = dp::rho_for(settings.epsilon, settings.delta);
+            return Some(Self {
+                rho_per_release: rho,
+                planned: 1,
+                left: 1,
+                lloyd_steps: 0,
+                settings,
+            });
+        }
         let lloyd_steps = job.config.segmentation.max_iterations;
         let propensity = &job.config.propensity;
         // Census, activity, statistics, the Lloyd steps, profiles.
         let mut planned = 1 + 1 + 1 + lloyd_steps + 1;
+        if job.config.series.is_some() {
+            // The migration matrix.
+            planned += 1;
+        }
         if propensity.enabled {
             planned += propensity.max_iterations + 1;
             if job.config.holdout_fraction > 0.0 {

@@ -28,6 +28,9 @@ pub fn html(
     if let Some(p) = &result.propensity {
         propensity(&mut out, result, p)?;
     }
+    if let Some(m) = &result.migration {
+        crate::series::report::html(&mut out, m)?;
+    }
     audit(&mut out, result, journal_status);
     Ok(out)
 }

@@ -382,6 +382,9 @@ pub fn markdown(result: &JobResult) -> String {
             let _ = writeln!(out, "{}", campaign_table(result, e).markdown());
         }
     }
+    if let Some(m) = &result.migration {
+        let _ = writeln!(out, "{}", crate::series::report::markdown(m));
+    }
     let _ = writeln!(
         out,
         "## Rounds\n\n{}\n\n{}",
@@ -442,7 +445,8 @@ fn skipped_note(result: &JobResult) -> String {
 }
 
 /// Escapes text for HTML.
-fn esc(text: &str) -> String {
+/// `text` escaped for HTML.
+pub(crate) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -130,6 +130,20 @@ pub(super) fn accept_offer(
             }
         }
     };
+    let site = match (site, &job_config.campaign) {
+        (Some(mut site), Some(campaign)) => {
+            match blocking(|| crate::campaign::observe(config, campaign)) {
+                Ok(observed) => {
+                    info!(campaign = %campaign.name, listed = observed.rows.len(), unlisted_outcomes = observed.unlisted_outcomes, "campaign list and outcomes read");
+                    observed.skipped.log();
+                    site.campaign = Some(observed);
+                    Some(site)
+                }
+                Err(error) => return decline(unusable_campaign(job_id, &error)),
+            }
+        }
+        (site, _) => site,
+    };
     // Where this site keeps the job's results must be writable now, not
     // only when the job ends.
     if let Err(error) = output::check_writable(&config.output, job_id) {
@@ -197,6 +211,21 @@ pub(super) fn unusable_data(job_id: &str, error: &DataError) -> String {
             "this site's data has more bad rows than its max_bad_rows allows; see the site's log"
         }
         _ => "this site's data failed validation; see the site's log",
+    }
+    .to_string()
+}
+
+/// Logs why this site's campaign list or outcomes cannot be used and
+/// returns the reason said to the coordinator (without ids or values).
+fn unusable_campaign(job_id: &str, error: &crate::campaign::CampaignError) -> String {
+    use crate::campaign::CampaignError;
+    warn!(job = %job_id, %error, "this site's campaign cannot be evaluated");
+    match error {
+        CampaignError::Data(data) => return unusable_data(job_id, data),
+        CampaignError::Mismatch(_) => {
+            "this site's campaign list does not match the job's [campaign] or was changed; see the site's log"
+        }
+        _ => "this site has no usable plan for the job's campaign; see the site's log",
     }
     .to_string()
 }

@@ -6,6 +6,7 @@
 mod admission;
 mod audit;
 mod bench_cli;
+mod campaign;
 mod demo;
 mod deploy;
 mod equivocation;
@@ -28,5 +29,6 @@ mod recovery;
 mod rerun;
 mod rounds;
 mod segmentation;
+mod series;
 mod sessions;
 mod vertical;
