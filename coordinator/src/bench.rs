@@ -95,14 +95,30 @@ pub fn keystream_time(bytes: u64) -> Duration {
     start.elapsed()
 }
 
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A setting is out of range (the message names it).
+    #[error("{0}")]
+    Invalid(String),
+    /// The protocol refused the parameters or failed a round.
+    #[error(transparent)]
+    Protocol(#[from] fedseg_common::secagg::SecAggError),
+    /// A certificate of the in-memory consortium did not parse.
+    #[error(transparent)]
+    Certificate(#[from] fedseg_common::certs::CertError),
+}
+
 /// Runs one configuration.
-pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
+pub fn secure_sum(config: &SecureSumConfig) -> Result<SecureSumReport, BenchError> {
     let n = config.participants;
-    anyhow::ensure!(
-        (0.0..1.0).contains(&config.dropout),
-        "--dropout must be in [0, 1)"
-    );
-    anyhow::ensure!(config.rounds >= 1, "--rounds must be at least 1");
+    if !(0.0..1.0).contains(&config.dropout) {
+        return Err(BenchError::Invalid("--dropout must be in [0, 1)".into()));
+    }
+    if config.rounds < 1 {
+        return Err(BenchError::Invalid("--rounds must be at least 1".into()));
+    }
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eca99);
     let graph_seed: [u8; 32] = rng.random();
     // The quorum a job with this cohort, degree and threshold gets by default.
@@ -113,7 +129,7 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
     };
     let quorum = settings
         .protocol(n)
-        .map_err(|(key, why)| anyhow::anyhow!("{key}: {why}"))?
+        .map_err(|(key, why)| BenchError::Invalid(format!("{key}: {why}")))?
         .quorum;
     let params = JobParams::new("bench", n, config.threshold, config.neighbours, &graph_seed)?
         .with_quorum(quorum)?;
@@ -152,7 +168,9 @@ pub fn secure_sum(config: &SecureSumConfig) -> anyhow::Result<SecureSumReport> {
     );
     let wall = start.elapsed();
     if let Some(failed) = sim.rounds.iter().find_map(|r| r.outcome.as_ref().err()) {
-        anyhow::bail!("a round released nothing: {failed}");
+        return Err(BenchError::Invalid(format!(
+            "a round released nothing: {failed}"
+        )));
     }
     let t = &sim.timings;
     let mask_total: Duration = t.participant_mask.iter().sum();

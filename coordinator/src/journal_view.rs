@@ -335,7 +335,7 @@ fn round_event(entry: &Entry) -> (String, String, String) {
 }
 
 /// Renders records as a table, or as one JSON object per line.
-pub fn render(records: &[Record], json: bool) -> anyhow::Result<String> {
+pub fn render(records: &[Record], json: bool) -> Result<String, serde_json::Error> {
     let mut out = String::new();
     if json {
         for r in records {
@@ -345,7 +345,7 @@ pub fn render(records: &[Record], json: bool) -> anyhow::Result<String> {
                 "hash": hex::encode(r.hash),
                 "entry": r.entry,
             });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{line}").expect("writing to a String cannot fail");
         }
         return Ok(out);
     }
@@ -353,7 +353,8 @@ pub fn render(records: &[Record], json: bool) -> anyhow::Result<String> {
         out,
         "{:>5}  {:<24}  {:<20}  {:<18}  {:>5}  what",
         "seq", "time", "kind", "job", "round"
-    )?;
+    )
+    .expect("writing to a String cannot fail");
     for r in records {
         let kind = serde_json::to_value(&r.entry)?["kind"]
             .as_str()
@@ -368,7 +369,8 @@ pub fn render(records: &[Record], json: bool) -> anyhow::Result<String> {
             kind,
             job,
             round
-        )?;
+        )
+        .expect("writing to a String cannot fail");
     }
     Ok(out)
 }

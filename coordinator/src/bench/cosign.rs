@@ -82,7 +82,7 @@ pub fn cost(
     survivors: u32,
     quorum: u32,
     length: usize,
-) -> anyhow::Result<CosignCost> {
+) -> Result<CosignCost, super::BenchError> {
     let consortium = Consortium::generate(2, KeyAlgorithm::EcdsaP256);
     let member = &consortium.members[0];
     let certificate = member.credential.certificate();
