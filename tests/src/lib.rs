@@ -422,7 +422,11 @@ impl Consortium {
             .sites
             .iter()
             .map(|s| (s.as_str(), "participant"))
-            .chain([("coordinator", "coordinator"), ("auditor", "auditor")]);
+            .chain([
+                ("coordinator", "coordinator"),
+                ("auditor", "auditor"),
+                ("analyst", "analyst"),
+            ]);
         for (id, role) in members {
             pki(
                 &dir,

@@ -285,7 +285,11 @@ fn openssl_reads_every_key_pki_writes_and_completes_mutual_tls() {
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "key"))
             .collect();
-        assert_eq!(keys.len(), 5, "CA, coordinator, two sites, auditor");
+        assert_eq!(
+            keys.len(),
+            6,
+            "CA, coordinator, two sites, auditor, analyst"
+        );
         for key in &keys {
             let output = Command::new(&openssl)
                 .args(["pkey", "-noout", "-text", "-in"])
