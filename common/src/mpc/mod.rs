@@ -55,8 +55,12 @@
 //! encoding. Each step adds heavy-ball momentum (a local operation on
 //! shares) that restarts whenever the public decrement grows.
 //!
-//! Not yet here: a secure comparison to clip |η| beyond 16, and helper
-//! partners over the network (the in-process runner has them).
+//! Helper partners (every partner after the first) take part over the
+//! network as in the runner: each seals a uniformly random share of its
+//! columns to the bank and the difference to the first partner, and gets
+//! both shares of its coefficients back (`participant::node::helper`).
+//!
+//! Not yet here: a secure comparison to clip |η| beyond 16.
 
 #[cfg(test)]
 mod bench;

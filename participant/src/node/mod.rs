@@ -37,6 +37,7 @@ use crate::tasks::{self, Site};
 
 mod catch_up;
 mod fit;
+mod helper;
 mod membership;
 mod offer;
 pub(crate) mod vertical;

@@ -25,3 +25,4 @@ mod rounds;
 mod segmentation;
 mod sessions;
 mod vertical;
+mod vertical_model;
