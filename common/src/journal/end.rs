@@ -68,6 +68,8 @@ fn job_of(entry: &Entry) -> Option<&str> {
         | Entry::FaultReported { job_id, .. }
         | Entry::VerticalMessage { job_id, .. }
         | Entry::IntersectionDone { job_id, .. }
+        | Entry::VerticalThreatModel { job_id, .. }
+        | Entry::VerticalBatch { job_id, .. }
         | Entry::JobFinished { job_id, .. } => Some(job_id),
     }
 }

@@ -78,3 +78,15 @@ mod tests;
 pub mod wire;
 
 pub use error::{Fault, MpcError};
+
+/// The security assumption of a vertical job, in the words the journal
+/// records at its submission.
+pub const THREAT_MODEL: &str = "honest-but-curious parties, no two colluding \
+(label holder, partners, coordinator); the coordinator deals correlated randomness \
+from shapes only and relays sealed messages, and sees no value; each party learns its \
+own coefficient block, the label holder also the joint scores of the intersection; \
+released: set sizes, the intersection size, one Newton decrement per step, the holdout \
+quality of the joint and the label holder's own model";
+
+/// Who deals the correlated randomness of the joint model.
+pub const DEALER: &str = "coordinator";

@@ -62,6 +62,15 @@ fn chunk_count(elements: usize) -> usize {
     elements.div_ceil(CHUNK_ELEMENTS).max(1)
 }
 
+/// The journal's name of a joint-model step label (`MpcOpening.step`).
+pub fn step_purpose(step: u32) -> String {
+    match step {
+        0 => "mpc-setup".into(),
+        super::engine::STEP_FINISH => "mpc-finish".into(),
+        k => format!("mpc-step-{k}"),
+    }
+}
+
 /// A dealer request to the wire.
 pub fn request_to_wire(req: Request) -> proto::MpcRequest {
     use proto::mpc_request::Kind;
@@ -87,7 +96,10 @@ pub fn request_to_wire(req: Request) -> proto::MpcRequest {
             right: Some(id_only(right)),
         }),
     };
-    proto::MpcRequest { kind: Some(kind) }
+    proto::MpcRequest {
+        kind: Some(kind),
+        step: 0,
+    }
 }
 
 /// A dealer request from the wire, with every size bounded.
@@ -293,6 +305,7 @@ impl SealedLink {
                     index,
                     total,
                     sealed,
+                    step: 0,
                 }
             })
             .collect()
@@ -431,7 +444,13 @@ mod tests {
             right: op(2, 1, 1, false),
         };
         assert!(request_from_wire(request_to_wire(huge)).is_err());
-        assert!(request_from_wire(proto::MpcRequest { kind: None }).is_err());
+        assert!(
+            request_from_wire(proto::MpcRequest {
+                kind: None,
+                step: 0
+            })
+            .is_err()
+        );
         let corr = Correlation {
             seq: 4,
             share: (0..70_000).collect(),

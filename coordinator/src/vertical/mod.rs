@@ -4,6 +4,7 @@
 //! that learns only the set sizes and the intersection size. The result
 //! (`result.json`'s `vertical` block) holds sizes only.
 
+mod batch;
 mod intersection;
 mod model;
 
@@ -146,6 +147,17 @@ pub async fn run(
     })
 }
 
+/// The journal's record of a vertical job's security assumption, written
+/// at its submission.
+pub fn threat_model(job_id: &str, settings: &fedseg_common::job::VerticalSettings) -> Entry {
+    Entry::VerticalThreatModel {
+        job_id: job_id.to_string(),
+        parties: settings.parties(),
+        dealer: fedseg_common::mpc::DEALER.to_string(),
+        assumption: fedseg_common::mpc::THREAT_MODEL.to_string(),
+    }
+}
+
 /// A protocol error with the party at fault named by identity.
 fn name_culprit(error: VerticalError, cohort: &[String]) -> VerticalError {
     match error {
@@ -164,6 +176,9 @@ fn name_culprit(error: VerticalError, cohort: &[String]) -> VerticalError {
 struct Received {
     from: u32,
     body: vertical_up::Body,
+    /// SHA-256 (hex) and size of its wire encoding.
+    sha256: String,
+    bytes: u64,
 }
 
 /// The journal's name of a vertical message's step, and its recipient.
@@ -181,12 +196,14 @@ fn step_of(body: &vertical_up::Body, cohort: &[String]) -> (String, String) {
     }
 }
 
-/// The next vertical message, journaled, or `None` at the deadline; a
-/// departure or a party's failure is an error naming the party and `step`.
+/// The next vertical message, journaled (into `batches` when given: see
+/// [`batch`]), or `None` at the deadline; a departure or a party's failure
+/// is an error naming the party and `step`.
 async fn receive(
     engine: &mut Engine<'_>,
     deadline: Deadline,
     step: Step,
+    batches: Option<&mut batch::Batches>,
 ) -> Result<Option<Received>, VerticalError> {
     let (from, message, sha256, bytes) = match engine.next_vertical(deadline).await? {
         None => return Ok(None),
@@ -206,16 +223,17 @@ async fn receive(
             reason: format!("an empty message from party {from}"),
         }));
     };
-    let (step_name, to) = step_of(&body, engine.cohort());
-    engine.journal(Entry::VerticalMessage {
-        job_id: engine.job().id.clone(),
-        step: step_name,
-        from: engine.cohort()[from as usize].clone(),
-        to,
-        bytes,
+    let received = Received {
+        from,
+        body,
         sha256,
-    })?;
-    if let vertical_up::Body::Failed(failed) = body {
+        bytes,
+    };
+    match batches {
+        Some(batches) => batches.record(engine, &received)?,
+        None => journal_message(engine, &received)?,
+    }
+    if let vertical_up::Body::Failed(failed) = received.body {
         warn!(party = from, code = %failed.code, reason = %failed.reason, "a party stopped the vertical job");
         return Err(VerticalError::PartyFailed {
             party: engine.cohort()[from as usize].clone(),
@@ -223,7 +241,21 @@ async fn receive(
             reason: failed.reason,
         });
     }
-    Ok(Some(Received { from, body }))
+    Ok(Some(received))
+}
+
+/// Journals one message of party `from` on its own.
+fn journal_message(engine: &mut Engine<'_>, message: &Received) -> Result<(), VerticalError> {
+    let (step_name, to) = step_of(&message.body, engine.cohort());
+    engine.journal(Entry::VerticalMessage {
+        job_id: engine.job().id.clone(),
+        step: step_name,
+        from: engine.cohort()[message.from as usize].clone(),
+        to,
+        bytes: message.bytes,
+        sha256: message.sha256.clone(),
+    })?;
+    Ok(())
 }
 
 /// A message that has no place at this point of the job.

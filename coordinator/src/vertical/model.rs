@@ -21,6 +21,7 @@ use rand::rngs::ChaCha20Rng;
 use tokio::time::Instant as Deadline;
 use tracing::info;
 
+use super::batch::Batches;
 use super::{Received, VerticalError, out_of_turn, receive};
 use crate::engine::Engine;
 
@@ -42,13 +43,28 @@ const COMPUTING: u32 = 2;
 
 /// Runs the joint model among every party of the engine's cohort.
 pub async fn fit(engine: &mut Engine<'_>) -> Result<ModelReport, VerticalError> {
+    let mut batches = Batches::default();
+    let result = relay(engine, &mut batches).await;
+    // A stopped model's last messages are journaled too: the parties'
+    // ledgers hold them.
+    let flushed = batches.flush_all(engine);
+    let report = result?;
+    flushed?;
+    Ok(report)
+}
+
+/// The joint model from start to the label holder's report.
+async fn relay(
+    engine: &mut Engine<'_>,
+    batches: &mut Batches,
+) -> Result<ModelReport, VerticalError> {
     let parties = engine.cohort().len() as u32;
     for p in 0..parties {
         engine
             .send_vertical(p, vertical_down::Body::MpcStart(proto::MpcStart {}))
             .await;
     }
-    let roster = hellos(engine, parties).await?;
+    let roster = hellos(engine, parties, batches).await?;
     info!(columns = ?roster.columns, "joint model: every party ready");
     for p in 0..parties {
         engine
@@ -68,7 +84,7 @@ pub async fn fit(engine: &mut Engine<'_>) -> Result<ModelReport, VerticalError> 
         {
             return Ok(report);
         }
-        let received = next(engine).await?;
+        let received = next(engine, batches).await?;
         let from = received.from;
         match received.body {
             vertical_up::Body::MpcOpening(chunk) => {
@@ -123,11 +139,15 @@ fn may_open(from: u32, to: u32, parties: u32) -> bool {
 }
 
 /// Every party's hello: its sealing key and column count, as the roster.
-async fn hellos(engine: &mut Engine<'_>, parties: u32) -> Result<proto::MpcRoster, VerticalError> {
+async fn hellos(
+    engine: &mut Engine<'_>,
+    parties: u32,
+    batches: &mut Batches,
+) -> Result<proto::MpcRoster, VerticalError> {
     let mut keys = vec![Vec::new(); parties as usize];
     let mut columns = vec![0u32; parties as usize];
     while keys.iter().any(Vec::is_empty) {
-        let received = next(engine).await?;
+        let received = next(engine, batches).await?;
         let from = received.from as usize;
         match received.body {
             vertical_up::Body::MpcHello(hello) if keys[from].is_empty() => {
@@ -150,10 +170,10 @@ async fn hellos(engine: &mut Engine<'_>, parties: u32) -> Result<proto::MpcRoste
 }
 
 /// The next message, or a stall naming the computing parties.
-async fn next(engine: &mut Engine<'_>) -> Result<Received, VerticalError> {
+async fn next(engine: &mut Engine<'_>, batches: &mut Batches) -> Result<Received, VerticalError> {
     let deadline = Deadline::now() + engine.phase_timeout();
     // Psi's step names a departure; the model has no steps of its own.
-    receive(engine, deadline, Step::Result)
+    receive(engine, deadline, Step::Result, Some(batches))
         .await?
         .ok_or_else(|| {
             VerticalError::ModelFault(

@@ -340,6 +340,7 @@ fn run(mut job: FitJob, rx: Receiver<Inbound>, outbox: &Outbox) -> Result<(), Mp
         opening_chunks: BTreeMap::new(),
         correlations: BTreeMap::new(),
         correlation_chunks: Chunks::default(),
+        step: 0,
     }));
     let job_id = job.job_id.clone();
     let send = |body| {
@@ -417,7 +418,7 @@ fn give_helper_shares(
             seq: 0,
             values: shares.into_iter().map(|s| s.1).collect(),
         };
-        for chunk in inbox.link(helper.party)?.seal(&opening) {
+        for chunk in inbox.sealed(helper.party, &opening)? {
             send(vertical_up::Body::MpcOpening(chunk))?;
         }
     }
@@ -475,6 +476,8 @@ struct Inbox {
     opening_chunks: BTreeMap<u32, Chunks>,
     correlations: BTreeMap<u64, Correlation>,
     correlation_chunks: Chunks,
+    /// The step label of what this party sends now (`Party::set_step`).
+    step: u32,
 }
 
 impl Inbox {
@@ -514,6 +517,15 @@ impl Inbox {
             .ok_or_else(|| MpcError::OutOfOrder(format!("an opening from party {p}")))
     }
 
+    /// `opening` to party `p`, sealed in chunks labelled with the step.
+    fn sealed(&self, p: u32, opening: &Opening) -> Result<Vec<proto::MpcOpening>, MpcError> {
+        let mut chunks = self.link(p)?.seal(opening);
+        for chunk in &mut chunks {
+            chunk.step = self.step;
+        }
+        Ok(chunks)
+    }
+
     /// The next opening from party `p`, waiting for it.
     fn next_from(&mut self, p: u32) -> Result<Opening, MpcError> {
         loop {
@@ -538,7 +550,9 @@ impl PeerLink for NetPeer<'_> {
     }
 
     fn send(&mut self, msg: Opening) -> Result<(), MpcError> {
-        let chunks = self.inbox.borrow().link(self.peer)?.seal(&msg);
+        let inbox = self.inbox.borrow();
+        let chunks = inbox.sealed(self.peer, &msg)?;
+        drop(inbox);
         for chunk in chunks {
             (self.send)(vertical_up::Body::MpcOpening(chunk))?;
         }
@@ -547,6 +561,10 @@ impl PeerLink for NetPeer<'_> {
 
     fn receive(&mut self) -> Result<Opening, MpcError> {
         self.inbox.borrow_mut().next_from(self.peer)
+    }
+
+    fn set_step(&mut self, step: u32) {
+        self.inbox.borrow_mut().step = step;
     }
 }
 
@@ -558,7 +576,9 @@ struct NetDealer<'a> {
 
 impl DealerLink for NetDealer<'_> {
     fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
-        (self.send)(vertical_up::Body::MpcRequest(wire::request_to_wire(req)))?;
+        let mut request = wire::request_to_wire(req);
+        request.step = self.inbox.borrow().step;
+        (self.send)(vertical_up::Body::MpcRequest(request))?;
         let seq = self.next;
         self.next += 1;
         let mut inbox = self.inbox.borrow_mut();

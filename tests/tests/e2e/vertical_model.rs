@@ -103,6 +103,63 @@ fn the_joint_model_on_secret_shares_equals_the_centralized_fit_on_the_joined_dat
     let (mut coordinator, _parties) = run(&c);
     coordinator.expect_success(1);
     assert_centralized(&c, &["fintech-x"]);
+    assert_threat_model_and_batches(&c, &["bank-a", "fintech-x"]);
+}
+
+/// The journal states the job's threat model at its submission (and
+/// `journal show` prints it), and holds the joint model's openings and
+/// dealer requests as one batch per party and step, never one by one.
+fn assert_threat_model_and_batches(c: &Consortium, computing: &[&str]) {
+    let records = c.journal_records();
+    let kind = |r: &serde_json::Value| r["entry"]["kind"].as_str().unwrap().to_string();
+    let at = |k: &str| records.iter().position(|r| kind(r) == k).unwrap();
+    assert_eq!(at("vertical_threat_model"), at("job_submitted") + 1);
+    let threat = &records[at("vertical_threat_model")]["entry"];
+    assert!(
+        threat["assumption"]
+            .as_str()
+            .unwrap()
+            .contains("honest-but-curious parties, no two colluding"),
+        "{threat}"
+    );
+    assert_eq!(threat["dealer"], "coordinator");
+    let show = std::process::Command::new(fedseg_tests::binary("fedseg-coordinator"))
+        .args(["journal", "show", "--journal"])
+        .arg(c.path().join("journal.log"))
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    assert!(show.contains("threat model: honest-but-curious"), "{show}");
+    assert!(
+        !records.iter().any(|r| kind(r) == "vertical_message"
+            && r["entry"]["step"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("mpc-opening") || s == "mpc-request")),
+        "an MPC message journaled on its own"
+    );
+    let steps = c.result()["vertical"]["steps"].as_u64().unwrap();
+    let batches: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| kind(r) == "vertical_batch")
+        .map(|r| {
+            let e = &r["entry"];
+            (
+                e["from"].as_str().unwrap().into(),
+                e["step"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for party in computing {
+        let mut want = vec!["mpc-setup".to_string()];
+        want.extend((1..=steps).map(|k| format!("mpc-step-{k}")));
+        want.push("mpc-finish".into());
+        let got: Vec<&String> = batches
+            .iter()
+            .filter(|b| b.0 == *party)
+            .map(|b| &b.1)
+            .collect();
+        assert_eq!(got, want.iter().collect::<Vec<_>>(), "{party}");
+    }
 }
 
 /// Adds partner `fintech-y` holding about 85% of fintech-x's customers and
@@ -322,7 +379,7 @@ fn a_coordinator_killed_mid_model_restarts_the_vertical_job_cleanly() {
     let c = Consortium::vertical(600, 20.0);
     let _parties: Vec<Process> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
     // Killed in the joint model, after the intersection is journaled.
-    let mut first = c.run_coordinator_with(&[("FEDSEG_FAULT_CRASH_AFTER", "vertical_message:200")]);
+    let mut first = c.run_coordinator_with(&[("FEDSEG_FAULT_CRASH_AFTER", "vertical_batch:20")]);
     let status = first.wait(std::time::Duration::from_secs(120));
     assert!(!status.success(), "{}", first.log_text());
     assert!(!c.path().join("out/result.json").exists());
