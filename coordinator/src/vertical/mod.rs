@@ -88,6 +88,7 @@ pub async fn run(
         settings.min_overlap,
         settings.overlap_only,
     )?);
+    let started = std::time::Instant::now();
     let found = match intersect(engine, params).await {
         Ok(found) => found,
         Err(error) => {
@@ -96,6 +97,11 @@ pub async fn run(
             return Err(error);
         }
     };
+    engine.metrics().vertical_phase(
+        "psi",
+        started.elapsed().as_secs_f64(),
+        found.relayed_bytes.values().sum(),
+    );
     let cohort = engine.cohort().to_vec();
     let set_sizes = cohort
         .iter()
@@ -117,8 +123,18 @@ pub async fn run(
     let model = if settings.overlap_only {
         None
     } else {
+        let started = std::time::Instant::now();
         match fit(engine).await {
-            Ok(model) => Some(model),
+            Ok(model) => {
+                let metrics = engine.metrics();
+                metrics.vertical_phase(
+                    "model",
+                    started.elapsed().as_secs_f64(),
+                    model.relayed_bytes,
+                );
+                metrics.vertical_model(model.steps, model.dealt_bytes);
+                Some(model)
+            }
             Err(error) => {
                 let error = name_culprit(error, engine.cohort());
                 abort(engine, &error).await;

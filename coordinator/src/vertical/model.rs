@@ -34,6 +34,10 @@ pub struct ModelReport {
     pub converged: bool,
     /// The joint model against the label holder's own.
     pub contribution: Option<Contribution>,
+    /// Sealed bytes relayed between the parties.
+    pub relayed_bytes: u64,
+    /// Bytes of correlated randomness dealt.
+    pub dealt_bytes: u64,
 }
 
 /// The computing parties: the label holder (0) and its first partner (1).
@@ -77,11 +81,14 @@ async fn relay(
     let mut owed: BTreeSet<(u32, u32)> = (COMPUTING..parties)
         .flat_map(|h| (0..COMPUTING).map(move |c| (c, h)))
         .collect();
-    let mut report = None;
+    let mut report: Option<ModelReport> = None;
+    let (mut relayed, mut dealt) = (0u64, 0u64);
     loop {
         if owed.is_empty()
-            && let Some(report) = report.take()
+            && let Some(mut report) = report.take()
         {
+            report.relayed_bytes = relayed;
+            report.dealt_bytes = dealt;
             return Ok(report);
         }
         let received = next(engine, batches).await?;
@@ -94,6 +101,7 @@ async fn relay(
                 if chunk.index + 1 == chunk.total {
                     owed.remove(&(from, chunk.to));
                 }
+                relayed += chunk.sealed.len() as u64;
                 let to = chunk.to;
                 engine
                     .send_vertical(to, vertical_down::Body::MpcOpening(chunk))
@@ -106,6 +114,7 @@ async fn relay(
                     .serve(from as usize, request)
                     .map_err(|e| VerticalError::ModelFault(format!("party {from}: {e}")))?;
                 for chunk in wire::correlation_chunks(&correlation) {
+                    dealt += chunk.values.len() as u64;
                     engine
                         .send_vertical(from, vertical_down::Body::MpcCorrelation(chunk))
                         .await;
@@ -121,6 +130,8 @@ async fn relay(
                     steps: r.steps,
                     converged: r.converged,
                     contribution: contribution(&r),
+                    relayed_bytes: 0,
+                    dealt_bytes: 0,
                 });
             }
             other => return Err(out_of_turn(from, &other)),
