@@ -446,6 +446,11 @@ pub struct Contribution {
     /// the partner's columns add nothing measurable on this holdout.
     #[serde(default)]
     pub measurable: bool,
+    /// The joint model's calibration on the holdout, per tenth of the
+    /// predicted probability (computed by the label holder, which alone
+    /// holds the scores).
+    #[serde(default)]
+    pub joint_calibration: Vec<CalibrationBin>,
 }
 
 /// Holdout quality of a model.

@@ -166,12 +166,26 @@ impl LocalDesign {
 
     /// Holdout quality of linear predictors `eta` (one per row).
     pub fn evaluate(&self, eta: &[f64]) -> Option<Evaluation> {
-        let labels = self.labels.as_ref()?;
-        let (e, l): (Vec<f64>, Vec<bool>) = (0..self.rows())
-            .filter(|&i| self.holdout[i])
-            .map(|i| (eta[i], labels[i]))
-            .unzip();
+        let (e, l) = self.holdout_rows(eta)?;
         (!e.is_empty()).then(|| eval::evaluate(&e, &l))
+    }
+
+    /// The holdout rows' predictors and labels (the label holder only).
+    fn holdout_rows(&self, eta: &[f64]) -> Option<(Vec<f64>, Vec<bool>)> {
+        let labels = self.labels.as_ref()?;
+        Some(
+            (0..self.rows())
+                .filter(|&i| self.holdout[i])
+                .map(|i| (eta[i], labels[i]))
+                .unzip(),
+        )
+    }
+
+    /// Holdout calibration of linear predictors `eta` (one per row); empty
+    /// at a partner.
+    pub fn calibration(&self, eta: &[f64]) -> Vec<fedseg_common::result::CalibrationBin> {
+        self.holdout_rows(eta)
+            .map_or_else(Vec::new, |(e, l)| eval::calibration(&e, &l))
     }
 
     /// The label holder's starting intercept: the logit of its training

@@ -15,7 +15,7 @@ use fedseg_common::mpc::dealer::Dealer;
 use fedseg_common::mpc::wire;
 use fedseg_common::proto::{self, vertical_down, vertical_up};
 use fedseg_common::psi::Step;
-use fedseg_common::result::{Contribution, ModelQuality};
+use fedseg_common::result::{CalibrationBin, Contribution, ModelQuality};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use tokio::time::Instant as Deadline;
@@ -205,7 +205,19 @@ fn contribution(report: &proto::VerticalReport) -> Option<Contribution> {
     let (joint, own) = (quality(&report.joint)?, quality(&report.label_holder_only)?);
     let difference = joint.auc - own.auc;
     let se = joint.auc_standard_error.hypot(own.auc_standard_error);
+    let joint_calibration = report
+        .joint_calibration
+        .iter()
+        .map(|b| CalibrationBin {
+            lo: b.lo,
+            hi: b.hi,
+            count: b.count,
+            mean_predicted: b.mean_predicted,
+            observed_rate: b.observed_rate,
+        })
+        .collect();
     Some(Contribution {
+        joint_calibration,
         holdout_count: report.holdout_count,
         auc_difference: difference,
         auc_difference_standard_error: se,

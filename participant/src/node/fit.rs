@@ -457,13 +457,24 @@ fn conclude(
             auc_standard_error: e.auc_standard_error,
         })
     };
-    send(vertical_up::Body::Report(proto::VerticalReport {
+    send(vertical_up::Body::Report(Box::new(proto::VerticalReport {
         steps: output.steps,
         converged: output.converged,
         joint: quality(design.evaluate(scores)),
         label_holder_only: quality(design.own_model(l2)),
         holdout_count: design.holdout_count(),
-    }))
+        joint_calibration: design
+            .calibration(scores)
+            .into_iter()
+            .map(|b| proto::CalibrationBinReport {
+                lo: b.lo,
+                hi: b.hi,
+                count: b.count,
+                mean_predicted: b.mean_predicted,
+                observed_rate: b.observed_rate,
+            })
+            .collect(),
+    })))
 }
 
 /// What arrived for the worker, sorted as it is asked for.

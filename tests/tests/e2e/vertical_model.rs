@@ -47,6 +47,46 @@ fn partner_features(c: &Consortium, site: &str) -> BTreeMap<String, [f64; 2]> {
         .collect()
 }
 
+/// The released calibration of the joint model (the bank's aggregate bins)
+/// matches the centralized model's `central` bins (a customer within the
+/// secure fit's error of a bin edge may fall on the other side), and the
+/// HTML report shows it with the overlap, both models and the verdict.
+fn assert_calibration_reported(
+    c: &Consortium,
+    contribution: &serde_json::Value,
+    central: &[fedseg_common::result::CalibrationBin],
+) {
+    let bins = contribution["joint_calibration"].as_array().unwrap();
+    assert_eq!(bins.len(), central.len());
+    let count = |b: &serde_json::Value| b["count"].as_f64().unwrap();
+    assert_eq!(
+        bins.iter().map(count).sum::<f64>(),
+        contribution["holdout_count"].as_f64().unwrap()
+    );
+    for (b, want) in bins.iter().zip(central) {
+        assert!((count(b) - want.count).abs() <= 2.0, "{b} vs {want:?}");
+        if want.count >= 20.0 {
+            let predicted = b["mean_predicted"].as_f64().unwrap();
+            assert!(
+                (predicted - want.mean_predicted).abs() < 0.01,
+                "{b} vs {want:?}"
+            );
+        }
+    }
+    let html = fs::read_to_string(c.path().join("out/report.html")).unwrap();
+    for needle in [
+        "<h2>The intersection</h2>",
+        "What the partners' data adds",
+        "data-key=\"verdict\"",
+        "Calibration (joint model)",
+        "<svg",
+        "no two colluding",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from report.html");
+    }
+    assert!(!html.contains("C3e8-"), "a customer id in report.html");
+}
+
 /// A seeded stream of uniform numbers in [0, 1) (a linear congruential
 /// generator: test data, not cryptography).
 fn uniform(seed: u64) -> impl FnMut() -> f64 {
@@ -345,6 +385,7 @@ fn assert_centralized(c: &Consortium, partners: &[&str]) {
     let (he, hl): (Vec<f64>, Vec<bool>) = rows(false).map(|i| (eta[i], joined[i].3)).unzip();
     let joint = eval::evaluate(&he, &hl);
     let contribution = &v["contribution"];
+    assert_calibration_reported(c, contribution, &eval::calibration(&he, &hl));
     assert_eq!(contribution["holdout_count"], he.len());
     let auc = contribution["joint"]["auc"].as_f64().unwrap();
     assert!((auc - joint.auc).abs() < 0.001, "{auc} vs {}", joint.auc);
