@@ -423,6 +423,13 @@ pub struct VerticalResult {
     pub contribution: Option<Contribution>,
     /// Sealed bytes the coordinator relayed, by step.
     pub relayed_bytes: BTreeMap<String, u64>,
+    /// A joint scoring job: the training job whose model scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_with: Option<String>,
+    /// A joint scoring job: customers the label holder scored (its
+    /// `scores.csv`; nothing per customer is released).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<u64>,
 }
 
 /// The joint model against the label holder's own, on the same holdout.

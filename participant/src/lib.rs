@@ -16,6 +16,7 @@
 pub mod config;
 pub mod database;
 pub mod joint;
+pub mod joint_raw;
 pub mod ledger;
 pub mod metrics;
 pub mod node;

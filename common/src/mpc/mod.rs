@@ -72,6 +72,7 @@ pub mod fit;
 pub mod plain;
 pub mod ring;
 pub mod runner;
+pub mod score;
 pub mod sigmoid;
 #[cfg(test)]
 mod tests;

@@ -87,12 +87,21 @@ impl Batches {
         Ok(())
     }
 
-    /// Journals every open batch (the model ended, or stopped).
-    pub(super) fn flush_all(&mut self, engine: &mut Engine<'_>) -> Result<(), VerticalError> {
+    /// Journals every open batch once the phase that gathered them ended
+    /// with `result`, even if it failed (the parties' ledgers hold those
+    /// messages); `result`'s error comes first.
+    pub(super) fn close<T>(
+        mut self,
+        engine: &mut Engine<'_>,
+        result: Result<T, VerticalError>,
+    ) -> Result<T, VerticalError> {
         let parties: Vec<u32> = self.open.keys().copied().collect();
+        let mut flushed = Ok(());
         for from in parties {
-            self.flush(engine, from)?;
+            flushed = flushed.and_then(|()| self.flush(engine, from));
         }
-        Ok(())
+        let value = result?;
+        flushed?;
+        Ok(value)
     }
 }

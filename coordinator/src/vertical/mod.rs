@@ -7,6 +7,7 @@
 mod batch;
 mod intersection;
 mod model;
+mod score;
 
 use std::sync::Arc;
 
@@ -120,7 +121,17 @@ pub async fn run(
     let Some(_) = intersection else {
         return Err(VerticalError::BelowMinOverlap(settings.min_overlap));
     };
-    let model = if settings.overlap_only {
+    let scored = match &settings.score_with {
+        Some(_) if !settings.overlap_only => match score::score(engine).await {
+            Ok(scored) => Some(scored),
+            Err(error) => {
+                abort(engine, &error).await;
+                return Err(error);
+            }
+        },
+        _ => None,
+    };
+    let model = if settings.overlap_only || scored.is_some() {
         None
     } else {
         let started = std::time::Instant::now();
@@ -159,6 +170,8 @@ pub async fn run(
             converged: model.as_ref().is_some_and(|m| m.converged),
             contribution: model.and_then(|m| m.contribution),
             relayed_bytes: found.relayed_bytes,
+            score_with: settings.score_with.clone(),
+            scored,
         },
     })
 }

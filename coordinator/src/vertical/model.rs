@@ -49,19 +49,15 @@ const COMPUTING: u32 = 2;
 pub async fn fit(engine: &mut Engine<'_>) -> Result<ModelReport, VerticalError> {
     let mut batches = Batches::default();
     let result = relay(engine, &mut batches).await;
-    // A stopped model's last messages are journaled too: the parties'
-    // ledgers hold them.
-    let flushed = batches.flush_all(engine);
-    let report = result?;
-    flushed?;
-    Ok(report)
+    batches.close(engine, result)
 }
 
-/// The joint model from start to the label holder's report.
-async fn relay(
+/// Starts the joint model's exchange at every party: the start, every
+/// party's hello, the roster of all keys and column counts.
+pub(super) async fn start_all(
     engine: &mut Engine<'_>,
     batches: &mut Batches,
-) -> Result<ModelReport, VerticalError> {
+) -> Result<proto::MpcRoster, VerticalError> {
     let parties = engine.cohort().len() as u32;
     for p in 0..parties {
         engine
@@ -75,6 +71,16 @@ async fn relay(
             .send_vertical(p, vertical_down::Body::MpcRoster(roster.clone()))
             .await;
     }
+    Ok(roster)
+}
+
+/// The joint model from start to the label holder's report.
+async fn relay(
+    engine: &mut Engine<'_>,
+    batches: &mut Batches,
+) -> Result<ModelReport, VerticalError> {
+    let parties = engine.cohort().len() as u32;
+    start_all(engine, batches).await?;
     let mut dealer = Dealer::new(ChaCha20Rng::from_rng(&mut fedseg_common::psi::os_rng()));
     // Each helper's coefficient shares still to relay, from each computing
     // party: the job ends only once every helper got both.
@@ -181,7 +187,10 @@ async fn hellos(
 }
 
 /// The next message, or a stall naming the computing parties.
-async fn next(engine: &mut Engine<'_>, batches: &mut Batches) -> Result<Received, VerticalError> {
+pub(super) async fn next(
+    engine: &mut Engine<'_>,
+    batches: &mut Batches,
+) -> Result<Received, VerticalError> {
     let deadline = Deadline::now() + engine.phase_timeout();
     // Psi's step names a departure; the model has no steps of its own.
     receive(engine, deadline, Step::Result, Some(batches))

@@ -28,8 +28,8 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::joint::{self, LocalDesign};
 
-use super::helper;
 use super::vertical::{VerticalData, up};
+use super::{helper, score};
 
 /// Where the worker's messages go: the session sends them, job id first.
 pub(crate) type Outbox = tokio::sync::mpsc::UnboundedSender<(String, participant_message::Body)>;
@@ -93,6 +93,15 @@ pub(crate) enum Model {
     Running(Worker),
     /// A helper partner shared its columns and waits for its coefficients.
     Helping(Box<helper::Helper>),
+    /// Joint scoring: this site's part of each shared customer's linear
+    /// predictor is computed; waits for every party's key.
+    ScoreHello {
+        secret: StaticSecret,
+        partial: Vec<f64>,
+        ids: Vec<String>,
+    },
+    /// Joint scoring at the label holder: gathers the partners' parts.
+    Scoring(Box<score::Collect>),
 }
 
 impl Model {
@@ -103,8 +112,27 @@ impl Model {
         body: vertical_down::Body,
         outbox: &Outbox,
     ) -> Result<(Model, Vec<participant_message::Body>), MpcError> {
+        let scoring = site
+            .job
+            .vertical
+            .as_ref()
+            .and_then(|v| v.score_with.as_deref());
         match (self, body) {
-            (Model::Idle, vertical_down::Body::MpcStart(_)) => start(site),
+            (Model::Idle, vertical_down::Body::MpcStart(_)) => match scoring {
+                Some(training) => score::start(site, training),
+                None => start(site),
+            },
+            (
+                Model::ScoreHello {
+                    secret,
+                    partial,
+                    ids,
+                },
+                vertical_down::Body::MpcRoster(roster),
+            ) => score::on_roster(site, &secret, partial, ids, &roster),
+            (Model::Scoring(collect), vertical_down::Body::MpcOpening(chunk)) => {
+                collect.receive(&chunk)
+            }
             (Model::Hello { secret, design }, vertical_down::Body::MpcRoster(roster))
                 if site.me >= 2 =>
             {
@@ -463,6 +491,7 @@ fn conclude(
         joint: quality(design.evaluate(scores)),
         label_holder_only: quality(design.own_model(l2)),
         holdout_count: design.holdout_count(),
+        scored: 0,
         joint_calibration: design
             .calibration(scores)
             .into_iter()

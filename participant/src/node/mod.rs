@@ -40,6 +40,7 @@ mod fit;
 mod helper;
 mod membership;
 mod offer;
+mod score;
 pub(crate) mod vertical;
 use catch_up::catch_up;
 use offer::accept_offer;

@@ -26,3 +26,4 @@ mod segmentation;
 mod sessions;
 mod vertical;
 mod vertical_model;
+mod vertical_score;

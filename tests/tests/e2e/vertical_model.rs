@@ -12,7 +12,10 @@ use super::vertical::{assert_journal_has_no_ids, run};
 
 /// The bank's consenting customers as of the job's date, read by the
 /// participant's own reader (the secure fit is under test, not RFMLT).
-fn bank_features(c: &Consortium) -> Vec<fedseg_participant::rfmlt::Customer> {
+pub(crate) fn bank_features_as_of(
+    c: &Consortium,
+    as_of: time::Date,
+) -> Vec<fedseg_participant::rfmlt::Customer> {
     use fedseg_participant::rfmlt::{self, ColumnNames, Tables};
     let dir = c.path().join("sites/bank-a");
     let tables = Tables {
@@ -21,13 +24,16 @@ fn bank_features(c: &Consortium) -> Vec<fedseg_participant::rfmlt::Customer> {
         customers: dir.join("customers.csv"),
         columns: ColumnNames::default(),
     };
-    rfmlt::compute(&tables, time::macros::date!(2026 - 11 - 01))
-        .unwrap()
-        .customers
+    rfmlt::compute(&tables, as_of).unwrap().customers
+}
+
+/// The bank's consenting customers as of the training jobs' date.
+fn bank_features(c: &Consortium) -> Vec<fedseg_participant::rfmlt::Customer> {
+    bank_features_as_of(c, time::macros::date!(2026 - 11 - 01))
 }
 
 /// A partner's consenting rows: id → [log1p(clip sessions), clip spend].
-fn partner_features(c: &Consortium, site: &str) -> BTreeMap<String, [f64; 2]> {
+pub(crate) fn partner_features(c: &Consortium, site: &str) -> BTreeMap<String, [f64; 2]> {
     let path = c.path().join("sites").join(site).join("features.csv");
     let text = fs::read_to_string(path).unwrap();
     text.lines()
@@ -205,7 +211,7 @@ fn assert_threat_model_and_batches(c: &Consortium, computing: &[&str]) {
 /// Adds partner `fintech-y` holding about 85% of fintech-x's customers and
 /// 100 of its own; its sessions carry the bank's label (with noise), its
 /// spend is noise.
-fn add_second_partner(c: &mut Consortium) {
+pub(crate) fn add_second_partner(c: &mut Consortium) {
     let labels: BTreeMap<String, bool> =
         fs::read_to_string(c.path().join("sites/bank-a/customers.csv"))
             .unwrap()
