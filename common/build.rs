@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // The label holder's report is the largest vertical message; boxed,
+        // it does not widen every participant message.
+        .boxed(".fedseg.v1.VerticalUp.body.report")
         .compile_fds(descriptors)?;
     Ok(())
 }

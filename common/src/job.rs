@@ -127,6 +127,12 @@ pub struct VerticalSettings {
     /// Release the intersection size only, nothing else.
     #[serde(default)]
     pub overlap_only: bool,
+    /// Joint scoring instead of training: the id of the vertical job whose
+    /// model blocks (each party's `output/<id>/vertical_model.json`) score
+    /// the customers of a fresh intersection; the label holder writes
+    /// `scores.csv`, nothing else is released but the count scored.
+    #[serde(default)]
+    pub score_with: Option<String>,
 }
 
 fn default_min_overlap() -> u64 {

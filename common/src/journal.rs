@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+mod batch;
+pub use batch::BatchDigest;
 mod end;
 pub use end::{EndRecordCheck, JobEnd, check_end_record, job_ends, peek, record_bytes, unfinished};
 
@@ -300,6 +302,40 @@ pub enum Entry {
         /// nothing else was released).
         intersection: Option<u64>,
     },
+    /// A vertical job's security assumption, written when it is submitted:
+    /// what the parties agreed to rely on, so an auditor reads it beside
+    /// what was computed.
+    VerticalThreatModel {
+        /// Job identifier.
+        job_id: String,
+        /// The label holder and the partners, in party order.
+        parties: Vec<String>,
+        /// Who deals the correlated randomness (the coordinator).
+        dealer: String,
+        /// The assumption, in words.
+        assumption: String,
+    },
+    /// A batch of a vertical job's messages from one party, journaled as
+    /// one record instead of one each (the joint model's openings and
+    /// dealer requests: hundreds per Newton step): how many, their bytes,
+    /// and SHA-256 over their wire digests in order, which the party's
+    /// egress ledger recomputes from its own lines.
+    VerticalBatch {
+        /// Job identifier.
+        job_id: String,
+        /// What the batch was for (`mpc-setup`, `mpc-step-3`,
+        /// `mpc-finish`).
+        step: String,
+        /// The sending party.
+        from: String,
+        /// Messages in the batch.
+        messages: u64,
+        /// Their encoded bytes.
+        bytes: u64,
+        /// SHA-256 (hex) of the concatenated raw SHA-256 digests of the
+        /// messages exactly as encoded on the wire, in the order sent.
+        sha256: String,
+    },
     /// A job ended.
     JobFinished {
         /// Job identifier.
@@ -334,6 +370,8 @@ impl Entry {
             | Entry::FaultReported { job_id, .. }
             | Entry::VerticalMessage { job_id, .. }
             | Entry::IntersectionDone { job_id, .. }
+            | Entry::VerticalThreatModel { job_id, .. }
+            | Entry::VerticalBatch { job_id, .. }
             | Entry::JobFinished { job_id, .. } => Some(job_id),
         }
     }
@@ -359,6 +397,8 @@ impl Entry {
             Entry::FaultReported { .. } => 16,
             Entry::VerticalMessage { .. } => 17,
             Entry::IntersectionDone { .. } => 18,
+            Entry::VerticalThreatModel { .. } => 19,
+            Entry::VerticalBatch { .. } => 20,
             Entry::JobQueued { .. } => 25,
             Entry::JobCancelled { .. } => 26,
         }

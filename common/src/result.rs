@@ -426,6 +426,13 @@ pub struct VerticalResult {
     pub contribution: Option<Contribution>,
     /// Sealed bytes the coordinator relayed, by step.
     pub relayed_bytes: BTreeMap<String, u64>,
+    /// A joint scoring job: the training job whose model scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_with: Option<String>,
+    /// A joint scoring job: customers the label holder scored (its
+    /// `scores.csv`; nothing per customer is released).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<u64>,
 }
 
 /// The joint model against the label holder's own, on the same holdout.
@@ -449,6 +456,11 @@ pub struct Contribution {
     /// the partner's columns add nothing measurable on this holdout.
     #[serde(default)]
     pub measurable: bool,
+    /// The joint model's calibration on the holdout, per tenth of the
+    /// predicted probability (computed by the label holder, which alone
+    /// holds the scores).
+    #[serde(default)]
+    pub joint_calibration: Vec<CalibrationBin>,
 }
 
 /// Holdout quality of a model.

@@ -72,7 +72,10 @@ pub const CRASH_AFTER_ENV: &str = "FEDSEG_FAULT_CRASH_AFTER";
 fn must_sync(entry: &Entry) -> bool {
     !matches!(
         entry,
-        Entry::RoundOpened { .. } | Entry::PhaseCompleted { .. } | Entry::VerticalMessage { .. }
+        Entry::RoundOpened { .. }
+            | Entry::PhaseCompleted { .. }
+            | Entry::VerticalMessage { .. }
+            | Entry::VerticalBatch { .. }
     )
 }
 

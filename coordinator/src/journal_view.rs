@@ -33,7 +33,10 @@ fn summary(entry: &Entry) -> (String, String, String) {
         | Entry::RoundOpened { .. }
         | Entry::RoundAborted { .. }
         | Entry::PrivacySpent { .. } => round_event(entry),
-        Entry::VerticalMessage { .. } | Entry::IntersectionDone { .. } => vertical_event(entry),
+        Entry::VerticalMessage { .. }
+        | Entry::VerticalBatch { .. }
+        | Entry::VerticalThreatModel { .. }
+        | Entry::IntersectionDone { .. } => vertical_event(entry),
         Entry::MemberCertificates { .. }
         | Entry::SurvivorsConfirmed { .. }
         | Entry::FaultReported { .. } => signed_event(entry),
@@ -87,6 +90,34 @@ fn vertical_event(entry: &Entry) -> (String, String, String) {
                 ),
             )
         }
+        Entry::VerticalBatch {
+            job_id,
+            step,
+            from,
+            messages,
+            bytes,
+            sha256,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!(
+                "{step}: {from}, {messages} messages, {bytes} bytes, sha256 {}",
+                &sha256[..16.min(sha256.len())]
+            ),
+        ),
+        Entry::VerticalThreatModel {
+            job_id,
+            parties,
+            dealer,
+            assumption,
+        } => (
+            job_id.clone(),
+            String::new(),
+            format!(
+                "threat model: {assumption} (parties {}; dealer {dealer})",
+                parties.join(", ")
+            ),
+        ),
         Entry::IntersectionDone {
             job_id,
             set_sizes,

@@ -49,6 +49,59 @@ pub struct Metrics {
     pub messages_in: Counter,
     /// Messages sent to participants.
     pub messages_out: Counter,
+    vertical: VerticalMetrics,
+}
+
+/// A vertical job's phases: the private set intersection (`psi`) and the
+/// joint model (`model`).
+struct VerticalMetrics {
+    seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    steps: Counter,
+    relayed: Family<Labels, Counter>,
+    dealt: Counter,
+}
+
+impl VerticalMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let seconds = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+            vertical_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "vertical_phase_duration_seconds",
+            "Wall time of a vertical job's phases: psi (the private set \
+             intersection), model (the joint model on secret shares)",
+            seconds.clone(),
+        );
+        let steps = Counter::default();
+        registry.register(
+            "vertical_newton_steps",
+            "Newton steps of vertical jobs' joint models",
+            steps.clone(),
+        );
+        let relayed = Family::<Labels, Counter>::default();
+        registry.register(
+            "vertical_relayed_bytes",
+            "Sealed bytes relayed between the parties of vertical jobs, by phase",
+            relayed.clone(),
+        );
+        let dealt = Counter::default();
+        registry.register(
+            "vertical_dealt_bytes",
+            "Bytes of correlated randomness the coordinator dealt to computing parties",
+            dealt.clone(),
+        );
+        Self {
+            seconds,
+            steps,
+            relayed,
+            dealt,
+        }
+    }
+}
+
+/// Vertical phases run from seconds to tens of minutes.
+fn vertical_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.1, 2.0, 16))
 }
 
 impl Default for Metrics {
@@ -128,7 +181,9 @@ impl Default for Metrics {
         let bytes_out = bytes.get_or_create(&direction("out")).clone();
         let messages_in = messages.get_or_create(&direction("in")).clone();
         let messages_out = messages.get_or_create(&direction("out")).clone();
+        let vertical = VerticalMetrics::register(&mut registry);
         Self {
+            vertical,
             bytes_in,
             bytes_out,
             messages_in,
@@ -171,6 +226,23 @@ impl Metrics {
         self.phase_seconds
             .get_or_create(&vec![("phase".to_string(), phase.to_string())])
             .observe(seconds);
+    }
+
+    /// Records a vertical phase (`psi` or `model`): its wall time and the
+    /// sealed bytes relayed between the parties.
+    pub fn vertical_phase(&self, phase: &str, seconds: f64, relayed_bytes: u64) {
+        let label = vec![("phase".to_string(), phase.to_string())];
+        self.vertical.seconds.get_or_create(&label).observe(seconds);
+        self.vertical
+            .relayed
+            .get_or_create(&label)
+            .inc_by(relayed_bytes);
+    }
+
+    /// Counts a joint model's Newton steps and the bytes its dealer sent.
+    pub fn vertical_model(&self, steps: u32, dealt_bytes: u64) {
+        self.vertical.steps.inc_by(u64::from(steps));
+        self.vertical.dealt.inc_by(dealt_bytes);
     }
 
     /// Counts a refused connection or session.

@@ -9,13 +9,13 @@
 
 use std::path::Path;
 
-use fedseg_common::features::{self, DEFAULT_BOUNDS};
 use fedseg_common::mpc::eval::{self, Evaluation};
 use fedseg_common::mpc::plain;
 use fedseg_common::propensity::{self, is_holdout};
 use fedseg_common::psi::AlignedRow;
 use serde::Serialize;
 
+use crate::joint_raw::RawColumns;
 use crate::partner::PartnerRows;
 use crate::rfmlt::Features;
 
@@ -57,30 +57,15 @@ impl LocalDesign {
         seed: u64,
         fraction: f64,
     ) -> Self {
-        let customers: Vec<_> = rows.iter().map(|r| &features.customers[r.index]).collect();
-        // x as in the horizontal model: transformed, then clipped to the
-        // default bounds.
-        let raw: Vec<Vec<f64>> = customers
-            .iter()
-            .map(|c| {
-                let x = features::transform([c.r, c.f, c.m, c.l, c.t]);
-                (0..x.len())
-                    .map(|j| x[j].clamp(DEFAULT_BOUNDS[j].0, DEFAULT_BOUNDS[j].1))
-                    .collect()
-            })
-            .collect();
-        let ids: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
-        let labels = customers.iter().map(|c| c.converted).collect();
-        let names = LABEL_HOLDER_COLUMNS.map(String::from).to_vec();
-        Self::standardise(ids, names, &raw, Some(labels), seed, fraction)
+        let raw = RawColumns::label_holder(features, rows);
+        Self::standardise(raw.ids, raw.names, &raw.rows, raw.labels, seed, fraction)
     }
 
     /// A feature partner's design: its offered columns after clip and
     /// transform.
     pub fn partner(table: &PartnerRows, rows: &[AlignedRow], seed: u64, fraction: f64) -> Self {
-        let ids = rows.iter().map(|r| table.ids[r.index].clone()).collect();
-        let raw: Vec<Vec<f64>> = rows.iter().map(|r| table.row(r.index).to_vec()).collect();
-        Self::standardise(ids, table.columns.clone(), &raw, None, seed, fraction)
+        let raw = RawColumns::partner(table, rows);
+        Self::standardise(raw.ids, raw.names, &raw.rows, None, seed, fraction)
     }
 
     fn standardise(
@@ -166,12 +151,26 @@ impl LocalDesign {
 
     /// Holdout quality of linear predictors `eta` (one per row).
     pub fn evaluate(&self, eta: &[f64]) -> Option<Evaluation> {
-        let labels = self.labels.as_ref()?;
-        let (e, l): (Vec<f64>, Vec<bool>) = (0..self.rows())
-            .filter(|&i| self.holdout[i])
-            .map(|i| (eta[i], labels[i]))
-            .unzip();
+        let (e, l) = self.holdout_rows(eta)?;
         (!e.is_empty()).then(|| eval::evaluate(&e, &l))
+    }
+
+    /// The holdout rows' predictors and labels (the label holder only).
+    fn holdout_rows(&self, eta: &[f64]) -> Option<(Vec<f64>, Vec<bool>)> {
+        let labels = self.labels.as_ref()?;
+        Some(
+            (0..self.rows())
+                .filter(|&i| self.holdout[i])
+                .map(|i| (eta[i], labels[i]))
+                .unzip(),
+        )
+    }
+
+    /// Holdout calibration of linear predictors `eta` (one per row); empty
+    /// at a partner.
+    pub fn calibration(&self, eta: &[f64]) -> Vec<fedseg_common::result::CalibrationBin> {
+        self.holdout_rows(eta)
+            .map_or_else(Vec::new, |(e, l)| eval::calibration(&e, &l))
     }
 
     /// The label holder's starting intercept: the logit of its training
@@ -239,17 +238,35 @@ pub fn write_outputs(
     let json = serde_json::to_string_pretty(&block).map_err(std::io::Error::other)? + "\n";
     std::fs::write(dir.join("vertical_model.json"), json)?;
     if let Some(eta) = joint_eta {
-        let mut out =
-            csv::Writer::from_path(dir.join("scores.csv")).map_err(std::io::Error::other)?;
-        out.write_record(["customer_id", "score", "holdout"])
-            .map_err(std::io::Error::other)?;
-        for (i, id) in design.ids.iter().enumerate() {
-            let score = format!("{:.6}", propensity::sigmoid(eta[i]));
-            let holdout = if design.holdout[i] { "true" } else { "false" };
-            out.write_record([id.as_str(), &score, holdout])
-                .map_err(std::io::Error::other)?;
-        }
-        out.flush()?;
+        write_scores(dir, &design.ids, eta, Some(&design.holdout))?;
     }
     Ok(())
+}
+
+/// Writes `dir/scores.csv`: `customer_id, score` and, when `holdout` is
+/// given, `holdout` (the joint probability of conversion of each shared
+/// customer, from its joint linear predictor).
+pub fn write_scores(
+    dir: &Path,
+    ids: &[String],
+    eta: &[f64],
+    holdout: Option<&[bool]>,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = csv::Writer::from_path(dir.join("scores.csv")).map_err(std::io::Error::other)?;
+    let header: &[&str] = if holdout.is_some() {
+        &["customer_id", "score", "holdout"]
+    } else {
+        &["customer_id", "score"]
+    };
+    out.write_record(header).map_err(std::io::Error::other)?;
+    for (i, id) in ids.iter().enumerate() {
+        let score = format!("{:.6}", propensity::sigmoid(eta[i]));
+        let mut record = vec![id.as_str(), &score];
+        if let Some(h) = holdout {
+            record.push(if h[i] { "true" } else { "false" });
+        }
+        out.write_record(&record).map_err(std::io::Error::other)?;
+    }
+    out.flush()
 }

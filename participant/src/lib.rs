@@ -22,6 +22,7 @@ pub mod campaign;
 pub mod config;
 pub mod database;
 pub mod joint;
+pub mod joint_raw;
 pub mod ledger;
 pub mod metrics;
 pub mod node;

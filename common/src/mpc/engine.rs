@@ -9,6 +9,9 @@ use super::dealer::{Correlation, MaskId, Operand, Request};
 use super::error::MpcError;
 use super::ring;
 
+/// The step label of the end of a fit (blocks and scores revealed).
+pub const STEP_FINISH: u32 = u32::MAX;
+
 /// What a computing party sends its peer in one opening: its share of a
 /// masked value `x - a` (uniformly random to the peer, since `a` is).
 #[derive(Clone, PartialEq, Eq)]
@@ -37,12 +40,16 @@ pub trait PeerLink {
     fn send(&mut self, msg: Opening) -> Result<(), MpcError>;
     /// Receives the peer's next one-way message.
     fn receive(&mut self) -> Result<Opening, MpcError>;
+    /// Labels what follows as part of `step` (see [`Party::set_step`]).
+    fn set_step(&mut self, _step: u32) {}
 }
 
 /// The channel to the dealer.
 pub trait DealerLink {
     /// Asks for this party's share of the next correlation.
     fn request(&mut self, req: Request) -> Result<Correlation, MpcError>;
+    /// Labels what follows as part of `step` (see [`Party::set_step`]).
+    fn set_step(&mut self, _step: u32) {}
 }
 
 /// A value opened under a mask: the public masked value and this party's
@@ -97,6 +104,14 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
             seq: 0,
             mask_seq: 0,
         }
+    }
+
+    /// Labels the messages that follow as part of `step` (the wire's
+    /// `step`: 0 the set-up, k the k-th Newton step, [`STEP_FINISH`] the
+    /// end), so the relay can account for them per step.
+    pub fn set_step(&mut self, step: u32) {
+        self.peer.set_step(step);
+        self.dealer.set_step(step);
     }
 
     /// The links back (at the end of a run).

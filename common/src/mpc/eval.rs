@@ -2,7 +2,9 @@
 //! it may learn at the end) and its own labels: nothing per customer leaves
 //! the bank; only these numbers are released.
 
-use crate::propensity::log_loss;
+use crate::computation::evaluation::TENTHS;
+use crate::propensity::{log_loss, sigmoid};
+use crate::result::CalibrationBin;
 
 /// The released evaluation of a model on the holdout.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +67,34 @@ pub fn evaluate(eta: &[f64], labels: &[bool]) -> Evaluation {
     }
 }
 
+/// The calibration table of linear predictors `eta` against `labels`: per
+/// tenth of the predicted probability (as in the horizontal model's
+/// table), the customers in it, their mean prediction and their observed
+/// conversion rate. Aggregates only, computed where the scores are.
+pub fn calibration(eta: &[f64], labels: &[bool]) -> Vec<CalibrationBin> {
+    let mut sums = [(0.0, 0.0, 0.0); TENTHS];
+    for (&e, &l) in eta.iter().zip(labels) {
+        let p = sigmoid(e);
+        let t = ((p * TENTHS as f64) as usize).min(TENTHS - 1);
+        sums[t].0 += 1.0;
+        sums[t].1 += p;
+        sums[t].2 += f64::from(u8::from(l));
+    }
+    sums.iter()
+        .enumerate()
+        .map(|(t, &(count, predicted, observed))| {
+            let per = |v: f64| if count > 0.0 { v / count } else { 0.0 };
+            CalibrationBin {
+                lo: t as f64 / TENTHS as f64,
+                hi: (t + 1) as f64 / TENTHS as f64,
+                count,
+                mean_predicted: per(predicted),
+                observed_rate: per(observed),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +109,21 @@ mod tests {
         assert!(auc_standard_error(0.8, 500.0, 500.0) < auc_standard_error(0.8, 50.0, 50.0));
         assert!(auc_standard_error(1.0, 10.0, 10.0).is_finite());
         assert!(auc_standard_error(0.5, 10.0, 10.0) > 0.0);
+    }
+
+    #[test]
+    fn calibration_bins_hold_every_customer_by_tenth_of_the_prediction() {
+        // p = 0.05, 0.05, 0.5, 0.95: tenths 0, 0, 5, 9.
+        let logit = |p: f64| (p / (1.0 - p)).ln();
+        let eta = [logit(0.05), logit(0.05), logit(0.5), logit(0.95)];
+        let bins = calibration(&eta, &[false, true, true, true]);
+        assert_eq!(bins.len(), 10);
+        assert_eq!(bins.iter().map(|b| b.count).sum::<f64>(), 4.0);
+        assert_eq!((bins[0].count, bins[0].observed_rate), (2.0, 0.5));
+        assert!((bins[0].mean_predicted - 0.05).abs() < 1e-12);
+        assert_eq!(
+            (bins[5].count, bins[9].count, bins[3].count),
+            (1.0, 1.0, 0.0)
+        );
     }
 }

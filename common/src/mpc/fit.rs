@@ -286,6 +286,7 @@ impl Preconditioned {
         party: &mut Party<P, D>,
     ) -> Result<Step, MpcError> {
         let (n, d) = (self.n, self.d);
+        party.set_step(self.steps + 1);
         let mb = party.mask(&self.beta, d, 1)?;
         let mut eta = party.matmul(&self.mx, false, &mb, false)?;
         ring::truncate_all(party.index, &mut eta, ring::FRAC);
@@ -379,6 +380,7 @@ impl Trained {
         party: &mut Party<P, D>,
     ) -> Result<Output, MpcError> {
         let s = &self.state;
+        party.set_step(super::engine::STEP_FINISH);
         let me = if party.index == 0 {
             Owner::Bank
         } else {

@@ -55,8 +55,12 @@
 //! encoding. Each step adds heavy-ball momentum (a local operation on
 //! shares) that restarts whenever the public decrement grows.
 //!
-//! Not yet here: a secure comparison to clip |η| beyond 16, and helper
-//! partners over the network (the in-process runner has them).
+//! Helper partners (every partner after the first) take part over the
+//! network as in the runner: each seals a uniformly random share of its
+//! columns to the bank and the difference to the first partner, and gets
+//! both shares of its coefficients back (`participant::node::helper`).
+//!
+//! Not yet here: a secure comparison to clip |η| beyond 16.
 
 #[cfg(test)]
 mod bench;
@@ -68,9 +72,22 @@ pub mod fit;
 pub mod plain;
 pub mod ring;
 pub mod runner;
+pub mod score;
 pub mod sigmoid;
 #[cfg(test)]
 mod tests;
 pub mod wire;
 
 pub use error::{Fault, MpcError};
+
+/// The security assumption of a vertical job, in the words the journal
+/// records at its submission.
+pub const THREAT_MODEL: &str = "honest-but-curious parties, no two colluding \
+(label holder, partners, coordinator); the coordinator deals correlated randomness \
+from shapes only and relays sealed messages, and sees no value; each party learns its \
+own coefficient block, the label holder also the joint scores of the intersection; \
+released: set sizes, the intersection size, one Newton decrement per step, the holdout \
+quality of the joint and the label holder's own model";
+
+/// Who deals the correlated randomness of the joint model.
+pub const DEALER: &str = "coordinator";

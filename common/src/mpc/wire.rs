@@ -62,6 +62,15 @@ fn chunk_count(elements: usize) -> usize {
     elements.div_ceil(CHUNK_ELEMENTS).max(1)
 }
 
+/// The journal's name of a joint-model step label (`MpcOpening.step`).
+pub fn step_purpose(step: u32) -> String {
+    match step {
+        0 => "mpc-setup".into(),
+        super::engine::STEP_FINISH => "mpc-finish".into(),
+        k => format!("mpc-step-{k}"),
+    }
+}
+
 /// A dealer request to the wire.
 pub fn request_to_wire(req: Request) -> proto::MpcRequest {
     use proto::mpc_request::Kind;
@@ -87,7 +96,10 @@ pub fn request_to_wire(req: Request) -> proto::MpcRequest {
             right: Some(id_only(right)),
         }),
     };
-    proto::MpcRequest { kind: Some(kind) }
+    proto::MpcRequest {
+        kind: Some(kind),
+        step: 0,
+    }
 }
 
 /// A dealer request from the wire, with every size bounded.
@@ -210,6 +222,32 @@ impl std::fmt::Debug for SealedLink {
     }
 }
 
+/// The X25519 agreement of `own` with `peer_key`, refused when the peer's
+/// key is a low-order point (a non-contributory agreement).
+pub(crate) fn agree(
+    own: &StaticSecret,
+    peer_key: &[u8; 32],
+) -> Result<x25519_dalek::SharedSecret, MpcError> {
+    let shared = own.diffie_hellman(&PublicKey::from(*peer_key));
+    if !shared.was_contributory() {
+        return Err(MpcError::InvalidInput(
+            "a non-contributory sealing key".into(),
+        ));
+    }
+    Ok(shared)
+}
+
+/// The consortium and the job, length-prefixed: every key derived from an
+/// agreement is bound to them.
+pub(crate) fn context(consortium: &str, job_id: &str) -> Vec<u8> {
+    let mut context = Vec::new();
+    for part in [consortium, job_id] {
+        context.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        context.extend_from_slice(part.as_bytes());
+    }
+    context
+}
+
 impl SealedLink {
     /// The link of party `me` with its secret key to party `peer` with its
     /// public key, bound to `consortium` and `job_id`.
@@ -221,17 +259,8 @@ impl SealedLink {
         consortium: &str,
         job_id: &str,
     ) -> Result<Self, MpcError> {
-        let shared = own.diffie_hellman(&PublicKey::from(*peer_key));
-        if !shared.was_contributory() {
-            return Err(MpcError::InvalidInput(
-                "a non-contributory sealing key".into(),
-            ));
-        }
-        let mut context = Vec::new();
-        for part in [consortium, job_id] {
-            context.extend_from_slice(&(part.len() as u32).to_le_bytes());
-            context.extend_from_slice(part.as_bytes());
-        }
+        let shared = agree(own, peer_key)?;
+        let context = context(consortium, job_id);
         let cipher = |from: u32, to: u32| {
             let mut info = SEAL_TAG.to_vec();
             info.extend_from_slice(&context);
@@ -293,6 +322,7 @@ impl SealedLink {
                     index,
                     total,
                     sealed,
+                    step: 0,
                 }
             })
             .collect()
@@ -431,7 +461,13 @@ mod tests {
             right: op(2, 1, 1, false),
         };
         assert!(request_from_wire(request_to_wire(huge)).is_err());
-        assert!(request_from_wire(proto::MpcRequest { kind: None }).is_err());
+        assert!(
+            request_from_wire(proto::MpcRequest {
+                kind: None,
+                step: 0
+            })
+            .is_err()
+        );
         let corr = Correlation {
             seq: 4,
             share: (0..70_000).collect(),

@@ -221,6 +221,9 @@ fn submit(
                 config_hash: job.config_hash.clone(),
                 config: job.text.clone(),
             })?;
+            if let Some(vertical) = &job.config.vertical {
+                journal.append(crate::vertical::threat_model(&job.id, vertical))?;
+            }
             if let Some(budget) = budget {
                 journal.append(Entry::PrivacyBudget {
                     job_id: job.id.clone(),

@@ -77,6 +77,11 @@ impl Engine<'_> {
         Ok(self.journal.append(entry)?)
     }
 
+    /// The coordinator's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.transport.metrics()
+    }
+
     /// The phase timeout: how long a vertical step may make no progress.
     pub fn phase_timeout(&self) -> std::time::Duration {
         self.settings.phase_timeout()

@@ -54,6 +54,10 @@ pub fn conclude(
         Produced::Vertical(result) => {
             write("rounds.json", serde_json::to_string_pretty(&report)? + "\n")?;
             let report_path = write("report.md", report::vertical_markdown(result))?;
+            let status = journal_status(&config.journal, &config.tls.ca);
+            let html = report::vertical_html(result, &status)
+                .map_err(|e| JobError::Report(e.to_string()))?;
+            write("report.html", html)?;
             let path = write("result.json", serde_json::to_string_pretty(result)? + "\n")?;
             let shown = format!(
                 "{}\nreport: {}",

@@ -5,6 +5,7 @@ use fedseg_common::features::NAMES;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+use crate::propensity::CalibrationBin;
 use crate::result::JobResult;
 
 const PALETTE: [RGBColor; 8] = [
@@ -121,6 +122,17 @@ pub(super) fn unit_chart(
         root.present()?;
     }
     Ok(svg)
+}
+
+/// A calibration chart: mean predicted against observed rate, per
+/// non-empty bin.
+pub(super) fn calibration_chart(title: &str, bins: &[CalibrationBin]) -> Chart {
+    let points: Vec<(f64, f64)> = bins
+        .iter()
+        .filter(|b| b.count > 0.0)
+        .map(|b| (b.mean_predicted, b.observed_rate))
+        .collect();
+    unit_chart(title, "mean predicted", "observed rate", &points, true)
 }
 
 /// Inertia (the elbow) per candidate k.

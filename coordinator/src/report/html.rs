@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::charts::{k_chart, profile_chart, unit_chart};
+use super::charts::{calibration_chart, k_chart, profile_chart, unit_chart};
 use super::{
     activity_table, ahp_line, calibration_table, campaign_table, candidates_table,
     coefficients_table, esc, members, participation_note, privacy_line, rounds_table,
@@ -35,17 +35,25 @@ pub fn html(
     Ok(out)
 }
 
-/// The page's head and the opening paragraph.
-fn header(out: &mut String, result: &JobResult) {
-    let _ = write!(
-        out,
+/// The page's head (title and inline style) up to the open body.
+pub(super) fn page_head(job_id: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>fedseg report: {id}</title><style>\
          body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
          table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
          th{{background:#f3f3f3}}td.t,th.t{{text-align:left}}.charts{{display:flex;flex-wrap:wrap;gap:1em}}\
-         .seg{{border-left:4px solid #1f77b4;padding-left:1em;margin:1.5em 0}}</style></head><body>\n\
-         <h1>Joint customer segmentation and propensity model</h1>\n\
+         .seg{{border-left:4px solid #1f77b4;padding-left:1em;margin:1.5em 0}}</style></head><body>\n",
+        id = esc(job_id)
+    )
+}
+
+/// The page's head and the opening paragraph.
+fn header(out: &mut String, result: &JobResult) {
+    out.push_str(&page_head(&result.job_id));
+    let _ = write!(
+        out,
+        "<h1>Joint customer segmentation and propensity model</h1>\n\
          <p>Job <code>{id}</code> as of {as_of}: <span data-key=\"customers\">{n}</span> consenting customers of \
          {sites} members ({cohort}); {excluded} customers who refused marketing were excluded at their own bank before \
          anything was computed.{participation}{skipped} Every number below comes from secure sums: no customer record left its bank.</p>\n",
@@ -142,12 +150,6 @@ fn propensity(out: &mut String, result: &JobResult, p: &PropensityResult) -> Dra
     );
     if let Some(e) = &p.evaluation {
         let roc: Vec<(f64, f64)> = e.roc.iter().map(|p| (p[0], p[1])).collect();
-        let calibration: Vec<(f64, f64)> = e
-            .calibration
-            .iter()
-            .filter(|b| b.count > 0.0)
-            .map(|b| (b.mean_predicted, b.observed_rate))
-            .collect();
         let _ = writeln!(
             out,
             "<p>On <span data-key=\"holdout\">{}</span> holdout customers: AUC <span data-key=\"auc\">{:.4}</span>, log-loss <span data-key=\"log_loss\">{:.4}</span>, top-decile lift {:.2}.</p><div class=\"charts\">{}{}</div>{}{}",
@@ -162,14 +164,8 @@ fn propensity(out: &mut String, result: &JobResult, p: &PropensityResult) -> Dra
                 &roc,
                 false
             )?,
-            unit_chart(
-                "Calibration",
-                "mean predicted",
-                "observed rate",
-                &calibration,
-                true
-            )?,
-            calibration_table(e).html(),
+            calibration_chart("Calibration", &e.calibration)?,
+            calibration_table(&e.calibration).html(),
             campaign_table(result, e).html()
         );
     }

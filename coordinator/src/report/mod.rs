@@ -12,11 +12,11 @@ use std::fmt::Write;
 
 use fedseg_common::features::NAMES;
 
-use crate::propensity::{Evaluation, PropensityResult};
+use crate::propensity::{CalibrationBin, Evaluation, PropensityResult};
 use crate::result::JobResult;
 
 pub use html::html;
-pub use vertical::{vertical_markdown, vertical_summary};
+pub use vertical::{vertical_html, vertical_markdown, vertical_summary};
 
 /// What a coefficient of column `name` means.
 fn segment_meaning(result: &JobResult, name: &str) -> String {
@@ -175,9 +175,9 @@ fn activity_table(result: &JobResult) -> Table {
     table
 }
 
-fn calibration_table(e: &Evaluation) -> Table {
+fn calibration_table(bins: &[CalibrationBin]) -> Table {
     let mut table = Table::new(&["predicted", "customers", "mean predicted", "observed"]);
-    for b in &e.calibration {
+    for b in bins {
         table.rows.push(vec![
             format!("{:.1}–{:.1}", b.lo, b.hi),
             b.count.to_string(),
@@ -378,7 +378,7 @@ pub fn markdown(result: &JobResult) -> String {
                 "On {} holdout customers: AUC {:.4}, log-loss {:.4}, top-decile lift {:.2}.\n",
                 e.count, e.auc, e.log_loss, e.top_decile_lift
             );
-            let _ = writeln!(out, "{}", calibration_table(e).markdown());
+            let _ = writeln!(out, "{}", calibration_table(&e.calibration).markdown());
             let _ = writeln!(out, "{}", campaign_table(result, e).markdown());
         }
     }

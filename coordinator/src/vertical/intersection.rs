@@ -46,7 +46,7 @@ pub async fn intersect(
     let mut said = 0;
     while said < params.parties {
         let deadline = Deadline::now() + hello_wait;
-        let Some(received) = receive(engine, deadline, Step::Hello).await? else {
+        let Some(received) = receive(engine, deadline, Step::Hello, None).await? else {
             // The first party without a hello is the one to name.
             return Err(gathering.close().err().map_or(
                 VerticalError::Psi(PsiError::Dropped {
@@ -79,7 +79,7 @@ pub async fn intersect(
     while !relay.finished() {
         let step = relay.pending().first().map_or(Step::Result, |p| p.0);
         let deadline = Deadline::now() + engine.phase_timeout();
-        let Some(received) = receive(engine, deadline, step).await? else {
+        let Some(received) = receive(engine, deadline, step, None).await? else {
             // Every later message waits on the earliest one still awaited.
             let stalled = relay
                 .stalled()

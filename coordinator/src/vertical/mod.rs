@@ -4,8 +4,10 @@
 //! that learns only the set sizes and the intersection size. The result
 //! (`result.json`'s `vertical` block) holds sizes only.
 
+mod batch;
 mod intersection;
 mod model;
+mod score;
 
 use std::sync::Arc;
 
@@ -87,6 +89,7 @@ pub async fn run(
         settings.min_overlap,
         settings.overlap_only,
     )?);
+    let started = std::time::Instant::now();
     let found = match intersect(engine, params).await {
         Ok(found) => found,
         Err(error) => {
@@ -95,6 +98,11 @@ pub async fn run(
             return Err(error);
         }
     };
+    engine.metrics().vertical_phase(
+        "psi",
+        started.elapsed().as_secs_f64(),
+        found.relayed_bytes.values().sum(),
+    );
     let cohort = engine.cohort().to_vec();
     let set_sizes = cohort
         .iter()
@@ -113,11 +121,31 @@ pub async fn run(
     let Some(_) = intersection else {
         return Err(VerticalError::BelowMinOverlap(settings.min_overlap));
     };
-    let model = if settings.overlap_only {
+    let scored = match &settings.score_with {
+        Some(_) if !settings.overlap_only => match score::score(engine).await {
+            Ok(scored) => Some(scored),
+            Err(error) => {
+                abort(engine, &error).await;
+                return Err(error);
+            }
+        },
+        _ => None,
+    };
+    let model = if settings.overlap_only || scored.is_some() {
         None
     } else {
+        let started = std::time::Instant::now();
         match fit(engine).await {
-            Ok(model) => Some(model),
+            Ok(model) => {
+                let metrics = engine.metrics();
+                metrics.vertical_phase(
+                    "model",
+                    started.elapsed().as_secs_f64(),
+                    model.relayed_bytes,
+                );
+                metrics.vertical_model(model.steps, model.dealt_bytes);
+                Some(model)
+            }
             Err(error) => {
                 let error = name_culprit(error, engine.cohort());
                 abort(engine, &error).await;
@@ -142,8 +170,21 @@ pub async fn run(
             converged: model.as_ref().is_some_and(|m| m.converged),
             contribution: model.and_then(|m| m.contribution),
             relayed_bytes: found.relayed_bytes,
+            score_with: settings.score_with.clone(),
+            scored,
         },
     })
+}
+
+/// The journal's record of a vertical job's security assumption, written
+/// at its submission.
+pub fn threat_model(job_id: &str, settings: &fedseg_common::job::VerticalSettings) -> Entry {
+    Entry::VerticalThreatModel {
+        job_id: job_id.to_string(),
+        parties: settings.parties(),
+        dealer: fedseg_common::mpc::DEALER.to_string(),
+        assumption: fedseg_common::mpc::THREAT_MODEL.to_string(),
+    }
 }
 
 /// A protocol error with the party at fault named by identity.
@@ -164,6 +205,9 @@ fn name_culprit(error: VerticalError, cohort: &[String]) -> VerticalError {
 struct Received {
     from: u32,
     body: vertical_up::Body,
+    /// SHA-256 (hex) and size of its wire encoding.
+    sha256: String,
+    bytes: u64,
 }
 
 /// The journal's name of a vertical message's step, and its recipient.
@@ -181,12 +225,14 @@ fn step_of(body: &vertical_up::Body, cohort: &[String]) -> (String, String) {
     }
 }
 
-/// The next vertical message, journaled, or `None` at the deadline; a
-/// departure or a party's failure is an error naming the party and `step`.
+/// The next vertical message, journaled (into `batches` when given: see
+/// [`batch`]), or `None` at the deadline; a departure or a party's failure
+/// is an error naming the party and `step`.
 async fn receive(
     engine: &mut Engine<'_>,
     deadline: Deadline,
     step: Step,
+    batches: Option<&mut batch::Batches>,
 ) -> Result<Option<Received>, VerticalError> {
     let (from, message, sha256, bytes) = match engine.next_vertical(deadline).await? {
         None => return Ok(None),
@@ -206,16 +252,17 @@ async fn receive(
             reason: format!("an empty message from party {from}"),
         }));
     };
-    let (step_name, to) = step_of(&body, engine.cohort());
-    engine.journal(Entry::VerticalMessage {
-        job_id: engine.job().id.clone(),
-        step: step_name,
-        from: engine.cohort()[from as usize].clone(),
-        to,
-        bytes,
+    let received = Received {
+        from,
+        body,
         sha256,
-    })?;
-    if let vertical_up::Body::Failed(failed) = body {
+        bytes,
+    };
+    match batches {
+        Some(batches) => batches.record(engine, &received)?,
+        None => journal_message(engine, &received)?,
+    }
+    if let vertical_up::Body::Failed(failed) = received.body {
         warn!(party = from, code = %failed.code, reason = %failed.reason, "a party stopped the vertical job");
         return Err(VerticalError::PartyFailed {
             party: engine.cohort()[from as usize].clone(),
@@ -223,7 +270,21 @@ async fn receive(
             reason: failed.reason,
         });
     }
-    Ok(Some(Received { from, body }))
+    Ok(Some(received))
+}
+
+/// Journals one message of party `from` on its own.
+fn journal_message(engine: &mut Engine<'_>, message: &Received) -> Result<(), VerticalError> {
+    let (step_name, to) = step_of(&message.body, engine.cohort());
+    engine.journal(Entry::VerticalMessage {
+        job_id: engine.job().id.clone(),
+        step: step_name,
+        from: engine.cohort()[message.from as usize].clone(),
+        to,
+        bytes: message.bytes,
+        sha256: message.sha256.clone(),
+    })?;
+    Ok(())
 }
 
 /// A message that has no place at this point of the job.

@@ -1,22 +1,27 @@
 //! The coordinator's part of the joint model: it deals the correlated
 //! randomness (`mpc::dealer`: masks and their products, from shape-only
-//! requests) and relays the two computing parties' sealed openings, which
-//! it cannot read. It learns the column counts, the request shapes, the
+//! requests) and relays the sealed openings between the two computing
+//! parties (the label holder and its first partner), and between them and
+//! further partners (their column shares in, their coefficient shares out),
+//! none of which it can read. It learns the column counts, the request shapes, the
 //! message sizes, and at the end the label holder's report: the holdout
 //! quality of the joint model against the bank's own, released in
 //! `result.json`. A party that leaves, fails, or makes no progress for a
 //! phase timeout stops the job.
 
+use std::collections::BTreeSet;
+
 use fedseg_common::mpc::dealer::Dealer;
 use fedseg_common::mpc::wire;
 use fedseg_common::proto::{self, vertical_down, vertical_up};
 use fedseg_common::psi::Step;
-use fedseg_common::result::{Contribution, ModelQuality};
+use fedseg_common::result::{CalibrationBin, Contribution, ModelQuality};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use tokio::time::Instant as Deadline;
 use tracing::info;
 
+use super::batch::Batches;
 use super::{Received, VerticalError, out_of_turn, receive};
 use crate::engine::Engine;
 
@@ -29,83 +34,110 @@ pub struct ModelReport {
     pub converged: bool,
     /// The joint model against the label holder's own.
     pub contribution: Option<Contribution>,
+    /// Sealed bytes relayed between the parties.
+    pub relayed_bytes: u64,
+    /// Bytes of correlated randomness dealt.
+    pub dealt_bytes: u64,
 }
 
-/// The label holder (0) and its first partner (1).
-const PARTIES: [u32; 2] = [0, 1];
+/// The computing parties: the label holder (0) and its first partner (1).
+/// Further partners (2, 3, ...) are helpers: they secret-share their
+/// columns between the two and receive their coefficients' shares back.
+const COMPUTING: u32 = 2;
 
-/// Runs the joint model between parties 0 and 1 of the engine's cohort.
+/// Runs the joint model among every party of the engine's cohort.
 pub async fn fit(engine: &mut Engine<'_>) -> Result<ModelReport, VerticalError> {
-    for p in PARTIES {
+    let mut batches = Batches::default();
+    let result = relay(engine, &mut batches).await;
+    batches.close(engine, result)
+}
+
+/// Starts the joint model's exchange at every party: the start, every
+/// party's hello, the roster of all keys and column counts.
+pub(super) async fn start_all(
+    engine: &mut Engine<'_>,
+    batches: &mut Batches,
+) -> Result<proto::MpcRoster, VerticalError> {
+    let parties = engine.cohort().len() as u32;
+    for p in 0..parties {
         engine
             .send_vertical(p, vertical_down::Body::MpcStart(proto::MpcStart {}))
             .await;
     }
-    let mut keys = [Vec::new(), Vec::new()];
-    let mut columns = [0u32; 2];
-    while keys.iter().any(Vec::is_empty) {
-        let received = next(engine).await?;
-        match received.body {
-            vertical_up::Body::MpcHello(hello)
-                if received.from <= 1 && keys[received.from as usize].is_empty() =>
-            {
-                if hello.seal_key.len() != 32 || hello.columns > 512 {
-                    return Err(VerticalError::ModelFault(format!(
-                        "party {} said hello with a malformed key or {} columns",
-                        received.from, hello.columns
-                    )));
-                }
-                keys[received.from as usize] = hello.seal_key;
-                columns[received.from as usize] = hello.columns;
-            }
-            other => return Err(out_of_turn(received.from, &other)),
-        }
-    }
-    info!(?columns, "joint model: both computing parties ready");
-    let roster = proto::MpcRoster {
-        seal_keys: keys.to_vec(),
-        columns: columns.to_vec(),
-    };
-    for p in PARTIES {
+    let roster = hellos(engine, parties, batches).await?;
+    info!(columns = ?roster.columns, "joint model: every party ready");
+    for p in 0..parties {
         engine
             .send_vertical(p, vertical_down::Body::MpcRoster(roster.clone()))
             .await;
     }
+    Ok(roster)
+}
+
+/// The joint model from start to the label holder's report.
+async fn relay(
+    engine: &mut Engine<'_>,
+    batches: &mut Batches,
+) -> Result<ModelReport, VerticalError> {
+    let parties = engine.cohort().len() as u32;
+    start_all(engine, batches).await?;
     let mut dealer = Dealer::new(ChaCha20Rng::from_rng(&mut fedseg_common::psi::os_rng()));
+    // Each helper's coefficient shares still to relay, from each computing
+    // party: the job ends only once every helper got both.
+    let mut owed: BTreeSet<(u32, u32)> = (COMPUTING..parties)
+        .flat_map(|h| (0..COMPUTING).map(move |c| (c, h)))
+        .collect();
+    let mut report: Option<ModelReport> = None;
+    let (mut relayed, mut dealt) = (0u64, 0u64);
     loop {
-        let received = next(engine).await?;
+        if owed.is_empty()
+            && let Some(mut report) = report.take()
+        {
+            report.relayed_bytes = relayed;
+            report.dealt_bytes = dealt;
+            return Ok(report);
+        }
+        let received = next(engine, batches).await?;
         let from = received.from;
         match received.body {
-            vertical_up::Body::MpcOpening(chunk) if from <= 1 => {
-                if chunk.from != from || chunk.to != 1 - from {
+            vertical_up::Body::MpcOpening(chunk) => {
+                if chunk.from != from || !may_open(from, chunk.to, parties) {
                     return Err(out_of_turn(from, &vertical_up::Body::MpcOpening(chunk)));
                 }
+                if chunk.index + 1 == chunk.total {
+                    owed.remove(&(from, chunk.to));
+                }
+                relayed += chunk.sealed.len() as u64;
+                let to = chunk.to;
                 engine
-                    .send_vertical(1 - from, vertical_down::Body::MpcOpening(chunk))
+                    .send_vertical(to, vertical_down::Body::MpcOpening(chunk))
                     .await;
             }
-            vertical_up::Body::MpcRequest(request) if from <= 1 => {
+            vertical_up::Body::MpcRequest(request) if from < COMPUTING => {
                 let request = wire::request_from_wire(request)
                     .map_err(|e| VerticalError::ModelFault(format!("party {from}: {e}")))?;
                 let correlation = dealer
                     .serve(from as usize, request)
                     .map_err(|e| VerticalError::ModelFault(format!("party {from}: {e}")))?;
                 for chunk in wire::correlation_chunks(&correlation) {
+                    dealt += chunk.values.len() as u64;
                     engine
                         .send_vertical(from, vertical_down::Body::MpcCorrelation(chunk))
                         .await;
                 }
             }
-            vertical_up::Body::Report(report) if from == 0 => {
+            vertical_up::Body::Report(r) if from == 0 && report.is_none() => {
                 info!(
-                    steps = report.steps,
-                    converged = report.converged,
+                    steps = r.steps,
+                    converged = r.converged,
                     "joint model: the label holder's report"
                 );
-                return Ok(ModelReport {
-                    steps: report.steps,
-                    converged: report.converged,
-                    contribution: contribution(&report),
+                report = Some(ModelReport {
+                    steps: r.steps,
+                    converged: r.converged,
+                    contribution: contribution(&r),
+                    relayed_bytes: 0,
+                    dealt_bytes: 0,
                 });
             }
             other => return Err(out_of_turn(from, &other)),
@@ -113,11 +145,55 @@ pub async fn fit(engine: &mut Engine<'_>) -> Result<ModelReport, VerticalError> 
     }
 }
 
+/// Whether `from` may send an opening to `to`: the two computing parties
+/// to each other and to helpers (their coefficient shares), a helper to
+/// either computing party (its column shares).
+fn may_open(from: u32, to: u32, parties: u32) -> bool {
+    if from == to || from >= parties || to >= parties {
+        return false;
+    }
+    from < COMPUTING || to < COMPUTING
+}
+
+/// Every party's hello: its sealing key and column count, as the roster.
+async fn hellos(
+    engine: &mut Engine<'_>,
+    parties: u32,
+    batches: &mut Batches,
+) -> Result<proto::MpcRoster, VerticalError> {
+    let mut keys = vec![Vec::new(); parties as usize];
+    let mut columns = vec![0u32; parties as usize];
+    while keys.iter().any(Vec::is_empty) {
+        let received = next(engine, batches).await?;
+        let from = received.from as usize;
+        match received.body {
+            vertical_up::Body::MpcHello(hello) if keys[from].is_empty() => {
+                if hello.seal_key.len() != 32 || hello.columns > 512 {
+                    return Err(VerticalError::ModelFault(format!(
+                        "party {from} said hello with a malformed key or {} columns",
+                        hello.columns
+                    )));
+                }
+                keys[from] = hello.seal_key;
+                columns[from] = hello.columns;
+            }
+            other => return Err(out_of_turn(received.from, &other)),
+        }
+    }
+    Ok(proto::MpcRoster {
+        seal_keys: keys,
+        columns,
+    })
+}
+
 /// The next message, or a stall naming the computing parties.
-async fn next(engine: &mut Engine<'_>) -> Result<Received, VerticalError> {
+pub(super) async fn next(
+    engine: &mut Engine<'_>,
+    batches: &mut Batches,
+) -> Result<Received, VerticalError> {
     let deadline = Deadline::now() + engine.phase_timeout();
     // Psi's step names a departure; the model has no steps of its own.
-    receive(engine, deadline, Step::Result)
+    receive(engine, deadline, Step::Result, Some(batches))
         .await?
         .ok_or_else(|| {
             VerticalError::ModelFault(
@@ -138,7 +214,19 @@ fn contribution(report: &proto::VerticalReport) -> Option<Contribution> {
     let (joint, own) = (quality(&report.joint)?, quality(&report.label_holder_only)?);
     let difference = joint.auc - own.auc;
     let se = joint.auc_standard_error.hypot(own.auc_standard_error);
+    let joint_calibration = report
+        .joint_calibration
+        .iter()
+        .map(|b| CalibrationBin {
+            lo: b.lo,
+            hi: b.hi,
+            count: b.count,
+            mean_predicted: b.mean_predicted,
+            observed_rate: b.observed_rate,
+        })
+        .collect();
     Some(Contribution {
+        joint_calibration,
         holdout_count: report.holdout_count,
         auc_difference: difference,
         auc_difference_standard_error: se,

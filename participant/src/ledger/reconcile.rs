@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use fedseg_common::journal::{self, EndRecordCheck, Entry, VerifiedJournal};
+use fedseg_common::journal::{self, BatchDigest, EndRecordCheck, Entry, VerifiedJournal};
 use fedseg_common::secagg::Phase;
 use sha2::{Digest, Sha256};
 
@@ -219,6 +219,37 @@ fn match_contributions(
     let mut used = BTreeMap::new();
     let mut cursors: BTreeMap<&str, usize> = BTreeMap::new();
     for record in &journal.records {
+        if let Entry::VerticalBatch {
+            job_id,
+            step,
+            from,
+            messages,
+            sha256,
+            ..
+        } = &record.entry
+        {
+            if from != site {
+                continue;
+            }
+            let cursor = cursors.entry(job_id.as_str()).or_insert(0);
+            let lines = sent
+                .get(&(job_id.as_str(), VERTICAL, None))
+                .map_or(&[][..], |es| &es[(*cursor).min(es.len())..]);
+            match find_batch(lines, *messages, sha256) {
+                Some(offset) => {
+                    for entry in &lines[offset..offset + *messages as usize] {
+                        used.insert(entry.seq, record.sequence);
+                    }
+                    *cursor += offset + *messages as usize;
+                    found.matched += 1;
+                }
+                None => found.mismatched.push(format!(
+                    "journal record {}: {step} of vertical job {job_id}, {messages} messages with batch digest {sha256}, is not in the ledger",
+                    record.sequence
+                )),
+            }
+            continue;
+        }
         if let Entry::VerticalMessage {
             job_id,
             step,
@@ -283,6 +314,23 @@ fn match_contributions(
     }
     used
 }
+
+/// Where in `lines` the journal's batch of `messages` consecutive lines
+/// with batch digest `sha256` begins (at once, normally; further on when
+/// earlier lines were lost in flight at a crash).
+fn find_batch(lines: &[&LedgerEntry], messages: u64, sha256: &str) -> Option<usize> {
+    let m = usize::try_from(messages).ok().filter(|&m| m > 0)?;
+    (0..=lines.len().checked_sub(m)?).find(|&offset| {
+        let mut digest = BatchDigest::default();
+        lines[offset..offset + m]
+            .iter()
+            .all(|e| BATCHED.contains(&e.kind.as_str()) && digest.add(&e.sha256))
+            && digest.finish() == sha256
+    })
+}
+
+/// The ledger kinds the coordinator journals in batches.
+const BATCHED: [&str; 2] = ["mpc-opening", "mpc-request"];
 
 /// Why a protocol message the journal does not hold was lost to a
 /// coordinator crash, if it was: the journal shows `job_resumed` for its
@@ -561,6 +609,41 @@ mod tests {
         ]);
         let found = reconcile(SITE, &ledger(&[HELLO, ADV, tampered]), &honest);
         assert_eq!((found.mismatched.len(), found.unaccounted.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_batch_record_accounts_for_exactly_its_lines_in_order() {
+        let d = |b: u8| hex::encode([b; 32]);
+        let (d1, d2, d3) = (d(1), d(2), d(3));
+        let lines = [
+            ("mpc-opening", None, d1.as_str()),
+            ("mpc-request", None, &d2),
+            ("mpc-opening", None, &d3),
+        ];
+        let batch = |messages: u64, digests: &[&str]| {
+            let mut digest = BatchDigest::default();
+            digests.iter().for_each(|x| assert!(digest.add(x)));
+            Entry::VerticalBatch {
+                job_id: "j".into(),
+                step: "mpc-step-1".into(),
+                from: SITE.into(),
+                messages,
+                bytes: 3,
+                sha256: digest.finish(),
+            }
+        };
+        let whole = journal(vec![batch(2, &[&d1, &d2]), batch(1, &[&d3])]);
+        let found = reconcile(SITE, &ledger(&lines), &whole);
+        assert_eq!(found.matched, 2, "{found:?}");
+        assert!(found.agrees(), "{found:?}");
+        // A line the journal's batches do not cover is unaccounted.
+        let found = reconcile(SITE, &ledger(&lines), &journal(vec![batch(2, &[&d1, &d2])]));
+        assert_eq!(found.unaccounted.len(), 1, "{found:?}");
+        // A rewritten line (or another order) matches no batch.
+        let forged = [lines[0], ("mpc-request", None, &d3), lines[2]];
+        let found = reconcile(SITE, &ledger(&forged), &whole);
+        assert_eq!(found.mismatched.len(), 1, "{found:?}");
+        assert!(!found.agrees());
     }
 
     #[test]

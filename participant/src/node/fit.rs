@@ -29,6 +29,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use crate::joint::{self, LocalDesign};
 
 use super::vertical::{VerticalData, up};
+use super::{helper, score};
 
 /// Where the worker's messages go: the session sends them, job id first.
 pub(crate) type Outbox = tokio::sync::mpsc::UnboundedSender<(String, participant_message::Body)>;
@@ -60,6 +61,8 @@ pub(crate) struct Site<'a> {
     pub(crate) job_id: &'a str,
     pub(crate) consortium: &'a str,
     pub(crate) me: u32,
+    /// Parties of the job (the label holder, then every partner).
+    pub(crate) parties: u32,
     pub(crate) job: &'a fedseg_common::job::JobConfig,
     pub(crate) data: &'a VerticalData,
     /// This site's customers in the intersection, by position.
@@ -88,6 +91,17 @@ pub(crate) enum Model {
     },
     /// The fit runs.
     Running(Worker),
+    /// A helper partner shared its columns and waits for its coefficients.
+    Helping(Box<helper::Helper>),
+    /// Joint scoring: this site's part of each shared customer's linear
+    /// predictor is computed; waits for every party's key.
+    ScoreHello {
+        secret: StaticSecret,
+        partial: Vec<f64>,
+        ids: Vec<String>,
+    },
+    /// Joint scoring at the label holder: gathers the partners' parts.
+    Scoring(Box<score::Collect>),
 }
 
 impl Model {
@@ -98,8 +112,40 @@ impl Model {
         body: vertical_down::Body,
         outbox: &Outbox,
     ) -> Result<(Model, Vec<participant_message::Body>), MpcError> {
+        let scoring = site
+            .job
+            .vertical
+            .as_ref()
+            .and_then(|v| v.score_with.as_deref());
         match (self, body) {
-            (Model::Idle, vertical_down::Body::MpcStart(_)) => start(site),
+            (Model::Idle, vertical_down::Body::MpcStart(_)) => match scoring {
+                Some(training) => score::start(site, training),
+                None => start(site),
+            },
+            (
+                Model::ScoreHello {
+                    secret,
+                    partial,
+                    ids,
+                },
+                vertical_down::Body::MpcRoster(roster),
+            ) => score::on_roster(site, &secret, partial, ids, &roster),
+            (Model::Scoring(collect), vertical_down::Body::MpcOpening(chunk)) => {
+                collect.receive(&chunk)
+            }
+            (Model::Hello { secret, design }, vertical_down::Body::MpcRoster(roster))
+                if site.me >= 2 =>
+            {
+                let (helper, out) = helper::begin(site, &secret, *design, roster)?;
+                Ok((Model::Helping(Box::new(helper)), out))
+            }
+            (Model::Helping(mut helper), vertical_down::Body::MpcOpening(chunk)) => {
+                if helper.receive(&chunk)? {
+                    info!("joint model: this partner's coefficients received");
+                    return Ok((Model::Idle, Vec::new()));
+                }
+                Ok((Model::Helping(helper), Vec::new()))
+            }
             (Model::Hello { secret, design }, vertical_down::Body::MpcRoster(roster)) => {
                 let job = fit_job(site, &secret, *design, roster)?;
                 info!(
@@ -135,7 +181,7 @@ fn deliver(
 
 /// The site's design over the intersection and a fresh sealing key.
 fn start(site: &Site<'_>) -> Result<(Model, Vec<participant_message::Body>), MpcError> {
-    if site.rows.is_empty() || site.me > 1 {
+    if site.rows.is_empty() {
         return Err(MpcError::InvalidInput(
             "this site has no part in the joint model".into(),
         ));
@@ -173,36 +219,32 @@ fn fit_job(
     roster: proto::MpcRoster,
 ) -> Result<FitJob, MpcError> {
     let me = site.me as usize;
-    let bad = |why: &str| MpcError::InvalidInput(format!("the joint model's roster: {why}"));
-    if roster.seal_keys.len() != 2 || roster.columns.len() != 2 {
-        return Err(bad("not two computing parties"));
+    check_roster(site, secret, &design, &roster)?;
+    let mut links = BTreeMap::new();
+    for p in 0..site.parties {
+        if p != site.me {
+            links.insert(p, link_to(site, secret, &roster, p)?);
+        }
     }
-    let own_columns = design.features.len() as u32 + u32::from(me == 0);
-    if roster.seal_keys[me] != PublicKey::from(secret).to_bytes()
-        || roster.columns[me] != own_columns
-    {
-        return Err(bad("this site's own entry is not what it said"));
+    // Column owners in party order: the bank's (intercept first), then
+    // each partner's; helpers' columns follow, position by position.
+    let mut owners = Vec::new();
+    let mut helpers = Vec::new();
+    for (p, &columns) in roster.columns.iter().enumerate() {
+        let owner = if p == 0 {
+            Owner::Bank
+        } else {
+            Owner::Partner(p - 1)
+        };
+        if p >= 2 {
+            helpers.push(HelperColumns {
+                party: p as u32,
+                first: owners.len(),
+                width: columns as usize,
+            });
+        }
+        owners.extend(std::iter::repeat_n(owner, columns as usize));
     }
-    if roster.columns[0] < 1 || roster.columns.iter().map(|&c| c as u64).sum::<u64>() > 1024 {
-        return Err(bad("column counts out of range"));
-    }
-    let peer_key: [u8; 32] = roster.seal_keys[1 - me]
-        .as_slice()
-        .try_into()
-        .map_err(|_| bad("a key is not 32 bytes"))?;
-    let link = SealedLink::new(
-        secret,
-        &peer_key,
-        me as u32,
-        1 - me as u32,
-        site.consortium,
-        site.job_id,
-    )?;
-    let mut owners = vec![Owner::Bank; roster.columns[0] as usize];
-    owners.extend(std::iter::repeat_n(
-        Owner::Partner(0),
-        roster.columns[1] as usize,
-    ));
     let owner = if me == 0 {
         Owner::Bank
     } else {
@@ -230,9 +272,61 @@ fn fit_job(
         params,
         inputs,
         design,
-        link,
+        links,
+        helpers,
         output: site.output.to_path_buf(),
     })
+}
+
+/// Checks the roster against the job's parties and this site's hello.
+pub(crate) fn check_roster(
+    site: &Site<'_>,
+    secret: &StaticSecret,
+    design: &LocalDesign,
+    roster: &proto::MpcRoster,
+) -> Result<(), MpcError> {
+    let me = site.me as usize;
+    let bad = |why: &str| MpcError::InvalidInput(format!("the joint model's roster: {why}"));
+    let parties = site.parties as usize;
+    if parties < 2 || roster.seal_keys.len() != parties || roster.columns.len() != parties {
+        return Err(bad("not one entry per party of the job"));
+    }
+    let own_columns = design.features.len() as u32 + u32::from(me == 0);
+    if roster.seal_keys[me] != PublicKey::from(secret).to_bytes()
+        || roster.columns[me] != own_columns
+    {
+        return Err(bad("this site's own entry is not what it said"));
+    }
+    if roster.columns[0] < 1 || roster.columns.iter().map(|&c| c as u64).sum::<u64>() > 1024 {
+        return Err(bad("column counts out of range"));
+    }
+    Ok(())
+}
+
+/// The sealed link from this site to party `peer` of the roster.
+pub(crate) fn link_to(
+    site: &Site<'_>,
+    secret: &StaticSecret,
+    roster: &proto::MpcRoster,
+    peer: u32,
+) -> Result<SealedLink, MpcError> {
+    let key: [u8; 32] = roster.seal_keys[peer as usize]
+        .as_slice()
+        .try_into()
+        .map_err(|_| {
+            MpcError::InvalidInput("the joint model's roster: a key is not 32 bytes".into())
+        })?;
+    SealedLink::new(secret, &key, site.me, peer, site.consortium, site.job_id)
+}
+
+/// Where a helper partner's columns sit in the joint design.
+pub(crate) struct HelperColumns {
+    /// Its party index.
+    party: u32,
+    /// Its first column.
+    first: usize,
+    /// Its column count.
+    width: usize,
 }
 
 /// Everything the fit needs, fixed before it starts.
@@ -242,7 +336,9 @@ pub(crate) struct FitJob {
     pub(crate) params: FitParams,
     pub(crate) inputs: Inputs,
     pub(crate) design: LocalDesign,
-    pub(crate) link: SealedLink,
+    /// Sealed links to the peer and to every helper partner.
+    pub(crate) links: BTreeMap<u32, SealedLink>,
+    pub(crate) helpers: Vec<HelperColumns>,
     pub(crate) output: PathBuf,
 }
 
@@ -263,26 +359,31 @@ pub(crate) fn spawn(job: FitJob, outbox: Outbox) -> Worker {
     Worker { tx }
 }
 
-fn run(job: FitJob, rx: Receiver<Inbound>, outbox: &Outbox) -> Result<(), MpcError> {
+fn run(mut job: FitJob, rx: Receiver<Inbound>, outbox: &Outbox) -> Result<(), MpcError> {
+    let peer_index = 1 - job.index as u32;
     let inbox = Rc::new(RefCell::new(Inbox {
         rx,
-        link: job.link,
-        openings: VecDeque::new(),
-        opening_chunks: Chunks::default(),
+        links: std::mem::take(&mut job.links),
+        openings: BTreeMap::new(),
+        opening_chunks: BTreeMap::new(),
         correlations: BTreeMap::new(),
         correlation_chunks: Chunks::default(),
+        step: 0,
     }));
+    let job_id = job.job_id.clone();
     let send = |body| {
         outbox
-            .send((job.job_id.clone(), up(body)))
+            .send((job_id.clone(), up(body)))
             .map_err(|_| MpcError::LinkClosed("session"))
     };
+    take_helper_shares(&mut job, &mut inbox.borrow_mut())?;
     let peer = NetPeer {
         inbox: inbox.clone(),
+        peer: peer_index,
         send: &send,
     };
     let dealer = NetDealer {
-        inbox,
+        inbox: inbox.clone(),
         send: &send,
         next: 0,
     };
@@ -298,7 +399,58 @@ fn run(job: FitJob, rx: Receiver<Inbound>, outbox: &Outbox) -> Result<(), MpcErr
         decrements = ?&output.decrements,
         "joint model: trained"
     );
+    give_helper_shares(&job.helpers, &output, &inbox.borrow(), &send)?;
     conclude(&job.design, &output, l2, &job.output, &send)
+}
+
+/// Puts each helper partner's share of its columns into this party's
+/// inputs (its opening 0 to this party: uniformly random on its own).
+fn take_helper_shares(job: &mut FitJob, inbox: &mut Inbox) -> Result<(), MpcError> {
+    let (n, d) = (job.design.rows(), job.params.owners.len());
+    for helper in &job.helpers {
+        let share = inbox.next_from(helper.party)?;
+        if share.seq != 0 || share.values.len() != n * helper.width {
+            return Err(MpcError::Shape(format!(
+                "partner {}'s columns: {} values for {n} rows of {}",
+                helper.party,
+                share.values.len(),
+                helper.width
+            )));
+        }
+        for i in 0..n {
+            let row = &share.values[i * helper.width..(i + 1) * helper.width];
+            job.inputs.x[i * d + helper.first..i * d + helper.first + helper.width]
+                .copy_from_slice(row);
+        }
+    }
+    Ok(())
+}
+
+/// Sends each helper partner this party's shares of its coefficients.
+fn give_helper_shares(
+    helpers: &[HelperColumns],
+    output: &Output,
+    inbox: &Inbox,
+    send: &dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
+) -> Result<(), MpcError> {
+    for helper in helpers {
+        let columns = helper.first..helper.first + helper.width;
+        let mut shares: Vec<(usize, u128)> = output
+            .helper_shares
+            .iter()
+            .filter(|(_, j, _)| columns.contains(j))
+            .map(|&(_, j, v)| (j, v))
+            .collect();
+        shares.sort_by_key(|s| s.0);
+        let opening = Opening {
+            seq: 0,
+            values: shares.into_iter().map(|s| s.1).collect(),
+        };
+        for chunk in inbox.sealed(helper.party, &opening)? {
+            send(vertical_up::Body::MpcOpening(chunk))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes this party's outputs and, at the bank, sends the report.
@@ -333,23 +485,39 @@ fn conclude(
             auc_standard_error: e.auc_standard_error,
         })
     };
-    send(vertical_up::Body::Report(proto::VerticalReport {
+    send(vertical_up::Body::Report(Box::new(proto::VerticalReport {
         steps: output.steps,
         converged: output.converged,
         joint: quality(design.evaluate(scores)),
         label_holder_only: quality(design.own_model(l2)),
         holdout_count: design.holdout_count(),
-    }))
+        scored: 0,
+        joint_calibration: design
+            .calibration(scores)
+            .into_iter()
+            .map(|b| proto::CalibrationBinReport {
+                lo: b.lo,
+                hi: b.hi,
+                count: b.count,
+                mean_predicted: b.mean_predicted,
+                observed_rate: b.observed_rate,
+            })
+            .collect(),
+    })))
 }
 
 /// What arrived for the worker, sorted as it is asked for.
 struct Inbox {
     rx: Receiver<Inbound>,
-    link: SealedLink,
-    openings: VecDeque<Opening>,
-    opening_chunks: Chunks,
+    /// Sealed links by party: the peer and any helper partners.
+    links: BTreeMap<u32, SealedLink>,
+    /// Openings received, by sender.
+    openings: BTreeMap<u32, VecDeque<Opening>>,
+    opening_chunks: BTreeMap<u32, Chunks>,
     correlations: BTreeMap<u64, Correlation>,
     correlation_chunks: Chunks,
+    /// The step label of what this party sends now (`Party::set_step`).
+    step: u32,
 }
 
 impl Inbox {
@@ -361,15 +529,16 @@ impl Inbox {
         })?;
         match message {
             Inbound::Opening(chunk) => {
-                let values = self.link.open(&chunk)?;
-                if let Some(values) =
-                    self.opening_chunks
-                        .add(chunk.seq, chunk.index, chunk.total, values)?
-                {
-                    self.openings.push_back(Opening {
-                        seq: chunk.seq,
-                        values,
-                    });
+                let values = self.link(chunk.from)?.open(&chunk)?;
+                let chunks = self.opening_chunks.entry(chunk.from).or_default();
+                if let Some(values) = chunks.add(chunk.seq, chunk.index, chunk.total, values)? {
+                    self.openings
+                        .entry(chunk.from)
+                        .or_default()
+                        .push_back(Opening {
+                            seq: chunk.seq,
+                            values,
+                        });
                 }
             }
             Inbound::Correlation(chunk) => {
@@ -380,10 +549,37 @@ impl Inbox {
         }
         Ok(())
     }
+
+    /// The sealed link with party `p`.
+    fn link(&self, p: u32) -> Result<&SealedLink, MpcError> {
+        self.links
+            .get(&p)
+            .ok_or_else(|| MpcError::OutOfOrder(format!("an opening from party {p}")))
+    }
+
+    /// `opening` to party `p`, sealed in chunks labelled with the step.
+    fn sealed(&self, p: u32, opening: &Opening) -> Result<Vec<proto::MpcOpening>, MpcError> {
+        let mut chunks = self.link(p)?.seal(opening);
+        for chunk in &mut chunks {
+            chunk.step = self.step;
+        }
+        Ok(chunks)
+    }
+
+    /// The next opening from party `p`, waiting for it.
+    fn next_from(&mut self, p: u32) -> Result<Opening, MpcError> {
+        loop {
+            if let Some(opening) = self.openings.get_mut(&p).and_then(VecDeque::pop_front) {
+                return Ok(opening);
+            }
+            self.pump()?;
+        }
+    }
 }
 
 struct NetPeer<'a> {
     inbox: Rc<RefCell<Inbox>>,
+    peer: u32,
     send: &'a dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
 }
 
@@ -394,7 +590,9 @@ impl PeerLink for NetPeer<'_> {
     }
 
     fn send(&mut self, msg: Opening) -> Result<(), MpcError> {
-        let chunks = self.inbox.borrow().link.seal(&msg);
+        let inbox = self.inbox.borrow();
+        let chunks = inbox.sealed(self.peer, &msg)?;
+        drop(inbox);
         for chunk in chunks {
             (self.send)(vertical_up::Body::MpcOpening(chunk))?;
         }
@@ -402,13 +600,11 @@ impl PeerLink for NetPeer<'_> {
     }
 
     fn receive(&mut self) -> Result<Opening, MpcError> {
-        let mut inbox = self.inbox.borrow_mut();
-        loop {
-            if let Some(opening) = inbox.openings.pop_front() {
-                return Ok(opening);
-            }
-            inbox.pump()?;
-        }
+        self.inbox.borrow_mut().next_from(self.peer)
+    }
+
+    fn set_step(&mut self, step: u32) {
+        self.inbox.borrow_mut().step = step;
     }
 }
 
@@ -420,7 +616,9 @@ struct NetDealer<'a> {
 
 impl DealerLink for NetDealer<'_> {
     fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
-        (self.send)(vertical_up::Body::MpcRequest(wire::request_to_wire(req)))?;
+        let mut request = wire::request_to_wire(req);
+        request.step = self.inbox.borrow().step;
+        (self.send)(vertical_up::Body::MpcRequest(request))?;
         let seq = self.next;
         self.next += 1;
         let mut inbox = self.inbox.borrow_mut();

@@ -190,6 +190,7 @@ impl VerticalJob {
             job_id: &self.params.job_id,
             consortium: &self.params.consortium,
             me: self.me,
+            parties: self.params.parties,
             job: &self.job,
             data: &self.data,
             rows,

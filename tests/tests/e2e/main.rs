@@ -32,3 +32,5 @@ mod segmentation;
 mod series;
 mod sessions;
 mod vertical;
+mod vertical_model;
+mod vertical_score;
