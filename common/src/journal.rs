@@ -27,9 +27,11 @@
 //! algorithms, since every record is checked with record 0's key.
 
 use crate::certs;
-use crate::identity::Role;
 use crate::keys::{FixedSigner, KeyAlgorithm, SIGNATURE_LEN, VerifyingKey};
 mod cosigned;
+mod kinds;
+mod opening;
+use opening::{check_coordinator, coordinator_key_unchecked};
 mod submitted;
 
 pub use cosigned::CoSigned;
@@ -347,64 +349,6 @@ pub enum Entry {
     },
 }
 
-impl Entry {
-    /// The job the entry belongs to (none for the journal's first record).
-    pub fn job_id(&self) -> Option<&str> {
-        match self {
-            Entry::JournalOpened { .. } => None,
-            Entry::JobQueued { job_id, .. }
-            | Entry::JobCancelled { job_id, .. }
-            | Entry::JobSubmitted { job_id, .. }
-            | Entry::JobResumed { job_id, .. }
-            | Entry::CohortFixed { job_id, .. }
-            | Entry::KeySetupDone { job_id, .. }
-            | Entry::RoundOpened { job_id, .. }
-            | Entry::PhaseCompleted { job_id, .. }
-            | Entry::AggregateReleased { job_id, .. }
-            | Entry::RoundAborted { job_id, .. }
-            | Entry::PrivacyBudget { job_id, .. }
-            | Entry::PrivacySpent { job_id, .. }
-            | Entry::ParticipantDeclined { job_id, .. }
-            | Entry::MemberCertificates { job_id, .. }
-            | Entry::SurvivorsConfirmed { job_id, .. }
-            | Entry::FaultReported { job_id, .. }
-            | Entry::VerticalMessage { job_id, .. }
-            | Entry::IntersectionDone { job_id, .. }
-            | Entry::VerticalThreatModel { job_id, .. }
-            | Entry::VerticalBatch { job_id, .. }
-            | Entry::JobFinished { job_id, .. } => Some(job_id),
-        }
-    }
-
-    /// The numeric kind written in the record header.
-    pub fn kind_code(&self) -> u8 {
-        match self {
-            Entry::JournalOpened { .. } => 1,
-            Entry::JobSubmitted { .. } => 2,
-            Entry::CohortFixed { .. } => 3,
-            Entry::KeySetupDone { .. } => 4,
-            Entry::PhaseCompleted { .. } => 5,
-            Entry::AggregateReleased { .. } => 6,
-            Entry::RoundAborted { .. } => 7,
-            Entry::JobFinished { .. } => 8,
-            Entry::JobResumed { .. } => 9,
-            Entry::RoundOpened { .. } => 10,
-            Entry::ParticipantDeclined { .. } => 11,
-            Entry::PrivacySpent { .. } => 12,
-            Entry::PrivacyBudget { .. } => 13,
-            Entry::MemberCertificates { .. } => 14,
-            Entry::SurvivorsConfirmed { .. } => 15,
-            Entry::FaultReported { .. } => 16,
-            Entry::VerticalMessage { .. } => 17,
-            Entry::IntersectionDone { .. } => 18,
-            Entry::VerticalThreatModel { .. } => 19,
-            Entry::VerticalBatch { .. } => 20,
-            Entry::JobQueued { .. } => 25,
-            Entry::JobCancelled { .. } => 26,
-        }
-    }
-}
-
 /// A survivor's signature on its masked input, as journaled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -561,52 +505,6 @@ fn decode(
         hash: record_hash(raw.bytes),
         entry,
     })
-}
-
-fn pem_to_der(pem: &str) -> Result<Vec<u8>, String> {
-    certs::pem_to_der(pem.as_bytes()).map_err(|e| e.to_string())
-}
-
-fn coordinator_key_unchecked(entry: &Entry) -> Result<VerifyingKey, String> {
-    let Entry::JournalOpened { certificate, .. } = entry else {
-        return Err("no certificate".into());
-    };
-    certs::key_unchecked(&pem_to_der(certificate)?).map_err(|e| format!("the coordinator key: {e}"))
-}
-
-/// Checks that the certificate in the opening entry was issued by the CA
-/// (PEM `ca_pem`), names a coordinator, and was valid when the journal
-/// opened; returns the coordinator's identity and key.
-fn check_coordinator(
-    entry: &Entry,
-    opened_ms: i64,
-    ca_pem: &[u8],
-) -> Result<(String, VerifyingKey), String> {
-    let Entry::JournalOpened {
-        coordinator,
-        certificate,
-    } = entry
-    else {
-        return Err("no certificate".into());
-    };
-    let ca_der = certs::pem_to_der(ca_pem).map_err(|e| format!("CA: {e}"))?;
-    let der = pem_to_der(certificate)?;
-    let (member, key) = certs::verify_member(
-        &der,
-        &ca_der,
-        (coordinator, Role::Coordinator),
-        opened_ms / 1000,
-    )
-    .map_err(|e| match e {
-        certs::CertError::NotIssuedByCa => {
-            "the coordinator certificate was not issued by this CA".to_string()
-        }
-        certs::CertError::NotValidAt(_) => {
-            "the coordinator certificate was not valid when the journal opened".to_string()
-        }
-        other => format!("the coordinator certificate: {other}"),
-    })?;
-    Ok((member.id, key))
 }
 
 /// A verified journal: the coordinator that signed it and its records.

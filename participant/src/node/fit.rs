@@ -31,6 +31,9 @@ use crate::joint::{self, LocalDesign};
 use super::vertical::{VerticalData, up};
 use super::{helper, score};
 
+mod links;
+use links::{Inbox, NetDealer, NetPeer};
+
 /// Where the worker's messages go: the session sends them, job id first.
 pub(crate) type Outbox = tokio::sync::mpsc::UnboundedSender<(String, participant_message::Body)>;
 
@@ -504,129 +507,4 @@ fn conclude(
             })
             .collect(),
     })))
-}
-
-/// What arrived for the worker, sorted as it is asked for.
-struct Inbox {
-    rx: Receiver<Inbound>,
-    /// Sealed links by party: the peer and any helper partners.
-    links: BTreeMap<u32, SealedLink>,
-    /// Openings received, by sender.
-    openings: BTreeMap<u32, VecDeque<Opening>>,
-    opening_chunks: BTreeMap<u32, Chunks>,
-    correlations: BTreeMap<u64, Correlation>,
-    correlation_chunks: Chunks,
-    /// The step label of what this party sends now (`Party::set_step`).
-    step: u32,
-}
-
-impl Inbox {
-    /// Waits for one message and files it.
-    fn pump(&mut self) -> Result<(), MpcError> {
-        let message = self.rx.recv_timeout(WAIT).map_err(|e| match e {
-            RecvTimeoutError::Timeout => MpcError::LinkClosed("no message in time"),
-            RecvTimeoutError::Disconnected => MpcError::LinkClosed("the job was stopped"),
-        })?;
-        match message {
-            Inbound::Opening(chunk) => {
-                let values = self.link(chunk.from)?.open(&chunk)?;
-                let chunks = self.opening_chunks.entry(chunk.from).or_default();
-                if let Some(values) = chunks.add(chunk.seq, chunk.index, chunk.total, values)? {
-                    self.openings
-                        .entry(chunk.from)
-                        .or_default()
-                        .push_back(Opening {
-                            seq: chunk.seq,
-                            values,
-                        });
-                }
-            }
-            Inbound::Correlation(chunk) => {
-                if let Some(corr) = self.correlation_chunks.add_correlation(chunk)? {
-                    self.correlations.insert(corr.seq, corr);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The sealed link with party `p`.
-    fn link(&self, p: u32) -> Result<&SealedLink, MpcError> {
-        self.links
-            .get(&p)
-            .ok_or_else(|| MpcError::OutOfOrder(format!("an opening from party {p}")))
-    }
-
-    /// `opening` to party `p`, sealed in chunks labelled with the step.
-    fn sealed(&self, p: u32, opening: &Opening) -> Result<Vec<proto::MpcOpening>, MpcError> {
-        let mut chunks = self.link(p)?.seal(opening);
-        for chunk in &mut chunks {
-            chunk.step = self.step;
-        }
-        Ok(chunks)
-    }
-
-    /// The next opening from party `p`, waiting for it.
-    fn next_from(&mut self, p: u32) -> Result<Opening, MpcError> {
-        loop {
-            if let Some(opening) = self.openings.get_mut(&p).and_then(VecDeque::pop_front) {
-                return Ok(opening);
-            }
-            self.pump()?;
-        }
-    }
-}
-
-struct NetPeer<'a> {
-    inbox: Rc<RefCell<Inbox>>,
-    peer: u32,
-    send: &'a dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
-}
-
-impl PeerLink for NetPeer<'_> {
-    fn exchange(&mut self, mine: Opening) -> Result<Opening, MpcError> {
-        self.send(mine)?;
-        self.receive()
-    }
-
-    fn send(&mut self, msg: Opening) -> Result<(), MpcError> {
-        let inbox = self.inbox.borrow();
-        let chunks = inbox.sealed(self.peer, &msg)?;
-        drop(inbox);
-        for chunk in chunks {
-            (self.send)(vertical_up::Body::MpcOpening(chunk))?;
-        }
-        Ok(())
-    }
-
-    fn receive(&mut self) -> Result<Opening, MpcError> {
-        self.inbox.borrow_mut().next_from(self.peer)
-    }
-
-    fn set_step(&mut self, step: u32) {
-        self.inbox.borrow_mut().step = step;
-    }
-}
-
-struct NetDealer<'a> {
-    inbox: Rc<RefCell<Inbox>>,
-    send: &'a dyn Fn(vertical_up::Body) -> Result<(), MpcError>,
-    next: u64,
-}
-
-impl DealerLink for NetDealer<'_> {
-    fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
-        let mut request = wire::request_to_wire(req);
-        request.step = self.inbox.borrow().step;
-        (self.send)(vertical_up::Body::MpcRequest(request))?;
-        let seq = self.next;
-        self.next += 1;
-        let mut inbox = self.inbox.borrow_mut();
-        loop {
-            if let Some(corr) = inbox.correlations.remove(&seq) {
-                return Ok(corr);
-            }
-            inbox.pump()?;
-        }
-    }
 }
