@@ -19,6 +19,7 @@ mod killed;
 mod malicious;
 mod metrics;
 mod misbehaviour;
+mod playing_coordinator;
 mod policy;
 mod pooled;
 mod postgres;

@@ -12,25 +12,9 @@ use fedseg_common::proto::{
 };
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
 use fedseg_coordinator::server;
-use fedseg_coordinator::service::Event;
 use fedseg_tests::Consortium;
-use tokio::sync::mpsc::UnboundedReceiver;
 
-/// The next message from a participant, within 30 s.
-async fn next_message(events: &mut UnboundedReceiver<Event>) -> (String, Up) {
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .expect("a participant answers")
-            .expect("the server runs");
-        if let Event::Message(id, message) = event
-            && let Some(body) = message.body
-            && !matches!(body, Up::Hello(_))
-        {
-            return (id, body);
-        }
-    }
-}
+use crate::playing_coordinator::next_message;
 
 #[test]
 fn a_bank_refuses_a_roster_with_substituted_keys_and_blames_the_coordinator() {
