@@ -47,6 +47,9 @@ pub struct LocalDesign {
     pub labels: Option<Vec<bool>>,
     /// Whether each row is in the holdout (the contract's SHA-256 rule).
     pub holdout: Vec<bool>,
+    /// The parties of the job that fits the model, label holder first
+    /// (saved with the block, so joint scoring can check it has them all).
+    pub parties: Vec<String>,
 }
 
 impl LocalDesign {
@@ -121,6 +124,7 @@ impl LocalDesign {
             z,
             labels,
             holdout,
+            parties: Vec::new(),
         }
     }
 
@@ -214,6 +218,11 @@ pub struct ModelBlock<'a> {
     pub intercept: Option<f64>,
     /// Columns left out for zero variance.
     pub dropped: &'a [String],
+    /// The parties of the training job, label holder first: a joint
+    /// scoring job must have exactly these (each party's block is only a
+    /// part of the linear predictor).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub parties: &'a [String],
 }
 
 /// Writes `dir/vertical_model.json`, and at the label holder
@@ -234,6 +243,7 @@ pub fn write_outputs(
         coefficients,
         intercept,
         dropped: &design.dropped,
+        parties: &design.parties,
     };
     let json = serde_json::to_string_pretty(&block).map_err(std::io::Error::other)? + "\n";
     std::fs::write(dir.join("vertical_model.json"), json)?;

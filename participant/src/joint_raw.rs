@@ -106,6 +106,10 @@ pub struct SavedBlock {
     /// The label holder's intercept.
     #[serde(default)]
     pub intercept: Option<f64>,
+    /// The training job's parties, label holder first (empty in blocks
+    /// written before they were saved).
+    #[serde(default)]
+    pub parties: Vec<String>,
 }
 
 impl SavedBlock {

@@ -69,6 +69,15 @@ pub enum Request {
         /// Right mask.
         right: MaskId,
     },
+    /// Each row of a `rows×cols` mask times the matching element of a
+    /// vector mask of `rows` elements (`diag(c)·A`: weighting a masked
+    /// design's rows by a fresh per-step vector, as the exact Hessian does).
+    RowScale {
+        /// The vector mask.
+        vector: MaskId,
+        /// The matrix mask (not transposed).
+        matrix: Operand,
+    },
 }
 
 /// One party's share of what the dealer drew for a request.
@@ -187,9 +196,28 @@ impl<R: Rng> Dealer<R> {
                 }
                 a.iter().zip(b).map(|(x, y)| x.wrapping_mul(*y)).collect()
             }
+            Request::RowScale { vector, matrix } => {
+                let (c, a) = (self.mask(vector)?, self.mask(matrix.id)?);
+                row_scaled(c, a, matrix)?
+            }
         };
         Ok(ring::share(&mut self.rng, &value))
     }
+}
+
+/// `diag(c)·A` for a vector `c` of `A`'s row count.
+pub(crate) fn row_scaled(c: &[u128], a: &[u128], matrix: Operand) -> Result<Vec<u128>, MpcError> {
+    let (rows, cols) = (matrix.rows, matrix.cols);
+    if matrix.transposed || c.len() != rows || a.len() != rows * cols || cols == 0 {
+        return Err(MpcError::Shape(format!(
+            "a vector of {} scaling the rows of {rows}x{cols}",
+            c.len()
+        )));
+    }
+    Ok(a.chunks_exact(cols)
+        .zip(c)
+        .flat_map(|(row, &ci)| row.iter().map(move |v| v.wrapping_mul(ci)))
+        .collect())
 }
 
 /// A mask's elements in the orientation an operand asks for.

@@ -251,6 +251,39 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
             .collect())
     }
 
+    /// Shares of `diag(v)·X` (each row of the `n×d` value `x` times the
+    /// matching element of the `n`-vector `v`), not truncated: as
+    /// [`Self::hadamard`] with `v` broadcast along the rows, for the price
+    /// of opening `v` alone.
+    pub fn row_scale(&mut self, v: &Masked, x: &Masked) -> Result<Vec<u128>, MpcError> {
+        let (_, c) = self.request(Request::RowScale {
+            vector: v.id,
+            matrix: x.operand(false),
+        })?;
+        let (n, d) = (x.rows, x.cols);
+        if v.open.len() != n || c.len() != n * d {
+            return Err(MpcError::Shape(format!(
+                "a vector of {} scaling the rows of {n}x{d}",
+                v.open.len()
+            )));
+        }
+        let first = self.index == 0;
+        let mut out = c;
+        let rows = out
+            .chunks_exact_mut(d)
+            .zip(x.open.chunks_exact(d).zip(x.mask.chunks_exact(d)));
+        for ((row, (e_row, a_row)), (&f, &ci)) in rows.zip(v.open.iter().zip(&v.mask)) {
+            for ((o, &e), &a) in row.iter_mut().zip(e_row).zip(a_row) {
+                let mut t = f.wrapping_mul(a).wrapping_add(ci.wrapping_mul(e));
+                if first {
+                    t = t.wrapping_add(f.wrapping_mul(e));
+                }
+                *o = o.wrapping_add(t);
+            }
+        }
+        Ok(out)
+    }
+
     /// `x ∘ y` truncated back to the fixed-point scale.
     pub fn mul(&mut self, x: &Masked, y: &Masked) -> Result<Vec<u128>, MpcError> {
         let mut out = self.hadamard(x, y)?;

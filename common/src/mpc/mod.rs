@@ -28,20 +28,25 @@
 //! end (X25519 + ChaCha20-Poly1305 as in `secagg::sealed`): the dealer knows
 //! the masks, so it must never see an opening.
 //!
-//! The fit ([`fit`]) is a fixed-Hessian Newton method (Böhning's bound):
-//! `H = XᵀX/(4n) + (l2/n)·P` is constant per job, computed once on shares
+//! The fit ([`fit`]) is Newton's method with the exact Hessian
+//! `H = Xᵀ diag(p(1−p)) X / n + (l2/n)·P`, computed on shares every step
 //! from the design masked **once** (`E = X − A` opened a single time;
-//! matrix-triple reuse with fresh per-step vector masks) and inverted on
-//! shares by Newton–Schulz. Each step: `η = Xβ`, `p = σ(η)` by the secure
-//! sigmoid of [`sigmoid`] (exp by squaring in the symmetric form
-//! `a/(a+b)`, reciprocal by Newton–Raphson; error < 1e-6 for |η| ≤ 16),
+//! matrix-triple reuse with fresh per-step masks: `diag(w)·X` needs only
+//! `w` opened, [`engine::Party::row_scale`], and `Xᵀ(diag(w)·X)` one
+//! opening of that n×d value) and inverted on shares by Newton–Schulz.
+//! Each step: `η = Xβ`, `p = σ(η)` by the secure sigmoid of [`sigmoid`]
+//! (exp by squaring in the symmetric form `a/(a+b)`, reciprocal by
+//! Newton–Raphson; error < 1e-6 for |η| ≤ 16),
 //! `g = Xᵀ(p − y)/n + (l2/n)·Pβ`, `β ← β − H⁻¹g`, until the opened decrement
-//! `gᵀH⁻¹g` is below the tolerance. Per step each computing party sends
-//! its peer 56 ring elements (896 bytes) per training customer (sigmoid 55,
-//! residual 1; `Xβ` opens only the d coefficients' masked shares, the
-//! design's mask being reused), and the dealer sends each party about 110
-//! elements per training customer (halved once party 0's shares are
-//! expanded from a seed, not done yet).
+//! `gᵀH⁻¹g` is below the tolerance (7 steps on the tests' and the demo's
+//! data). A step after one whose decrement grew divides by Böhning's bound
+//! `XᵀX/(4n) + (l2/n)·P` instead (inverted once per job; it never
+//! overshoots); [`fit::Curvature::Bound`] uses the bound throughout, with
+//! heavy-ball momentum (tens of steps). Per exact step and training
+//! customer, each computing party sends its peer about 81 ring elements
+//! (1.3 kB: sigmoid 67, residual 1, the weights 2, the weighted design d),
+//! and the dealer sends each party about 160 (halved once party 0's shares
+//! are expanded from a seed, not done yet): `mpc::bench` measures both.
 //!
 //! What each role sees: the peer's shares of masked values (`x − a` with `a`
 //! fresh and uniform: uniformly random), the dealer's shares (uniformly
@@ -52,8 +57,7 @@
 //! On the network (`participant::node::fit`, `coordinator::vertical`),
 //! openings travel sealed end to end ([`wire::SealedLink`]) through the
 //! coordinator, which serves dealer requests from [`wire`]'s shape-only
-//! encoding. Each step adds heavy-ball momentum (a local operation on
-//! shares) that restarts whenever the public decrement grows.
+//! encoding.
 //!
 //! Helper partners (every partner after the first) take part over the
 //! network as in the runner: each seals a uniformly random share of its

@@ -11,7 +11,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use super::dealer::Dealer;
 use super::engine::{Opening, Party};
 use super::eval::evaluate;
-use super::fit::{FitParams, Owner};
+use super::fit::{Curvature, FitParams, Owner};
 use super::runner::{ChannelPeer, JointData, LockedDealer, RunReport, run_fit};
 use super::{plain, ring, sigmoid};
 use crate::propensity::is_holdout;
@@ -136,6 +136,7 @@ pub(super) fn params(holdout: &[bool]) -> FitParams {
         tolerance: 1e-15,
         max_steps: 200,
         momentum: 0.0,
+        curvature: Curvature::Exact,
     }
 }
 
@@ -150,7 +151,7 @@ fn assembled(r: &RunReport, d: usize) -> Vec<f64> {
     beta
 }
 
-fn check_against_pooled(partner_cols: &[usize], seed: u64) {
+fn check_against_pooled(partner_cols: &[usize], seed: u64, curvature: Curvature) -> u32 {
     let c = case(3000, partner_cols, seed);
     let (x, d) = pooled(&c);
     let train: Vec<usize> = (0..c.holdout.len()).filter(|&i| !c.holdout[i]).collect();
@@ -160,7 +161,9 @@ fn check_against_pooled(partner_cols: &[usize], seed: u64) {
         .collect();
     let yt: Vec<bool> = train.iter().map(|&i| c.data.labels[i]).collect();
     let exact = plain::fit(&xt, &yt, d, 1.0);
-    let r = run_fit(&c.data, params(&c.holdout), seed, false).unwrap();
+    let mut p = params(&c.holdout);
+    p.curvature = curvature;
+    let r = run_fit(&c.data, p, seed, false).unwrap();
     let beta = assembled(&r, d);
     assert!(
         r.bank.converged,
@@ -213,16 +216,25 @@ fn check_against_pooled(partner_cols: &[usize], seed: u64) {
         e_mpc.auc,
         e_exact.auc
     );
+    r.bank.steps
 }
 
 #[test]
 fn one_partner_fit_equals_pooled_fit() {
-    check_against_pooled(&[5], 11);
+    let steps = check_against_pooled(&[5], 11, Curvature::Exact);
+    // Newton's quadratic convergence: the bound takes tens of steps
+    assert!(steps <= 12, "{steps} exact Newton steps");
 }
 
 #[test]
 fn two_partner_fit_equals_pooled_fit() {
-    check_against_pooled(&[3, 2], 12);
+    check_against_pooled(&[3, 2], 12, Curvature::Exact);
+}
+
+#[test]
+fn the_hessian_bound_reaches_the_same_fit_in_more_steps() {
+    let steps = check_against_pooled(&[5], 11, Curvature::Bound);
+    assert!(steps > 12, "{steps} fixed-Hessian steps");
 }
 
 /// Whether a vector looks like uniform shares: no element is a small
@@ -409,6 +421,31 @@ proptest! {
             prop_assert!((ring::decode(out[i]) - exact).abs() < 1e-7);
         }
         let _ = Owner::Bank;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    #[test]
+    fn row_scaled_matrix_equals_plain(seed: u64, n in 1usize..8, d in 1usize..5) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let x: Vec<f64> = (0..n * d).map(|_| rng.random::<f64>() * 10.0 - 5.0).collect();
+        let v: Vec<f64> = (0..n).map(|_| rng.random::<f64>() - 0.5).collect();
+        let mut both: Vec<u128> = x.iter().map(|&a| ring::enc(a)).collect();
+        both.extend(v.iter().map(|&a| ring::enc(a)));
+        let out = two_party(ring::share(&mut rng, &both), move |p, s| {
+            let mx = p.mask(&s[..n * d], n, d).unwrap();
+            let mv = p.mask(&s[n * d..], n, 1).unwrap();
+            let mut u = p.row_scale(&mv, &mx).unwrap();
+            ring::truncate_all(p.index, &mut u, ring::FRAC);
+            u
+        });
+        for i in 0..n {
+            for j in 0..d {
+                let exact = ring::decode(ring::enc(v[i])) * ring::decode(ring::enc(x[i * d + j]));
+                prop_assert!((ring::decode(out[i * d + j]) - exact).abs() <= 2.0 / ring::SCALE);
+            }
+        }
     }
 }
 

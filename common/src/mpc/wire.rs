@@ -95,6 +95,10 @@ pub fn request_to_wire(req: Request) -> proto::MpcRequest {
             left: Some(id_only(left)),
             right: Some(id_only(right)),
         }),
+        Request::RowScale { vector, matrix } => Kind::RowScale(proto::MpcProduct {
+            left: Some(id_only(vector)),
+            right: Some(operand(matrix)),
+        }),
     };
     proto::MpcRequest {
         kind: Some(kind),
@@ -136,6 +140,16 @@ pub fn request_from_wire(req: proto::MpcRequest) -> Result<Request, MpcError> {
             left: p.left.ok_or_else(|| bad("no operand"))?.id,
             right: p.right.ok_or_else(|| bad("no operand"))?.id,
         }),
+        Kind::RowScale(p) => {
+            let matrix = operand(p.right)?;
+            if matrix.transposed {
+                return Err(bad("a transposed row-scaled matrix"));
+            }
+            Ok(Request::RowScale {
+                vector: p.left.ok_or_else(|| bad("no operand"))?.id,
+                matrix,
+            })
+        }
     }
 }
 
@@ -453,6 +467,10 @@ mod tests {
             },
             Request::Forget { id: 9 },
             Request::Hadamard { left: 3, right: 4 },
+            Request::RowScale {
+                vector: 5,
+                matrix: op(6, 7, 3, false),
+            },
         ] {
             assert_eq!(request_from_wire(request_to_wire(req)), Ok(req));
         }

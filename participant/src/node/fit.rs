@@ -19,7 +19,7 @@ use fedseg_common::mpc::MpcError;
 use fedseg_common::mpc::dealer::{Correlation, Request};
 use fedseg_common::mpc::engine::{DealerLink, Opening, Party, PeerLink};
 use fedseg_common::mpc::eval::Evaluation;
-use fedseg_common::mpc::fit::{FitParams, Inputs, Output, Owner, Prepared};
+use fedseg_common::mpc::fit::{Curvature, FitParams, Inputs, Output, Owner, Prepared};
 use fedseg_common::mpc::wire::{self, Chunks, SealedLink};
 use fedseg_common::proto::{self, participant_message, vertical_down, vertical_up};
 use fedseg_common::psi::AlignedRow;
@@ -80,7 +80,8 @@ pub const MAX_STEPS: u32 = 200;
 /// below this.
 pub const TOLERANCE: f64 = 1e-11;
 
-/// Heavy-ball momentum of the joint model's steps (see `FitParams`).
+/// Heavy-ball momentum of the joint model's steps that fall back to the
+/// Hessian bound (see `FitParams`).
 pub const MOMENTUM: f64 = 0.8;
 
 /// The joint model's state at a site.
@@ -190,12 +191,17 @@ fn start(site: &Site<'_>) -> Result<(Model, Vec<participant_message::Body>), Mpc
         ));
     }
     let (seed, fraction) = (site.job.seed, site.job.holdout_fraction);
-    let design = match site.data {
+    let mut design = match site.data {
         VerticalData::LabelHolder(s) => {
             LocalDesign::label_holder(&s.features, site.rows, seed, fraction)
         }
         VerticalData::Partner(table) => LocalDesign::partner(table, site.rows, seed, fraction),
     };
+    design.parties = site.job.vertical.as_ref().map_or_else(Vec::new, |v| {
+        std::iter::once(v.label_holder.clone())
+            .chain(v.partners.iter().cloned())
+            .collect()
+    });
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     rand::Rng::fill_bytes(&mut fedseg_common::psi::os_rng(), &mut *bytes);
     let secret = StaticSecret::from(*bytes);
@@ -268,6 +274,7 @@ fn fit_job(
         tolerance: TOLERANCE,
         max_steps: MAX_STEPS,
         momentum: MOMENTUM,
+        curvature: Curvature::Exact,
     };
     Ok(FitJob {
         job_id: site.job_id.to_string(),

@@ -13,7 +13,7 @@ use fedseg_common::mpc::engine::Opening;
 use fedseg_common::mpc::wire::{Chunks, SealedLink};
 use fedseg_common::mpc::{MpcError, ring, score};
 use fedseg_common::proto::{self, participant_message, vertical_up};
-use tracing::info;
+use tracing::{info, warn};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::fit::{Model, Site, link_to};
@@ -46,6 +46,7 @@ pub(crate) fn start(site: &Site<'_>, training: &str) -> Out {
             "the model to score with is another party's block".into(),
         ));
     }
+    check_parties(site, training, &block.parties)?;
     let partial = raw.partial(&block).map_err(MpcError::InvalidInput)?;
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     rand::Rng::fill_bytes(&mut fedseg_common::psi::os_rng(), &mut *bytes);
@@ -66,6 +67,34 @@ pub(crate) fn start(site: &Site<'_>, training: &str) -> Out {
         },
         vec![up(vertical_up::Body::MpcHello(hello))],
     ))
+}
+
+/// Refuses a scoring job whose parties are not the training job's: with a
+/// partner missing, its part of every linear predictor would silently be
+/// left out; with one added, it has no block. (A block saved before the
+/// parties were recorded is trusted, with a warning.)
+fn check_parties(site: &Site<'_>, training: &str, trained: &[String]) -> Result<(), MpcError> {
+    let Some(v) = site.job.vertical.as_ref() else {
+        return Ok(());
+    };
+    let now: Vec<&str> = std::iter::once(v.label_holder.as_str())
+        .chain(v.partners.iter().map(String::as_str))
+        .collect();
+    if trained.is_empty() {
+        warn!(
+            training,
+            "the model block does not name its parties; not checked"
+        );
+        return Ok(());
+    }
+    if trained.iter().map(String::as_str).ne(now.iter().copied()) {
+        return Err(MpcError::InvalidInput(format!(
+            "the model to score with ({training}) was fitted by {}, this job's parties are {}",
+            trained.join(", "),
+            now.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// With every party's key: a partner sends its masked part, the label

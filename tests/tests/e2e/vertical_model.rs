@@ -426,7 +426,7 @@ fn a_coordinator_killed_mid_model_restarts_the_vertical_job_cleanly() {
     let c = Consortium::vertical(600, 20.0);
     let _parties: Vec<Process> = c.sites.iter().map(|s| c.run_participant(s, None)).collect();
     // Killed in the joint model, after the intersection is journaled.
-    let mut first = c.run_coordinator_with(&[("FEDSEG_FAULT_CRASH_AFTER", "vertical_batch:20")]);
+    let mut first = c.run_coordinator_with(&[("FEDSEG_FAULT_CRASH_AFTER", "vertical_batch:6")]);
     let status = first.wait(std::time::Duration::from_secs(120));
     assert!(!status.success(), "{}", first.log_text());
     assert!(!c.path().join("out/result.json").exists());

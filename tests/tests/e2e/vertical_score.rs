@@ -135,4 +135,23 @@ fn joint_scoring_on_newer_data_equals_the_saved_joint_model_applied_centrally() 
         c.assert_ledger_verifies(site);
     }
     c.assert_ledger_verifies("bank-a");
+
+    // A scoring job without one of the training's partners would leave its
+    // part out of every score: each party that holds a block refuses it.
+    let text = fs::read_to_string(&job)
+        .unwrap()
+        .replace("\"fintech-x\", \"fintech-y\"]", "\"fintech-x\"]");
+    fs::write(&job, text).unwrap();
+    let mut partial = c.run_coordinator();
+    let status = partial.wait(std::time::Duration::from_secs(120));
+    assert!(!status.success(), "{}", partial.log_text());
+    partial.expect_log("was fitted by bank-a, fintech-x, fintech-y", 1);
+    let scored = fs::read_dir(c.path().join("sites/bank-a/out"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("scores.csv").exists())
+        .count();
+    assert_eq!(
+        scored, 2,
+        "only the training and the first scoring job scored"
+    );
 }
