@@ -23,6 +23,7 @@
 //!   (ECDH over ristretto255 in a hub, sealed end to end), as plain types
 //!   and state machines with no networking, plus an in-process runner.
 
+pub mod analyst;
 pub mod campaign;
 pub mod certs;
 pub mod computation;

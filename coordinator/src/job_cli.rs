@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
-use fedseg_coordinator::jobs::client::{self, Analyst, AnalystConfig};
+use fedseg_common::analyst::{self as client, Analyst, AnalystConfig};
 
 #[derive(Subcommand)]
 pub(crate) enum JobCommand {

@@ -23,6 +23,7 @@ pub mod config;
 pub mod database;
 pub mod joint;
 pub mod joint_raw;
+pub mod joint_submit;
 pub mod ledger;
 pub mod metrics;
 pub mod node;

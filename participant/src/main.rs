@@ -2,11 +2,15 @@
 //! library.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use fedseg_common::analyst::{Analyst, AnalystConfig};
 use fedseg_participant::config::ParticipantConfig;
-use fedseg_participant::{campaign, ledger, node, pause, rfmlt, scoring, summary, tasks};
+use fedseg_participant::{
+    campaign, joint_submit, ledger, node, pause, rfmlt, scoring, summary, tasks,
+};
 use fedseg_synth as synth;
 
 /// The fedseg participant node.
@@ -62,21 +66,35 @@ enum Command {
     },
     /// Score this site's customers with a finished job's model: writes
     /// customer_id, segment, segment_name, score and decile to a local CSV
-    /// or Parquet file. Nothing is sent.
+    /// or Parquet file. Nothing is sent. With `--joint`, the label holder's
+    /// analyst asks the coordinator for a joint scoring job with a vertical
+    /// job's model instead (every party's newer data, a fresh
+    /// intersection); this site's running node writes the scores.
     Score {
         /// participant.toml
         #[arg(long)]
         config: PathBuf,
         /// The job's result.json (as written by the coordinator or kept
         /// under this site's output directory).
-        #[arg(long)]
-        model: PathBuf,
+        #[arg(long, required_unless_present = "joint", conflicts_with = "joint")]
+        model: Option<PathBuf>,
         /// Output file; `.parquet` writes Parquet, anything else CSV.
-        #[arg(long)]
-        out: PathBuf,
-        /// Reference date of the features (default: the job's as_of).
+        #[arg(long, required_unless_present = "joint", conflicts_with = "joint")]
+        out: Option<PathBuf>,
+        /// Reference date of the features (default: the job's as_of; with
+        /// `--joint`, today, UTC).
         #[arg(long)]
         as_of: Option<String>,
+        /// A vertical job this site was the label holder of: run a joint
+        /// scoring job with its model.
+        #[arg(long, requires = "analyst")]
+        joint: Option<String>,
+        /// analyst.toml of the analyst who submits the joint scoring job.
+        #[arg(long)]
+        analyst: Option<PathBuf>,
+        /// Longest wait for the joint scoring job, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        wait_s: u64,
     },
     /// Campaigns: draw this site's contact list with a control group.
     #[command(subcommand)]
@@ -183,12 +201,23 @@ fn main() -> Result<()> {
             model,
             out,
             as_of,
-        } => score(
-            &ParticipantConfig::load(&config)?,
-            &model,
-            &out,
-            as_of.as_deref(),
-        )?,
+            joint,
+            analyst,
+            wait_s,
+        } => {
+            let config = ParticipantConfig::load(&config)?;
+            match (joint, analyst, model, out) {
+                (Some(training), Some(analyst), _, _) => joint_score(
+                    &config,
+                    &training,
+                    &analyst,
+                    as_of.as_deref(),
+                    Duration::from_secs(wait_s),
+                )?,
+                (_, _, Some(model), Some(out)) => score(&config, &model, &out, as_of.as_deref())?,
+                _ => bail!("score needs --model and --out, or --joint and --analyst"),
+            }
+        }
         Command::Campaign(CampaignCommand::Plan {
             config,
             job,
@@ -343,6 +372,51 @@ fn score(
     println!(
         "scored {rows} customers as of {as_of} into {}",
         out.display()
+    );
+    Ok(())
+}
+
+/// `score --joint`: submits a joint scoring job and names its scores.
+fn joint_score(
+    config: &ParticipantConfig,
+    training: &str,
+    analyst: &std::path::Path,
+    as_of: Option<&str>,
+    wait: Duration,
+) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let as_of = match as_of {
+        Some(text) => rfmlt::parse_date(text).with_context(|| format!("{text:?} is not a date"))?,
+        None => now.date(),
+    };
+    let stamp = now.unix_timestamp().to_string();
+    let job = joint_submit::scoring_job(
+        &config.output,
+        &config.id,
+        training,
+        &as_of.to_string(),
+        &stamp,
+    )?;
+    let analyst = AnalystConfig::load(analyst)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let job_id = runtime.block_on(async {
+        let mut analyst = Analyst::connect(analyst).await?;
+        joint_submit::submit_and_wait(&mut analyst, job, wait).await
+    })?;
+    let scores = config.output.join(&job_id).join("scores.csv");
+    let rows = std::fs::read_to_string(&scores)
+        .with_context(|| {
+            format!(
+                "job {job_id} finished, but this site wrote no {}",
+                scores.display()
+            )
+        })?
+        .lines()
+        .count()
+        .saturating_sub(1);
+    println!(
+        "job {job_id}: scored {rows} shared customers into {}",
+        scores.display()
     );
     Ok(())
 }

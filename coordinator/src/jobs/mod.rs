@@ -9,7 +9,6 @@
 //! needs the same participants, and one engine owns their sessions; a job
 //! waits for its cohort to connect before it starts.
 
-pub mod client;
 mod rpc;
 pub mod scheduler;
 pub mod view;

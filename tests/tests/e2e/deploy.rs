@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use fedseg_common::analyst::AnalystConfig;
 use fedseg_coordinator::config::{CoordinatorConfig, Job};
-use fedseg_coordinator::jobs::client::AnalystConfig;
 use fedseg_participant::config::ParticipantConfig;
 
 fn deploy() -> PathBuf {

@@ -1,16 +1,18 @@
 //! Joint scoring on newer data (`[vertical] score_with`): a bank and two
 //! partners train a joint model, then the partners' data changes, the
-//! bank's reference date moves on, and a scoring job with a fresh
-//! intersection writes the bank's `scores.csv`. Every score must equal the
+//! bank's reference date moves on, and the bank's analyst asks for a
+//! scoring job (`fedseg-participant score --joint`, through the job
+//! service): a fresh intersection writes the bank's `scores.csv`. Every score must equal the
 //! sigmoid of the joint model (each party's saved block) applied centrally
 //! to the new data of the new three-way join; the partners write nothing
 //! per customer.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::process::Command;
 
 use fedseg_common::propensity::sigmoid;
-use fedseg_tests::{Consortium, floats};
+use fedseg_tests::{Consortium, binary, floats};
 
 use super::vertical::run;
 use super::vertical_model::{add_second_partner, bank_features_as_of, partner_features};
@@ -61,22 +63,46 @@ fn joint_scoring_on_newer_data_equals_the_saved_joint_model_applied_centrally() 
     for site in ["fintech-x", "fintech-y"] {
         age_partner(&c, site);
     }
-    let job = c.path().join("job.toml");
-    let text = fs::read_to_string(&job)
-        .unwrap()
-        .replace("2026-11-01", "2026-11-20")
-        .replace(
-            "[vertical]\n",
-            &format!("[vertical]\nscore_with = \"{trained}\"\n"),
-        );
-    fs::write(&job, text).unwrap();
-    let mut scoring = c.run_coordinator();
-    scoring.expect_success(300);
-    let result = c.result();
-    let job_id = result["job_id"].as_str().unwrap().to_string();
+    // The bank's analyst asks for the scoring job from the bank's side,
+    // through the long-running coordinator's job service.
+    let mut serve = c.serve();
+    let asked = Command::new(binary("fedseg-participant"))
+        .current_dir(c.path())
+        .args([
+            "score",
+            "--config",
+            "sites/bank-a/participant.toml",
+            "--joint",
+        ])
+        .args([
+            trained.as_str(),
+            "--analyst",
+            "analyst.toml",
+            "--as-of",
+            "2026-11-20",
+        ])
+        .args(["--wait-s", "300"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&asked.stdout).into_owned();
+    assert!(
+        asked.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    serve.terminate();
+    serve.wait(std::time::Duration::from_secs(30));
+    let job_id = said
+        .strip_prefix("job ")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("{said}"));
+    let text = fs::read_to_string(c.path().join("results").join(&job_id).join("result.json"));
+    let result: serde_json::Value = serde_json::from_str(&text.unwrap()).unwrap();
     assert_ne!(job_id, trained);
     let v = &result["vertical"];
     assert_eq!(v["score_with"], trained.as_str());
+    assert_eq!(result["as_of"], "2026-11-20");
     assert!(v["contribution"].is_null(), "{v}");
 
     // The centralized reference: the new three-way join in the clear, each
@@ -107,6 +133,10 @@ fn joint_scoring_on_newer_data_equals_the_saved_joint_model_applied_centrally() 
             .collect();
     assert_eq!(v["intersection"], expected.len());
     assert_eq!(v["scored"], expected.len());
+    assert!(
+        said.contains(&format!("scored {} shared customers", expected.len())),
+        "{said}"
+    );
     let scores = fs::read_to_string(out(&c, "bank-a", &job_id).join("scores.csv")).unwrap();
     let got: BTreeMap<String, f64> = scores
         .lines()
@@ -138,8 +168,13 @@ fn joint_scoring_on_newer_data_equals_the_saved_joint_model_applied_centrally() 
 
     // A scoring job without one of the training's partners would leave its
     // part out of every score: each party that holds a block refuses it.
+    let job = c.path().join("job.toml");
     let text = fs::read_to_string(&job)
         .unwrap()
+        .replace(
+            "[vertical]\n",
+            &format!("[vertical]\nscore_with = \"{trained}\"\n"),
+        )
         .replace("\"fintech-x\", \"fintech-y\"]", "\"fintech-x\"]");
     fs::write(&job, text).unwrap();
     let mut partial = c.run_coordinator();

@@ -1,18 +1,20 @@
-//! The analyst's side of `fedseg-coordinator job ...`: `analyst.toml`
-//! (who the analyst is, where the coordinator is) and the calls of the
-//! job service, with the analyst's signature made here, from its own key.
+//! The analyst's side of the job service: `analyst.toml` (who the analyst
+//! is, where the coordinator is) and the calls of the service, with the
+//! analyst's signature made here, from its own key. Used by
+//! `fedseg-coordinator job ...` and by `fedseg-participant score --joint`
+//! (a bank's analyst asking for a joint scoring job).
 
 use std::path::{Path, PathBuf};
 
-use fedseg_common::config::{ConfigError, base_dir, check_connecting_member, read_toml};
-use fedseg_common::keys::{KeyError, SigningKey};
-use fedseg_common::mtls::{TlsError, TlsFiles};
-use fedseg_common::proto::jobs_client::JobsClient;
-use fedseg_common::proto::{
+use crate::config::{ConfigError, base_dir, check_connecting_member, read_toml};
+use crate::keys::{KeyError, SigningKey};
+use crate::mtls::{TlsError, TlsFiles};
+use crate::proto::jobs_client::JobsClient;
+use crate::proto::{
     CancelJobRequest, JobResultRequest, ListQueueRequest, QueuedJob, ShowJobRequest,
     SubmitJobRequest, SubmitJobResponse,
 };
-use fedseg_common::secagg::signing::Credential;
+use crate::secagg::signing::Credential;
 use serde::Deserialize;
 use thiserror::Error;
 use tonic::transport::Channel;
@@ -97,7 +99,7 @@ impl Analyst {
     /// Connects over mutual TLS with the analyst's certificate.
     pub async fn connect(config: AnalystConfig) -> Result<Self, ClientError> {
         let tls = config.tls.client_config(&config.coordinator_id)?;
-        let channel = fedseg_common::mtls::connect(&config.coordinator, tls).await?;
+        let channel = crate::mtls::connect(&config.coordinator, tls).await?;
         let client = JobsClient::new(channel).max_decoding_message_size(256 << 20);
         Ok(Self { config, client })
     }
@@ -105,6 +107,11 @@ impl Analyst {
     /// Signs and submits the job file `job`.
     pub async fn submit(&mut self, job: &Path) -> Result<SubmitJobResponse, ClientError> {
         let text = String::from_utf8_lossy(&read(job)?).into_owned();
+        self.submit_text(text).await
+    }
+
+    /// Signs and submits a job's text.
+    pub async fn submit_text(&mut self, text: String) -> Result<SubmitJobResponse, ClientError> {
         let tls = &self.config.tls;
         let key_error = |error| ClientError::Key {
             path: tls.key.clone(),
@@ -113,12 +120,12 @@ impl Analyst {
         let key_pem = String::from_utf8_lossy(&read(&tls.key)?).into_owned();
         let key = SigningKey::from_pkcs8_pem(&key_pem).map_err(key_error)?;
         let certificate =
-            fedseg_common::certs::pem_to_der(&read(&tls.cert)?).map_err(|e| ClientError::Key {
+            crate::certs::pem_to_der(&read(&tls.cert)?).map_err(|e| ClientError::Key {
                 path: tls.cert.clone(),
                 error: KeyError::Unsupported(format!(": {e}")),
             })?;
         let credential = Credential::new(key, certificate).map_err(key_error)?;
-        let signature = fedseg_common::submission::sign(&credential, &text).to_vec();
+        let signature = crate::submission::sign(&credential, &text).to_vec();
         let request = SubmitJobRequest {
             config: text,
             signature,
