@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use zeroize::Zeroize;
 
 use super::error::MpcError;
@@ -80,7 +80,8 @@ pub enum Request {
     },
 }
 
-/// One party's share of what the dealer drew for a request.
+/// One party's share of what the dealer drew for a request, as the engine
+/// uses it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Correlation {
     /// Sequence number of the request.
@@ -104,12 +105,87 @@ impl Drop for Correlation {
     }
 }
 
+/// Bytes of a share seed.
+pub const SEED_LEN: usize = 32;
+
+/// How a party's share travels from the dealer: in full, or as a seed the
+/// party expands itself ([`expand`]). Every mask is two seeds (one per
+/// party; the dealer adds both expansions), every product a seed for party
+/// 0 and the difference in full for party 1: the dealer's traffic is the
+/// products' length once, not the masks' and products' twice.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Dealt {
+    /// The share's elements.
+    Values(Vec<u128>),
+    /// A seed of [`expand`] and the share's length.
+    Seed([u8; SEED_LEN], usize),
+}
+
+/// What the dealer hands a party for one request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Sequence number of the request.
+    pub seq: u64,
+    /// The share, in full or as a seed.
+    pub dealt: Dealt,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, len) = match &self.dealt {
+            Dealt::Values(v) => ("values", v.len()),
+            Dealt::Seed(_, len) => ("seed", *len),
+        };
+        f.debug_struct("Delivery")
+            .field("seq", &self.seq)
+            .field(kind, &len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        match &mut self.dealt {
+            Dealt::Values(v) => v.zeroize(),
+            Dealt::Seed(seed, _) => seed.zeroize(),
+        }
+    }
+}
+
+impl Delivery {
+    /// The share as the engine uses it.
+    pub fn expand(mut self) -> Correlation {
+        let share = match &mut self.dealt {
+            Dealt::Values(v) => std::mem::take(v),
+            Dealt::Seed(seed, len) => expand(seed, *len),
+        };
+        Correlation {
+            seq: self.seq,
+            share,
+        }
+    }
+
+    /// Ring elements it costs on the wire (a seed counts as two).
+    pub fn elements(&self) -> u64 {
+        match &self.dealt {
+            Dealt::Values(v) => v.len() as u64,
+            Dealt::Seed(..) => (SEED_LEN / 16) as u64,
+        }
+    }
+}
+
+/// `len` pseudorandom ring elements from a share seed (ChaCha20).
+pub fn expand(seed: &[u8; SEED_LEN], len: usize) -> Vec<u128> {
+    let mut rng = rand::rngs::ChaCha20Rng::from_seed(*seed);
+    ring::random_vec(&mut rng, len)
+}
+
 /// The dealer: answers both parties' requests, which must come in the same
 /// order; the second party's share of a request waits in its queue.
 pub struct Dealer<R: Rng> {
     rng: R,
     masks: HashMap<MaskId, Vec<u128>>,
-    queued: [VecDeque<(Request, Correlation)>; 2],
+    queued: [VecDeque<(Request, Delivery)>; 2],
     next: [u64; 2],
     /// Every request served, in order (what the dealer saw).
     pub seen: Vec<Request>,
@@ -139,25 +215,31 @@ impl<R: Rng> Dealer<R> {
     }
 
     /// Serves `party`'s next request.
-    pub fn serve(&mut self, party: usize, req: Request) -> Result<Correlation, MpcError> {
+    pub fn serve(&mut self, party: usize, req: Request) -> Result<Delivery, MpcError> {
         let seq = self.next[party];
         self.next[party] += 1;
-        let out = if let Some((queued_req, corr)) = self.queued[party].pop_front() {
-            if queued_req != req || corr.seq != seq {
+        let out = if let Some((queued_req, delivery)) = self.queued[party].pop_front() {
+            if queued_req != req || delivery.seq != seq {
                 return Err(MpcError::OutOfOrder(format!(
                     "party {party} request {seq} does not match its peer's"
                 )));
             }
-            corr
+            delivery
         } else {
             let (s0, s1) = self.draw(seq, req)?;
             self.seen.push(req);
             let (mine, other) = if party == 0 { (s0, s1) } else { (s1, s0) };
-            self.queued[1 - party].push_back((req, Correlation { seq, share: other }));
-            Correlation { seq, share: mine }
+            self.queued[1 - party].push_back((req, Delivery { seq, dealt: other }));
+            Delivery { seq, dealt: mine }
         };
-        self.elements_sent[party] += out.share.len() as u64;
+        self.elements_sent[party] += out.elements();
         Ok(out)
+    }
+
+    fn seed(&mut self) -> [u8; SEED_LEN] {
+        let mut seed = [0u8; SEED_LEN];
+        self.rng.fill_bytes(&mut seed);
+        seed
     }
 
     fn mask(&self, id: MaskId) -> Result<&Vec<u128>, MpcError> {
@@ -166,12 +248,22 @@ impl<R: Rng> Dealer<R> {
             .ok_or_else(|| MpcError::OutOfOrder(format!("unknown mask {id}")))
     }
 
-    fn draw(&mut self, seq: u64, req: Request) -> Result<(Vec<u128>, Vec<u128>), MpcError> {
+    /// Both parties' shares of what `req` asks for: a fresh mask is two
+    /// seeds (kept as the sum of their expansions), a product a seed for
+    /// party 0 and the rest in full for party 1.
+    fn draw(&mut self, seq: u64, req: Request) -> Result<(Dealt, Dealt), MpcError> {
         let value = match req {
             Request::Mask { len } => {
-                let v = ring::random_vec(&mut self.rng, len);
-                self.masks.insert(seq, v.clone());
-                v
+                let (s0, s1) = (self.seed(), self.seed());
+                let mask = ring::add(&expand(&s0, len), &expand(&s1, len));
+                self.masks.insert(seq, mask);
+                return Ok((Dealt::Seed(s0, len), Dealt::Seed(s1, len)));
+            }
+            Request::Forget { id } => {
+                if let Some(mut m) = self.masks.remove(&id) {
+                    m.zeroize();
+                }
+                return Ok((Dealt::Values(Vec::new()), Dealt::Values(Vec::new())));
             }
             Request::MatProduct { left, right } => {
                 let (m, k) = left.shape();
@@ -182,12 +274,6 @@ impl<R: Rng> Dealer<R> {
                 let a = oriented(self.mask(left.id)?, left);
                 let b = oriented(self.mask(right.id)?, right);
                 ring::matmul(&a, &b, m, k, n)
-            }
-            Request::Forget { id } => {
-                if let Some(mut m) = self.masks.remove(&id) {
-                    m.zeroize();
-                }
-                Vec::new()
             }
             Request::Hadamard { left, right } => {
                 let (a, b) = (self.mask(left)?, self.mask(right)?);
@@ -201,7 +287,12 @@ impl<R: Rng> Dealer<R> {
                 row_scaled(c, a, matrix)?
             }
         };
-        Ok(ring::share(&mut self.rng, &value))
+        let s0 = self.seed();
+        let mut value = value;
+        let rest = ring::sub(&value, &expand(&s0, value.len()));
+        let len = value.len();
+        value.zeroize();
+        Ok((Dealt::Seed(s0, len), Dealt::Values(rest)))
     }
 }
 

@@ -48,6 +48,11 @@ pub trait PeerLink {
 pub trait DealerLink {
     /// Asks for this party's share of the next correlation.
     fn request(&mut self, req: Request) -> Result<Correlation, MpcError>;
+    /// Tells the dealer what needs no answer (a mask it may forget),
+    /// without waiting: on the network this saves a round trip.
+    fn notify(&mut self, req: Request) -> Result<(), MpcError> {
+        self.request(req).map(|_| ())
+    }
     /// Labels what follows as part of `step` (see [`Party::set_step`]).
     fn set_step(&mut self, _step: u32) {}
 }
@@ -186,7 +191,8 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
 
     /// Ends a mask's use: the dealer may drop it.
     pub fn forget(&mut self, m: Masked) -> Result<(), MpcError> {
-        self.request(Request::Forget { id: m.id }).map(|_| ())
+        self.mask_seq += 1;
+        self.dealer.notify(Request::Forget { id: m.id })
     }
 
     /// Shares of `X·Y` (operands optionally transposed), not truncated:

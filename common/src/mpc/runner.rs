@@ -82,7 +82,8 @@ impl DealerLink for LockedDealer {
             .dealer
             .lock()
             .map_err(|_| MpcError::LinkClosed("dealer"))?
-            .serve(self.party, req)?;
+            .serve(self.party, req)?
+            .expand();
         if self.record {
             self.received.push(corr.clone());
         }

@@ -151,8 +151,8 @@ fn assembled(r: &RunReport, d: usize) -> Vec<f64> {
     beta
 }
 
-fn check_against_pooled(partner_cols: &[usize], seed: u64, curvature: Curvature) -> u32 {
-    let c = case(3000, partner_cols, seed);
+fn check_against_pooled(n: usize, partner_cols: &[usize], seed: u64, curvature: Curvature) -> u32 {
+    let c = case(n, partner_cols, seed);
     let (x, d) = pooled(&c);
     let train: Vec<usize> = (0..c.holdout.len()).filter(|&i| !c.holdout[i]).collect();
     let xt: Vec<f64> = train
@@ -221,19 +221,20 @@ fn check_against_pooled(partner_cols: &[usize], seed: u64, curvature: Curvature)
 
 #[test]
 fn one_partner_fit_equals_pooled_fit() {
-    let steps = check_against_pooled(&[5], 11, Curvature::Exact);
+    let steps = check_against_pooled(3000, &[5], 11, Curvature::Exact);
     // Newton's quadratic convergence: the bound takes tens of steps
     assert!(steps <= 12, "{steps} exact Newton steps");
 }
 
 #[test]
 fn two_partner_fit_equals_pooled_fit() {
-    check_against_pooled(&[3, 2], 12, Curvature::Exact);
+    check_against_pooled(3000, &[3, 2], 12, Curvature::Exact);
 }
 
 #[test]
 fn the_hessian_bound_reaches_the_same_fit_in_more_steps() {
-    let steps = check_against_pooled(&[5], 11, Curvature::Bound);
+    // fewer customers: each of the bound's many steps costs as much
+    let steps = check_against_pooled(1000, &[5], 11, Curvature::Bound);
     assert!(steps > 12, "{steps} fixed-Hessian steps");
 }
 
@@ -447,6 +448,27 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn masks_travel_as_seeds_and_products_once_in_full() {
+    use super::dealer::{Dealt, Request};
+    let mut d = Dealer::new(ChaCha20Rng::seed_from_u64(3));
+    let both = |d: &mut Dealer<ChaCha20Rng>, req: Request| {
+        let (a, b) = (d.serve(0, req).unwrap(), d.serve(1, req).unwrap());
+        let seeded = [&a, &b].map(|x| matches!(x.dealt, Dealt::Seed(..)));
+        (ring::add(&a.expand().share, &b.expand().share), seeded)
+    };
+    let (x, seeded) = both(&mut d, Request::Mask { len: 5 });
+    assert_eq!(seeded, [true, true]);
+    let (y, _) = both(&mut d, Request::Mask { len: 5 });
+    let (xy, seeded) = both(&mut d, Request::Hadamard { left: 0, right: 1 });
+    assert_eq!(seeded, [true, false]);
+    let want: Vec<u128> = x.iter().zip(&y).map(|(a, b)| a.wrapping_mul(*b)).collect();
+    assert_eq!(xy, want);
+    assert!(looks_uniform(&x) && looks_uniform(&xy));
+    // two seeds of two elements' bytes each per party, then 5 elements
+    assert_eq!(d.elements_sent, [2 + 2 + 2, 2 + 2 + 5]);
 }
 
 #[test]

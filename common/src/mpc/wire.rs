@@ -22,7 +22,7 @@ use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use super::dealer::{Correlation, Operand, Request};
+use super::dealer::{Correlation, Dealt, Delivery, Operand, Request, SEED_LEN};
 use super::engine::Opening;
 use super::error::MpcError;
 use crate::proto;
@@ -153,17 +153,33 @@ pub fn request_from_wire(req: proto::MpcRequest) -> Result<Request, MpcError> {
     }
 }
 
-/// A correlation's chunk messages.
-pub fn correlation_chunks(corr: &Correlation) -> Vec<proto::MpcCorrelation> {
-    let total = chunk_count(corr.share.len()) as u32;
+/// A delivery's chunk messages: a seed in one, values in as many as they
+/// need.
+pub fn correlation_chunks(delivery: &Delivery) -> Vec<proto::MpcCorrelation> {
+    let values = match &delivery.dealt {
+        Dealt::Seed(seed, len) => {
+            return vec![proto::MpcCorrelation {
+                seq: delivery.seq,
+                index: 0,
+                total: 1,
+                values: Vec::new(),
+                seed: seed.to_vec(),
+                len: *len as u64,
+            }];
+        }
+        Dealt::Values(v) => v,
+    };
+    let total = chunk_count(values.len()) as u32;
     (0..total as usize)
         .map(|i| {
-            let part = corr.share.chunks(CHUNK_ELEMENTS).nth(i).unwrap_or(&[]);
+            let part = values.chunks(CHUNK_ELEMENTS).nth(i).unwrap_or(&[]);
             proto::MpcCorrelation {
-                seq: corr.seq,
+                seq: delivery.seq,
                 index: i as u32,
                 total,
                 values: to_bytes(part),
+                seed: Vec::new(),
+                len: 0,
             }
         })
         .collect()
@@ -211,6 +227,23 @@ impl Chunks {
         &mut self,
         chunk: proto::MpcCorrelation,
     ) -> Result<Option<Correlation>, MpcError> {
+        if !chunk.seed.is_empty() {
+            let seed: [u8; SEED_LEN] =
+                chunk.seed.as_slice().try_into().map_err(|_| {
+                    MpcError::Shape(format!("a seed of {} bytes", chunk.seed.len()))
+                })?;
+            if chunk.index != 0 || chunk.total != 1 || !chunk.values.is_empty() {
+                return Err(MpcError::Shape("a seed with values or in chunks".into()));
+            }
+            if chunk.len > MAX_ELEMENTS || self.partial.contains_key(&chunk.seq) {
+                return Err(MpcError::Shape(format!("a seed of {} elements", chunk.len)));
+            }
+            let delivery = Delivery {
+                seq: chunk.seq,
+                dealt: Dealt::Seed(seed, chunk.len as usize),
+            };
+            return Ok(Some(delivery.expand()));
+        }
         let values = from_bytes(&chunk.values)?;
         Ok(self
             .add(chunk.seq, chunk.index, chunk.total, values)?
@@ -441,6 +474,36 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_travels_in_one_chunk_and_expands_to_the_dealers_share() {
+        let seed = [7u8; SEED_LEN];
+        let delivery = Delivery {
+            seq: 4,
+            dealt: Dealt::Seed(seed, 70_000),
+        };
+        let chunks = correlation_chunks(&delivery);
+        assert_eq!(chunks.len(), 1);
+        assert!(chunks[0].values.is_empty());
+        let got = Chunks::default()
+            .add_correlation(chunks[0].clone())
+            .unwrap();
+        assert_eq!(got, Some(delivery.clone().expand()));
+        assert_eq!(
+            got.unwrap().share,
+            super::super::dealer::expand(&seed, 70_000)
+        );
+        // A short seed, a seed with values, a seed over the size bound.
+        let mut bad = chunks[0].clone();
+        bad.seed.pop();
+        assert!(Chunks::default().add_correlation(bad).is_err());
+        let mut bad = chunks[0].clone();
+        bad.values = vec![0; 16];
+        assert!(Chunks::default().add_correlation(bad).is_err());
+        let mut bad = chunks[0].clone();
+        bad.len = MAX_ELEMENTS + 1;
+        assert!(Chunks::default().add_correlation(bad).is_err());
+    }
+
+    #[test]
     fn chunks_must_come_in_order_and_fit() {
         let mut chunks = Chunks::default();
         assert!(chunks.add(1, 1, 2, vec![0; 3]).is_err());
@@ -486,15 +549,15 @@ mod tests {
             })
             .is_err()
         );
-        let corr = Correlation {
+        let corr = Delivery {
             seq: 4,
-            share: (0..70_000).collect(),
+            dealt: Dealt::Values((0..70_000).collect()),
         };
         let mut chunks = Chunks::default();
         let mut got = None;
         for c in correlation_chunks(&corr) {
             got = chunks.add_correlation(c).unwrap();
         }
-        assert_eq!(got, Some(corr));
+        assert_eq!(got, Some(corr.expand()));
     }
 }

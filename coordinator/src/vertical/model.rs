@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use fedseg_common::mpc::dealer::Dealer;
+use fedseg_common::mpc::dealer::{Dealer, Request};
 use fedseg_common::mpc::wire;
 use fedseg_common::proto::{self, vertical_down, vertical_up};
 use fedseg_common::psi::Step;
@@ -116,11 +116,18 @@ async fn relay(
             vertical_up::Body::MpcRequest(request) if from < COMPUTING => {
                 let request = wire::request_from_wire(request)
                     .map_err(|e| VerticalError::ModelFault(format!("party {from}: {e}")))?;
+                let answered = !matches!(request, Request::Forget { .. });
                 let correlation = dealer
                     .serve(from as usize, request)
                     .map_err(|e| VerticalError::ModelFault(format!("party {from}: {e}")))?;
-                for chunk in wire::correlation_chunks(&correlation) {
-                    dealt += chunk.values.len() as u64;
+                // A forgotten mask has no answer: the party does not wait.
+                let chunks = if answered {
+                    wire::correlation_chunks(&correlation)
+                } else {
+                    Vec::new()
+                };
+                for chunk in chunks {
+                    dealt += (chunk.values.len() + chunk.seed.len()) as u64;
                     engine
                         .send_vertical(from, vertical_down::Body::MpcCorrelation(chunk))
                         .await;

@@ -118,11 +118,8 @@ pub(super) struct NetDealer<'a> {
 
 impl DealerLink for NetDealer<'_> {
     fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
-        let mut request = wire::request_to_wire(req);
-        request.step = self.inbox.borrow().step;
-        (self.send)(vertical_up::Body::MpcRequest(request))?;
-        let seq = self.next;
-        self.next += 1;
+        self.notify(req)?;
+        let seq = self.next - 1;
         let mut inbox = self.inbox.borrow_mut();
         loop {
             if let Some(corr) = inbox.correlations.remove(&seq) {
@@ -130,5 +127,14 @@ impl DealerLink for NetDealer<'_> {
             }
             inbox.pump()?;
         }
+    }
+
+    /// Sends the request; the dealer answers every kind but `Forget`.
+    fn notify(&mut self, req: Request) -> Result<(), MpcError> {
+        let mut request = wire::request_to_wire(req);
+        request.step = self.inbox.borrow().step;
+        (self.send)(vertical_up::Body::MpcRequest(request))?;
+        self.next += 1;
+        Ok(())
     }
 }
