@@ -23,6 +23,11 @@
 //!   (ECDH over ristretto255 in a hub, sealed end to end), as plain types
 //!   and state machines with no networking, plus an in-process runner.
 
+/// The wire protocol version coordinator and participants speak: 2 since
+/// the joint model's dealer sends seeds, leaves `Forget` unanswered and
+/// deals row-scaled products (a version-1 node would wait forever).
+pub const PROTOCOL_VERSION: u32 = 2;
+
 pub mod analyst;
 pub mod campaign;
 pub mod certs;

@@ -29,8 +29,7 @@ use tracing::{info, warn};
 /// Job ends kept for members that reconnect.
 pub const KEPT_MESSAGES: usize = 16;
 
-/// Wire protocol version this coordinator speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use fedseg_common::PROTOCOL_VERSION;
 
 /// Something a participant session did.
 #[derive(Debug)]

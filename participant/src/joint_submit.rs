@@ -61,6 +61,12 @@ pub fn scoring_job(
     as_of: &str,
     stamp: &str,
 ) -> Result<String, JointSubmitError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if training.is_empty() || training.starts_with('.') || !training.chars().all(plain) {
+        return Err(JointSubmitError::NotScorable(format!(
+            "{training:?} is not a job id"
+        )));
+    }
     let dir = output.join(training);
     let path = dir.join("result.json");
     let bad = |why: String| JointSubmitError::Training {
@@ -90,15 +96,31 @@ pub fn scoring_job(
             "{training}: this site's block is not the label holder's"
         )));
     }
-    let partners: Vec<String> = v.partners.iter().map(|p| format!("{p:?}")).collect();
+    if !v.converged {
+        eprintln!(
+            "warning: {training} stopped after {} Newton steps without converging; \
+             its scores are those of its last step",
+            v.steps
+        );
+    }
+    // TOML strings, quoted and escaped by the toml crate
+    let q = |text: &str| toml::Value::String(text.to_string()).to_string();
+    let partners: Vec<String> = v.partners.iter().map(|p| q(p)).collect();
+    let purpose = format!(
+        "Joint scoring of {me}'s shared customers as of {as_of} with the model of {training}"
+    );
     Ok(format!(
-        "job_id = \"{training}-score-{stamp}\"\n\
-         purpose = \"Joint scoring of {me}'s shared customers as of {as_of} with the model of {training}\"\n\
-         seed = 1\nas_of = \"{as_of}\"\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
-         [vertical]\nlabel_holder = \"{me}\"\npartners = [{}]\nmin_overlap = {}\n\
-         score_with = \"{training}\"\n",
+        "job_id = {}\npurpose = {}\nas_of = {}\n\
+         # not used by a scoring job (no fit, no holdout), required of every job\n\
+         seed = 1\nholdout_fraction = 0.2\nl2 = 1.0\n\n\
+         [vertical]\nlabel_holder = {}\npartners = [{}]\nmin_overlap = {}\nscore_with = {}\n",
+        q(&format!("{training}-score-{stamp}")),
+        q(&purpose),
+        q(as_of),
+        q(me),
         partners.join(", "),
-        v.min_overlap
+        v.min_overlap,
+        q(training)
     ))
 }
 

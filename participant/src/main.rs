@@ -81,8 +81,8 @@ enum Command {
         /// Output file; `.parquet` writes Parquet, anything else CSV.
         #[arg(long, required_unless_present = "joint", conflicts_with = "joint")]
         out: Option<PathBuf>,
-        /// Reference date of the features (default: the job's as_of; with
-        /// `--joint`, today, UTC).
+        /// Reference date of the features (default: the job's as_of;
+        /// required with `--joint`).
         #[arg(long)]
         as_of: Option<String>,
         /// A vertical job this site was the label holder of: run a joint
@@ -385,10 +385,10 @@ fn joint_score(
     wait: Duration,
 ) -> Result<()> {
     let now = time::OffsetDateTime::now_utc();
-    let as_of = match as_of {
-        Some(text) => rfmlt::parse_date(text).with_context(|| format!("{text:?} is not a date"))?,
-        None => now.date(),
+    let Some(as_of) = as_of else {
+        bail!("score --joint needs --as-of: the reference date of the newer data");
     };
+    let as_of = rfmlt::parse_date(as_of).with_context(|| format!("{as_of:?} is not a date"))?;
     let stamp = now.unix_timestamp().to_string();
     let job = joint_submit::scoring_job(
         &config.output,

@@ -161,7 +161,7 @@ async fn plain_client(config: ParticipantConfig) {
         .max_encoding_message_size(1 << 30);
     let (tx, rx) = mpsc::channel(4);
     let hello = proto::Hello {
-        protocol_version: 1,
+        protocol_version: fedseg_common::PROTOCOL_VERSION,
         software: "plain-bench".into(),
         resumable_jobs: vec![],
     };

@@ -165,6 +165,19 @@ impl Delivery {
         }
     }
 
+    /// Elements of the share it expands to.
+    pub fn len(&self) -> usize {
+        match &self.dealt {
+            Dealt::Values(v) => v.len(),
+            Dealt::Seed(_, len) => *len,
+        }
+    }
+
+    /// Whether the share is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Ring elements it costs on the wire (a seed counts as two).
     pub fn elements(&self) -> u64 {
         match &self.dealt {
@@ -255,7 +268,10 @@ impl<R: Rng> Dealer<R> {
         let value = match req {
             Request::Mask { len } => {
                 let (s0, s1) = (self.seed(), self.seed());
-                let mask = ring::add(&expand(&s0, len), &expand(&s1, len));
+                let (mut e0, mut e1) = (expand(&s0, len), expand(&s1, len));
+                let mask = ring::add(&e0, &e1);
+                e0.zeroize();
+                e1.zeroize();
                 self.masks.insert(seq, mask);
                 return Ok((Dealt::Seed(s0, len), Dealt::Seed(s1, len)));
             }
@@ -289,7 +305,9 @@ impl<R: Rng> Dealer<R> {
         };
         let s0 = self.seed();
         let mut value = value;
-        let rest = ring::sub(&value, &expand(&s0, value.len()));
+        let mut e0 = expand(&s0, value.len());
+        let rest = ring::sub(&value, &e0);
+        e0.zeroize();
         let len = value.len();
         value.zeroize();
         Ok((Dealt::Seed(s0, len), Dealt::Values(rest)))

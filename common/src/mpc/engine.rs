@@ -46,12 +46,13 @@ pub trait PeerLink {
 
 /// The channel to the dealer.
 pub trait DealerLink {
-    /// Asks for this party's share of the next correlation.
-    fn request(&mut self, req: Request) -> Result<Correlation, MpcError>;
+    /// Asks for this party's share of the next correlation, of `len`
+    /// elements (a link refuses another length before expanding a seed).
+    fn request(&mut self, req: Request, len: usize) -> Result<Correlation, MpcError>;
     /// Tells the dealer what needs no answer (a mask it may forget),
     /// without waiting: on the network this saves a round trip.
     fn notify(&mut self, req: Request) -> Result<(), MpcError> {
-        self.request(req).map(|_| ())
+        self.request(req, 0).map(|_| ())
     }
     /// Labels what follows as part of `step` (see [`Party::set_step`]).
     fn set_step(&mut self, _step: u32) {}
@@ -124,14 +125,20 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
         (self.peer, self.dealer)
     }
 
-    fn request(&mut self, req: Request) -> Result<(u64, Vec<u128>), MpcError> {
+    fn request(&mut self, req: Request, len: usize) -> Result<(u64, Vec<u128>), MpcError> {
         let seq = self.mask_seq;
         self.mask_seq += 1;
-        let mut corr = self.dealer.request(req)?;
+        let mut corr = self.dealer.request(req, len)?;
         if corr.seq != seq {
             return Err(MpcError::OutOfOrder(format!(
                 "dealer answered {} for {seq}",
                 corr.seq
+            )));
+        }
+        if corr.share.len() != len {
+            return Err(MpcError::Shape(format!(
+                "the dealer's share of {} elements for {len}",
+                corr.share.len()
             )));
         }
         Ok((seq, std::mem::take(&mut corr.share)))
@@ -178,7 +185,7 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
         if x.len() != rows * cols {
             return Err(MpcError::Shape(format!("{} is not {rows}x{cols}", x.len())));
         }
-        let (id, mask) = self.request(Request::Mask { len: x.len() })?;
+        let (id, mask) = self.request(Request::Mask { len: x.len() }, x.len())?;
         let open = self.open(&ring::sub(x, &mask))?;
         Ok(Masked {
             id,
@@ -209,10 +216,13 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
         if k != k2 {
             return Err(MpcError::Shape(format!("{m}x{k} times {k2}x{n}")));
         }
-        let (_, c) = self.request(Request::MatProduct {
-            left: lx,
-            right: ly,
-        })?;
+        let (_, c) = self.request(
+            Request::MatProduct {
+                left: lx,
+                right: ly,
+            },
+            m * n,
+        )?;
         let e = super::dealer::oriented(&x.open, lx);
         let a = super::dealer::oriented(&x.mask, lx);
         let f = super::dealer::oriented(&y.open, ly);
@@ -237,10 +247,13 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
                 y.open.len()
             )));
         }
-        let (_, c) = self.request(Request::Hadamard {
-            left: x.id,
-            right: y.id,
-        })?;
+        let (_, c) = self.request(
+            Request::Hadamard {
+                left: x.id,
+                right: y.id,
+            },
+            x.open.len(),
+        )?;
         let first = self.index == 0;
         Ok((0..c.len())
             .map(|i| {
@@ -262,12 +275,15 @@ impl<P: PeerLink, D: DealerLink> Party<P, D> {
     /// [`Self::hadamard`] with `v` broadcast along the rows, for the price
     /// of opening `v` alone.
     pub fn row_scale(&mut self, v: &Masked, x: &Masked) -> Result<Vec<u128>, MpcError> {
-        let (_, c) = self.request(Request::RowScale {
-            vector: v.id,
-            matrix: x.operand(false),
-        })?;
         let (n, d) = (x.rows, x.cols);
-        if v.open.len() != n || c.len() != n * d {
+        let (_, c) = self.request(
+            Request::RowScale {
+                vector: v.id,
+                matrix: x.operand(false),
+            },
+            n * d,
+        )?;
+        if v.open.len() != n || x.open.len() != n * d {
             return Err(MpcError::Shape(format!(
                 "a vector of {} scaling the rows of {n}x{d}",
                 v.open.len()

@@ -19,6 +19,10 @@ pub const INVERSE_ITERATIONS: u32 = 24;
 /// to about 7e7.
 pub const EXACT_INVERSE_ITERATIONS: u32 = 32;
 
+/// Largest root mean square change of the customers' linear predictor an
+/// exact step may make: a longer step is shortened to it.
+pub const STEP_RMS: f64 = 4.0;
+
 /// Who owns a column of the joint design.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
@@ -213,7 +217,7 @@ impl Prepared {
         let mut h = party.matmul(&mx, true, &mx, false)?;
         ring::truncate_all(party.index, &mut h, ring::FRAC);
         party.scale(&mut h, 0.25 / n as f64, 24);
-        let mz = invert(party, h, d, self.params.l2 / n as f64, INVERSE_ITERATIONS)?;
+        let (mz, mhb) = invert(party, h, d, self.params.l2 / n as f64, INVERSE_ITERATIONS)?;
         Ok(Preconditioned {
             params: self.params.clone(),
             n,
@@ -221,7 +225,11 @@ impl Prepared {
             mx,
             mh,
             mz,
-            grew: false,
+            mhb,
+            fallback: false,
+            last_exact: None,
+            last_bound: None,
+            moves: Vec::new(),
             y: self.train_y.clone(),
             beta: std::iter::once(self.intercept)
                 .chain(std::iter::repeat_n(0, d - 1))
@@ -239,14 +247,15 @@ impl Prepared {
 /// `I/τ`), τ a public bound on the trace: standardised columns and the
 /// intercept have mean square 1 and the weights are at most 1/4. Each
 /// iteration squares the error `I − HZ`, so `iterations` covers a condition
-/// number up to about `2^(iterations − 6)`.
+/// number up to about `2^(iterations − 6)`. Returns the inverse and the
+/// curvature itself, both masked.
 fn invert<P: PeerLink, D: DealerLink>(
     party: &mut Party<P, D>,
     mut h: Vec<u128>,
     d: usize,
     ridge: f64,
     iterations: u32,
-) -> Result<Masked, MpcError> {
+) -> Result<(Masked, Masked), MpcError> {
     if party.index == 0 {
         for j in 1..d {
             h[j * d + j] = h[j * d + j].wrapping_add(ring::enc(ridge));
@@ -277,11 +286,10 @@ fn invert<P: PeerLink, D: DealerLink>(
         party.forget(mz)?;
         party.forget(mw)?;
     }
-    party.forget(mhh)?;
     let mz = party.mask(&z, d, d)?;
     z.zeroize();
     h.zeroize();
-    Ok(mz)
+    Ok((mz, mhh))
 }
 
 /// The masked design and inverse bound, and the current coefficient shares.
@@ -292,8 +300,20 @@ pub struct Preconditioned {
     mx: Masked,
     mh: Option<Masked>,
     mz: Masked,
-    /// Whether the last step's decrement grew (public to both parties).
-    grew: bool,
+    /// Böhning's bound itself, masked: `ΔᵀH_bΔ` is a quarter of the mean
+    /// squared change of the linear predictor a step `Δ` makes.
+    mhb: Masked,
+    /// Whether the next step takes the bound: the last exact step's
+    /// decrement grew (public to both parties).
+    fallback: bool,
+    /// The last decrement of each kind of step: a bound step's decrement is
+    /// never larger than an exact one's for the same gradient, so each is
+    /// compared with its own kind.
+    last_exact: Option<f64>,
+    last_bound: Option<f64>,
+    /// The root mean square change of the linear predictor each step's
+    /// full length would make (opened with the decrement).
+    moves: Vec<f64>,
     y: Vec<u128>,
     beta: Vec<u128>,
     /// Shares of the last step taken (for momentum).
@@ -321,15 +341,16 @@ pub enum Step {
 impl Preconditioned {
     /// One Newton step: `η = Xβ`, `r = σ(η) − y`,
     /// `g = Xᵀr / n + (l2/n)·Pβ`, `Δ = Z g` with `Z` the inverse curvature,
-    /// `β ← β − Δ`; the decrement `gᵀ Z g` is opened (one public scalar per
-    /// step).
+    /// `β ← β − Δ`; two public scalars per step are opened: the decrement
+    /// `gᵀ Z g` and `ΔᵀH_bΔ` (the step's mean squared change of the linear
+    /// predictor, a quarter of it), which caps an exact step's length.
     pub fn step<P: PeerLink, D: DealerLink>(
         mut self,
         party: &mut Party<P, D>,
     ) -> Result<Step, MpcError> {
         let (n, d) = (self.n, self.d);
         party.set_step(self.steps + 1);
-        let exact = self.params.curvature == Curvature::Exact && !self.grew;
+        let exact = self.params.curvature == Curvature::Exact && !self.fallback;
         let mb = party.mask(&self.beta, d, 1)?;
         let mut eta = party.matmul(&self.mx, false, &mb, false)?;
         ring::truncate_all(party.index, &mut eta, ring::FRAC);
@@ -354,34 +375,57 @@ impl Preconditioned {
         let mut delta = party.matmul(mz, false, &mg, false)?;
         ring::truncate_all(party.index, &mut delta, ring::FRAC);
         let md = party.mask(&delta, d, 1)?;
-        let dec_raw = party
-            .hadamard(&mg, &md)?
-            .into_iter()
-            .fold(0u128, |acc, v| acc.wrapping_add(v));
-        let dec = party.open(&[dec_raw])?[0];
-        for m in [mb, mr, mg, md].into_iter().chain(hessian) {
+        let sum = |v: Vec<u128>| v.into_iter().fold(0u128, |acc, x| acc.wrapping_add(x));
+        let dec_raw = sum(party.hadamard(&mg, &md)?);
+        // ΔᵀH_bΔ: how far the step moves the linear predictor
+        let mut hd = party.matmul(&self.mhb, false, &md, false)?;
+        ring::truncate_all(party.index, &mut hd, ring::FRAC);
+        let mhd = party.mask(&hd, d, 1)?;
+        let moved_raw = sum(party.hadamard(&md, &mhd)?);
+        let opened = party.open(&[dec_raw, moved_raw])?;
+        for m in [mb, mr, mg, md, mhd].into_iter().chain(hessian) {
             party.forget(m)?;
         }
-        let decrement = (dec as i128) as f64 / (ring::SCALE * ring::SCALE);
-        // v ← μ·v − Δ, β ← β + v (heavy ball; μ = 0 is β ← β − Δ). The
-        // momentum restarts (v ← 0) when the public decrement grew, as in
-        // O'Donoghue and Candès's adaptive restart: both parties see it.
-        // Exact steps take none: Newton's own step is the right length.
-        self.grew = self.decrements.last().is_some_and(|&last| decrement > last);
-        let momentum = if self.grew || exact {
-            0.0
+        let decode2 = |v: u128| (v as i128) as f64 / (ring::SCALE * ring::SCALE);
+        let decrement = decode2(opened[0]);
+        let moved = 2.0 * decode2(opened[1]).max(0.0).sqrt();
+        self.moves.push(moved);
+        // Trust region: an exact step far from the optimum (small weights)
+        // can be huge; it is shortened to move the linear predictor by at
+        // most STEP_RMS in root mean square, so it cannot leave the
+        // sigmoid's range in one go. The bound's steps never need it.
+        if exact && moved > STEP_RMS {
+            party.scale(&mut delta, STEP_RMS / moved, 16);
+        }
+        let last = if exact {
+            self.last_exact.replace(decrement)
         } else {
+            self.last_bound.replace(decrement)
+        };
+        let grew = last.is_some_and(|last| decrement > last);
+        self.fallback = exact && grew;
+        // v ← μ·v − Δ, β ← β + v (heavy ball; μ = 0 is β ← β − Δ), for
+        // the bound's steps only: Newton's own step is the right length.
+        // The momentum restarts (v ← 0) when the public decrement grew, as
+        // in O'Donoghue and Candès's adaptive restart: both parties see it.
+        let momentum = if self.params.curvature == Curvature::Bound && !grew {
             self.params.momentum
+        } else {
+            0.0
         };
         party.scale(&mut self.velocity, momentum, 8);
         self.velocity = ring::sub(&self.velocity, &delta);
         self.beta = ring::add(&self.beta, &self.velocity);
         self.steps += 1;
         self.decrements.push(decrement);
-        let done = decrement.abs() < self.params.tolerance || self.steps >= self.params.max_steps;
+        // With the exact Hessian only an exact step's decrement ends the
+        // fit (a fallback step's is smaller for the same gradient).
+        let converged = decrement.abs() < self.params.tolerance
+            && (exact || self.params.curvature == Curvature::Bound);
+        let done = converged || self.steps >= self.params.max_steps;
         Ok(if done {
             Step::Done(Trained {
-                converged: decrement.abs() < self.params.tolerance,
+                converged,
                 state: self,
             })
         } else {
@@ -414,13 +458,15 @@ impl Preconditioned {
         party.forget(mu)?;
         ring::truncate_all(party.index, &mut h, ring::FRAC);
         party.scale(&mut h, 1.0 / n as f64, 24);
-        invert(
+        let (mz, mh) = invert(
             party,
             h,
             d,
             self.params.l2 / n as f64,
             EXACT_INVERSE_ITERATIONS,
-        )
+        )?;
+        party.forget(mh)?;
+        Ok(mz)
     }
 
     /// Steps until done.
@@ -459,6 +505,9 @@ pub struct Output {
     pub converged: bool,
     /// The opened decrement of each step.
     pub decrements: Vec<f64>,
+    /// The root mean square change of the linear predictor of each step at
+    /// full length (opened with the decrement).
+    pub moves: Vec<f64>,
 }
 
 impl Trained {
@@ -524,6 +573,7 @@ impl Trained {
             steps: s.steps,
             converged: self.converged,
             decrements: s.decrements.clone(),
+            moves: s.moves.clone(),
         })
     }
 }

@@ -8,8 +8,9 @@
 //! customers in the same order. Parties are honest-but-curious and no two
 //! collude (bank, partners, coordinator). Nobody may learn another party's
 //! feature values, the labels, or any per-customer linear predictor,
-//! probability or residual during training. Released: one scalar per step
-//! (the Newton decrement), each party's own coefficient block to that party
+//! probability or residual during training. Released: two scalars per step
+//! (the Newton decrement and the step's root mean square change of the
+//! linear predictor), each party's own coefficient block to that party
 //! (the bank also the intercept), and at the end the joint scores of its
 //! customers to the bank only (the intended output of joint scoring), from
 //! which the bank computes the holdout AUC, log-loss and top-decile lift.
@@ -39,9 +40,15 @@
 //! Newton–Raphson; error < 1e-6 for |η| ≤ 16),
 //! `g = Xᵀ(p − y)/n + (l2/n)·Pβ`, `β ← β − H⁻¹g`, until the opened decrement
 //! `gᵀH⁻¹g` is below the tolerance (7 steps on the tests' and the demo's
-//! data). A step after one whose decrement grew divides by Böhning's bound
+//! data). Two guards keep Newton's steps safe far from the optimum, where
+//! small weights make them long: an exact step is shortened to move the
+//! linear predictor by at most [`fit::STEP_RMS`] in root mean square
+//! (`ΔᵀH_bΔ`, opened beside the decrement, is a quarter of the squared
+//! move), and a step after an exact step whose decrement grew (compared
+//! with the last exact one) divides by Böhning's bound
 //! `XᵀX/(4n) + (l2/n)·P` instead (inverted once per job; it never
-//! overshoots); [`fit::Curvature::Bound`] uses the bound throughout, with
+//! overshoots); only an exact step's decrement ends the fit.
+//! [`fit::Curvature::Bound`] uses the bound throughout, with
 //! heavy-ball momentum (tens of steps). Per exact step and training
 //! customer, each computing party sends its peer about 81 ring elements
 //! (1.3 kB: sigmoid 67, residual 1, the weights 2, the weighted design d).
@@ -54,9 +61,10 @@
 //!
 //! What each role sees: the peer's shares of masked values (`x − a` with `a`
 //! fresh and uniform: uniformly random), the dealer's shares (uniformly
-//! random), the decrement per step, its own outputs. The dealer sees only
-//! request shapes. The in-process [`runner`] records all of it for the
-//! tests.
+//! random), the two scalars per step, its own outputs. The dealer sees only
+//! request shapes (which tell it whether a step was exact or a fallback to
+//! the bound: a function of the decrements, which are released anyway).
+//! The in-process [`runner`] records all of it for the tests.
 //!
 //! On the network (`participant::node::fit`, `coordinator::vertical`),
 //! openings travel sealed end to end ([`wire::SealedLink`]) through the
@@ -94,8 +102,8 @@ pub const THREAT_MODEL: &str = "honest-but-curious parties, no two colluding \
 (label holder, partners, coordinator); the coordinator deals correlated randomness \
 from shapes only and relays sealed messages, and sees no value; each party learns its \
 own coefficient block, the label holder also the joint scores of the intersection; \
-released: set sizes, the intersection size, one Newton decrement per step, the holdout \
-quality of the joint and the label holder's own model";
+released: set sizes, the intersection size, two scalars per Newton step (its decrement and \
+its root mean square change of the linear predictor), the holdout quality of the joint and the label holder's own model";
 
 /// Who deals the correlated randomness of the joint model.
 pub const DEALER: &str = "coordinator";

@@ -77,7 +77,7 @@ pub struct LockedDealer {
 }
 
 impl DealerLink for LockedDealer {
-    fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
+    fn request(&mut self, req: Request, _len: usize) -> Result<Correlation, MpcError> {
         let corr = self
             .dealer
             .lock()
@@ -102,6 +102,8 @@ pub struct JointData {
     pub labels: Vec<bool>,
     /// Each partner's standardised columns (row-major n × d_k) and count.
     pub partners: Vec<(Vec<f64>, usize)>,
+    /// The intercept the fit starts from.
+    pub start: f64,
 }
 
 /// Everything a run produced, and what each role saw.
@@ -177,12 +179,8 @@ fn build_inputs(data: &JointData, seed: u64) -> Result<(Inputs, Inputs, Vec<Owne
         .map(|&l| ring::enc(if l { 1.0 } else { 0.0 }))
         .collect();
     let y1 = vec![0u128; n];
-    let inputs = |x, y| Inputs {
-        x,
-        y,
-        intercept: 0.0,
-    };
-    Ok((inputs(x0, y0), inputs(x1, y1), owners))
+    let inputs = |x, y, intercept| Inputs { x, y, intercept };
+    Ok((inputs(x0, y0, data.start), inputs(x1, y1, 0.0), owners))
 }
 
 /// Runs a whole fit among the bank, the partner side and the dealer.

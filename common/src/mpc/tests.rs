@@ -13,7 +13,7 @@ use super::engine::{Opening, Party};
 use super::eval::evaluate;
 use super::fit::{Curvature, FitParams, Owner};
 use super::runner::{ChannelPeer, JointData, LockedDealer, RunReport, run_fit};
-use super::{plain, ring, sigmoid};
+use super::{fit, plain, ring, sigmoid};
 use crate::propensity::is_holdout;
 
 type TestParty = Party<ChannelPeer, LockedDealer>;
@@ -108,6 +108,7 @@ pub(super) fn case(n: usize, partner_cols: &[usize], seed: u64) -> Case {
             bank_cols: 5,
             labels,
             partners,
+            start: 0.0,
         },
         holdout,
     }
@@ -232,6 +233,40 @@ fn two_partner_fit_equals_pooled_fit() {
 }
 
 #[test]
+fn a_far_start_is_reined_in_and_still_reaches_the_pooled_fit() {
+    // From an intercept of 6 (the model's rate is far lower) the first
+    // exact step would move every linear predictor by about 20; the trust
+    // region shortens it, and the fit ends where the pooled one does.
+    let mut c = case(1500, &[5], 13);
+    c.data.start = 6.0;
+    let (x, d) = pooled(&c);
+    let train: Vec<usize> = (0..c.holdout.len()).filter(|&i| !c.holdout[i]).collect();
+    let xt: Vec<f64> = train
+        .iter()
+        .flat_map(|&i| x[i * d..(i + 1) * d].to_vec())
+        .collect();
+    let yt: Vec<bool> = train.iter().map(|&i| c.data.labels[i]).collect();
+    let exact = plain::fit(&xt, &yt, d, 1.0);
+    let r = run_fit(&c.data, params(&c.holdout), 13, false).unwrap();
+    let moves = &r.bank.moves;
+    eprintln!("steps {}, moves {moves:.2?}", r.bank.steps);
+    assert!(
+        moves[0] > fit::STEP_RMS,
+        "the first step was not long: {moves:?}"
+    );
+    assert!(r.bank.converged, "{:?}", r.bank.decrements);
+    let beta = assembled(&r, d);
+    for j in 0..d {
+        assert!(
+            (beta[j] - exact[j]).abs() < 1e-4,
+            "column {j}: {} vs {}",
+            beta[j],
+            exact[j]
+        );
+    }
+}
+
+#[test]
 fn the_hessian_bound_reaches_the_same_fit_in_more_steps() {
     // fewer customers: each of the bound's many steps costs as much
     let steps = check_against_pooled(1000, &[5], 11, Curvature::Bound);
@@ -318,12 +353,9 @@ struct ZeroDealer;
 impl super::engine::DealerLink for ZeroDealer {
     fn request(
         &mut self,
-        req: super::dealer::Request,
+        _req: super::dealer::Request,
+        len: usize,
     ) -> Result<super::dealer::Correlation, super::MpcError> {
-        let len = match req {
-            super::dealer::Request::Mask { len } => len,
-            _ => 0,
-        };
         Ok(super::dealer::Correlation {
             seq: 0,
             share: vec![0; len],

@@ -20,9 +20,9 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
-use super::dealer::{Correlation, Dealt, Delivery, Operand, Request, SEED_LEN};
+use super::dealer::{Dealt, Delivery, Operand, Request, SEED_LEN};
 use super::engine::Opening;
 use super::error::MpcError;
 use crate::proto;
@@ -222,35 +222,41 @@ impl Chunks {
         Ok(self.partial.remove(&seq).map(|(_, v)| v))
     }
 
-    /// Takes a correlation chunk.
+    /// Takes a correlation chunk; a seed stays unexpanded until the party
+    /// that awaits it checks its length ([`Delivery::expand`]).
     pub fn add_correlation(
         &mut self,
-        chunk: proto::MpcCorrelation,
-    ) -> Result<Option<Correlation>, MpcError> {
-        if !chunk.seed.is_empty() {
-            let seed: [u8; SEED_LEN] =
+        mut chunk: proto::MpcCorrelation,
+    ) -> Result<Option<Delivery>, MpcError> {
+        if chunk.seed.is_empty() {
+            if chunk.len != 0 {
+                return Err(MpcError::Shape("a seed's length without a seed".into()));
+            }
+            let values = from_bytes(&chunk.values)?;
+            return Ok(self
+                .add(chunk.seq, chunk.index, chunk.total, values)?
+                .map(|share| Delivery {
+                    seq: chunk.seq,
+                    dealt: Dealt::Values(share),
+                }));
+        }
+        let seed: Zeroizing<[u8; SEED_LEN]> =
+            Zeroizing::new(
                 chunk.seed.as_slice().try_into().map_err(|_| {
                     MpcError::Shape(format!("a seed of {} bytes", chunk.seed.len()))
-                })?;
-            if chunk.index != 0 || chunk.total != 1 || !chunk.values.is_empty() {
-                return Err(MpcError::Shape("a seed with values or in chunks".into()));
-            }
-            if chunk.len > MAX_ELEMENTS || self.partial.contains_key(&chunk.seq) {
-                return Err(MpcError::Shape(format!("a seed of {} elements", chunk.len)));
-            }
-            let delivery = Delivery {
-                seq: chunk.seq,
-                dealt: Dealt::Seed(seed, chunk.len as usize),
-            };
-            return Ok(Some(delivery.expand()));
+                })?,
+            );
+        chunk.seed.zeroize();
+        if chunk.index != 0 || chunk.total != 1 || !chunk.values.is_empty() {
+            return Err(MpcError::Shape("a seed with values or in chunks".into()));
         }
-        let values = from_bytes(&chunk.values)?;
-        Ok(self
-            .add(chunk.seq, chunk.index, chunk.total, values)?
-            .map(|share| Correlation {
-                seq: chunk.seq,
-                share,
-            }))
+        if chunk.len > MAX_ELEMENTS || self.partial.contains_key(&chunk.seq) {
+            return Err(MpcError::Shape(format!("a seed of {} elements", chunk.len)));
+        }
+        Ok(Some(Delivery {
+            seq: chunk.seq,
+            dealt: Dealt::Seed(*seed, chunk.len as usize),
+        }))
     }
 }
 
@@ -486,9 +492,9 @@ mod tests {
         let got = Chunks::default()
             .add_correlation(chunks[0].clone())
             .unwrap();
-        assert_eq!(got, Some(delivery.clone().expand()));
+        assert_eq!(got, Some(delivery.clone()));
         assert_eq!(
-            got.unwrap().share,
+            got.unwrap().expand().share,
             super::super::dealer::expand(&seed, 70_000)
         );
         // A short seed, a seed with values, a seed over the size bound.
@@ -500,6 +506,9 @@ mod tests {
         assert!(Chunks::default().add_correlation(bad).is_err());
         let mut bad = chunks[0].clone();
         bad.len = MAX_ELEMENTS + 1;
+        assert!(Chunks::default().add_correlation(bad).is_err());
+        let mut bad = chunks[0].clone();
+        bad.seed.clear();
         assert!(Chunks::default().add_correlation(bad).is_err());
     }
 
@@ -558,6 +567,6 @@ mod tests {
         for c in correlation_chunks(&corr) {
             got = chunks.add_correlation(c).unwrap();
         }
-        assert_eq!(got, Some(corr.expand()));
+        assert_eq!(got, Some(corr));
     }
 }

@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
 use fedseg_common::mpc::MpcError;
-use fedseg_common::mpc::dealer::{Correlation, Request};
+use fedseg_common::mpc::dealer::{Correlation, Delivery, Request};
 use fedseg_common::mpc::engine::{DealerLink, Opening, Party, PeerLink};
 use fedseg_common::mpc::eval::Evaluation;
 use fedseg_common::mpc::fit::{Curvature, FitParams, Inputs, Output, Owner, Prepared};

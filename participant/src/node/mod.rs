@@ -47,8 +47,7 @@ pub use egress::DIE_AFTER_LEDGER_ENV;
 use egress::send;
 use offer::accept_offer;
 
-/// Wire protocol version this node speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use fedseg_common::PROTOCOL_VERSION;
 
 /// Environment variable for fault-injection tests: the phase
 /// (`advertise-keys`, `share-keys`, `masked-input`, `confirm-survivors`,

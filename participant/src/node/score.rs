@@ -46,7 +46,7 @@ pub(crate) fn start(site: &Site<'_>, training: &str) -> Out {
             "the model to score with is another party's block".into(),
         ));
     }
-    check_parties(site, training, &block.parties)?;
+    check_parties(site, training, &trained_parties(site, training, &block))?;
     let partial = raw.partial(&block).map_err(MpcError::InvalidInput)?;
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     rand::Rng::fill_bytes(&mut fedseg_common::psi::os_rng(), &mut *bytes);
@@ -69,10 +69,31 @@ pub(crate) fn start(site: &Site<'_>, training: &str) -> Out {
     ))
 }
 
+/// The parties that fitted the model: as its block names them, or, for a
+/// block saved before blocks named them, as the site's copy of the
+/// training job's `result.json` does (empty if neither does).
+fn trained_parties(site: &Site<'_>, training: &str, block: &SavedBlock) -> Vec<String> {
+    if !block.parties.is_empty() {
+        return block.parties.clone();
+    }
+    let path = site.output.with_file_name(training).join("result.json");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            serde_json::from_str::<fedseg_common::result::VerticalJobResult>(&text).ok()
+        })
+        .map(|r| {
+            std::iter::once(r.vertical.label_holder)
+                .chain(r.vertical.partners)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Refuses a scoring job whose parties are not the training job's: with a
 /// partner missing, its part of every linear predictor would silently be
-/// left out; with one added, it has no block. (A block saved before the
-/// parties were recorded is trusted, with a warning.)
+/// left out; with one added, it has no block. (When nothing this site
+/// kept names them, the job goes on, with a warning.)
 fn check_parties(site: &Site<'_>, training: &str, trained: &[String]) -> Result<(), MpcError> {
     let Some(v) = site.job.vertical.as_ref() else {
         return Ok(());

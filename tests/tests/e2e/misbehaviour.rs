@@ -45,7 +45,7 @@ async fn rogue(c: &Consortium) {
     let (tx, rx) = mpsc::channel(8);
     let send = |body| ParticipantMessage { body: Some(body) };
     tx.send(send(participant_message::Body::Hello(proto::Hello {
-        protocol_version: 1,
+        protocol_version: fedseg_common::PROTOCOL_VERSION,
         ..Default::default()
     })))
     .await
@@ -149,7 +149,7 @@ async fn advertises_with_another_certificate(c: &Consortium, other: &std::path::
     let (tx, rx) = mpsc::channel(8);
     let send = |body| ParticipantMessage { body: Some(body) };
     tx.send(send(participant_message::Body::Hello(proto::Hello {
-        protocol_version: 1,
+        protocol_version: fedseg_common::PROTOCOL_VERSION,
         ..Default::default()
     })))
     .await

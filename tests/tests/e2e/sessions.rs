@@ -121,7 +121,7 @@ async fn refused_session(
 fn hello() -> ParticipantMessage {
     ParticipantMessage {
         body: Some(participant_message::Body::Hello(proto::Hello {
-            protocol_version: 1,
+            protocol_version: fedseg_common::PROTOCOL_VERSION,
             software: "a second session".into(),
             resumable_jobs: vec![],
         })),

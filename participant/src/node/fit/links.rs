@@ -12,7 +12,7 @@ pub(super) struct Inbox {
     /// Openings received, by sender.
     pub(super) openings: BTreeMap<u32, VecDeque<Opening>>,
     pub(super) opening_chunks: BTreeMap<u32, Chunks>,
-    pub(super) correlations: BTreeMap<u64, Correlation>,
+    pub(super) correlations: BTreeMap<u64, Delivery>,
     pub(super) correlation_chunks: Chunks,
     /// The step label of what this party sends now (`Party::set_step`).
     pub(super) step: u32,
@@ -117,13 +117,21 @@ pub(super) struct NetDealer<'a> {
 }
 
 impl DealerLink for NetDealer<'_> {
-    fn request(&mut self, req: Request) -> Result<Correlation, MpcError> {
+    fn request(&mut self, req: Request, len: usize) -> Result<Correlation, MpcError> {
         self.notify(req)?;
         let seq = self.next - 1;
         let mut inbox = self.inbox.borrow_mut();
         loop {
-            if let Some(corr) = inbox.correlations.remove(&seq) {
-                return Ok(corr);
+            if let Some(delivery) = inbox.correlations.remove(&seq) {
+                // checked before a seed is expanded: the dealer cannot make
+                // this party allocate more than it asked for
+                if delivery.len() != len {
+                    return Err(MpcError::Shape(format!(
+                        "the dealer's share of {} elements for {len}",
+                        delivery.len()
+                    )));
+                }
+                return Ok(delivery.expand());
             }
             inbox.pump()?;
         }
