@@ -152,9 +152,11 @@ fn assembled(r: &RunReport, d: usize) -> Vec<f64> {
     beta
 }
 
-fn check_against_pooled(n: usize, partner_cols: &[usize], seed: u64, curvature: Curvature) -> u32 {
-    let c = case(n, partner_cols, seed);
-    let (x, d) = pooled(&c);
+/// The pooled design, its training rows and labels, and the centralized
+/// fit on them.
+#[allow(clippy::type_complexity)]
+fn pooled_fit(c: &Case) -> (Vec<f64>, usize, Vec<f64>, Vec<bool>, Vec<f64>) {
+    let (x, d) = pooled(c);
     let train: Vec<usize> = (0..c.holdout.len()).filter(|&i| !c.holdout[i]).collect();
     let xt: Vec<f64> = train
         .iter()
@@ -162,6 +164,12 @@ fn check_against_pooled(n: usize, partner_cols: &[usize], seed: u64, curvature: 
         .collect();
     let yt: Vec<bool> = train.iter().map(|&i| c.data.labels[i]).collect();
     let exact = plain::fit(&xt, &yt, d, 1.0);
+    (x, d, xt, yt, exact)
+}
+
+fn check_against_pooled(n: usize, partner_cols: &[usize], seed: u64, curvature: Curvature) -> u32 {
+    let c = case(n, partner_cols, seed);
+    let (x, d, xt, yt, exact) = pooled_fit(&c);
     let mut p = params(&c.holdout);
     p.curvature = curvature;
     let r = run_fit(&c.data, p, seed, false).unwrap();
@@ -235,18 +243,12 @@ fn two_partner_fit_equals_pooled_fit() {
 #[test]
 fn a_far_start_is_reined_in_and_still_reaches_the_pooled_fit() {
     // From an intercept of 6 (the model's rate is far lower) the first
-    // exact step would move every linear predictor by about 20; the trust
-    // region shortens it, and the fit ends where the pooled one does.
+    // exact step would move the linear predictor by 280 in root mean
+    // square and the fit would diverge; the trust region shortens it, and
+    // the fit ends where the pooled one does.
     let mut c = case(1500, &[5], 13);
     c.data.start = 6.0;
-    let (x, d) = pooled(&c);
-    let train: Vec<usize> = (0..c.holdout.len()).filter(|&i| !c.holdout[i]).collect();
-    let xt: Vec<f64> = train
-        .iter()
-        .flat_map(|&i| x[i * d..(i + 1) * d].to_vec())
-        .collect();
-    let yt: Vec<bool> = train.iter().map(|&i| c.data.labels[i]).collect();
-    let exact = plain::fit(&xt, &yt, d, 1.0);
+    let (_, d, _, _, exact) = pooled_fit(&c);
     let r = run_fit(&c.data, params(&c.holdout), 13, false).unwrap();
     let moves = &r.bank.moves;
     eprintln!("steps {}, moves {moves:.2?}", r.bank.steps);
