@@ -11,6 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use fedseg_common::job::JobConfig;
 use fedseg_common::journal::{self, VerifiedJournal};
+use fedseg_common::mpc::wire as mpc_wire;
 use fedseg_common::proto::{
     self, CoordinatorMessage, ParticipantMessage, computation::Kind, coordinator_message,
     participant_message,
@@ -331,8 +332,38 @@ fn vertical(body: Option<VerticalBody>) {
         Some(VerticalBody::Down(down::Body::PsiRoster(r))) => {
             let _ = psi::roster_from_wire(r, 2);
         }
+        Some(VerticalBody::Up(up::Body::MpcRequest(r))) => {
+            let _ = mpc_wire::request_from_wire(r);
+        }
+        Some(VerticalBody::Down(down::Body::MpcCorrelation(c))) => {
+            // decoded as a party does, expanded only when small (a party
+            // checks a seed's length against its request first)
+            if let Ok(Some(delivery)) = mpc_wire::Chunks::default().add_correlation(c)
+                && delivery.len() <= 1 << 16
+            {
+                let _ = delivery.expand();
+            }
+        }
+        Some(
+            VerticalBody::Up(up::Body::MpcOpening(o))
+            | VerticalBody::Down(down::Body::MpcOpening(o)),
+        ) => {
+            let _ = sealed_link().open(&o);
+        }
         _ => {}
     }
+}
+
+/// A computing party's sealed link with fixed keys (party 1's view of
+/// party 0), made once.
+fn sealed_link() -> &'static mpc_wire::SealedLink {
+    static LINK: OnceLock<mpc_wire::SealedLink> = OnceLock::new();
+    LINK.get_or_init(|| {
+        let mine = x25519_dalek::StaticSecret::from([3u8; 32]);
+        let theirs = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([4u8; 32]));
+        mpc_wire::SealedLink::new(&mine, &theirs.to_bytes(), 1, 0, "c", "job-1")
+            .expect("a link from fixed keys")
+    })
 }
 
 fn from_coordinator(body: coordinator_message::Body) {

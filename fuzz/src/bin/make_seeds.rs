@@ -336,6 +336,80 @@ fn wire() {
             }],
         }),
     );
+    vertical(dir);
+}
+
+/// The joint model's messages: a dealer request, a sealed opening, a seed
+/// and a values correlation.
+fn vertical(dir: &Path) {
+    use proto::{vertical_down as down, vertical_up as up};
+    let up = |name: &str, body| {
+        let m = ParticipantMessage {
+            body: Some(participant_message::Body::Vertical(proto::VerticalUp {
+                body: Some(body),
+            })),
+        };
+        std::fs::write(dir.join(name), m.encode_to_vec()).expect("seed");
+    };
+    let down = |name: &str, body| {
+        let m = CoordinatorMessage {
+            job_id: "job-1".into(),
+            body: Some(coordinator_message::Body::Vertical(proto::VerticalDown {
+                body: Some(body),
+            })),
+        };
+        std::fs::write(dir.join(name), m.encode_to_vec()).expect("seed");
+    };
+    let operand = |id, rows, cols| proto::MpcOperand {
+        id,
+        rows,
+        cols,
+        transposed: false,
+    };
+    up(
+        "mpc_request_row_scale.bin",
+        up::Body::MpcRequest(proto::MpcRequest {
+            kind: Some(proto::mpc_request::Kind::RowScale(proto::MpcProduct {
+                left: Some(operand(1, 0, 0)),
+                right: Some(operand(2, 4, 3)),
+            })),
+            step: 2,
+        }),
+    );
+    up(
+        "mpc_opening.bin",
+        up::Body::MpcOpening(proto::MpcOpening {
+            seq: 3,
+            from: 0,
+            to: 1,
+            index: 0,
+            total: 1,
+            sealed: vec![8; 64],
+            step: 1,
+        }),
+    );
+    down(
+        "mpc_correlation_seed.bin",
+        down::Body::MpcCorrelation(proto::MpcCorrelation {
+            seq: 5,
+            index: 0,
+            total: 1,
+            values: Vec::new(),
+            seed: vec![9; 32],
+            len: 12,
+        }),
+    );
+    down(
+        "mpc_correlation_values.bin",
+        down::Body::MpcCorrelation(proto::MpcCorrelation {
+            seq: 6,
+            index: 0,
+            total: 1,
+            values: vec![1; 48],
+            seed: Vec::new(),
+            len: 0,
+        }),
+    );
 }
 
 fn main() {
