@@ -101,6 +101,15 @@ fn await_state(analyst: &Path, id: &str, state: &str, secs: u64) {
 }
 
 /// Released rounds of job `id` so far.
+/// Waits up to two minutes until job `id` released `rounds` rounds.
+fn await_released(analyst: &Path, id: &str, rounds: u64, never: &str) {
+    let start = Instant::now();
+    while released(analyst, id) < rounds {
+        assert!(start.elapsed() < Duration::from_secs(120), "{never}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn released(analyst: &Path, id: &str) -> u64 {
     show(analyst, id)
         .get("rounds")
@@ -153,14 +162,7 @@ fn three_jobs_run_in_order_one_is_cancelled_and_results_are_fetched() {
     }
 
     await_state(&analyst, &first, "finished", 120);
-    let start = Instant::now();
-    while released(&analyst, &second) < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "sum-2 never ran"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_released(&analyst, &second, 2, "sum-2 never ran");
     let cancel = job(&analyst, &["cancel", &second, "--reason", "wrong quarter"]);
     assert!(cancel.status.success(), "cancel: {}", text(&cancel));
     assert!(
@@ -269,11 +271,7 @@ fn a_killed_coordinator_resumes_the_running_job_then_runs_the_queued_one() {
     let (c, mut serve, _banks, analyst) = serving();
     let long = submit(&analyst, &write_sum_job(&c, "long", 60));
     let next = submit(&analyst, &write_sum_job(&c, "next", 2));
-    let start = Instant::now();
-    while released(&analyst, &long) < 5 {
-        assert!(start.elapsed() < Duration::from_secs(120), "long never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    await_released(&analyst, &long, 5, "long never ran");
     serve.kill();
     assert_eq!(show_state_from_journal(&c, &next), "queued");
     let _serve = c.serve();
@@ -282,6 +280,26 @@ fn a_killed_coordinator_resumes_the_running_job_then_runs_the_queued_one() {
     assert_eq!(records_of(&c, "job_resumed", "long").len(), 1);
     assert_eq!(records_of(&c, "aggregate_released", "long").len(), 60);
     assert!(records_of(&c, "job_finished", "long")[0] < records_of(&c, "job_submitted", "next")[0]);
+    let verified = c.verify_journal(&c.path().join("journal.log"));
+    assert!(verified.status.success(), "{}", text(&verified));
+}
+
+#[test]
+fn a_coordinator_stopped_politely_mid_job_resumes_it_when_restarted() {
+    let (c, serve, _banks, analyst) = serving();
+    let job = submit(&analyst, &write_sum_job(&c, "polite", 40));
+    await_released(&analyst, &job, 3, "the job never ran");
+    // SIGTERM (a container's stop): the server exits cleanly, the job is
+    // left unfinished in the journal, and the next serve picks it up.
+    serve.terminate();
+    let mut serve = serve;
+    let status = serve.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status}: {}", serve.log_text());
+    assert!(records_of(&c, "job_finished", "polite").is_empty());
+    let _serve = c.serve();
+    await_state(&analyst, &job, "finished", 180);
+    assert_eq!(records_of(&c, "job_resumed", "polite").len(), 1);
+    assert_eq!(records_of(&c, "aggregate_released", "polite").len(), 40);
     let verified = c.verify_journal(&c.path().join("journal.log"));
     assert!(verified.status.success(), "{}", text(&verified));
 }
