@@ -41,8 +41,8 @@ pub enum Curvature {
     /// The exact Hessian `Xᵀ diag(p(1 − p)) X / n`, computed and inverted on
     /// shares every step: one vector and one n×d matrix more opened per
     /// step, and Newton's quadratic convergence (a handful of steps). A
-    /// step after one whose decrement grew takes the bound instead, which
-    /// never overshoots.
+    /// long step is shortened to [`STEP_RMS`]; the step after an exact one
+    /// whose decrement grew takes the bound instead, which never overshoots.
     Exact,
 }
 
