@@ -152,6 +152,14 @@ fn assembled(r: &RunReport, d: usize) -> Vec<f64> {
     beta
 }
 
+/// Every coefficient within 1e-4 of the centralized fit's.
+fn assert_coefficients_match(beta: &[f64], exact: &[f64]) {
+    for (j, (b, e)) in beta.iter().zip(exact).enumerate() {
+        assert!((b - e).abs() < 1e-4, "column {j}: {b} vs {e}");
+    }
+    assert_eq!(beta.len(), exact.len());
+}
+
 /// The pooled design, its training rows and labels, and the centralized
 /// fit on them.
 #[allow(clippy::type_complexity)]
@@ -179,14 +187,7 @@ fn check_against_pooled(n: usize, partner_cols: &[usize], seed: u64, curvature: 
         "steps {} decrements {:?}",
         r.bank.steps, r.bank.decrements
     );
-    for j in 0..d {
-        assert!(
-            (beta[j] - exact[j]).abs() < 1e-4,
-            "column {j}: {} vs {}",
-            beta[j],
-            exact[j]
-        );
-    }
+    assert_coefficients_match(&beta, &exact);
     let (o_mpc, o_exact) = (
         plain::objective(&xt, &yt, d, &beta, 1.0),
         plain::objective(&xt, &yt, d, &exact, 1.0),
@@ -258,14 +259,7 @@ fn a_far_start_is_reined_in_and_still_reaches_the_pooled_fit() {
     );
     assert!(r.bank.converged, "{:?}", r.bank.decrements);
     let beta = assembled(&r, d);
-    for j in 0..d {
-        assert!(
-            (beta[j] - exact[j]).abs() < 1e-4,
-            "column {j}: {} vs {}",
-            beta[j],
-            exact[j]
-        );
-    }
+    assert_coefficients_match(&beta, &exact);
 }
 
 #[test]
